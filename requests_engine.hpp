@@ -1,0 +1,1494 @@
+// requests_engine.hpp: batch inference over LLM HTTP APIs, in one C++17 header.
+// https://github.com/requests-engine/requests_engine   (MIT licence, see the end of this file)
+//
+// Quick start (needs cpp-httplib with OpenSSL, OpenSSL, nlohmann/json):
+//
+//   #include "requests_engine.hpp"
+//   namespace re = requests_engine;
+//
+//   re::openai_compatible provider(std::getenv("OPENAI_API_KEY"),
+//                                  "https://api.openai.com/v1", "gpt-4o-mini");
+//   re::engine<re::openai_compatible> engine(provider, re::options().concurrency(64));
+//
+//   std::vector<re::conversation> batch;
+//   for (const char* q : {"How big is the moon?", "How big is the sun?"})
+//     batch.push_back(re::conversation().system("Answer shortly").user(q));
+//
+//   auto results = engine.run(batch, re::params().temperature(0.3));
+//   for (auto& r : results)
+//     if (r) std::cout << r->text << '\n'; else std::cerr << r.error().message << '\n';
+//
+// What happens: a fixed pool of worker threads (options::concurrency) sends the requests,
+// each worker keeping one keep-alive connection per origin; failures worth retrying (408,
+// 409, 429, 5xx, connection errors) are retried with backoff without holding a worker;
+// every input gets exactly one result, in input order: a completion or an error value.
+// Nothing throws across a worker thread. Exceptions are thrown only for misuse at
+// construction (a malformed URL, a bad option).
+//
+// Build: link cpp-httplib (compiled with CPPHTTPLIB_OPENSSL_SUPPORT), OpenSSL (ssl, crypto),
+// nlohmann/json and threads. With CMake: target_link_libraries(app requests_engine::requests_engine).
+// Configuration macros are listed below (REQUESTS_ENGINE_*), each with its default.
+
+#ifndef REQUESTS_ENGINE_HPP
+#define REQUESTS_ENGINE_HPP
+
+#define REQUESTS_ENGINE_VERSION_MAJOR 0
+#define REQUESTS_ENGINE_VERSION_MINOR 1
+#define REQUESTS_ENGINE_VERSION_PATCH 0
+#define REQUESTS_ENGINE_VERSION "0.1.0"
+
+// ---------------------------------------------------------------------------------------------
+// Configuration macros
+// ---------------------------------------------------------------------------------------------
+
+// Compiled mode: define REQUESTS_ENGINE_COMPILED everywhere and REQUESTS_ENGINE_IMPLEMENTATION
+// in exactly one .cpp file; the heavy non-template code is then compiled once.
+#if defined(REQUESTS_ENGINE_COMPILED)
+#ifndef REQUESTS_ENGINE_INLINE
+#define REQUESTS_ENGINE_INLINE
+#endif
+#else
+#ifndef REQUESTS_ENGINE_INLINE
+#define REQUESTS_ENGINE_INLINE inline  // marks every out-of-class definition (header-only mode)
+#endif
+#endif
+
+#ifndef REQUESTS_ENGINE_DEFAULT_CONCURRENCY
+#define REQUESTS_ENGINE_DEFAULT_CONCURRENCY 32  // worker threads = requests in flight at once
+#endif
+
+#ifndef REQUESTS_ENGINE_DEFAULT_MAX_RETRIES
+#define REQUESTS_ENGINE_DEFAULT_MAX_RETRIES 2  // retries after the first attempt (OpenAI SDK default)
+#endif
+
+#ifndef REQUESTS_ENGINE_DEFAULT_CONNECT_TIMEOUT_MS
+#define REQUESTS_ENGINE_DEFAULT_CONNECT_TIMEOUT_MS 10000  // TCP + TLS connect
+#endif
+
+#ifndef REQUESTS_ENGINE_DEFAULT_READ_TIMEOUT_MS
+#define REQUESTS_ENGINE_DEFAULT_READ_TIMEOUT_MS 600000  // silence allowed while reading (SDKs: 600 s)
+#endif
+
+#ifndef REQUESTS_ENGINE_DEFAULT_WRITE_TIMEOUT_MS
+#define REQUESTS_ENGINE_DEFAULT_WRITE_TIMEOUT_MS 60000  // silence allowed while writing
+#endif
+
+#ifndef REQUESTS_ENGINE_DEFAULT_MAX_RESPONSE_BYTES
+#define REQUESTS_ENGINE_DEFAULT_MAX_RESPONSE_BYTES (64u * 1024u * 1024u)  // cap on one response body
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Dependency checks
+// ---------------------------------------------------------------------------------------------
+
+#if defined(CPPHTTPLIB_VERSION) && !defined(CPPHTTPLIB_OPENSSL_SUPPORT)
+#error "requests_engine: httplib.h was included without CPPHTTPLIB_OPENSSL_SUPPORT. Define it (or use the flags of `pkg-config --cflags cpp-httplib`) before every #include <httplib.h>: HTTPS needs it."
+#endif
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_OPENSSL_SUPPORT
+#endif
+
+#if __cplusplus < 201703L && (!defined(_MSVC_LANG) || _MSVC_LANG < 201703L)
+#error "requests_engine needs C++17 or later"
+#endif
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace requests_engine {
+inline namespace v0 {
+
+using json = nlohmann::json;
+
+// =============================================================================================
+// Errors
+// =============================================================================================
+
+/// What went wrong with one request. Stable names: `to_string` gives them.
+enum class error_code {
+  invalid_request,     ///< rejected before sending: the input cannot be turned into a request
+  connection,          ///< could not connect, or the connection broke (reset, closed early)
+  tls,                 ///< TLS handshake or certificate verification failed
+  timeout,             ///< connect, read or write timeout (or HTTP 408)
+  bad_request,         ///< HTTP 400, 404, 413, 422 and other 4xx the server rejected as such
+  authentication,      ///< HTTP 401: the key is wrong or missing
+  permission_denied,   ///< HTTP 403
+  rate_limited,        ///< HTTP 429 after the last retry
+  insufficient_quota,  ///< HTTP 429 with code insufficient_quota: waiting cannot fix it
+  server_error,        ///< HTTP 5xx (and Anthropic's 529) after the last retry
+  http_error,          ///< any other non-2xx status
+  invalid_response,    ///< a 2xx whose body is not the JSON the provider documents
+  response_too_large,  ///< the body passed options::max_response_bytes
+  cancelled,           ///< the run was cancelled before this request finished
+  deadline_exceeded,   ///< options::request_deadline passed before a final answer
+  internal,            ///< a bug or an exception from user code (a callback, a provider)
+};
+
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string_view to_string(error_code c) noexcept;
+
+/// A failed request, as a value.
+struct error {
+  error_code code = error_code::internal;
+  int http_status = 0;               ///< 0 when no HTTP answer was received
+  std::string message;               ///< the provider's message, or ours; never holds a secret
+  std::string provider_code;         ///< the provider's own code or type, e.g. "invalid_api_key"
+  int attempts = 0;                  ///< how many times it was sent
+  std::optional<std::chrono::milliseconds> retry_after;  ///< what the server asked for, if it did
+
+  /// One line for logs: "authentication (HTTP 401, 1 attempt): Incorrect API key provided."
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::string describe() const;
+};
+
+/// Thrown by result<T>::value() on an error (a programming mistake: check the result first).
+class bad_result_access : public std::logic_error {
+ public:
+  explicit bad_result_access(const error& e)
+      : std::logic_error("requests_engine: result holds an error: " + e.describe()) {}
+};
+
+/// A value or an error, like std::expected.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  using value_type = T;
+  using error_type = ::requests_engine::error;
+
+  result(T v) : v_(std::in_place_index<0>, std::move(v)) {}             // NOLINT: implicit on purpose
+  result(error_type e) : v_(std::in_place_index<1>, std::move(e)) {}    // NOLINT
+
+  explicit operator bool() const noexcept { return v_.index() == 0; }
+  [[nodiscard]] bool has_value() const noexcept { return v_.index() == 0; }
+
+  T& value() & { check(); return std::get<0>(v_); }
+  const T& value() const& { check(); return std::get<0>(v_); }
+  T&& value() && { check(); return std::get<0>(std::move(v_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+
+  /// The error; calling it on a success is a programming mistake (std::logic_error).
+  const error_type& error() const& {
+    if (has_value()) throw std::logic_error("requests_engine: result::error() called on a success");
+    return std::get<1>(v_);
+  }
+  error_type& error() & {
+    if (has_value()) throw std::logic_error("requests_engine: result::error() called on a success");
+    return std::get<1>(v_);
+  }
+
+ private:
+  void check() const {
+    if (!has_value()) throw bad_result_access(std::get<1>(v_));
+  }
+  std::variant<T, error_type> v_;
+};
+
+// =============================================================================================
+// Model: conversation, params, completion
+// =============================================================================================
+
+enum class role { system, user, assistant };
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string_view to_string(role r) noexcept;
+
+/// One piece of a message: text, an image or audio.
+struct content_part {
+  enum class kind { text, image, audio };
+  kind type = kind::text;
+  std::string text;        ///< for text
+  std::string data;        ///< raw bytes for image / audio (not base64)
+  std::string media_type;  ///< "image/png", "image/jpeg", ... for images; "wav", "mp3" for audio
+  std::string url;         ///< for an image given by URL instead of bytes
+
+  [[nodiscard]] static content_part from_text(std::string t) {
+    content_part p;
+    p.text = std::move(t);
+    return p;
+  }
+  [[nodiscard]] static content_part image_bytes(std::string bytes, std::string media) {
+    content_part p;
+    p.type = kind::image;
+    p.data = std::move(bytes);
+    p.media_type = std::move(media);
+    return p;
+  }
+  [[nodiscard]] static content_part image_url(std::string u) {
+    content_part p;
+    p.type = kind::image;
+    p.url = std::move(u);
+    return p;
+  }
+  [[nodiscard]] static content_part audio_bytes(std::string bytes, std::string format) {
+    content_part p;
+    p.type = kind::audio;
+    p.data = std::move(bytes);
+    p.media_type = std::move(format);
+    return p;
+  }
+};
+
+struct message {
+  role author = role::user;
+  std::vector<content_part> content;
+
+  /// The concatenated text parts.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::string text() const;
+};
+
+/// A chat: an optional system prompt and the messages so far. Built fluently:
+/// `conversation().system("Be brief").user("Hi")`.
+class conversation {
+ public:
+  conversation& system(std::string prompt) {
+    system_ = std::move(prompt);
+    return *this;
+  }
+  conversation& user(std::string text) { return add(role::user, std::move(text)); }
+  conversation& assistant(std::string text) { return add(role::assistant, std::move(text)); }
+  conversation& add(role r, std::string text) {
+    messages_.push_back(message{r, {content_part::from_text(std::move(text))}});
+    return *this;
+  }
+  conversation& add(message m) {
+    messages_.push_back(std::move(m));
+    return *this;
+  }
+
+  [[nodiscard]] const std::optional<std::string>& system() const noexcept { return system_; }
+  [[nodiscard]] const std::vector<message>& messages() const noexcept { return messages_; }
+
+ private:
+  std::optional<std::string> system_;
+  std::vector<message> messages_;
+};
+
+/// Sampling parameters. Unset ones are not sent, so the provider's defaults apply.
+class params {
+ public:
+  params& model(std::string m) { model_ = std::move(m); return *this; }
+  params& temperature(double t) { temperature_ = t; return *this; }
+  params& max_tokens(std::int64_t n) { max_tokens_ = n; return *this; }
+  params& top_p(double p) { top_p_ = p; return *this; }
+  params& stop(std::vector<std::string> s) { stop_ = std::move(s); return *this; }
+  params& seed(std::int64_t s) { seed_ = s; return *this; }
+  params& n(int count) { n_ = count; return *this; }
+  /// Raw JSON merged into the body last (RFC 7386 merge patch: null removes a field).
+  params& extra(json patch) { extra_ = std::move(patch); return *this; }
+
+  [[nodiscard]] const std::optional<std::string>& model() const noexcept { return model_; }
+  [[nodiscard]] std::optional<double> temperature() const noexcept { return temperature_; }
+  [[nodiscard]] std::optional<std::int64_t> max_tokens() const noexcept { return max_tokens_; }
+  [[nodiscard]] std::optional<double> top_p() const noexcept { return top_p_; }
+  [[nodiscard]] const std::vector<std::string>& stop() const noexcept { return stop_; }
+  [[nodiscard]] std::optional<std::int64_t> seed() const noexcept { return seed_; }
+  [[nodiscard]] std::optional<int> n() const noexcept { return n_; }
+  [[nodiscard]] const json& extra() const noexcept { return extra_; }
+
+ private:
+  std::optional<std::string> model_;
+  std::optional<double> temperature_;
+  std::optional<std::int64_t> max_tokens_;
+  std::optional<double> top_p_;
+  std::vector<std::string> stop_;
+  std::optional<std::int64_t> seed_;
+  std::optional<int> n_;
+  json extra_;
+};
+
+struct token_usage {
+  std::int64_t input_tokens = 0;         ///< prompt tokens, cached ones included
+  std::int64_t output_tokens = 0;        ///< generated tokens
+  std::int64_t cached_input_tokens = 0;  ///< the part of input_tokens read from the provider's cache
+  [[nodiscard]] std::int64_t total() const noexcept { return input_tokens + output_tokens; }
+};
+
+/// One generated answer (one choice) of a completion.
+struct choice {
+  std::string text;
+  std::string finish_reason;
+};
+
+/// A successful answer.
+struct completion {
+  std::string text;             ///< the first choice's text
+  std::string finish_reason;    ///< the first choice's finish reason ("stop", "length", ...)
+  std::vector<choice> choices;  ///< all choices (more than one when params::n > 1)
+  token_usage usage;
+  std::string model;            ///< the model that answered, as the provider reports it
+  json raw;                     ///< the provider's whole response
+  std::string request_hash;     ///< SHA-256 of the request's cache identity and body
+  bool from_cache = false;
+  int attempts = 0;
+  std::chrono::milliseconds latency{0};  ///< from first send to final answer, retries included
+};
+
+// =============================================================================================
+// Wire types and the provider interface
+// =============================================================================================
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// Case-insensitive header lookup; empty when absent.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string find_header(const header_list& h,
+                                                             std::string_view name);
+
+/// What a provider asks the transport to send.
+struct http_request {
+  std::string method = "POST";
+  std::string url;  ///< absolute: scheme://host[:port]/path[?query]
+  header_list headers;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+/// What the transport got back.
+struct http_response {
+  int status = 0;
+  header_list headers;
+  std::string body;
+  [[nodiscard]] std::string header(std::string_view name) const { return find_header(headers, name); }
+};
+
+/// The parts of an absolute URL.
+struct url_parts {
+  std::string scheme;  ///< "http" or "https"
+  std::string host;
+  int port = 0;
+  std::string path;    ///< starts with '/', includes the query
+  [[nodiscard]] std::string origin() const {
+    return scheme + "://" + host + ":" + std::to_string(port);
+  }
+};
+
+/// Parses an http(s) URL; throws std::invalid_argument naming the problem.
+[[nodiscard]] REQUESTS_ENGINE_INLINE url_parts parse_url(const std::string& url);
+
+/// Maps a non-2xx status (and the provider's code) to an error code.
+[[nodiscard]] REQUESTS_ENGINE_INLINE error_code classify_status(int status,
+                                                                std::string_view provider_code);
+
+// A provider is a plain type with these members (see openai_compatible):
+//   result<json>       make_body(const conversation&, const params&) const;
+//   http_request       make_request(const std::string& body) const;   // URL, auth, signing
+//   result<completion> parse_response(const http_response&) const;   // any status
+//   json               cache_identity() const;                        // never a secret
+// and optionally
+//   std::vector<std::string> secrets() const;   // scrubbed from every error message
+
+/// OpenAI chat completions, and every server that speaks it (vLLM, Ollama, llama.cpp server,
+/// Groq, Together, Cerebras, ...).
+class openai_compatible {
+ public:
+  /// `url` is a base URL ending in /v1 (the client appends /chat/completions, as the official
+  /// SDKs do) or the full endpoint ending in /chat/completions. `api_key` may be null or
+  /// empty for local servers that take no key.
+  REQUESTS_ENGINE_INLINE openai_compatible(const char* api_key, std::string url, std::string model);
+  openai_compatible(const std::string& api_key, std::string url, std::string model)
+      : openai_compatible(api_key.c_str(), std::move(url), std::move(model)) {}
+
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c,
+                                                              const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(
+      const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& model() const noexcept { return model_; }
+
+ private:
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+};
+
+// =============================================================================================
+// Transport
+// =============================================================================================
+
+struct transport_options {
+  std::chrono::milliseconds connect_timeout{REQUESTS_ENGINE_DEFAULT_CONNECT_TIMEOUT_MS};
+  std::chrono::milliseconds read_timeout{REQUESTS_ENGINE_DEFAULT_READ_TIMEOUT_MS};
+  std::chrono::milliseconds write_timeout{REQUESTS_ENGINE_DEFAULT_WRITE_TIMEOUT_MS};
+  bool verify_tls = true;
+  std::string ca_cert_file;  ///< PEM bundle to trust instead of the system's roots
+  std::string ca_cert_dir;
+  std::size_t max_response_bytes = REQUESTS_ENGINE_DEFAULT_MAX_RESPONSE_BYTES;
+};
+
+/// One worker's connections. Used by one thread at a time.
+class transport_session {
+ public:
+  virtual ~transport_session() = default;
+  /// Sends one request. A failure without an HTTP answer is an error value (code connection,
+  /// tls, timeout, response_too_large or cancelled); an HTTP answer of any status is a value.
+  /// `cancelled` is polled while the body arrives.
+  virtual result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) = 0;
+};
+
+/// Makes sessions; the engine opens one per worker thread.
+class transport {
+ public:
+  virtual ~transport() = default;
+  virtual std::unique_ptr<transport_session> open_session() = 0;
+};
+
+/// The default transport: cpp-httplib clients, one keep-alive connection per origin per worker.
+class httplib_transport : public transport {
+ public:
+  explicit httplib_transport(transport_options o) : options_(std::move(o)) {}
+  REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> open_session() override;
+  [[nodiscard]] const transport_options& options() const noexcept { return options_; }
+
+ private:
+  transport_options options_;
+};
+
+// =============================================================================================
+// Engine options
+// =============================================================================================
+
+/// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
+class options {
+ public:
+  /// Worker threads, hence requests in flight at once (default 32).
+  options& concurrency(std::size_t n) { concurrency_ = n; return *this; }
+  /// Retries after the first attempt; -1 for unlimited (bounded by request_deadline).
+  options& max_retries(int n) { max_retries_ = n; return *this; }
+  /// First backoff delay, doubled per retry, capped by max_backoff, with jitter.
+  options& initial_backoff(std::chrono::milliseconds d) { initial_backoff_ = d; return *this; }
+  options& max_backoff(std::chrono::milliseconds d) { max_backoff_ = d; return *this; }
+  /// Overall time limit for one request, retries and waits included (0 = none).
+  options& request_deadline(std::chrono::milliseconds d) { request_deadline_ = d; return *this; }
+  options& connect_timeout(std::chrono::milliseconds d) { transport_.connect_timeout = d; return *this; }
+  options& read_timeout(std::chrono::milliseconds d) { transport_.read_timeout = d; return *this; }
+  options& write_timeout(std::chrono::milliseconds d) { transport_.write_timeout = d; return *this; }
+  /// Certificate verification is on by default; turn it off only for a test server.
+  options& verify_tls(bool on) { transport_.verify_tls = on; return *this; }
+  options& ca_cert_file(std::string path) { transport_.ca_cert_file = std::move(path); return *this; }
+  options& ca_cert_dir(std::string path) { transport_.ca_cert_dir = std::move(path); return *this; }
+  options& max_response_bytes(std::size_t n) { transport_.max_response_bytes = n; return *this; }
+
+  [[nodiscard]] std::size_t concurrency() const noexcept { return concurrency_; }
+  [[nodiscard]] int max_retries() const noexcept { return max_retries_; }
+  [[nodiscard]] std::chrono::milliseconds initial_backoff() const noexcept { return initial_backoff_; }
+  [[nodiscard]] std::chrono::milliseconds max_backoff() const noexcept { return max_backoff_; }
+  [[nodiscard]] std::chrono::milliseconds request_deadline() const noexcept { return request_deadline_; }
+  [[nodiscard]] const transport_options& transport() const noexcept { return transport_; }
+
+ private:
+  std::size_t concurrency_ = REQUESTS_ENGINE_DEFAULT_CONCURRENCY;
+  int max_retries_ = REQUESTS_ENGINE_DEFAULT_MAX_RETRIES;
+  std::chrono::milliseconds initial_backoff_{500};
+  std::chrono::milliseconds max_backoff_{8000};
+  std::chrono::milliseconds request_deadline_{0};
+  transport_options transport_;
+};
+
+// =============================================================================================
+// detail: the non-template machinery the engine template is a thin layer over
+// =============================================================================================
+
+namespace detail {
+
+using clock = std::chrono::steady_clock;
+
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string sha256_hex(std::string_view data);
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string base64_encode(std::string_view data);
+/// Replaces every secret (and provider-masked forms of it) in `text` with "[redacted]".
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string redact(std::string text,
+                                                        const std::vector<std::string>& secrets);
+/// Seconds or HTTP-date `retry-after`, or `retry-after-ms`.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_after(
+    const header_list& h);
+/// Provider-independent error for a non-2xx answer whose body is OpenAI-shaped
+/// ({"error":{"message","type","code"}}) or Anthropic-shaped, or not JSON at all.
+[[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
+
+/// The provider, type-erased so that the dispatcher is compiled once.
+class provider_ops {
+ public:
+  virtual ~provider_ops() = default;
+  virtual http_request make_request(const std::string& body) const = 0;
+  virtual result<completion> parse_response(const http_response& r) const = 0;
+  virtual std::vector<std::string> secrets() const = 0;
+};
+
+template <class P, class = void>
+struct has_secrets : std::false_type {};
+template <class P>
+struct has_secrets<P, std::void_t<decltype(std::declval<const P&>().secrets())>> : std::true_type {};
+
+template <class Provider>
+class provider_adapter final : public provider_ops {
+ public:
+  explicit provider_adapter(const Provider& p) : p_(p) {}
+  http_request make_request(const std::string& body) const override { return p_.make_request(body); }
+  result<completion> parse_response(const http_response& r) const override {
+    return p_.parse_response(r);
+  }
+  std::vector<std::string> secrets() const override {
+    if constexpr (has_secrets<Provider>::value) {
+      return p_.secrets();
+    } else {
+      return {};
+    }
+  }
+
+ private:
+  const Provider& p_;
+};
+
+/// One request as the dispatcher sees it: a body, its bookkeeping, and where the answer goes.
+struct job {
+  std::string body;
+  std::string request_hash;
+  int attempts = 0;
+  clock::time_point first_sent{};
+  clock::time_point deadline = clock::time_point::max();
+  std::function<void(result<completion>&&)> deliver;  // called exactly once
+};
+
+/// A fixed pool of workers over a timed queue. A job waiting for its retry sits in the queue,
+/// not in a worker, so `concurrency` is always the number of requests really in flight.
+class dispatcher {
+ public:
+  REQUESTS_ENGINE_INLINE dispatcher(const options& o, std::unique_ptr<provider_ops> ops,
+                                    transport& t);
+  REQUESTS_ENGINE_INLINE ~dispatcher();
+  dispatcher(const dispatcher&) = delete;
+  dispatcher& operator=(const dispatcher&) = delete;
+
+  REQUESTS_ENGINE_INLINE void push(std::unique_ptr<job> j);
+  REQUESTS_ENGINE_INLINE void push_many(std::vector<std::unique_ptr<job>> jobs);
+  /// Fails every queued job with `cancelled`; jobs in flight end after their current attempt.
+  REQUESTS_ENGINE_INLINE void cancel();
+  [[nodiscard]] bool cancelled() const noexcept { return cancelled_.load(); }
+  /// Accept work again after a cancel.
+  REQUESTS_ENGINE_INLINE void reset_cancel();
+
+ private:
+  struct timed {
+    clock::time_point at;
+    std::uint64_t seq;
+    job* j;
+    bool operator>(const timed& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+  };
+  REQUESTS_ENGINE_INLINE void worker_main(std::size_t id);
+  REQUESTS_ENGINE_INLINE std::unique_ptr<job> pop();
+  REQUESTS_ENGINE_INLINE void run_attempt(std::unique_ptr<job> j, transport_session& s);
+  REQUESTS_ENGINE_INLINE void finish(std::unique_ptr<job> j, result<completion>&& r);
+  REQUESTS_ENGINE_INLINE void schedule_retry(std::unique_ptr<job> j, clock::time_point at);
+  REQUESTS_ENGINE_INLINE std::chrono::milliseconds backoff(int retry_number);
+
+  options options_;
+  std::unique_ptr<provider_ops> ops_;
+  std::vector<std::string> secrets_;
+  transport& transport_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<job>> ready_;
+  std::priority_queue<timed, std::vector<timed>, std::greater<timed>> waiting_;
+  std::uint64_t seq_ = 0;
+  bool stopping_ = false;
+  std::atomic<bool> cancelled_{false};
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace detail
+
+// =============================================================================================
+// Engine
+// =============================================================================================
+
+/// The engine: a provider, a transport and a pool of workers. Thread-safe: run() and submit()
+/// may be called from several threads at once and share the pool.
+template <class Provider, class Transport = httplib_transport>
+class basic_engine {
+  static_assert(std::is_base_of_v<transport, Transport>,
+                "requests_engine: Transport must derive from requests_engine::transport");
+
+ public:
+  using provider_type = Provider;
+
+  explicit basic_engine(Provider provider, options o = options())
+      : provider_(std::move(provider)),
+        options_(std::move(o)),
+        transport_(options_.transport()),
+        dispatcher_(options_, std::make_unique<detail::provider_adapter<Provider>>(provider_),
+                    transport_) {}
+
+  /// Sends the batch and waits; one result per conversation, in input order.
+  [[nodiscard]] std::vector<result<completion>> run(const std::vector<conversation>& batch,
+                                                    const params& p = params()) {
+    struct slots {
+      std::mutex m;
+      std::condition_variable cv;
+      std::size_t remaining = 0;
+      std::vector<std::optional<result<completion>>> out;
+    };
+    auto st = std::make_shared<slots>();
+    st->out.resize(batch.size());
+    st->remaining = batch.size();
+    std::vector<std::unique_ptr<detail::job>> jobs;
+    jobs.reserve(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto deliver = [st, i](result<completion>&& r) {
+        std::lock_guard<std::mutex> lock(st->m);
+        st->out[i].emplace(std::move(r));
+        if (--st->remaining == 0) st->cv.notify_all();
+      };
+      auto j = make_job(batch[i], p, std::move(deliver));
+      if (j) jobs.push_back(std::move(j));
+    }
+    dispatcher_.push_many(std::move(jobs));
+    std::unique_lock<std::mutex> lock(st->m);
+    st->cv.wait(lock, [&] { return st->remaining == 0; });
+    std::vector<result<completion>> results;
+    results.reserve(batch.size());
+    for (auto& r : st->out) results.push_back(std::move(*r));
+    return results;
+  }
+
+  /// Sends one request; the future becomes ready with its result.
+  [[nodiscard]] std::future<result<completion>> submit(const conversation& c,
+                                                       const params& p = params()) {
+    auto promise = std::make_shared<std::promise<result<completion>>>();
+    auto fut = promise->get_future();
+    auto j = make_job(c, p, [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
+    if (j) dispatcher_.push(std::move(j));
+    return fut;
+  }
+
+  /// Stops the work in progress: queued requests come back as `cancelled` at once.
+  void cancel() { dispatcher_.cancel(); }
+
+  [[nodiscard]] const Provider& provider() const noexcept { return provider_; }
+  [[nodiscard]] const options& settings() const noexcept { return options_; }
+
+ private:
+  // Builds the body now, in the caller's thread, so that bad input fails before anything is
+  // sent. Returns null when it already delivered an error.
+  std::unique_ptr<detail::job> make_job(const conversation& c, const params& p,
+                                        std::function<void(result<completion>&&)> deliver) {
+    result<json> body = [&]() -> result<json> {
+      try {
+        return provider_.make_body(c, p);
+      } catch (const std::exception& e) {
+        return error{error_code::invalid_request, 0,
+                     std::string("provider failed to build the request: ") + e.what(), {}, 0, {}};
+      }
+    }();
+    if (!body) {
+      deliver(std::move(body.error()));
+      return nullptr;
+    }
+    auto j = std::make_unique<detail::job>();
+    j->body = body->dump();
+    json identity = json::object();
+    identity["provider"] = provider_.cache_identity();
+    identity["body"] = *body;
+    j->request_hash = detail::sha256_hex(identity.dump());
+    j->deliver = std::move(deliver);
+    return j;
+  }
+
+  Provider provider_;
+  options options_;
+  Transport transport_;
+  detail::dispatcher dispatcher_;  // last: its workers use everything above
+};
+
+/// The engine with the default transport.
+template <class Provider>
+using engine = basic_engine<Provider>;
+
+// =============================================================================================
+// Implementation
+// =============================================================================================
+
+#if !defined(REQUESTS_ENGINE_COMPILED) || defined(REQUESTS_ENGINE_IMPLEMENTATION)
+
+REQUESTS_ENGINE_INLINE std::string_view to_string(error_code c) noexcept {
+  switch (c) {
+    case error_code::invalid_request: return "invalid_request";
+    case error_code::connection: return "connection";
+    case error_code::tls: return "tls";
+    case error_code::timeout: return "timeout";
+    case error_code::bad_request: return "bad_request";
+    case error_code::authentication: return "authentication";
+    case error_code::permission_denied: return "permission_denied";
+    case error_code::rate_limited: return "rate_limited";
+    case error_code::insufficient_quota: return "insufficient_quota";
+    case error_code::server_error: return "server_error";
+    case error_code::http_error: return "http_error";
+    case error_code::invalid_response: return "invalid_response";
+    case error_code::response_too_large: return "response_too_large";
+    case error_code::cancelled: return "cancelled";
+    case error_code::deadline_exceeded: return "deadline_exceeded";
+    case error_code::internal: return "internal";
+  }
+  return "unknown";
+}
+
+REQUESTS_ENGINE_INLINE std::string error::describe() const {
+  std::string s(to_string(code));
+  std::string paren;
+  if (http_status != 0) paren = "HTTP " + std::to_string(http_status);
+  if (attempts > 0) {
+    if (!paren.empty()) paren += ", ";
+    paren += std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
+  }
+  if (!paren.empty()) s += " (" + paren + ")";
+  if (!message.empty()) s += ": " + message;
+  return s;
+}
+
+REQUESTS_ENGINE_INLINE std::string_view to_string(role r) noexcept {
+  switch (r) {
+    case role::system: return "system";
+    case role::user: return "user";
+    case role::assistant: return "assistant";
+  }
+  return "user";
+}
+
+REQUESTS_ENGINE_INLINE std::string message::text() const {
+  std::string s;
+  for (const auto& p : content)
+    if (p.type == content_part::kind::text) s += p.text;
+  return s;
+}
+
+REQUESTS_ENGINE_INLINE std::string find_header(const header_list& h, std::string_view name) {
+  for (const auto& kv : h) {
+    if (kv.first.size() != name.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < name.size() && same; ++i) {
+      auto a = static_cast<unsigned char>(kv.first[i]);
+      auto b = static_cast<unsigned char>(name[i]);
+      same = std::tolower(a) == std::tolower(b);
+    }
+    if (same) return kv.second;
+  }
+  return {};
+}
+
+REQUESTS_ENGINE_INLINE url_parts parse_url(const std::string& url) {
+  url_parts u;
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos)
+    throw std::invalid_argument("requests_engine: URL '" + url + "' has no scheme (expected http:// or https://)");
+  u.scheme = url.substr(0, scheme_end);
+  std::transform(u.scheme.begin(), u.scheme.end(), u.scheme.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (u.scheme != "http" && u.scheme != "https")
+    throw std::invalid_argument("requests_engine: URL '" + url + "' has scheme '" + u.scheme +
+                                "' (expected http or https)");
+  auto rest = url.substr(scheme_end + 3);
+  auto path_start = rest.find_first_of("/?");
+  std::string authority = rest.substr(0, path_start);
+  u.path = path_start == std::string::npos ? "/" : rest.substr(path_start);
+  if (!u.path.empty() && u.path[0] == '?') u.path = "/" + u.path;
+  if (authority.find('@') != std::string::npos)
+    throw std::invalid_argument("requests_engine: credentials in a URL are not supported; pass the key separately");
+  u.port = u.scheme == "https" ? 443 : 80;
+  std::string hostport = authority;
+  if (!hostport.empty() && hostport[0] == '[') {  // [IPv6]:port
+    auto close = hostport.find(']');
+    if (close == std::string::npos)
+      throw std::invalid_argument("requests_engine: URL '" + url + "' has an unclosed IPv6 bracket");
+    u.host = hostport.substr(1, close - 1);
+    hostport = hostport.substr(close + 1);
+    if (!hostport.empty() && hostport[0] == ':') hostport = hostport.substr(1);
+    else hostport.clear();
+  } else {
+    auto colon = hostport.rfind(':');
+    u.host = hostport.substr(0, colon);
+    hostport = colon == std::string::npos ? std::string() : hostport.substr(colon + 1);
+  }
+  if (u.host.empty()) throw std::invalid_argument("requests_engine: URL '" + url + "' has no host");
+  if (!hostport.empty()) {
+    int port = 0;
+    for (char ch : hostport) {
+      if (ch < '0' || ch > '9' || port > 65535)
+        throw std::invalid_argument("requests_engine: URL '" + url + "' has a bad port '" + hostport + "'");
+      port = port * 10 + (ch - '0');
+    }
+    if (port <= 0 || port > 65535)
+      throw std::invalid_argument("requests_engine: URL '" + url + "' has a bad port '" + hostport + "'");
+    u.port = port;
+  }
+  return u;
+}
+
+REQUESTS_ENGINE_INLINE error_code classify_status(int status, std::string_view provider_code) {
+  if (provider_code == "insufficient_quota") return error_code::insufficient_quota;
+  switch (status) {
+    case 401: return error_code::authentication;
+    case 403: return error_code::permission_denied;
+    case 408: return error_code::timeout;
+    case 429: return error_code::rate_limited;
+    default: break;
+  }
+  if (status >= 500) return error_code::server_error;
+  if (status == 409) return error_code::http_error;
+  if (status >= 400) return error_code::bad_request;
+  return error_code::http_error;
+}
+
+namespace detail {
+
+REQUESTS_ENGINE_INLINE std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("requests_engine: OpenSSL SHA-256 failed");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2u);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 0x0f]);
+  }
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE std::string base64_encode(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  if (data.empty()) return out;
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(&out[0]),
+                          reinterpret_cast<const unsigned char*>(data.data()),
+                          static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE std::string redact(std::string text, const std::vector<std::string>& secrets) {
+  static const std::string mask = "[redacted]";
+  for (const auto& s : secrets) {
+    if (s.size() < 4) continue;
+    for (auto pos = text.find(s); pos != std::string::npos; pos = text.find(s, pos + mask.size()))
+      text.replace(pos, s.size(), mask);
+  }
+  // Providers echo keys half-masked ("sk-proj-abc****wxyz"): drop any word that carries a
+  // run of '*' or a recognisable piece of a secret.
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t j = i;
+    while (j < text.size() && !std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+    std::string word = text.substr(i, j - i);
+    bool hide = word.find("***") != std::string::npos;
+    for (const auto& s : secrets) {
+      if (hide || s.size() < 16) continue;
+      hide = word.find(s.substr(0, 8)) != std::string::npos ||
+             word.find(s.substr(s.size() - 6)) != std::string::npos;
+    }
+    out += hide ? mask : word;
+    while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j]))) out.push_back(text[j++]);
+    i = j;
+  }
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_after(const header_list& h) {
+  auto parse_number = [](const std::string& v) -> std::optional<double> {
+    if (v.empty()) return std::nullopt;
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() || *end != '\0' || !(d >= 0) || d > 1e9) return std::nullopt;
+    return d;
+  };
+  if (auto ms = parse_number(find_header(h, "retry-after-ms")))
+    return std::chrono::milliseconds(static_cast<std::int64_t>(*ms));
+  std::string v = find_header(h, "retry-after");
+  if (v.empty()) return std::nullopt;
+  if (auto s = parse_number(v)) return std::chrono::milliseconds(static_cast<std::int64_t>(*s * 1000.0));
+  // An HTTP date: "Wed, 21 Oct 2015 07:28:00 GMT".
+  std::tm tm{};
+  char month[4] = {0};
+  int day = 0, year = 0, hh = 0, mm = 0, ss = 0;
+  if (std::sscanf(v.c_str(), "%*3s, %d %3s %d %d:%d:%d GMT", &day, month, &year, &hh, &mm, &ss) != 6)
+    return std::nullopt;
+  static const char* months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  const char* found = std::strstr(months, month);
+  if (!found || month[0] == '\0') return std::nullopt;
+  tm.tm_mday = day;
+  tm.tm_mon = static_cast<int>((found - months) / 3);
+  tm.tm_year = year - 1900;
+  tm.tm_hour = hh;
+  tm.tm_min = mm;
+  tm.tm_sec = ss;
+#if defined(_WIN32)
+  std::time_t when = _mkgmtime(&tm);
+#else
+  std::time_t when = timegm(&tm);
+#endif
+  auto now = std::chrono::system_clock::now();
+  auto target = std::chrono::system_clock::from_time_t(when);
+  if (target <= now) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(target - now);
+}
+
+REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
+  error e;
+  e.http_status = r.status;
+  json body = json::parse(r.body, nullptr, false);
+  if (!body.is_discarded() && body.is_object()) {
+    const json* err = nullptr;
+    if (body.contains("error") && body["error"].is_object()) err = &body["error"];
+    if (err) {
+      if (err->contains("message") && (*err)["message"].is_string())
+        e.message = (*err)["message"].get<std::string>();
+      if (err->contains("code") && (*err)["code"].is_string())
+        e.provider_code = (*err)["code"].get<std::string>();
+      else if (err->contains("type") && (*err)["type"].is_string())
+        e.provider_code = (*err)["type"].get<std::string>();
+    } else if (body.contains("error") && body["error"].is_string()) {
+      e.message = body["error"].get<std::string>();
+    } else if (body.contains("message") && body["message"].is_string()) {
+      e.message = body["message"].get<std::string>();
+    }
+  }
+  if (e.message.empty()) {
+    std::string snippet = r.body.substr(0, 200);
+    e.message = "HTTP " + std::to_string(r.status) + (snippet.empty() ? std::string(" with an empty body")
+                                                                      : ": " + snippet);
+  }
+  e.code = classify_status(r.status, e.provider_code);
+  e.retry_after = parse_retry_after(r.headers);
+  return e;
+}
+
+// --- the httplib transport ---------------------------------------------------------------
+
+class httplib_session final : public transport_session {
+ public:
+  explicit httplib_session(const transport_options& o) : o_(o) {}
+
+  result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) override {
+    url_parts u;
+    try {
+      u = parse_url(req.url);
+    } catch (const std::exception& e) {
+      return error{error_code::invalid_request, 0, e.what(), {}, 0, {}};
+    }
+    const std::string origin = u.origin();
+    auto& client = clients_[origin];
+    if (!client) {
+      client = std::make_unique<httplib::Client>(origin);
+      client->set_keep_alive(true);
+      client->set_tcp_nodelay(true);  // without it, Nagle against delayed ACKs caps a connection at ~25 req/s
+      client->set_connection_timeout(o_.connect_timeout);
+      client->set_read_timeout(o_.read_timeout);
+      client->set_write_timeout(o_.write_timeout);
+      client->set_follow_location(false);
+      if (u.scheme == "https") {
+        client->enable_server_certificate_verification(o_.verify_tls);
+        if (!o_.ca_cert_file.empty() || !o_.ca_cert_dir.empty())
+          client->set_ca_cert_path(o_.ca_cert_file, o_.ca_cert_dir);
+      }
+    }
+
+    httplib::Request hreq;
+    hreq.method = req.method;
+    hreq.path = u.path;
+    for (const auto& kv : req.headers) hreq.headers.emplace(kv.first, kv.second);
+    if (!req.body.empty() || req.method == "POST") {
+      hreq.body = req.body;
+      hreq.set_header("Content-Type", req.content_type);
+    }
+    std::string body;
+    bool too_large = false;
+    hreq.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
+      if (body.size() + len > o_.max_response_bytes) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, len);
+      return !cancelled.load(std::memory_order_relaxed);
+    };
+    httplib::Response hres;
+    httplib::Error err = httplib::Error::Success;
+    auto start = clock::now();
+    bool ok = client->send(hreq, hres, err);
+    if (!ok || err != httplib::Error::Success) {
+      // A failed exchange leaves the connection in an unknown state: start afresh next time.
+      clients_.erase(origin);
+      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - start);
+    }
+    http_response out;
+    out.status = hres.status;
+    out.headers.reserve(hres.headers.size());
+    for (const auto& kv : hres.headers) out.headers.emplace_back(kv.first, kv.second);
+    out.body = std::move(body);
+    return out;
+  }
+
+ private:
+  error transport_error(httplib::Error err, const std::string& origin, bool too_large,
+                        bool was_cancelled, clock::duration elapsed) const {
+    error e;
+    if (too_large) {
+      e.code = error_code::response_too_large;
+      e.message = "response from " + origin + " is larger than max_response_bytes (" +
+                  std::to_string(o_.max_response_bytes) + ")";
+      return e;
+    }
+    if (was_cancelled) {
+      e.code = error_code::cancelled;
+      e.message = "cancelled while receiving the response from " + origin;
+      return e;
+    }
+    switch (err) {
+      case httplib::Error::Connection:
+        e.code = error_code::connection;
+        e.message = "could not connect to " + origin;
+        break;
+      case httplib::Error::ConnectionTimeout:
+        e.code = error_code::timeout;
+        e.message = "timed out connecting to " + origin;
+        break;
+      case httplib::Error::SSLConnection:
+        e.code = error_code::tls;
+        e.message = "TLS handshake with " + origin + " failed";
+        break;
+      case httplib::Error::SSLLoadingCerts:
+        e.code = error_code::tls;
+        e.message = "could not load the CA certificates (ca_cert_file / ca_cert_dir)";
+        break;
+      case httplib::Error::SSLServerVerification:
+        e.code = error_code::tls;
+        e.message = "the certificate of " + origin +
+                    " could not be verified (for a private CA, set options::ca_cert_file)";
+        break;
+      case httplib::Error::Read:
+        if (elapsed + std::chrono::milliseconds(50) >= o_.read_timeout) {
+          e.code = error_code::timeout;
+          e.message = "no data from " + origin + " within the read timeout";
+        } else {
+          e.code = error_code::connection;
+          e.message = "connection to " + origin + " closed or reset while reading the response";
+        }
+        break;
+      case httplib::Error::Write:
+        e.code = error_code::connection;
+        e.message = "connection to " + origin + " failed while sending the request";
+        break;
+      default:
+        e.code = error_code::connection;
+        e.message = "request to " + origin + " failed: " + httplib::to_string(err);
+        break;
+    }
+    return e;
+  }
+
+  const transport_options& o_;
+  std::map<std::string, std::unique_ptr<httplib::Client>> clients_;
+};
+
+// --- the dispatcher -----------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::unique_ptr<provider_ops> ops,
+                                              transport& t)
+    : options_(o), ops_(std::move(ops)), transport_(t) {
+  if (options_.concurrency() == 0)
+    throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
+  secrets_ = ops_->secrets();
+  secrets_.erase(std::remove_if(secrets_.begin(), secrets_.end(), [](const std::string& s) { return s.empty(); }),
+                 secrets_.end());
+  workers_.reserve(options_.concurrency());
+  try {
+    for (std::size_t i = 0; i < options_.concurrency(); ++i)
+      workers_.emplace_back([this, i] { worker_main(i); });
+  } catch (...) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    throw;
+  }
+}
+
+REQUESTS_ENGINE_INLINE dispatcher::~dispatcher() {
+  cancel();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::push(std::unique_ptr<job> j) {
+  if (cancelled_.load()) {
+    finish(std::move(j), error{error_code::cancelled, 0, "the engine was cancelled", {}, 0, {}});
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ready_.push_back(std::move(j));
+  }
+  cv_.notify_one();
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::push_many(std::vector<std::unique_ptr<job>> jobs) {
+  if (cancelled_.load()) {
+    for (auto& j : jobs)
+      finish(std::move(j), error{error_code::cancelled, 0, "the engine was cancelled", {}, 0, {}});
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& j : jobs) ready_.push_back(std::move(j));
+  }
+  cv_.notify_all();
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
+  std::deque<std::unique_ptr<job>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_.store(true);
+    dropped.swap(ready_);
+    while (!waiting_.empty()) {
+      dropped.emplace_back(waiting_.top().j);
+      waiting_.pop();
+    }
+  }
+  for (auto& j : dropped) {
+    int attempts = j->attempts;
+    finish(std::move(j), error{error_code::cancelled, 0, "cancelled before it could be sent", {}, attempts, {}});
+  }
+  cv_.notify_all();
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::reset_cancel() { cancelled_.store(false); }
+
+REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    if (stopping_) return nullptr;
+    auto now = clock::now();
+    while (!waiting_.empty() && waiting_.top().at <= now) {
+      ready_.emplace_back(waiting_.top().j);
+      waiting_.pop();
+    }
+    if (!ready_.empty()) {
+      auto j = std::move(ready_.front());
+      ready_.pop_front();
+      return j;
+    }
+    if (waiting_.empty())
+      cv_.wait(lock);
+    else
+      cv_.wait_until(lock, waiting_.top().at);
+  }
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t) {
+  std::unique_ptr<transport_session> session;
+  for (;;) {
+    auto j = pop();
+    if (!j) return;
+    if (!session) {
+      try {
+        session = transport_.open_session();
+      } catch (const std::exception& e) {
+        finish(std::move(j), error{error_code::internal, 0,
+                                   std::string("the transport could not open a session: ") + e.what(), {}, 0, {}});
+        continue;
+      }
+    }
+    run_attempt(std::move(j), *session);
+  }
+}
+
+REQUESTS_ENGINE_INLINE std::chrono::milliseconds dispatcher::backoff(int retry_number) {
+  // Full jitter over an exponential ceiling: delay = base * 2^(k-1) * U(0.75, 1.0), capped.
+  double base = static_cast<double>(options_.initial_backoff().count());
+  double ceiling = std::min(base * std::pow(2.0, retry_number - 1),
+                            static_cast<double>(options_.max_backoff().count()));
+  double factor;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    factor = std::uniform_real_distribution<double>(0.75, 1.0)(rng_);
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ceiling * factor));
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, transport_session& s) {
+  if (cancelled_.load()) {
+    int attempts = j->attempts;
+    finish(std::move(j), error{error_code::cancelled, 0, "cancelled before it could be sent", {}, attempts, {}});
+    return;
+  }
+  auto now = clock::now();
+  if (j->attempts == 0) {
+    j->first_sent = now;
+    if (options_.request_deadline().count() > 0) j->deadline = now + options_.request_deadline();
+  }
+  ++j->attempts;
+
+  result<completion> outcome = error{};
+  bool retryable = false;
+  std::optional<std::chrono::milliseconds> retry_after;
+  try {
+    http_request req = ops_->make_request(j->body);
+    result<http_response> resp = s.send(req, cancelled_);
+    if (!resp) {
+      outcome = std::move(resp.error());
+      auto c = outcome.error().code;
+      retryable = c == error_code::connection || c == error_code::timeout;
+    } else {
+      outcome = ops_->parse_response(*resp);
+      if (!outcome) {
+        auto& e = outcome.error();
+        if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;
+        int st = resp->status;
+        retryable = st == 408 || st == 409 || st == 429 || st >= 500;
+        if (e.code == error_code::insufficient_quota) retryable = false;
+        std::string should = find_header(resp->headers, "x-should-retry");
+        if (should == "true") retryable = true;
+        if (should == "false") retryable = false;
+        retry_after = detail::parse_retry_after(resp->headers);
+        e.retry_after = retry_after;
+      }
+    }
+  } catch (const std::exception& e) {
+    outcome = error{error_code::internal, 0, std::string("exception while handling the request: ") + e.what(), {}, 0, {}};
+  } catch (...) {
+    outcome = error{error_code::internal, 0, "unknown exception while handling the request", {}, 0, {}};
+  }
+
+  if (outcome) {
+    outcome->attempts = j->attempts;
+    outcome->request_hash = j->request_hash;
+    outcome->latency = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - j->first_sent);
+    finish(std::move(j), std::move(outcome));
+    return;
+  }
+  const int retries_done = j->attempts - 1;
+  const bool budget_left = options_.max_retries() < 0 || retries_done < options_.max_retries();
+  if (retryable && budget_left && !cancelled_.load()) {
+    auto wait = retry_after ? *retry_after : backoff(j->attempts);
+    auto at = clock::now() + wait;
+    if (at < j->deadline) {
+      schedule_retry(std::move(j), at);
+      return;
+    }
+    auto& e = outcome.error();
+    e.attempts = j->attempts;
+    e.message = "deadline would pass before the next retry; last error: " + e.describe();
+    e.code = error_code::deadline_exceeded;
+  }
+  outcome.error().attempts = j->attempts;
+  finish(std::move(j), std::move(outcome));
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::schedule_retry(std::unique_ptr<job> j, clock::time_point at) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!cancelled_.load()) {
+      waiting_.push(timed{at, seq_++, j.release()});
+      cv_.notify_one();
+      return;
+    }
+  }
+  int attempts = j->attempts;
+  finish(std::move(j), error{error_code::cancelled, 0, "cancelled while waiting to retry", {}, attempts, {}});
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::finish(std::unique_ptr<job> j, result<completion>&& r) {
+  if (!r) r.error().message = redact(std::move(r.error().message), secrets_);
+  try {
+    j->deliver(std::move(r));
+  } catch (...) {
+    // deliver() only stores a value; nothing sensible is left to do if even that fails.
+  }
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> httplib_transport::open_session() {
+  return std::make_unique<detail::httplib_session>(options_);
+}
+
+// --- openai_compatible ---------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE openai_compatible::openai_compatible(const char* api_key, std::string url,
+                                                            std::string model)
+    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const std::string suffix = "/chat/completions";
+  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
+    url += suffix;
+  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
+  endpoint_ = std::move(url);
+}
+
+REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversation& c,
+                                                                 const params& p) const {
+  json body = json::object();
+  body["model"] = p.model() ? *p.model() : model_;
+  if (body["model"].get_ref<const std::string&>().empty())
+    return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
+  json messages = json::array();
+  if (c.system()) messages.push_back({{"role", "system"}, {"content", *c.system()}});
+  for (std::size_t i = 0; i < c.messages().size(); ++i) {
+    const message& m = c.messages()[i];
+    json msg = {{"role", std::string(to_string(m.author))}};
+    if (m.content.size() == 1 && m.content[0].type == content_part::kind::text) {
+      msg["content"] = m.content[0].text;
+    } else {
+      json parts = json::array();
+      for (const auto& part : m.content) {
+        switch (part.type) {
+          case content_part::kind::text:
+            parts.push_back({{"type", "text"}, {"text", part.text}});
+            break;
+          case content_part::kind::image: {
+            std::string u = !part.url.empty()
+                                ? part.url
+                                : "data:" + part.media_type + ";base64," + detail::base64_encode(part.data);
+            parts.push_back({{"type", "image_url"}, {"image_url", {{"url", u}}}});
+            break;
+          }
+          case content_part::kind::audio:
+            if (part.data.empty())
+              return error{error_code::invalid_request, 0,
+                           "message " + std::to_string(i) + ": audio must be given as bytes for openai_compatible",
+                           {}, 0, {}};
+            parts.push_back({{"type", "input_audio"},
+                             {"input_audio", {{"data", detail::base64_encode(part.data)}, {"format", part.media_type}}}});
+            break;
+        }
+      }
+      msg["content"] = std::move(parts);
+    }
+    messages.push_back(std::move(msg));
+  }
+  if (messages.empty())
+    return error{error_code::invalid_request, 0, "the conversation has no messages", {}, 0, {}};
+  body["messages"] = std::move(messages);
+  if (p.temperature()) body["temperature"] = *p.temperature();
+  if (p.max_tokens()) body["max_tokens"] = *p.max_tokens();
+  if (p.top_p()) body["top_p"] = *p.top_p();
+  if (!p.stop().empty()) body["stop"] = p.stop();
+  if (p.seed()) body["seed"] = *p.seed();
+  if (p.n()) body["n"] = *p.n();
+  if (!p.extra().is_null()) {
+    if (!p.extra().is_object())
+      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+    body.merge_patch(p.extra());
+  }
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE http_request openai_compatible::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
+REQUESTS_ENGINE_INLINE result<completion> openai_compatible::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status,
+                 why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
+  };
+  json body = json::parse(r.body, nullptr, false);
+  if (body.is_discarded()) return bad("the response is not JSON");
+  if (!body.is_object()) return bad("the response is not a JSON object");
+  auto choices = body.find("choices");
+  if (choices == body.end() || !choices->is_array() || choices->empty())
+    return bad("the response has no choices");
+  completion c;
+  for (const auto& ch : *choices) {
+    choice one;
+    if (!ch.is_object()) return bad("a choice is not an object");
+    auto msg = ch.find("message");
+    if (msg == ch.end() || !msg->is_object()) return bad("a choice has no message");
+    auto content = msg->find("content");
+    if (content != msg->end() && content->is_string()) one.text = content->get<std::string>();
+    auto fr = ch.find("finish_reason");
+    if (fr != ch.end() && fr->is_string()) one.finish_reason = fr->get<std::string>();
+    c.choices.push_back(std::move(one));
+  }
+  c.text = c.choices.front().text;
+  c.finish_reason = c.choices.front().finish_reason;
+  if (auto m = body.find("model"); m != body.end() && m->is_string()) c.model = m->get<std::string>();
+  if (auto u = body.find("usage"); u != body.end() && u->is_object()) {
+    c.usage.input_tokens = u->value("prompt_tokens", std::int64_t{0});
+    c.usage.output_tokens = u->value("completion_tokens", std::int64_t{0});
+    if (auto d = u->find("prompt_tokens_details"); d != u->end() && d->is_object())
+      c.usage.cached_input_tokens = d->value("cached_tokens", std::int64_t{0});
+  }
+  c.raw = std::move(body);
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
+  return {{"kind", "openai_chat"}, {"endpoint", endpoint_}};
+}
+
+#endif  // implementation
+
+}  // inline namespace v0
+}  // namespace requests_engine
+
+#endif  // REQUESTS_ENGINE_HPP
+
+// MIT License. Copyright (c) 2026 the requests_engine authors.
+// Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+// and associated documentation files (the "Software"), to deal in the Software without
+// restriction, including without limitation the rights to use, copy, modify, merge, publish,
+// distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+// Software is furnished to do so, subject to the following conditions: The above copyright
+// notice and this permission notice shall be included in all copies or substantial portions of
+// the Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+// IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A
+// PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE
+// LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
+// OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
+// DEALINGS IN THE SOFTWARE.

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The project's test command: bash tools/test.sh   (CI runs it through .ci/run)
+# Installs the dependencies (skip with REQUESTS_ENGINE_SKIP_DEPS=1), then builds and tests with
+# CMake (warnings as errors) and with Meson. Build trees: build/ci, build/meson.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+jobs=${REQUESTS_ENGINE_JOBS:-2}
+timings=()
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+run_start=$(now_ms)
+
+summary() {
+  local status=$?
+  echo
+  echo "== timings"
+  local t
+  for t in "${timings[@]}"; do echo "   $t"; done
+  local total=$(($(now_ms) - run_start))
+  printf '   %-28s %4d.%01d s\n' total $((total / 1000)) $((total % 1000 / 100))
+  if [ "$status" -eq 0 ]; then echo "== tools/test.sh: all passed"; else echo "== tools/test.sh: FAILED ($status)"; fi
+}
+trap summary EXIT
+
+# phase NAME COMMAND...: runs COMMAND and records how long it took.
+phase() {
+  local name=$1; shift
+  echo
+  echo "== $name: $*"
+  local start status=0; start=$(now_ms)
+  "$@" || status=$?
+  local ms=$(($(now_ms) - start))
+  timings+=("$(printf '%-28s %4d.%01d s%s' "$name" $((ms / 1000)) $((ms % 1000 / 100)) \
+               "$([ "$status" -eq 0 ] || echo "  FAILED ($status)")")")
+  return "$status"
+}
+
+if [ "${REQUESTS_ENGINE_SKIP_DEPS:-0}" != 1 ]; then
+  phase "install dependencies" bash tools/install-deps.sh
+fi
+
+# CMake: what CI checks, warnings as errors.
+phase "cmake configure" cmake -S . -B build/ci -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREQUESTS_ENGINE_WERROR=ON
+phase "cmake build" cmake --build build/ci -j "$jobs"
+phase "ctest" ctest --test-dir build/ci --output-on-failure -j "$jobs"
+
+# ---------------------------------------------------------------------------------------------
+# SANITIZER BUILDS: to be added here by a later issue, one build tree per sanitizer, e.g.
+#   cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREQUESTS_ENGINE_WERROR=ON \
+#     -DREQUESTS_ENGINE_SANITIZE=address,undefined   (then build/tsan with =thread)
+# each built with -j "$jobs" and run with ctest --output-on-failure, under phase "...".
+# ---------------------------------------------------------------------------------------------
+
+# Meson: the same tests through the other supported build system.
+if [ -f build/meson/meson-private/coredata.dat ]; then
+  phase "meson setup" meson setup --reconfigure build/meson -Dwerror=true
+else
+  phase "meson setup" meson setup build/meson -Dwerror=true
+fi
+phase "meson compile" meson compile -C build/meson -j "$jobs"
+phase "meson test" meson test -C build/meson --print-errorlogs
