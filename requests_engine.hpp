@@ -96,6 +96,14 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#if defined(_WIN32)
+#include <io.h>
+#else
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -370,6 +378,9 @@ struct http_request {
   header_list headers;
   std::string body;
   std::string content_type = "application/json";
+  /// When set (non-zero), replaces transport_options::read_timeout for this attempt; the
+  /// engine sets it so that an attempt never outlives the request's deadline.
+  std::chrono::milliseconds read_timeout{0};
 };
 
 /// What the transport got back.
@@ -456,6 +467,9 @@ class transport_session {
   /// tls, timeout, response_too_large or cancelled); an HTTP answer of any status is a value.
   /// `cancelled` is polled while the body arrives.
   virtual result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) = 0;
+  /// Called from another thread to abandon the exchange under way in send() (on cancel): send
+  /// must then return soon. Must be safe to call at any time, also when nothing is in flight.
+  virtual void abort() noexcept {}
 };
 
 /// Makes sessions; the engine opens one per worker thread.
@@ -477,8 +491,37 @@ class httplib_transport : public transport {
 };
 
 // =============================================================================================
-// Engine options
+// Engine options and callbacks
 // =============================================================================================
+
+/// Where the engine stands; given to the progress callback and drawn by the progress bar.
+/// Counts cover the current busy period: they restart when work arrives at an idle engine.
+struct progress {
+  std::size_t total = 0;      ///< requests handed to the engine
+  std::size_t done = 0;       ///< requests with a final result (success or error)
+  std::size_t failed = 0;     ///< of which errors
+  std::size_t in_flight = 0;  ///< being sent right now
+  std::size_t retries = 0;    ///< retries scheduled so far
+  std::int64_t input_tokens = 0;
+  std::int64_t output_tokens = 0;
+  double elapsed_seconds = 0;
+  double requests_per_second = 0;  ///< done / elapsed
+};
+
+/// One retry about to be scheduled.
+struct retry_info {
+  std::size_t index = 0;  ///< the request's index (input index in run(), ticket in submit())
+  int attempt = 0;        ///< the attempt that failed (1 = the first)
+  int http_status = 0;    ///< 0 when no HTTP answer came
+  error_code code = error_code::internal;
+  std::string message;
+  std::chrono::milliseconds wait{0};  ///< until the next attempt
+};
+
+using result_callback = std::function<void(std::size_t index, const result<completion>&)>;
+using retry_callback = std::function<void(const retry_info&)>;
+using progress_callback = std::function<void(const progress&)>;
+using log_callback = std::function<void(std::string_view line)>;
 
 /// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
 class options {
@@ -500,6 +543,19 @@ class options {
   options& ca_cert_file(std::string path) { transport_.ca_cert_file = std::move(path); return *this; }
   options& ca_cert_dir(std::string path) { transport_.ca_cert_dir = std::move(path); return *this; }
   options& max_response_bytes(std::size_t n) { transport_.max_response_bytes = n; return *this; }
+  /// Identical requests (same hash) in flight at once are sent once and share the answer.
+  options& deduplicate(bool on) { deduplicate_ = on; return *this; }
+  /// Called once per request as it completes (from a worker thread; never two at once).
+  options& on_result(result_callback f) { on_result_ = std::move(f); return *this; }
+  /// Called before each retry is scheduled (never two callbacks at once).
+  options& on_retry(retry_callback f) { on_retry_ = std::move(f); return *this; }
+  /// Called at most every progress_interval, and once when the engine becomes idle.
+  options& on_progress(progress_callback f) { on_progress_ = std::move(f); return *this; }
+  /// Where the engine's own messages go (default: stderr). One line per call, no newline.
+  options& on_log(log_callback f) { on_log_ = std::move(f); return *this; }
+  options& progress_interval(std::chrono::milliseconds d) { progress_interval_ = d; return *this; }
+  /// A progress bar on stderr; by default on only when stderr is a terminal.
+  options& progress_bar(bool on) { progress_bar_ = on; return *this; }
 
   [[nodiscard]] std::size_t concurrency() const noexcept { return concurrency_; }
   [[nodiscard]] int max_retries() const noexcept { return max_retries_; }
@@ -507,6 +563,13 @@ class options {
   [[nodiscard]] std::chrono::milliseconds max_backoff() const noexcept { return max_backoff_; }
   [[nodiscard]] std::chrono::milliseconds request_deadline() const noexcept { return request_deadline_; }
   [[nodiscard]] const transport_options& transport() const noexcept { return transport_; }
+  [[nodiscard]] bool deduplicate() const noexcept { return deduplicate_; }
+  [[nodiscard]] const result_callback& on_result() const noexcept { return on_result_; }
+  [[nodiscard]] const retry_callback& on_retry() const noexcept { return on_retry_; }
+  [[nodiscard]] const progress_callback& on_progress() const noexcept { return on_progress_; }
+  [[nodiscard]] const log_callback& on_log() const noexcept { return on_log_; }
+  [[nodiscard]] std::chrono::milliseconds progress_interval() const noexcept { return progress_interval_; }
+  [[nodiscard]] std::optional<bool> progress_bar() const noexcept { return progress_bar_; }
 
  private:
   std::size_t concurrency_ = REQUESTS_ENGINE_DEFAULT_CONCURRENCY;
@@ -515,6 +578,13 @@ class options {
   std::chrono::milliseconds max_backoff_{8000};
   std::chrono::milliseconds request_deadline_{0};
   transport_options transport_;
+  bool deduplicate_ = true;
+  result_callback on_result_;
+  retry_callback on_retry_;
+  progress_callback on_progress_;
+  log_callback on_log_;
+  std::chrono::milliseconds progress_interval_{100};
+  std::optional<bool> progress_bar_;
 };
 
 // =============================================================================================
@@ -536,6 +606,9 @@ using clock = std::chrono::steady_clock;
 /// Provider-independent error for a non-2xx answer whose body is OpenAI-shaped
 /// ({"error":{"message","type","code"}}) or Anthropic-shaped, or not JSON at all.
 [[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
+/// One line of progress bar, without the leading '\r'.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string format_progress_bar(const progress& p, std::size_t width);
+[[nodiscard]] REQUESTS_ENGINE_INLINE bool stderr_is_terminal() noexcept;
 
 /// The provider, type-erased so that the dispatcher is compiled once.
 class provider_ops {
@@ -571,14 +644,24 @@ class provider_adapter final : public provider_ops {
   const Provider& p_;
 };
 
+using deliver_fn = std::function<void(result<completion>&&)>;
+
 /// One request as the dispatcher sees it: a body, its bookkeeping, and where the answer goes.
 struct job {
+  std::size_t index = 0;     // reported to callbacks
   std::string body;
   std::string request_hash;
-  int attempts = 0;
+  std::atomic<int> attempts{0};  // written by the worker, read by cancel()
+  std::size_t worker = no_worker;  // the worker sending it (guarded by dispatcher::mutex_)
+  static constexpr std::size_t no_worker = static_cast<std::size_t>(-1);
   clock::time_point first_sent{};
   clock::time_point deadline = clock::time_point::max();
-  std::function<void(result<completion>&&)> deliver;  // called exactly once
+  deliver_fn deliver;
+  // Identical requests that arrived while this one was under way: they get its answer.
+  std::vector<std::pair<std::size_t, deliver_fn>> followers;
+  std::atomic<bool> cancelled{false};  // polled by the transport while the body arrives
+  std::atomic<bool> delivered{false};  // the first to set it delivers (worker or cancel())
+  bool deduplicated = false;           // registered in dispatcher::leaders_
 };
 
 /// A fixed pool of workers over a timed queue. A job waiting for its retry sits in the queue,
@@ -591,13 +674,17 @@ class dispatcher {
   dispatcher(const dispatcher&) = delete;
   dispatcher& operator=(const dispatcher&) = delete;
 
-  REQUESTS_ENGINE_INLINE void push(std::unique_ptr<job> j);
-  REQUESTS_ENGINE_INLINE void push_many(std::vector<std::unique_ptr<job>> jobs);
-  /// Fails every queued job with `cancelled`; jobs in flight end after their current attempt.
+  /// Queues jobs (or attaches them to an identical one under way). Never blocks on the network.
+  REQUESTS_ENGINE_INLINE void push(std::vector<std::unique_ptr<job>> jobs);
+  /// Delivers a result that never needed the network (e.g. bad input), with the callbacks.
+  REQUESTS_ENGINE_INLINE void complete_now(std::size_t index, result<completion>&& r, const deliver_fn& deliver);
+  /// Ends all work handed over so far: queued and waiting requests, and those in flight
+  /// (their connections are shut), come back as `cancelled` at once. Later work runs normally.
   REQUESTS_ENGINE_INLINE void cancel();
-  [[nodiscard]] bool cancelled() const noexcept { return cancelled_.load(); }
-  /// Accept work again after a cancel.
-  REQUESTS_ENGINE_INLINE void reset_cancel();
+  [[nodiscard]] REQUESTS_ENGINE_INLINE progress snapshot() const;
+  [[nodiscard]] std::size_t next_ticket() noexcept { return ticket_.fetch_add(1); }
+  /// Through on_log, or stderr.
+  REQUESTS_ENGINE_INLINE void log(const std::string& line);
 
  private:
   struct timed {
@@ -606,27 +693,64 @@ class dispatcher {
     job* j;
     bool operator>(const timed& o) const { return at != o.at ? at > o.at : seq > o.seq; }
   };
+  struct worker_slot {
+    transport_session* session = nullptr;
+    job* current = nullptr;
+  };
   REQUESTS_ENGINE_INLINE void worker_main(std::size_t id);
-  REQUESTS_ENGINE_INLINE std::unique_ptr<job> pop();
+  REQUESTS_ENGINE_INLINE std::unique_ptr<job> pop(std::size_t worker);
   REQUESTS_ENGINE_INLINE void run_attempt(std::unique_ptr<job> j, transport_session& s);
   REQUESTS_ENGINE_INLINE void finish(std::unique_ptr<job> j, result<completion>&& r);
+  REQUESTS_ENGINE_INLINE void deliver_all(std::size_t index, const deliver_fn& deliver,
+                                          std::vector<std::pair<std::size_t, deliver_fn>>& followers,
+                                          result<completion>&& r);
   REQUESTS_ENGINE_INLINE void schedule_retry(std::unique_ptr<job> j, clock::time_point at);
+  // Under mutex_: the job leaves its worker's slot, so cancel() no longer reaches it.
+  void release_slot(job& j) {
+    if (j.worker != job::no_worker) {
+      if (slots_[j.worker].current == &j) slots_[j.worker].current = nullptr;
+      j.worker = job::no_worker;
+    }
+  }
   REQUESTS_ENGINE_INLINE std::chrono::milliseconds backoff(int retry_number);
+  REQUESTS_ENGINE_INLINE void tick(bool force);
+  template <class F>
+  void guarded_callback(const char* what, F&& f) {
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    try {
+      f();
+    } catch (const std::exception& e) {
+      log(std::string(what) + " callback threw: " + e.what());
+    } catch (...) {
+      log(std::string(what) + " callback threw a non-standard exception");
+    }
+  }
 
   options options_;
   std::unique_ptr<provider_ops> ops_;
   std::vector<std::string> secrets_;
   transport& transport_;
+  bool draw_bar_ = false;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<job>> ready_;
   std::priority_queue<timed, std::vector<timed>, std::greater<timed>> waiting_;
+  std::map<std::string, job*> leaders_;  // request hash -> the job under way for it
+  std::vector<worker_slot> slots_;
   std::uint64_t seq_ = 0;
   bool stopping_ = false;
-  std::atomic<bool> cancelled_{false};
   std::mt19937_64 rng_{std::random_device{}()};
   std::vector<std::thread> workers_;
+
+  // Progress of the current busy period.
+  std::atomic<std::size_t> ticket_{0};
+  std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
+  std::atomic<std::int64_t> input_tokens_{0}, output_tokens_{0};
+  clock::time_point period_start_ = clock::now();  // guarded by mutex_
+  std::atomic<std::int64_t> last_tick_ns_{0};
+  std::mutex callback_mutex_;  // callbacks are never called concurrently
+  std::mutex log_mutex_;
 };
 
 }  // namespace detail
@@ -635,8 +759,8 @@ class dispatcher {
 // Engine
 // =============================================================================================
 
-/// The engine: a provider, a transport and a pool of workers. Thread-safe: run() and submit()
-/// may be called from several threads at once and share the pool.
+/// The engine: a provider, a transport and a pool of workers. Thread-safe: run(), submit()
+/// and cancel() may be called from several threads at once; they share the pool.
 template <class Provider, class Transport = httplib_transport>
 class basic_engine {
   static_assert(std::is_base_of_v<transport, Transport>,
@@ -652,7 +776,8 @@ class basic_engine {
         dispatcher_(options_, std::make_unique<detail::provider_adapter<Provider>>(provider_),
                     transport_) {}
 
-  /// Sends the batch and waits; one result per conversation, in input order.
+  /// Sends the batch and waits; one result per conversation, in input order. The result
+  /// callback gets each one as it completes, with its index in `batch`.
   [[nodiscard]] std::vector<result<completion>> run(const std::vector<conversation>& batch,
                                                     const params& p = params()) {
     struct slots {
@@ -672,10 +797,10 @@ class basic_engine {
         st->out[i].emplace(std::move(r));
         if (--st->remaining == 0) st->cv.notify_all();
       };
-      auto j = make_job(batch[i], p, std::move(deliver));
+      auto j = make_job(i, batch[i], p, std::move(deliver));
       if (j) jobs.push_back(std::move(j));
     }
-    dispatcher_.push_many(std::move(jobs));
+    dispatcher_.push(std::move(jobs));
     std::unique_lock<std::mutex> lock(st->m);
     st->cv.wait(lock, [&] { return st->remaining == 0; });
     std::vector<result<completion>> results;
@@ -684,27 +809,36 @@ class basic_engine {
     return results;
   }
 
-  /// Sends one request; the future becomes ready with its result.
+  /// Sends one request; the future becomes ready with its result. Safe from any thread. The
+  /// result callback gets it with a ticket number as its index.
   [[nodiscard]] std::future<result<completion>> submit(const conversation& c,
                                                        const params& p = params()) {
     auto promise = std::make_shared<std::promise<result<completion>>>();
     auto fut = promise->get_future();
-    auto j = make_job(c, p, [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
-    if (j) dispatcher_.push(std::move(j));
+    auto j = make_job(dispatcher_.next_ticket(), c, p,
+                      [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
+    if (j) {
+      std::vector<std::unique_ptr<detail::job>> one;
+      one.push_back(std::move(j));
+      dispatcher_.push(std::move(one));
+    }
     return fut;
   }
 
-  /// Stops the work in progress: queued requests come back as `cancelled` at once.
+  /// Stops the work handed over so far: every request not yet answered comes back at once as
+  /// a `cancelled` error (connections in flight are shut); run() returns. Later calls run.
   void cancel() { dispatcher_.cancel(); }
 
+  /// The current busy period's counts.
+  [[nodiscard]] progress current_progress() const { return dispatcher_.snapshot(); }
   [[nodiscard]] const Provider& provider() const noexcept { return provider_; }
   [[nodiscard]] const options& settings() const noexcept { return options_; }
 
  private:
   // Builds the body now, in the caller's thread, so that bad input fails before anything is
   // sent. Returns null when it already delivered an error.
-  std::unique_ptr<detail::job> make_job(const conversation& c, const params& p,
-                                        std::function<void(result<completion>&&)> deliver) {
+  std::unique_ptr<detail::job> make_job(std::size_t index, const conversation& c, const params& p,
+                                        detail::deliver_fn deliver) {
     result<json> body = [&]() -> result<json> {
       try {
         return provider_.make_body(c, p);
@@ -714,10 +848,11 @@ class basic_engine {
       }
     }();
     if (!body) {
-      deliver(std::move(body.error()));
+      dispatcher_.complete_now(index, std::move(body.error()), deliver);
       return nullptr;
     }
     auto j = std::make_unique<detail::job>();
+    j->index = index;
     j->body = body->dump();
     json identity = json::object();
     identity["provider"] = provider_.cache_identity();
@@ -1009,21 +1144,16 @@ class httplib_session final : public transport_session {
       return error{error_code::invalid_request, 0, e.what(), {}, 0, {}};
     }
     const std::string origin = u.origin();
-    auto& client = clients_[origin];
-    if (!client) {
-      client = std::make_unique<httplib::Client>(origin);
-      client->set_keep_alive(true);
-      client->set_tcp_nodelay(true);  // without it, Nagle against delayed ACKs caps a connection at ~25 req/s
-      client->set_connection_timeout(o_.connect_timeout);
-      client->set_read_timeout(o_.read_timeout);
-      client->set_write_timeout(o_.write_timeout);
-      client->set_follow_location(false);
-      if (u.scheme == "https") {
-        client->enable_server_certificate_verification(o_.verify_tls);
-        if (!o_.ca_cert_file.empty() || !o_.ca_cert_dir.empty())
-          client->set_ca_cert_path(o_.ca_cert_file, o_.ca_cert_dir);
-      }
+    httplib::Client* client = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto& slot = clients_[origin];
+      if (!slot) slot = make_client(origin, u.scheme == "https");
+      client = slot.get();
+      active_ = client;
     }
+    client->set_read_timeout(req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout);
+
 
     httplib::Request hreq;
     hreq.method = req.method;
@@ -1047,10 +1177,15 @@ class httplib_session final : public transport_session {
     httplib::Error err = httplib::Error::Success;
     auto start = clock::now();
     bool ok = client->send(hreq, hres, err);
-    if (!ok || err != httplib::Error::Success) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      active_ = nullptr;
       // A failed exchange leaves the connection in an unknown state: start afresh next time.
-      clients_.erase(origin);
-      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - start);
+      if (!ok || err != httplib::Error::Success) clients_.erase(origin);
+    }
+    if (!ok || err != httplib::Error::Success) {
+      auto timeout = req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout;
+      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - start, timeout);
     }
     http_response out;
     out.status = hres.status;
@@ -1060,9 +1195,31 @@ class httplib_session final : public transport_session {
     return out;
   }
 
+  void abort() noexcept override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_) active_->stop();  // shuts the socket down; send() then fails at once
+  }
+
  private:
+  std::unique_ptr<httplib::Client> make_client(const std::string& origin, bool https) const {
+    auto client = std::make_unique<httplib::Client>(origin);
+    client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);  // without it, Nagle against delayed ACKs caps a connection at ~25 req/s
+    client->set_connection_timeout(o_.connect_timeout);
+    client->set_read_timeout(o_.read_timeout);
+    client->set_write_timeout(o_.write_timeout);
+    client->set_follow_location(false);
+    if (https) {
+      client->enable_server_certificate_verification(o_.verify_tls);
+      if (!o_.ca_cert_file.empty() || !o_.ca_cert_dir.empty())
+        client->set_ca_cert_path(o_.ca_cert_file, o_.ca_cert_dir);
+    }
+    return client;
+  }
+
   error transport_error(httplib::Error err, const std::string& origin, bool too_large,
-                        bool was_cancelled, clock::duration elapsed) const {
+                        bool was_cancelled, clock::duration elapsed,
+                        std::chrono::milliseconds read_timeout) const {
     error e;
     if (too_large) {
       e.code = error_code::response_too_large;
@@ -1098,7 +1255,7 @@ class httplib_session final : public transport_session {
                     " could not be verified (for a private CA, set options::ca_cert_file)";
         break;
       case httplib::Error::Read:
-        if (elapsed + std::chrono::milliseconds(50) >= o_.read_timeout) {
+        if (elapsed + std::chrono::milliseconds(50) >= read_timeout) {
           e.code = error_code::timeout;
           e.message = "no data from " + origin + " within the read timeout";
         } else {
@@ -1119,7 +1276,9 @@ class httplib_session final : public transport_session {
   }
 
   const transport_options& o_;
+  std::mutex mutex_;  // guards clients_ and active_ against abort() from another thread
   std::map<std::string, std::unique_ptr<httplib::Client>> clients_;
+  httplib::Client* active_ = nullptr;
 };
 
 // --- the dispatcher -----------------------------------------------------------------------
@@ -1129,9 +1288,13 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::unique_ptr<
     : options_(o), ops_(std::move(ops)), transport_(t) {
   if (options_.concurrency() == 0)
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
+  if (options_.progress_interval().count() <= 0)
+    throw std::invalid_argument("requests_engine: options::progress_interval must be positive");
   secrets_ = ops_->secrets();
   secrets_.erase(std::remove_if(secrets_.begin(), secrets_.end(), [](const std::string& s) { return s.empty(); }),
                  secrets_.end());
+  draw_bar_ = options_.progress_bar().value_or(stderr_is_terminal());
+  slots_.resize(options_.concurrency());
   workers_.reserve(options_.concurrency());
   try {
     for (std::size_t i = 0; i < options_.concurrency(); ++i)
@@ -1157,53 +1320,133 @@ REQUESTS_ENGINE_INLINE dispatcher::~dispatcher() {
   for (auto& w : workers_) w.join();
 }
 
-REQUESTS_ENGINE_INLINE void dispatcher::push(std::unique_ptr<job> j) {
-  if (cancelled_.load()) {
-    finish(std::move(j), error{error_code::cancelled, 0, "the engine was cancelled", {}, 0, {}});
-    return;
+REQUESTS_ENGINE_INLINE void dispatcher::log(const std::string& line) {
+  std::string clean = redact(line, secrets_);
+  if (options_.on_log()) {
+    try {
+      options_.on_log()(clean);
+      return;
+    } catch (...) {
+      // fall through to stderr: a broken logger must not hide the message
+    }
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ready_.push_back(std::move(j));
-  }
-  cv_.notify_one();
+  std::lock_guard<std::mutex> lock(log_mutex_);
+  std::fprintf(stderr, "%srequests_engine: %s\n", draw_bar_ ? "\r\033[K" : "", clean.c_str());
 }
 
-REQUESTS_ENGINE_INLINE void dispatcher::push_many(std::vector<std::unique_ptr<job>> jobs) {
-  if (cancelled_.load()) {
-    for (auto& j : jobs)
-      finish(std::move(j), error{error_code::cancelled, 0, "the engine was cancelled", {}, 0, {}});
-    return;
-  }
+REQUESTS_ENGINE_INLINE void dispatcher::push(std::vector<std::unique_ptr<job>> jobs) {
+  if (jobs.empty()) return;
+  std::size_t queued = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& j : jobs) ready_.push_back(std::move(j));
+    if (done_.load() == total_.load()) {  // idle: a new busy period starts
+      period_start_ = clock::now();
+      total_ = 0;
+      done_ = 0;
+      failed_ = 0;
+      retries_ = 0;
+      input_tokens_ = 0;
+      output_tokens_ = 0;
+    }
+    total_ += jobs.size();
+    for (auto& j : jobs) {
+      if (options_.deduplicate()) {
+        auto it = leaders_.find(j->request_hash);
+        if (it != leaders_.end()) {
+          it->second->followers.emplace_back(j->index, std::move(j->deliver));
+          continue;
+        }
+        leaders_.emplace(j->request_hash, j.get());
+        j->deduplicated = true;
+      }
+      ready_.push_back(std::move(j));
+      ++queued;
+    }
   }
-  cv_.notify_all();
+  if (queued == 1)
+    cv_.notify_one();
+  else if (queued > 1)
+    cv_.notify_all();
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::complete_now(std::size_t index, result<completion>&& r,
+                                                     const deliver_fn& deliver) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (done_.load() == total_.load()) {
+      period_start_ = clock::now();
+      total_ = done_ = failed_ = retries_ = 0;
+      input_tokens_ = output_tokens_ = 0;
+    }
+    ++total_;
+  }
+  std::vector<std::pair<std::size_t, deliver_fn>> none;
+  deliver_all(index, deliver, none, std::move(r));
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
-  std::deque<std::unique_ptr<job>> dropped;
+  std::vector<std::unique_ptr<job>> dropped;
+  struct taken {
+    std::size_t index;
+    deliver_fn deliver;
+    std::vector<std::pair<std::size_t, deliver_fn>> followers;
+    int attempts;
+  };
+  std::vector<taken> in_flight;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    cancelled_.store(true);
-    dropped.swap(ready_);
+    for (auto& j : ready_) dropped.push_back(std::move(j));
+    ready_.clear();
     while (!waiting_.empty()) {
       dropped.emplace_back(waiting_.top().j);
       waiting_.pop();
+    }
+    for (auto& slot : slots_) {
+      job* j = slot.current;
+      if (!j) continue;
+      j->cancelled.store(true);
+      // The worker still owns the job; whoever sets `delivered` first answers its callers.
+      if (!j->delivered.exchange(true)) {
+        if (j->deduplicated) leaders_.erase(j->request_hash);
+        j->deduplicated = false;
+        in_flight.push_back(taken{j->index, j->deliver, std::move(j->followers), j->attempts});
+        j->followers.clear();
+      }
+      if (slot.session) slot.session->abort();
     }
   }
   for (auto& j : dropped) {
     int attempts = j->attempts;
     finish(std::move(j), error{error_code::cancelled, 0, "cancelled before it could be sent", {}, attempts, {}});
   }
+  for (auto& t : in_flight)
+    deliver_all(t.index, t.deliver, t.followers,
+                error{error_code::cancelled, 0, "cancelled while in flight", {}, t.attempts, {}});
   cv_.notify_all();
 }
 
-REQUESTS_ENGINE_INLINE void dispatcher::reset_cancel() { cancelled_.store(false); }
+REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
+  progress p;
+  clock::time_point start;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    start = period_start_;
+  }
+  p.total = total_.load();
+  p.done = done_.load();
+  p.failed = failed_.load();
+  p.in_flight = in_flight_.load();
+  p.retries = retries_.load();
+  p.input_tokens = input_tokens_.load();
+  p.output_tokens = output_tokens_.load();
+  p.elapsed_seconds = std::chrono::duration<double>(clock::now() - start).count();
+  p.requests_per_second = p.elapsed_seconds > 0 ? static_cast<double>(p.done) / p.elapsed_seconds : 0.0;
+  return p;
+}
 
-REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop() {
+REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop(std::size_t worker) {
   std::unique_lock<std::mutex> lock(mutex_);
+  slots_[worker].current = nullptr;
   for (;;) {
     if (stopping_) return nullptr;
     auto now = clock::now();
@@ -1214,37 +1457,58 @@ REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop() {
     if (!ready_.empty()) {
       auto j = std::move(ready_.front());
       ready_.pop_front();
+      slots_[worker].current = j.get();
+      j->worker = worker;
       return j;
     }
-    if (waiting_.empty())
+    if (waiting_.empty()) {
       cv_.wait(lock);
-    else
-      cv_.wait_until(lock, waiting_.top().at);
+    } else {
+      const clock::time_point next = waiting_.top().at;  // a copy: the heap may move while we wait
+      cv_.wait_until(lock, next);
+    }
   }
 }
 
-REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t) {
+REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t id) {
+#if !defined(_WIN32)
+  // cpp-httplib writes to sockets without MSG_NOSIGNAL: a peer that closed its end would raise
+  // SIGPIPE and kill the whole process. Blocked in this thread, the write fails with EPIPE.
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+#endif
   std::unique_ptr<transport_session> session;
-  for (;;) {
-    auto j = pop();
-    if (!j) return;
-    if (!session) {
-      try {
-        session = transport_.open_session();
-      } catch (const std::exception& e) {
-        finish(std::move(j), error{error_code::internal, 0,
-                                   std::string("the transport could not open a session: ") + e.what(), {}, 0, {}});
-        continue;
-      }
-    }
-    run_attempt(std::move(j), *session);
+  try {
+    session = transport_.open_session();
+  } catch (const std::exception& e) {
+    log(std::string("worker ") + std::to_string(id) + ": the transport could not open a session: " + e.what());
   }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    slots_[id].session = session.get();
+  }
+  for (;;) {
+    auto j = pop(id);
+    if (!j) break;
+    if (!session) {
+      finish(std::move(j), error{error_code::internal, 0, "the transport could not open a session", {}, 0, {}});
+      continue;
+    }
+    in_flight_.fetch_add(1);
+    run_attempt(std::move(j), *session);
+    in_flight_.fetch_sub(1);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  slots_[id].session = nullptr;
+  slots_[id].current = nullptr;
 }
 
 REQUESTS_ENGINE_INLINE std::chrono::milliseconds dispatcher::backoff(int retry_number) {
-  // Full jitter over an exponential ceiling: delay = base * 2^(k-1) * U(0.75, 1.0), capped.
+  // Jitter over an exponential ceiling: delay = min(base * 2^(k-1), max) * U(0.75, 1.0).
   double base = static_cast<double>(options_.initial_backoff().count());
-  double ceiling = std::min(base * std::pow(2.0, retry_number - 1),
+  double ceiling = std::min(base * std::pow(2.0, std::min(retry_number - 1, 30)),
                             static_cast<double>(options_.max_backoff().count()));
   double factor;
   {
@@ -1255,7 +1519,7 @@ REQUESTS_ENGINE_INLINE std::chrono::milliseconds dispatcher::backoff(int retry_n
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, transport_session& s) {
-  if (cancelled_.load()) {
+  if (j->cancelled.load()) {
     int attempts = j->attempts;
     finish(std::move(j), error{error_code::cancelled, 0, "cancelled before it could be sent", {}, attempts, {}});
     return;
@@ -1265,6 +1529,12 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
     j->first_sent = now;
     if (options_.request_deadline().count() > 0) j->deadline = now + options_.request_deadline();
   }
+  if (now >= j->deadline) {
+    int attempts = j->attempts;
+    finish(std::move(j), error{error_code::deadline_exceeded, 0, "the request deadline passed before it could be sent",
+                               {}, attempts, {}});
+    return;
+  }
   ++j->attempts;
 
   result<completion> outcome = error{};
@@ -1272,11 +1542,21 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   std::optional<std::chrono::milliseconds> retry_after;
   try {
     http_request req = ops_->make_request(j->body);
-    result<http_response> resp = s.send(req, cancelled_);
+    if (j->deadline != clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(j->deadline - now);
+      auto cap = options_.transport().read_timeout;
+      req.read_timeout = std::max(std::chrono::milliseconds(1), std::min(left, cap));
+    }
+    result<http_response> resp = s.send(req, j->cancelled);
     if (!resp) {
       outcome = std::move(resp.error());
       auto c = outcome.error().code;
       retryable = c == error_code::connection || c == error_code::timeout;
+      if (c == error_code::timeout && clock::now() >= j->deadline) {
+        outcome.error().code = error_code::deadline_exceeded;
+        outcome.error().message = "the request deadline passed while waiting for the answer";
+        retryable = false;
+      }
     } else {
       outcome = ops_->parse_response(*resp);
       if (!outcome) {
@@ -1298,6 +1578,10 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
     outcome = error{error_code::internal, 0, "unknown exception while handling the request", {}, 0, {}};
   }
 
+  if (j->cancelled.load() && !outcome) {
+    outcome = error{error_code::cancelled, 0, "cancelled while in flight", {}, 0, {}};
+    retryable = false;
+  }
   if (outcome) {
     outcome->attempts = j->attempts;
     outcome->request_hash = j->request_hash;
@@ -1305,28 +1589,33 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
     finish(std::move(j), std::move(outcome));
     return;
   }
+  auto& e = outcome.error();
+  e.attempts = j->attempts;
   const int retries_done = j->attempts - 1;
   const bool budget_left = options_.max_retries() < 0 || retries_done < options_.max_retries();
-  if (retryable && budget_left && !cancelled_.load()) {
+  if (retryable && budget_left) {
     auto wait = retry_after ? *retry_after : backoff(j->attempts);
     auto at = clock::now() + wait;
     if (at < j->deadline) {
+      ++retries_;
+      if (options_.on_retry()) {
+        retry_info info{j->index, j->attempts, e.http_status, e.code, redact(e.message, secrets_), wait};
+        guarded_callback("retry", [&] { options_.on_retry()(info); });
+      }
       schedule_retry(std::move(j), at);
       return;
     }
-    auto& e = outcome.error();
-    e.attempts = j->attempts;
-    e.message = "deadline would pass before the next retry; last error: " + e.describe();
+    e.message = "the deadline would pass before the next retry; last error: " + e.describe();
     e.code = error_code::deadline_exceeded;
   }
-  outcome.error().attempts = j->attempts;
   finish(std::move(j), std::move(outcome));
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::schedule_retry(std::unique_ptr<job> j, clock::time_point at) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!cancelled_.load()) {
+    release_slot(*j);
+    if (!j->cancelled.load() && !stopping_) {
       waiting_.push(timed{at, seq_++, j.release()});
       cv_.notify_one();
       return;
@@ -1337,12 +1626,103 @@ REQUESTS_ENGINE_INLINE void dispatcher::schedule_retry(std::unique_ptr<job> j, c
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::finish(std::unique_ptr<job> j, result<completion>&& r) {
-  if (!r) r.error().message = redact(std::move(r.error().message), secrets_);
-  try {
-    j->deliver(std::move(r));
-  } catch (...) {
-    // deliver() only stores a value; nothing sensible is left to do if even that fails.
+  std::vector<std::pair<std::size_t, deliver_fn>> followers;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    release_slot(*j);
+    if (j->delivered.exchange(true)) return;  // cancel() answered already
+    if (j->deduplicated) leaders_.erase(j->request_hash);
+    followers = std::move(j->followers);
   }
+  deliver_all(j->index, j->deliver, followers, std::move(r));
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::deliver_all(std::size_t index, const deliver_fn& deliver,
+                                                    std::vector<std::pair<std::size_t, deliver_fn>>& followers,
+                                                    result<completion>&& r) {
+  if (!r) r.error().message = redact(std::move(r.error().message), secrets_);
+  // Counts and callbacks first, delivery last: when run() returns or a future is ready, every
+  // callback about that request has run.
+  const std::size_t n = followers.size() + 1;
+  if (r) {
+    input_tokens_ += r->usage.input_tokens * static_cast<std::int64_t>(n);
+    output_tokens_ += r->usage.output_tokens * static_cast<std::int64_t>(n);
+  } else {
+    failed_ += n;
+  }
+  const std::size_t done = done_ += n;
+  if (options_.on_result()) {
+    for (auto& f : followers) guarded_callback("result", [&] { options_.on_result()(f.first, r); });
+    guarded_callback("result", [&] { options_.on_result()(index, r); });
+  }
+  tick(done == total_.load());
+  auto hand_over = [&](const deliver_fn& d, result<completion>&& one) {
+    try {
+      d(std::move(one));
+    } catch (...) {
+      log("delivering a result failed");
+    }
+  };
+  for (auto& f : followers) hand_over(f.second, result<completion>(r));
+  hand_over(deliver, std::move(r));
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::tick(bool force) {
+  if (!options_.on_progress() && !draw_bar_) return;
+  const auto interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.progress_interval()).count();
+  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
+  auto last = last_tick_ns_.load();
+  if (!force && now_ns - last < interval_ns) return;
+  if (!force && !last_tick_ns_.compare_exchange_strong(last, now_ns)) return;
+  if (force) last_tick_ns_.store(now_ns);
+  progress p = snapshot();
+  if (options_.on_progress()) guarded_callback("progress", [&] { options_.on_progress()(p); });
+  if (draw_bar_) {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    std::string line = "\r" + format_progress_bar(p, 30) + "\033[K";
+    if (p.done == p.total) line += "\n";
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+  }
+}
+
+REQUESTS_ENGINE_INLINE std::string format_progress_bar(const progress& p, std::size_t width) {
+  double frac = p.total ? static_cast<double>(p.done) / static_cast<double>(p.total) : 1.0;
+  auto filled = static_cast<std::size_t>(frac * static_cast<double>(width));
+  std::string bar = "[" + std::string(filled, '=') + (filled < width ? ">" : "") +
+                    std::string(width - std::min(width, filled + 1), ' ') + "]";
+  if (filled >= width) bar = "[" + std::string(width, '=') + "]";
+  auto fmt_time = [](double s) {
+    auto t = static_cast<long long>(s + 0.5);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", t / 3600, (t / 60) % 60, t % 60);
+    return std::string(buf);
+  };
+  auto fmt_tokens = [](std::int64_t n) {
+    char buf[32];
+    if (n >= 1000000) std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
+    else if (n >= 1000) std::snprintf(buf, sizeof buf, "%.1fk", static_cast<double>(n) / 1e3);
+    else std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
+    return std::string(buf);
+  };
+  std::string eta = "--:--:--";
+  if (p.requests_per_second > 0 && p.done < p.total)
+    eta = fmt_time(static_cast<double>(p.total - p.done) / p.requests_per_second);
+  else if (p.done == p.total)
+    eta = fmt_time(0);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, " %zu/%zu  %.1f req/s  ETA %s  failed %zu  retries %zu  tokens %s in / %s out",
+                p.done, p.total, p.requests_per_second, eta.c_str(), p.failed, p.retries,
+                fmt_tokens(p.input_tokens).c_str(), fmt_tokens(p.output_tokens).c_str());
+  return bar + buf;
+}
+
+REQUESTS_ENGINE_INLINE bool stderr_is_terminal() noexcept {
+#if defined(_WIN32)
+  return _isatty(_fileno(stderr)) != 0;
+#else
+  return ::isatty(::fileno(stderr)) != 0;
+#endif
 }
 
 }  // namespace detail

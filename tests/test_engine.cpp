@@ -167,7 +167,7 @@ TEST_CASE("HTTPS: verification is on by default and passes with the test CA") {
 
 TEST_CASE("each failure is an error value in its own slot; the rest of the batch succeeds") {
   auto server = start_server();
-  server->on_chat = [](const httplib::Request& req, httplib::Response& res) {
+  server->set_on_chat([](const httplib::Request& req, httplib::Response& res) {
     auto body = re::json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.contains("messages") || !body["messages"].is_array()) return false;
     std::string text = body["messages"].back().value("content", "");
@@ -188,7 +188,7 @@ TEST_CASE("each failure is an error value in its own slot; the rest of the batch
       return true;
     }
     return false;
-  };
+  });
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
   re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4).max_retries(0));
 
@@ -236,10 +236,10 @@ TEST_CASE("each failure is an error value in its own slot; the rest of the batch
 }
 
 TEST_CASE("401: a wrong key is an authentication error that never shows the key") {
+  const std::string wrong_key = "sk-proj-WRONGwrongWRONG0123456789abcdefXYZ";  // outlives the server
   auto server = start_server();
-  const std::string wrong_key = "sk-proj-WRONGwrongWRONG0123456789abcdefXYZ";
   // Like OpenAI's own answer, this server echoes a masked key, and a careless one the whole key.
-  server->on_chat = [&](const httplib::Request& req, httplib::Response& res) {
+  server->set_on_chat([&](const httplib::Request& req, httplib::Response& res) {
     if (req.get_header_value("Authorization") == std::string("Bearer ") + test_key) return false;
     res.status = 401;
     res.set_content(re::json({{"error",
@@ -250,7 +250,7 @@ TEST_CASE("401: a wrong key is an authentication error that never shows the key"
                         .dump(),
                     "application/json");
     return true;
-  };
+  });
   re::openai_compatible provider(wrong_key, server->base_url(), "mock-model");
   re::engine<re::openai_compatible> engine(provider, re::options().concurrency(2));
   auto results = engine.run(prompts(4));
@@ -287,11 +287,11 @@ TEST_CASE("connection refused is an error value; other origins in the same engin
 
 TEST_CASE("a response over max_response_bytes is an error, not unbounded memory") {
   auto server = start_server();
-  server->on_chat = [](const httplib::Request&, httplib::Response& res) {
+  server->set_on_chat([](const httplib::Request&, httplib::Response& res) {
     res.status = 200;
     res.set_content(std::string(1 << 20, 'x'), "application/json");
     return true;
-  };
+  });
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
   re::engine<re::openai_compatible> engine(provider, re::options().concurrency(1).max_response_bytes(64 * 1024));
   auto results = engine.run(prompts(2));
@@ -336,4 +336,463 @@ TEST_CASE("two translation units that include the header link and run together")
   mock::server open(so);
   open.start();
   CHECK(odr_second_translation_unit(open.base_url()) == 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retries, timeouts, cancellation, callbacks, submit() from many threads, deduplication.
+// A server made to misbehave on request; every test checks exactly one result per input.
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string last_user_text(const httplib::Request& req) {
+  auto body = re::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.contains("messages")) return {};
+  const auto& m = body["messages"].back()["content"];
+  return m.is_string() ? m.get<std::string>() : std::string();
+}
+
+void openai_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
+                  const std::string& code) {
+  res.status = status;
+  res.set_content(re::json({{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}}).dump(),
+                  "application/json");
+}
+
+// Counts the calls per prompt text, thread-safely.
+struct call_counter {
+  std::mutex m;
+  std::map<std::string, int> calls;
+  std::vector<std::chrono::steady_clock::time_point> times;
+  int next(const std::string& key) {
+    std::lock_guard<std::mutex> lock(m);
+    times.push_back(std::chrono::steady_clock::now());
+    return ++calls[key];
+  }
+  int count(const std::string& key) {
+    std::lock_guard<std::mutex> lock(m);
+    return calls[key];
+  }
+};
+
+// Collects what the callbacks saw.
+struct callback_log {
+  std::mutex m;
+  std::vector<std::size_t> result_indices;
+  std::vector<re::retry_info> retries;
+  std::vector<re::progress> progress;
+  std::vector<std::string> logs;
+  re::options attach(re::options o) {
+    return o.on_result([this](std::size_t i, const re::result<re::completion>&) {
+              std::lock_guard<std::mutex> lock(m);
+              result_indices.push_back(i);
+            })
+        .on_retry([this](const re::retry_info& r) {
+          std::lock_guard<std::mutex> lock(m);
+          retries.push_back(r);
+        })
+        .on_progress([this](const re::progress& p) {
+          std::lock_guard<std::mutex> lock(m);
+          progress.push_back(p);
+        })
+        .on_log([this](std::string_view line) {
+          std::lock_guard<std::mutex> lock(m);
+          logs.emplace_back(line);
+        });
+  }
+  void check_each_index_once(std::size_t n) {
+    std::lock_guard<std::mutex> lock(m);
+    std::vector<std::size_t> sorted = result_indices;
+    std::sort(sorted.begin(), sorted.end());
+    REQUIRE(sorted.size() == n);
+    for (std::size_t i = 0; i < n; ++i) REQUIRE(sorted[i] == i);
+  }
+};
+
+template <class Rep, class Period>
+long long ms(std::chrono::duration<Rep, Period> d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+}  // namespace
+
+TEST_CASE("retries: 429 with retry-after, 503 twice, x-should-retry, insufficient_quota") {
+  call_counter calls;  // declared first: the server's threads use it until the server stops
+  auto server = start_server();
+  server->set_on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    std::string text = last_user_text(req);
+    int n = calls.next(text);
+    if (text == "429 once" && n == 1) {
+      openai_error(res, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
+      res.set_header("retry-after", "1");
+      return true;
+    }
+    if (text == "503 twice" && n <= 2) {
+      openai_error(res, 503, "The engine is currently overloaded", "server_error", "");
+      return true;
+    }
+    if (text == "503 do not retry") {
+      openai_error(res, 503, "Overloaded, but told not to retry", "server_error", "");
+      res.set_header("x-should-retry", "false");
+      return true;
+    }
+    if (text == "400 retry anyway" && n == 1) {
+      openai_error(res, 400, "transient validation glitch", "invalid_request_error", "");
+      res.set_header("x-should-retry", "true");
+      return true;
+    }
+    if (text == "quota") {
+      openai_error(res, 429, "You exceeded your current quota, please check your plan and billing details.",
+                   "insufficient_quota", "insufficient_quota");
+      res.set_header("retry-after", "1");
+      return true;
+    }
+    return false;
+  });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  callback_log cb;
+  re::engine<re::openai_compatible> engine(
+      provider, cb.attach(re::options().concurrency(4).max_retries(3).initial_backoff(std::chrono::milliseconds(20))));
+  std::vector<re::conversation> batch;
+  for (const char* t : {"429 once", "503 twice", "503 do not retry", "400 retry anyway", "quota", "plain"})
+    batch.push_back(re::conversation().user(t));
+  auto results = engine.run(batch);
+  REQUIRE(results.size() == batch.size());
+  cb.check_each_index_once(batch.size());
+
+  REQUIRE_MESSAGE(results[0], all_error_text(results));
+  CHECK(results[0]->attempts == 2);
+  {
+    std::lock_guard<std::mutex> lock(calls.m);
+    CHECK(calls.calls["429 once"] == 2);
+  }
+  // The retry-after of 1 s was honoured: not much earlier, not much later.
+  CHECK(results[0]->latency >= std::chrono::milliseconds(950));
+  CHECK(results[0]->latency <= std::chrono::milliseconds(1800));
+
+  REQUIRE(results[1]);
+  CHECK(results[1]->attempts == 3);
+  CHECK(calls.count("503 twice") == 3);
+
+  REQUIRE_FALSE(results[2]);
+  CHECK(results[2].error().code == re::error_code::server_error);
+  CHECK(results[2].error().attempts == 1);
+  CHECK(calls.count("503 do not retry") == 1);
+
+  REQUIRE(results[3]);
+  CHECK(results[3]->attempts == 2);
+
+  REQUIRE_FALSE(results[4]);
+  CHECK(results[4].error().code == re::error_code::insufficient_quota);
+  CHECK(results[4].error().attempts == 1);
+  CHECK(calls.count("quota") == 1);
+  CHECK(results[4].error().message.find("exceeded your current quota") != std::string::npos);
+
+  REQUIRE(results[5]);
+  CHECK(results[5]->attempts == 1);
+
+  // The retry callback saw each retry with its status and wait.
+  std::lock_guard<std::mutex> lock(cb.m);
+  CHECK(cb.retries.size() == 4);  // 429 once, 503 twice, 400 once
+  bool saw_429 = false;
+  for (auto& r : cb.retries)
+    if (r.http_status == 429) {
+      saw_429 = true;
+      CHECK(r.wait == std::chrono::milliseconds(1000));
+      CHECK(r.index == 0);
+      CHECK(r.code == re::error_code::rate_limited);
+    }
+  CHECK(saw_429);
+  REQUIRE_FALSE(cb.progress.empty());
+  CHECK(cb.progress.back().done == batch.size());
+  CHECK(cb.progress.back().total == batch.size());
+  CHECK(cb.progress.back().failed == 2);
+  CHECK(cb.progress.back().retries == 4);
+}
+
+TEST_CASE("the final error after the last retry says how many attempts and what the last status was") {
+  auto server = start_server();
+  server->set_on_chat([&](const httplib::Request&, httplib::Response& res) {
+    openai_error(res, 502, "Bad gateway from upstream", "server_error", "");
+    return true;
+  });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(
+      provider, re::options().concurrency(2).max_retries(4).initial_backoff(std::chrono::milliseconds(1)));
+  auto results = engine.run(prompts(3));
+  for (auto& r : results) {
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 5);
+    CHECK(r.error().http_status == 502);
+    CHECK(r.error().describe() == "server_error (HTTP 502, 5 attempts): Bad gateway from upstream");
+  }
+  CHECK(server->requests() == 15);
+}
+
+TEST_CASE("broken connections: reset mid-response, truncated body, a stall past the read timeout") {
+  call_counter calls;  // declared first: the server's threads use it until the server stops
+  auto server = start_server();
+  server->set_on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    std::string text = last_user_text(req);
+    int n = calls.next(text);
+    if (n > 1) return false;  // the retry succeeds
+    if (text == "reset") {
+      // Headers and part of the body, then the connection is dropped.
+      res.status = 200;
+      res.set_content_provider(5000, "application/json", [](std::size_t, std::size_t, httplib::DataSink& sink) {
+        const std::string part = R"({"id":"chatcmpl-1","object":"chat.completion","choices":[{"ind)";
+        sink.write(part.data(), part.size());
+        return false;
+      });
+      return true;
+    }
+    if (text == "stall") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      return false;
+    }
+    return false;
+  });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+
+  SUBCASE("retried, then they succeed") {
+    re::engine<re::openai_compatible> engine(
+        provider, re::options().concurrency(3).read_timeout(std::chrono::milliseconds(400)).initial_backoff(
+                      std::chrono::milliseconds(10)));
+    auto results =
+        engine.run({re::conversation().user("reset"), re::conversation().user("stall"), re::conversation().user("ok")});
+    REQUIRE(results.size() == 3);
+    for (auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+    CHECK(results[0]->attempts == 2);
+    CHECK(results[0]->text == "Mock answer to: reset");
+    CHECK(results[1]->attempts == 2);
+    CHECK(results[2]->attempts == 1);
+  }
+  SUBCASE("without retries, each is the right error") {
+    re::engine<re::openai_compatible> engine(
+        provider, re::options().concurrency(3).read_timeout(std::chrono::milliseconds(400)).max_retries(0));
+    auto t0 = std::chrono::steady_clock::now();
+    auto results = engine.run({re::conversation().user("reset"), re::conversation().user("stall")});
+    REQUIRE_FALSE(results[0]);
+    CHECK(results[0].error().code == re::error_code::connection);
+    REQUIRE_FALSE(results[1]);
+    CHECK(results[1].error().code == re::error_code::timeout);
+    CHECK(ms(std::chrono::steady_clock::now() - t0) < 1400);  // the read timeout, not the stall
+  }
+}
+
+TEST_CASE("an overall request deadline bounds retries and slow answers") {
+  mock::server_options so;
+  so.latency_ms = 2000;
+  auto server = start_server(so);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(
+      provider, re::options().concurrency(2).request_deadline(std::chrono::milliseconds(500)));
+  auto t0 = std::chrono::steady_clock::now();
+  auto results = engine.run(prompts(2));
+  auto took = ms(std::chrono::steady_clock::now() - t0);
+  for (auto& r : results) {
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == re::error_code::deadline_exceeded);
+  }
+  CHECK(took >= 450);
+  CHECK(took < 1500);
+}
+
+TEST_CASE("cancellation mid-batch: queued and in-flight requests come back cancelled at once") {
+  mock::server_options so;
+  so.latency_ms = 100;
+  auto server = start_server(so);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  std::atomic<std::size_t> completed{0};
+  std::mutex cancel_mutex;
+  std::condition_variable cancel_cv;
+  re::engine<re::openai_compatible> engine(
+      provider, re::options().concurrency(4).on_result([&](std::size_t, const re::result<re::completion>&) {
+        ++completed;
+        cancel_cv.notify_all();
+      }));
+  const std::size_t n = 200;
+  std::chrono::steady_clock::time_point cancelled_at;
+  std::thread canceller([&] {
+    std::unique_lock<std::mutex> lock(cancel_mutex);
+    cancel_cv.wait(lock, [&] { return completed.load() >= 8; });
+    cancelled_at = std::chrono::steady_clock::now();
+    engine.cancel();
+  });
+  auto results = engine.run(prompts(n));
+  auto returned_at = std::chrono::steady_clock::now();
+  canceller.join();
+  REQUIRE(results.size() == n);
+  CHECK(completed == n);  // the result callback saw every request once, cancelled ones included
+  std::size_t ok = 0, cancelled = 0;
+  for (auto& r : results) {
+    if (r) ++ok;
+    else if (r.error().code == re::error_code::cancelled) ++cancelled;
+  }
+  CHECK(ok + cancelled == n);
+  CHECK(ok >= 8);
+  CHECK(ok <= 16);  // at most one more round of 4 could finish while cancel() ran
+  // run() returned at once: not after the 100 ms the in-flight requests still had to go.
+  CHECK(ms(returned_at - cancelled_at) < 90);
+  // The engine takes new work after a cancel.
+  auto after = engine.run(prompts(3, "after "));
+  for (auto& r : after) CHECK(r);
+}
+
+TEST_CASE("cancellation abandons a request stuck in flight without waiting for the read timeout") {
+  mock::server_options so;
+  so.latency_ms = 5000;
+  auto server = start_server(so);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(2));
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    engine.cancel();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto results = engine.run(prompts(5));
+  auto took = ms(std::chrono::steady_clock::now() - t0);
+  canceller.join();
+  for (auto& r : results) {
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == re::error_code::cancelled);
+  }
+  CHECK(took < 1000);
+  // The workers are free again (their connections were shut): new work completes promptly,
+  // while the server is still sleeping on the abandoned requests.
+  server->set_latency(0);
+  auto t1 = std::chrono::steady_clock::now();
+  auto after = engine.run(prompts(4, "after "));
+  for (auto& r : after) CHECK(r);
+  CHECK(ms(std::chrono::steady_clock::now() - t1) < 1000);
+}
+
+TEST_CASE("64 threads calling submit() at once share the pool; every future gets its own answer") {
+  auto server = start_server();
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  callback_log cb;
+  re::engine<re::openai_compatible> engine(provider, cb.attach(re::options().concurrency(16)));
+  const int threads = 64, per_thread = 10;
+  std::vector<std::thread> pool;
+  std::atomic<int> ok{0}, wrong{0};
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<std::pair<std::string, std::future<re::result<re::completion>>>> mine;
+      for (int i = 0; i < per_thread; ++i) {
+        std::string q = "thread " + std::to_string(t) + " question " + std::to_string(i);
+        mine.emplace_back(q, engine.submit(re::conversation().user(q)));
+      }
+      for (auto& [q, f] : mine) {
+        auto r = f.get();
+        if (r && r->text == "Mock answer to: " + q) ++ok;
+        else ++wrong;
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  CHECK(ok == threads * per_thread);
+  CHECK(wrong == 0);
+  CHECK(server->requests() == static_cast<std::size_t>(threads * per_thread));
+  cb.check_each_index_once(static_cast<std::size_t>(threads * per_thread));  // tickets 0..639
+  CHECK(server->max_in_flight() <= 16);
+}
+
+TEST_CASE("identical requests in flight at once are sent once, and every caller gets the answer") {
+  mock::server_options so;
+  so.latency_ms = 200;
+  auto server = start_server(so);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  SUBCASE("deduplicated (default)") {
+    callback_log cb;
+    re::engine<re::openai_compatible> engine(provider, cb.attach(re::options().concurrency(8)));
+    std::vector<re::conversation> batch(50, re::conversation().user("the same question"));
+    batch.push_back(re::conversation().user("a different one"));
+    // A submit() of the same request while the batch is in flight joins it too.
+    std::future<re::result<re::completion>> late;
+    std::thread other([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      late = engine.submit(re::conversation().user("the same question"));
+    });
+    auto results = engine.run(batch);
+    other.join();
+    REQUIRE(results.size() == 51);
+    for (std::size_t i = 0; i < 50; ++i) {
+      REQUIRE(results[i]);
+      CHECK(results[i]->text == "Mock answer to: the same question");
+      CHECK(results[i]->request_hash == results[0]->request_hash);
+    }
+    REQUIRE(results[50]);
+    auto l = late.get();
+    REQUIRE(l);
+    CHECK(l->text == "Mock answer to: the same question");
+    CHECK(server->requests() == 2);
+    std::lock_guard<std::mutex> lock(cb.m);  // 0..50 from run(), and ticket 0 from submit()
+    std::vector<std::size_t> seen = cb.result_indices, expected;
+    for (std::size_t i = 0; i <= 50; ++i) expected.push_back(i);
+    expected.push_back(0);
+    std::sort(seen.begin(), seen.end());
+    std::sort(expected.begin(), expected.end());
+    CHECK(seen == expected);
+  }
+  SUBCASE("deduplication off") {
+    re::engine<re::openai_compatible> engine(provider, re::options().concurrency(8).deduplicate(false));
+    std::vector<re::conversation> batch(20, re::conversation().user("the same question"));
+    auto results = engine.run(batch);
+    for (auto& r : results) CHECK(r);
+    CHECK(server->requests() == 20);
+  }
+}
+
+TEST_CASE("a callback that throws is caught and reported; the batch is unharmed") {
+  auto server = start_server();
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  std::mutex m;
+  std::vector<std::string> logs;
+  std::atomic<int> calls{0};
+  re::engine<re::openai_compatible> engine(
+      provider, re::options()
+                    .concurrency(4)
+                    .on_result([&](std::size_t, const re::result<re::completion>&) {
+                      ++calls;
+                      throw std::runtime_error("user bug in on_result");
+                    })
+                    .on_progress([](const re::progress&) { throw 42; })
+                    .on_log([&](std::string_view line) {
+                      std::lock_guard<std::mutex> lock(m);
+                      logs.emplace_back(line);
+                    }));
+  auto results = engine.run(prompts(20));
+  for (auto& r : results) CHECK(r);
+  CHECK(calls == 20);
+  std::lock_guard<std::mutex> lock(m);
+  REQUIRE_FALSE(logs.empty());
+  bool saw_result = false, saw_progress = false;
+  for (auto& l : logs) {
+    saw_result |= l.find("result callback threw: user bug in on_result") != std::string::npos;
+    saw_progress |= l.find("progress callback threw") != std::string::npos;
+  }
+  CHECK(saw_result);
+  CHECK(saw_progress);
+}
+
+TEST_CASE("progress bar line") {
+  re::progress p;
+  p.total = 200;
+  p.done = 50;
+  p.failed = 2;
+  p.retries = 3;
+  p.input_tokens = 12345;
+  p.output_tokens = 678;
+  p.elapsed_seconds = 10;
+  p.requests_per_second = 5;
+  auto line = re::detail::format_progress_bar(p, 20);
+  CHECK(line.rfind("[=====>              ]", 0) == 0);
+  CHECK(line.find("50/200") != std::string::npos);
+  CHECK(line.find("5.0 req/s") != std::string::npos);
+  CHECK(line.find("ETA 0:00:30") != std::string::npos);
+  CHECK(line.find("failed 2") != std::string::npos);
+  CHECK(line.find("retries 3") != std::string::npos);
+  CHECK(line.find("tokens 12.3k in / 678 out") != std::string::npos);
+  p.done = 200;
+  CHECK(re::detail::format_progress_bar(p, 20).rfind("[====================]", 0) == 0);
 }

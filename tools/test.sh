@@ -45,12 +45,19 @@ phase "cmake configure" cmake -S . -B build/ci -G Ninja \
 phase "cmake build" cmake --build build/ci -j "$jobs"
 phase "ctest" ctest --test-dir build/ci --output-on-failure -j "$jobs"
 
-# ---------------------------------------------------------------------------------------------
-# SANITIZER BUILDS: to be added here by a later issue, one build tree per sanitizer, e.g.
-#   cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREQUESTS_ENGINE_WERROR=ON \
-#     -DREQUESTS_ENGINE_SANITIZE=address,undefined   (then build/tsan with =thread)
-# each built with -j "$jobs" and run with ctest --output-on-failure, under phase "...".
-# ---------------------------------------------------------------------------------------------
+# Sanitizers: the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer, and
+# under ThreadSanitizer (tests/tsan.supp: only Debian's uninstrumented httplib and libcrypto).
+# Skip with REQUESTS_ENGINE_SKIP_SANITIZERS=1 for a quick local run; CI never skips.
+if [ "${REQUESTS_ENGINE_SKIP_SANITIZERS:-0}" != 1 ] || [ "${CI:-}" = true ]; then
+  for san in asan:address,undefined tsan:thread; do
+    dir=build/${san%%:*}
+    phase "$dir configure" cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+      -DREQUESTS_ENGINE_WERROR=ON -DREQUESTS_ENGINE_SANITIZE="${san#*:}" \
+      -DREQUESTS_ENGINE_BUILD_EXAMPLES=OFF -DREQUESTS_ENGINE_BUILD_TOOLS=OFF
+    phase "$dir build" cmake --build "$dir" -j "$jobs" --target requests_engine_tests
+    phase "$dir ctest" ctest --test-dir "$dir" --output-on-failure -R '^unit$'
+  done
+fi
 
 # Meson: the same tests through the other supported build system.
 if [ -f build/meson/meson-private/coredata.dat ]; then
