@@ -107,6 +107,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -117,14 +118,18 @@
 #include <ctime>
 #include <deque>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
+#include <ostream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <queue>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -491,6 +496,133 @@ class httplib_transport : public transport {
 };
 
 // =============================================================================================
+// Cache
+// =============================================================================================
+
+/// Where one answer is stored: the request hash and the sample index (0, 1, ...).
+struct cache_key {
+  std::string hash;
+  std::size_t sample = 0;
+  [[nodiscard]] std::string name() const { return hash + "-" + std::to_string(sample); }
+};
+
+/// Counts kept by the engine about its cache.
+struct cache_stats {
+  std::size_t hits = 0;          ///< answers served from the cache (requests that skipped the network)
+  std::size_t misses = 0;        ///< lookups that found nothing usable
+  std::size_t writes = 0;        ///< answers stored
+  std::size_t write_errors = 0;  ///< answers that could not be stored (reported through on_log)
+  std::size_t corrupt = 0;       ///< entries found unreadable and treated as missing
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_written = 0;
+};
+
+// A cache is a type with these members, all safe to call from several threads at once (the
+// engine holds it through a shared_ptr: pass one to share a cache, or to use a type that
+// cannot be moved):
+//   explicit Cache(const options&);                              // or default-constructible
+//   std::optional<std::string> load(const cache_key&);             // the stored entry, or none
+//   void store(const cache_key&, const std::string& entry);        // throws on failure
+// Entries are opaque text written by the engine; a cache stores and returns them verbatim.
+
+/// The default cache: one file per (hash, sample) under options::cache_dir, sharded by the
+/// first byte of the hash (`ab/abcdef...-0.json`), written to a temporary file in the same
+/// folder and renamed into place: a reader never sees a torn entry, and several processes
+/// (or machines sharing the folder) may use one directory. Off when cache_dir is empty.
+class disk_cache {
+ public:
+  disk_cache() = default;
+  /// Creates the folder if needed; throws std::runtime_error if it cannot be written.
+  REQUESTS_ENGINE_INLINE explicit disk_cache(const std::string& dir);
+  REQUESTS_ENGINE_INLINE explicit disk_cache(const class options& o);
+
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<std::string> load(const cache_key& k) const;
+  REQUESTS_ENGINE_INLINE void store(const cache_key& k, const std::string& entry) const;
+  [[nodiscard]] bool enabled() const noexcept { return !dir_.empty(); }
+  [[nodiscard]] const std::string& dir() const noexcept { return dir_; }
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::string path(const cache_key& k) const;
+
+ private:
+  std::string dir_;
+};
+
+/// An in-process cache (lost at exit): for tests, and for algorithms that only need
+/// deduplication and stable samples within one run. Copies share one store.
+class memory_cache {
+ public:
+  memory_cache() = default;
+  explicit memory_cache(const class options&) {}
+  [[nodiscard]] std::optional<std::string> load(const cache_key& k) const {
+    std::lock_guard<std::mutex> lock(state_->m);
+    auto it = state_->entries.find(k.name());
+    if (it == state_->entries.end()) return std::nullopt;
+    return it->second;
+  }
+  void store(const cache_key& k, const std::string& entry) {
+    std::lock_guard<std::mutex> lock(state_->m);
+    state_->entries[k.name()] = entry;
+  }
+  [[nodiscard]] std::size_t size() const {
+    std::lock_guard<std::mutex> lock(state_->m);
+    return state_->entries.size();
+  }
+
+ private:
+  struct state {
+    std::mutex m;
+    std::map<std::string, std::string> entries;
+  };
+  std::shared_ptr<state> state_ = std::make_shared<state>();
+};
+
+/// No cache at all: every request goes to the network.
+class no_cache {
+ public:
+  no_cache() = default;
+  explicit no_cache(const class options&) {}
+  [[nodiscard]] std::optional<std::string> load(const cache_key&) const { return std::nullopt; }
+  void store(const cache_key&, const std::string&) const {}
+  [[nodiscard]] static constexpr bool enabled() noexcept { return false; }
+};
+
+/// Maintenance of a disk cache folder (used by `requests-engine cache ...`).
+struct cache_report {
+  std::size_t entries = 0;
+  std::uint64_t bytes = 0;
+  std::size_t bad = 0;        ///< unreadable entries (verify)
+  std::size_t removed = 0;    ///< files removed (verify with remove, prune)
+  std::size_t temporary = 0;  ///< stray temporary files left by a crash
+  std::map<std::string, std::size_t> by_namespace;  ///< entries per namespace that created them
+  std::vector<std::string> problems;  ///< one line per bad entry: path and reason
+};
+namespace cache_maintenance {
+/// Counts entries, bytes and stray temporary files, and entries per namespace.
+[[nodiscard]] REQUESTS_ENGINE_INLINE cache_report stats(const std::string& dir);
+/// Reads and checks every entry; with `remove`, deletes bad entries and temporary files older
+/// than `temp_age` (a younger one may belong to a writer at work).
+[[nodiscard]] REQUESTS_ENGINE_INLINE cache_report verify(const std::string& dir, bool remove,
+                                                         std::chrono::seconds temp_age = std::chrono::seconds(600));
+/// Removes entries created before `older_than` ago (0 = any age) and, if `name_space` is
+/// set, only those created under that namespace; plus temporary files older than `temp_age`.
+[[nodiscard]] REQUESTS_ENGINE_INLINE cache_report prune(const std::string& dir, std::chrono::seconds older_than,
+                                                        const std::optional<std::string>& name_space,
+                                                        std::chrono::seconds temp_age = std::chrono::seconds(600));
+/// Writes every good entry as one JSON line: hash, sample, created, namespace, provider,
+/// response (and request when it was stored). Returns the number of lines.
+REQUESTS_ENGINE_INLINE std::size_t export_jsonl(const std::string& dir, std::ostream& out);
+}  // namespace cache_maintenance
+
+/// The request fields left out of the request hash because they do not change the answer.
+inline const std::vector<std::string>& fields_ignored_by_hash() {
+  static const std::vector<std::string> fields = {"stream", "stream_options", "user", "metadata", "store"};
+  return fields;
+}
+
+/// SHA-256 (hex) of the canonical JSON (keys sorted, no whitespace) of the provider's cache
+/// identity and the body without the fields above.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string request_hash(const json& provider_identity, const json& body);
+
+// =============================================================================================
 // Engine options and callbacks
 // =============================================================================================
 
@@ -502,6 +634,7 @@ struct progress {
   std::size_t failed = 0;     ///< of which errors
   std::size_t in_flight = 0;  ///< being sent right now
   std::size_t retries = 0;    ///< retries scheduled so far
+  std::size_t cache_hits = 0; ///< of `done`, answers served from the cache
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
   double elapsed_seconds = 0;
@@ -556,6 +689,13 @@ class options {
   options& progress_interval(std::chrono::milliseconds d) { progress_interval_ = d; return *this; }
   /// A progress bar on stderr; by default on only when stderr is a terminal.
   options& progress_bar(bool on) { progress_bar_ = on; return *this; }
+  /// Folder of the disk cache (the default Cache); empty = no caching.
+  options& cache_dir(std::string path) { cache_dir_ = std::move(path); return *this; }
+  /// Inside one namespace the k-th identical request gets sample k (1000 copies of a prompt
+  /// give 1000 answers; a rerun replays the same ones). Off: every copy gets sample 0.
+  options& distinct_samples(bool on) { distinct_samples_ = on; return *this; }
+  /// Also store each request body in its cache entry (for export and audit); off by default.
+  options& cache_requests(bool on) { cache_requests_ = on; return *this; }
 
   [[nodiscard]] std::size_t concurrency() const noexcept { return concurrency_; }
   [[nodiscard]] int max_retries() const noexcept { return max_retries_; }
@@ -570,6 +710,9 @@ class options {
   [[nodiscard]] const log_callback& on_log() const noexcept { return on_log_; }
   [[nodiscard]] std::chrono::milliseconds progress_interval() const noexcept { return progress_interval_; }
   [[nodiscard]] std::optional<bool> progress_bar() const noexcept { return progress_bar_; }
+  [[nodiscard]] const std::string& cache_dir() const noexcept { return cache_dir_; }
+  [[nodiscard]] bool distinct_samples() const noexcept { return distinct_samples_; }
+  [[nodiscard]] bool cache_requests() const noexcept { return cache_requests_; }
 
  private:
   std::size_t concurrency_ = REQUESTS_ENGINE_DEFAULT_CONCURRENCY;
@@ -585,6 +728,9 @@ class options {
   log_callback on_log_;
   std::chrono::milliseconds progress_interval_{100};
   std::optional<bool> progress_bar_;
+  std::string cache_dir_;
+  bool distinct_samples_ = true;
+  bool cache_requests_ = false;
 };
 
 // =============================================================================================
@@ -619,6 +765,53 @@ class provider_ops {
   virtual std::vector<std::string> secrets() const = 0;
 };
 
+/// The cache, type-erased like the provider.
+class cache_ops {
+ public:
+  virtual ~cache_ops() = default;
+  virtual std::optional<std::string> load(const cache_key& k) = 0;
+  virtual void store(const cache_key& k, const std::string& entry) = 0;
+};
+
+template <class C, class = void>
+struct has_enabled : std::false_type {};
+template <class C>
+struct has_enabled<C, std::void_t<decltype(std::declval<const C&>().enabled())>> : std::true_type {};
+
+template <class Cache>
+class cache_adapter final : public cache_ops {
+ public:
+  explicit cache_adapter(Cache& c) : c_(c) {}
+  std::optional<std::string> load(const cache_key& k) override { return c_.load(k); }
+  void store(const cache_key& k, const std::string& entry) override { c_.store(k, entry); }
+
+ private:
+  Cache& c_;
+};
+
+/// Null when the cache is switched off (no_cache, or a disk cache without a folder).
+template <class Cache>
+std::unique_ptr<cache_ops> make_cache_ops(Cache& c) {
+  if constexpr (has_enabled<Cache>::value) {
+    if (!c.enabled()) return nullptr;
+  }
+  return std::make_unique<cache_adapter<Cache>>(c);
+}
+
+/// A cache entry: one line of JSON metadata, then the provider's response body verbatim.
+struct cache_entry {
+  json meta;
+  std::string body;
+};
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string encode_cache_entry(const cache_key& k, const json& identity,
+                                                                    const std::string& name_space,
+                                                                    const std::string& response_body,
+                                                                    const std::string* request_body);
+/// Checks the format, the key and the body length; on failure says why in `why`.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<cache_entry> decode_cache_entry(const std::string& text,
+                                                                                 const cache_key* expect,
+                                                                                 std::string& why);
+
 template <class P, class = void>
 struct has_secrets : std::false_type {};
 template <class P>
@@ -651,6 +844,9 @@ struct job {
   std::size_t index = 0;     // reported to callbacks
   std::string body;
   std::string request_hash;
+  std::size_t sample = 0;    // which answer of this request (see options::distinct_samples)
+  std::string name_space;    // recorded in the cache entry
+  bool looked_up = false;    // the cache was consulted already
   std::atomic<int> attempts{0};  // written by the worker, read by cancel()
   std::size_t worker = no_worker;  // the worker sending it (guarded by dispatcher::mutex_)
   static constexpr std::size_t no_worker = static_cast<std::size_t>(-1);
@@ -669,12 +865,15 @@ struct job {
 class dispatcher {
  public:
   REQUESTS_ENGINE_INLINE dispatcher(const options& o, std::unique_ptr<provider_ops> ops,
-                                    transport& t);
+                                    transport& t, std::unique_ptr<cache_ops> cache, json identity);
   REQUESTS_ENGINE_INLINE ~dispatcher();
   dispatcher(const dispatcher&) = delete;
   dispatcher& operator=(const dispatcher&) = delete;
 
-  /// Queues jobs (or attaches them to an identical one under way). Never blocks on the network.
+  /// Announces `n` requests (for progress); a new busy period starts if the engine was idle.
+  REQUESTS_ENGINE_INLINE void reserve(std::size_t n);
+  /// Queues announced jobs (or attaches them to an identical one under way). Never blocks on
+  /// the network.
   REQUESTS_ENGINE_INLINE void push(std::vector<std::unique_ptr<job>> jobs);
   /// Delivers a result that never needed the network (e.g. bad input), with the callbacks.
   REQUESTS_ENGINE_INLINE void complete_now(std::size_t index, result<completion>&& r, const deliver_fn& deliver);
@@ -683,6 +882,11 @@ class dispatcher {
   REQUESTS_ENGINE_INLINE void cancel();
   [[nodiscard]] REQUESTS_ENGINE_INLINE progress snapshot() const;
   [[nodiscard]] std::size_t next_ticket() noexcept { return ticket_.fetch_add(1); }
+  /// The sample index for the next request with this hash in this namespace.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t assign_sample(const std::string& name_space,
+                                                                 const std::string& hash);
+  [[nodiscard]] REQUESTS_ENGINE_INLINE cache_stats stats() const;
+  [[nodiscard]] const json& identity() const noexcept { return identity_; }
   /// Through on_log, or stderr.
   REQUESTS_ENGINE_INLINE void log(const std::string& line);
 
@@ -714,6 +918,9 @@ class dispatcher {
   }
   REQUESTS_ENGINE_INLINE std::chrono::milliseconds backoff(int retry_number);
   REQUESTS_ENGINE_INLINE void tick(bool force);
+  // The cache's answer for a job, if it has a good one.
+  REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const job& j);
+  REQUESTS_ENGINE_INLINE void to_cache(const job& j, const std::string& response_body);
   template <class F>
   void guarded_callback(const char* what, F&& f) {
     std::lock_guard<std::mutex> lock(callback_mutex_);
@@ -730,7 +937,17 @@ class dispatcher {
   std::unique_ptr<provider_ops> ops_;
   std::vector<std::string> secrets_;
   transport& transport_;
+  std::unique_ptr<cache_ops> cache_;
+  json identity_;
   bool draw_bar_ = false;
+
+  std::mutex samples_mutex_;
+  std::map<std::string, std::map<std::string, std::size_t>> samples_;  // namespace -> hash -> next
+  std::mutex corrupt_mutex_;
+  std::set<std::string> reported_corrupt_;
+  std::atomic<std::size_t> cache_hits_total_{0}, cache_misses_{0}, cache_writes_{0}, cache_write_errors_{0},
+      cache_corrupt_{0}, period_cache_hits_{0};
+  std::atomic<std::uint64_t> cache_bytes_read_{0}, cache_bytes_written_{0};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -761,25 +978,35 @@ class dispatcher {
 
 /// The engine: a provider, a transport and a pool of workers. Thread-safe: run(), submit()
 /// and cancel() may be called from several threads at once; they share the pool.
-template <class Provider, class Transport = httplib_transport>
+template <class Provider, class Cache = disk_cache, class Transport = httplib_transport>
 class basic_engine {
   static_assert(std::is_base_of_v<transport, Transport>,
                 "requests_engine: Transport must derive from requests_engine::transport");
 
  public:
   using provider_type = Provider;
+  using cache_type = Cache;
 
+  /// The cache is built from the options (disk_cache: options::cache_dir, off when empty).
   explicit basic_engine(Provider provider, options o = options())
+      : basic_engine(std::move(provider), o, make_cache(o)) {}
+
+  /// With a cache built by the caller: a custom one, or one shared by several engines.
+  basic_engine(Provider provider, options o, std::shared_ptr<Cache> cache)
       : provider_(std::move(provider)),
         options_(std::move(o)),
+        cache_(cache ? std::move(cache) : throw std::invalid_argument("requests_engine: null cache")),
         transport_(options_.transport()),
         dispatcher_(options_, std::make_unique<detail::provider_adapter<Provider>>(provider_),
-                    transport_) {}
+                    transport_, detail::make_cache_ops(*cache_), provider_.cache_identity()) {}
 
   /// Sends the batch and waits; one result per conversation, in input order. The result
   /// callback gets each one as it completes, with its index in `batch`.
+  /// `name_space` scopes the samples: inside one namespace the k-th identical request gets
+  /// sample k; another namespace starts again at sample 0 (and so reuses stored answers).
   [[nodiscard]] std::vector<result<completion>> run(const std::vector<conversation>& batch,
-                                                    const params& p = params()) {
+                                                    const params& p = params(),
+                                                    const std::string& name_space = std::string()) {
     struct slots {
       std::mutex m;
       std::condition_variable cv;
@@ -789,16 +1016,23 @@ class basic_engine {
     auto st = std::make_shared<slots>();
     st->out.resize(batch.size());
     st->remaining = batch.size();
+    dispatcher_.reserve(batch.size());
+    // Handed over in chunks as they are built, so that sending starts at once.
+    constexpr std::size_t chunk = 64;
     std::vector<std::unique_ptr<detail::job>> jobs;
-    jobs.reserve(batch.size());
+    jobs.reserve(chunk);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto deliver = [st, i](result<completion>&& r) {
         std::lock_guard<std::mutex> lock(st->m);
         st->out[i].emplace(std::move(r));
         if (--st->remaining == 0) st->cv.notify_all();
       };
-      auto j = make_job(i, batch[i], p, std::move(deliver));
+      auto j = make_job(i, batch[i], p, name_space, std::move(deliver));
       if (j) jobs.push_back(std::move(j));
+      if (jobs.size() == chunk) {
+        dispatcher_.push(std::move(jobs));
+        jobs.clear();
+      }
     }
     dispatcher_.push(std::move(jobs));
     std::unique_lock<std::mutex> lock(st->m);
@@ -811,11 +1045,12 @@ class basic_engine {
 
   /// Sends one request; the future becomes ready with its result. Safe from any thread. The
   /// result callback gets it with a ticket number as its index.
-  [[nodiscard]] std::future<result<completion>> submit(const conversation& c,
-                                                       const params& p = params()) {
+  [[nodiscard]] std::future<result<completion>> submit(const conversation& c, const params& p = params(),
+                                                       const std::string& name_space = std::string()) {
     auto promise = std::make_shared<std::promise<result<completion>>>();
     auto fut = promise->get_future();
-    auto j = make_job(dispatcher_.next_ticket(), c, p,
+    dispatcher_.reserve(1);
+    auto j = make_job(dispatcher_.next_ticket(), c, p, name_space,
                       [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
     if (j) {
       std::vector<std::unique_ptr<detail::job>> one;
@@ -833,12 +1068,22 @@ class basic_engine {
   [[nodiscard]] progress current_progress() const { return dispatcher_.snapshot(); }
   [[nodiscard]] const Provider& provider() const noexcept { return provider_; }
   [[nodiscard]] const options& settings() const noexcept { return options_; }
+  [[nodiscard]] Cache& cache() noexcept { return *cache_; }
+  [[nodiscard]] cache_stats cache_statistics() const { return dispatcher_.stats(); }
 
  private:
   // Builds the body now, in the caller's thread, so that bad input fails before anything is
   // sent. Returns null when it already delivered an error.
+  static std::shared_ptr<Cache> make_cache(const options& o) {
+    if constexpr (std::is_constructible_v<Cache, const options&>) {
+      return std::make_shared<Cache>(o);
+    } else {
+      return std::make_shared<Cache>();
+    }
+  }
+
   std::unique_ptr<detail::job> make_job(std::size_t index, const conversation& c, const params& p,
-                                        detail::deliver_fn deliver) {
+                                        const std::string& name_space, detail::deliver_fn deliver) {
     result<json> body = [&]() -> result<json> {
       try {
         return provider_.make_body(c, p);
@@ -854,23 +1099,23 @@ class basic_engine {
     auto j = std::make_unique<detail::job>();
     j->index = index;
     j->body = body->dump();
-    json identity = json::object();
-    identity["provider"] = provider_.cache_identity();
-    identity["body"] = *body;
-    j->request_hash = detail::sha256_hex(identity.dump());
+    j->request_hash = request_hash(dispatcher_.identity(), *body);
+    j->sample = options_.distinct_samples() ? dispatcher_.assign_sample(name_space, j->request_hash) : 0;
+    j->name_space = name_space;
     j->deliver = std::move(deliver);
     return j;
   }
 
   Provider provider_;
   options options_;
+  std::shared_ptr<Cache> cache_;
   Transport transport_;
   detail::dispatcher dispatcher_;  // last: its workers use everything above
 };
 
-/// The engine with the default transport.
-template <class Provider>
-using engine = basic_engine<Provider>;
+/// The engine with the default transport (and, unless named, the disk cache).
+template <class Provider, class Cache = disk_cache>
+using engine = basic_engine<Provider, Cache>;
 
 // =============================================================================================
 // Implementation
@@ -1284,8 +1529,8 @@ class httplib_session final : public transport_session {
 // --- the dispatcher -----------------------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::unique_ptr<provider_ops> ops,
-                                              transport& t)
-    : options_(o), ops_(std::move(ops)), transport_(t) {
+                                              transport& t, std::unique_ptr<cache_ops> cache, json identity)
+    : options_(o), ops_(std::move(ops)), transport_(t), cache_(std::move(cache)), identity_(std::move(identity)) {
   if (options_.concurrency() == 0)
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
   if (options_.progress_interval().count() <= 0)
@@ -1334,29 +1579,30 @@ REQUESTS_ENGINE_INLINE void dispatcher::log(const std::string& line) {
   std::fprintf(stderr, "%srequests_engine: %s\n", draw_bar_ ? "\r\033[K" : "", clean.c_str());
 }
 
+REQUESTS_ENGINE_INLINE void dispatcher::reserve(std::size_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (done_.load() == total_.load()) {  // idle: a new busy period starts
+    period_start_ = clock::now();
+    total_ = done_ = failed_ = retries_ = period_cache_hits_ = 0;
+    input_tokens_ = output_tokens_ = 0;
+  }
+  total_ += n;
+}
+
 REQUESTS_ENGINE_INLINE void dispatcher::push(std::vector<std::unique_ptr<job>> jobs) {
   if (jobs.empty()) return;
   std::size_t queued = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (done_.load() == total_.load()) {  // idle: a new busy period starts
-      period_start_ = clock::now();
-      total_ = 0;
-      done_ = 0;
-      failed_ = 0;
-      retries_ = 0;
-      input_tokens_ = 0;
-      output_tokens_ = 0;
-    }
-    total_ += jobs.size();
     for (auto& j : jobs) {
       if (options_.deduplicate()) {
-        auto it = leaders_.find(j->request_hash);
+        auto key = cache_key{j->request_hash, j->sample}.name();
+        auto it = leaders_.find(key);
         if (it != leaders_.end()) {
           it->second->followers.emplace_back(j->index, std::move(j->deliver));
           continue;
         }
-        leaders_.emplace(j->request_hash, j.get());
+        leaders_.emplace(std::move(key), j.get());
         j->deduplicated = true;
       }
       ready_.push_back(std::move(j));
@@ -1371,15 +1617,6 @@ REQUESTS_ENGINE_INLINE void dispatcher::push(std::vector<std::unique_ptr<job>> j
 
 REQUESTS_ENGINE_INLINE void dispatcher::complete_now(std::size_t index, result<completion>&& r,
                                                      const deliver_fn& deliver) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (done_.load() == total_.load()) {
-      period_start_ = clock::now();
-      total_ = done_ = failed_ = retries_ = 0;
-      input_tokens_ = output_tokens_ = 0;
-    }
-    ++total_;
-  }
   std::vector<std::pair<std::size_t, deliver_fn>> none;
   deliver_all(index, deliver, none, std::move(r));
 }
@@ -1407,7 +1644,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
       j->cancelled.store(true);
       // The worker still owns the job; whoever sets `delivered` first answers its callers.
       if (!j->delivered.exchange(true)) {
-        if (j->deduplicated) leaders_.erase(j->request_hash);
+        if (j->deduplicated) leaders_.erase(cache_key{j->request_hash, j->sample}.name());
         j->deduplicated = false;
         in_flight.push_back(taken{j->index, j->deliver, std::move(j->followers), j->attempts});
         j->followers.clear();
@@ -1437,6 +1674,7 @@ REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
   p.failed = failed_.load();
   p.in_flight = in_flight_.load();
   p.retries = retries_.load();
+  p.cache_hits = period_cache_hits_.load();
   p.input_tokens = input_tokens_.load();
   p.output_tokens = output_tokens_.load();
   p.elapsed_seconds = std::chrono::duration<double>(clock::now() - start).count();
@@ -1518,11 +1756,98 @@ REQUESTS_ENGINE_INLINE std::chrono::milliseconds dispatcher::backoff(int retry_n
   return std::chrono::milliseconds(static_cast<std::int64_t>(ceiling * factor));
 }
 
+REQUESTS_ENGINE_INLINE std::size_t dispatcher::assign_sample(const std::string& name_space, const std::string& hash) {
+  std::lock_guard<std::mutex> lock(samples_mutex_);
+  return samples_[name_space][hash]++;
+}
+
+REQUESTS_ENGINE_INLINE cache_stats dispatcher::stats() const {
+  cache_stats c;
+  c.hits = cache_hits_total_.load();
+  c.misses = cache_misses_.load();
+  c.writes = cache_writes_.load();
+  c.write_errors = cache_write_errors_.load();
+  c.corrupt = cache_corrupt_.load();
+  c.bytes_read = cache_bytes_read_.load();
+  c.bytes_written = cache_bytes_written_.load();
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const job& j) {
+  const cache_key key{j.request_hash, j.sample};
+  std::optional<std::string> text;
+  std::string why;
+  try {
+    text = cache_->load(key);
+  } catch (const std::exception& e) {
+    why = std::string("cannot be read: ") + e.what();
+  }
+  if (!text && why.empty()) {
+    ++cache_misses_;
+    return std::nullopt;
+  }
+  std::optional<completion> out;
+  if (text) {
+    cache_bytes_read_ += text->size();
+    if (auto entry = decode_cache_entry(*text, &key, why)) {
+      http_response r;
+      r.status = 200;
+      r.body = std::move(entry->body);
+      auto parsed = ops_->parse_response(r);
+      if (parsed)
+        out = std::move(*parsed);
+      else
+        why = "the stored response does not parse: " + parsed.error().message;
+    }
+  }
+  if (!out) {
+    // A bad entry is a miss: the request goes to the network and its answer replaces it.
+    ++cache_misses_;
+    ++cache_corrupt_;
+    bool first;
+    {
+      std::lock_guard<std::mutex> lock(corrupt_mutex_);
+      first = reported_corrupt_.insert(key.name()).second;
+    }
+    if (first) log("cache entry " + key.name() + " is unusable (" + why + "); treated as missing");
+    return std::nullopt;
+  }
+  out->from_cache = true;
+  out->request_hash = j.request_hash;
+  out->attempts = 0;
+  out->latency = std::chrono::milliseconds(0);
+  ++cache_hits_total_;
+  ++period_cache_hits_;
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::to_cache(const job& j, const std::string& response_body) {
+  if (!cache_) return;
+  const cache_key key{j.request_hash, j.sample};
+  try {
+    std::string entry = encode_cache_entry(key, identity_, j.name_space, response_body,
+                                           options_.cache_requests() ? &j.body : nullptr);
+    cache_->store(key, entry);
+    ++cache_writes_;
+    cache_bytes_written_ += entry.size();
+  } catch (const std::exception& e) {
+    // The answer is still delivered; only the next run will have to ask again.
+    if (cache_write_errors_.fetch_add(1) < 5) log(std::string("could not store an answer in the cache: ") + e.what());
+  }
+}
+
 REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, transport_session& s) {
   if (j->cancelled.load()) {
     int attempts = j->attempts;
     finish(std::move(j), error{error_code::cancelled, 0, "cancelled before it could be sent", {}, attempts, {}});
     return;
+  }
+  if (cache_ && !j->looked_up) {
+    j->looked_up = true;
+    if (auto hit = from_cache(*j)) {
+      finish(std::move(j), std::move(*hit));
+      return;
+    }
   }
   auto now = clock::now();
   if (j->attempts == 0) {
@@ -1559,6 +1884,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       }
     } else {
       outcome = ops_->parse_response(*resp);
+      if (outcome) to_cache(*j, resp->body);
       if (!outcome) {
         auto& e = outcome.error();
         if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;
@@ -1631,7 +1957,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::finish(std::unique_ptr<job> j, result<co
     std::lock_guard<std::mutex> lock(mutex_);
     release_slot(*j);
     if (j->delivered.exchange(true)) return;  // cancel() answered already
-    if (j->deduplicated) leaders_.erase(j->request_hash);
+    if (j->deduplicated) leaders_.erase(cache_key{j->request_hash, j->sample}.name());
     followers = std::move(j->followers);
   }
   deliver_all(j->index, j->deliver, followers, std::move(r));
@@ -1730,6 +2056,343 @@ REQUESTS_ENGINE_INLINE bool stderr_is_terminal() noexcept {
 REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> httplib_transport::open_session() {
   return std::make_unique<detail::httplib_session>(options_);
 }
+
+// --- cache ---------------------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE std::string request_hash(const json& provider_identity, const json& body) {
+  json stripped = body;
+  if (stripped.is_object())
+    for (const auto& f : fields_ignored_by_hash()) stripped.erase(f);
+  // nlohmann's object is a std::map: dump() writes keys sorted, without whitespace.
+  json canonical = {{"v", 1}, {"provider", provider_identity}, {"body", std::move(stripped)}};
+  return detail::sha256_hex(canonical.dump());
+}
+
+namespace detail {
+
+constexpr const char* cache_format = "requests_engine.cache.v1";
+
+REQUESTS_ENGINE_INLINE std::string encode_cache_entry(const cache_key& k, const json& identity,
+                                                      const std::string& name_space,
+                                                      const std::string& response_body,
+                                                      const std::string* request_body) {
+  json meta = {{"format", cache_format},
+               {"hash", k.hash},
+               {"sample", k.sample},
+               {"created", static_cast<std::int64_t>(std::time(nullptr))},
+               {"namespace", name_space},
+               {"provider", identity},
+               {"body_bytes", response_body.size()}};
+  if (request_body) {
+    json req = json::parse(*request_body, nullptr, false);
+    if (!req.is_discarded()) meta["request"] = std::move(req);
+  }
+  std::string out = meta.dump();
+  out.push_back('\n');
+  out += response_body;
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<cache_entry> decode_cache_entry(const std::string& text,
+                                                                   const cache_key* expect, std::string& why) {
+  auto nl = text.find('\n');
+  if (nl == std::string::npos) {
+    why = text.empty() ? "empty file" : "no metadata line (truncated?)";
+    return std::nullopt;
+  }
+  cache_entry e;
+  e.meta = json::parse(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nl), nullptr, false);
+  if (e.meta.is_discarded() || !e.meta.is_object()) {
+    why = "the metadata line is not a JSON object";
+    return std::nullopt;
+  }
+  if (e.meta.value("format", std::string()) != cache_format) {
+    why = "unknown format '" + e.meta.value("format", std::string()) + "'";
+    return std::nullopt;
+  }
+  auto hash = e.meta.find("hash");
+  auto sample = e.meta.find("sample");
+  auto bytes = e.meta.find("body_bytes");
+  if (hash == e.meta.end() || !hash->is_string() || sample == e.meta.end() || !sample->is_number_unsigned() ||
+      bytes == e.meta.end() || !bytes->is_number_unsigned()) {
+    why = "the metadata lacks hash, sample or body_bytes";
+    return std::nullopt;
+  }
+  if (expect && (hash->get<std::string>() != expect->hash || sample->get<std::size_t>() != expect->sample)) {
+    why = "it holds " + hash->get<std::string>() + "-" + std::to_string(sample->get<std::size_t>()) +
+          ", not the entry its name says";
+    return std::nullopt;
+  }
+  const std::size_t body_size = text.size() - nl - 1;
+  if (bytes->get<std::size_t>() != body_size) {
+    why = "the body has " + std::to_string(body_size) + " bytes, the metadata says " +
+          std::to_string(bytes->get<std::size_t>()) + " (truncated?)";
+    return std::nullopt;
+  }
+  e.body = text.substr(nl + 1);
+  return e;
+}
+
+REQUESTS_ENGINE_INLINE std::string unique_suffix() {
+  // Unique across threads, processes and machines sharing a folder.
+  static std::atomic<std::uint64_t> counter{0};
+  static const std::uint64_t process_salt = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  char buf[64];
+#if defined(_WIN32)
+  const long long pid = 0;
+#else
+  const long long pid = static_cast<long long>(::getpid());
+#endif
+  std::snprintf(buf, sizeof buf, "%lld-%016llx-%llu", pid, static_cast<unsigned long long>(process_salt),
+                static_cast<unsigned long long>(counter.fetch_add(1)));
+  return buf;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<std::string> read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    if (errno == ENOENT) return std::nullopt;
+    throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  }
+  std::string data;
+  char buf[16384];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
+  bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw std::runtime_error("cannot read " + path);
+  return data;
+}
+
+// Writes `data` to a temporary file next to `path` and renames it into place.
+REQUESTS_ENGINE_INLINE void write_file_atomically(const std::string& path, const std::string& data) {
+  const auto slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string tmp = folder + "/.tmp-" + name + "-" + unique_suffix();
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f && errno == ENOENT) {
+    std::error_code ec;
+    std::filesystem::create_directories(folder, ec);
+    f = std::fopen(tmp.c_str(), "wb");
+  }
+  if (!f) throw std::runtime_error("cannot create " + tmp + ": " + std::strerror(errno));
+  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(err));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot rename into " + path + ": " + std::strerror(err));
+  }
+}
+
+// The key a cache file's name stands for, or nothing for files that are not entries.
+REQUESTS_ENGINE_INLINE std::optional<cache_key> key_from_file_name(const std::string& name) {
+  const std::string suffix = ".json";
+  if (name.size() < 64 + 2 + suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return std::nullopt;
+  if (name[64] != '-') return std::nullopt;
+  cache_key k;
+  k.hash = name.substr(0, 64);
+  for (char ch : k.hash)
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return std::nullopt;
+  std::string digits = name.substr(65, name.size() - 65 - suffix.size());
+  if (digits.empty()) return std::nullopt;
+  for (char ch : digits) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    k.sample = k.sample * 10 + static_cast<std::size_t>(ch - '0');
+  }
+  return k;
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE disk_cache::disk_cache(const std::string& dir) {
+  if (dir.empty()) return;  // off
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("requests_engine: cannot create the cache directory '" + dir + "': " + ec.message());
+  const std::string probe = dir + "/.probe-" + detail::unique_suffix();
+  std::FILE* f = std::fopen(probe.c_str(), "wb");
+  if (!f)
+    throw std::runtime_error("requests_engine: the cache directory '" + dir + "' is not writable: " + std::strerror(errno));
+  std::fclose(f);
+  std::remove(probe.c_str());
+  dir_ = dir;
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+}
+
+REQUESTS_ENGINE_INLINE disk_cache::disk_cache(const options& o) : disk_cache(o.cache_dir()) {}
+
+REQUESTS_ENGINE_INLINE std::string disk_cache::path(const cache_key& k) const {
+  return dir_ + "/" + k.hash.substr(0, 2) + "/" + k.name() + ".json";
+}
+
+REQUESTS_ENGINE_INLINE std::optional<std::string> disk_cache::load(const cache_key& k) const {
+  if (dir_.empty() || k.hash.size() < 2) return std::nullopt;
+  return detail::read_file(path(k));
+}
+
+REQUESTS_ENGINE_INLINE void disk_cache::store(const cache_key& k, const std::string& entry) const {
+  if (dir_.empty()) return;
+  if (k.hash.size() < 2) throw std::invalid_argument("requests_engine: cache key without a hash");
+  detail::write_file_atomically(path(k), entry);
+}
+
+namespace cache_maintenance {
+namespace fs = std::filesystem;
+
+template <class F>
+void for_each_file(const std::string& dir, F&& f) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw std::runtime_error("requests_engine: '" + dir + "' is not a cache directory");
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    f(it->path());
+  }
+  if (ec) throw std::runtime_error("requests_engine: cannot list '" + dir + "': " + ec.message());
+}
+
+inline bool is_temporary(const std::string& name) { return name.rfind(".tmp-", 0) == 0 || name.rfind(".probe-", 0) == 0; }
+
+inline bool older_than(const fs::path& p, std::chrono::seconds age) {
+  std::error_code ec;
+  auto t = fs::last_write_time(p, ec);
+  if (ec) return false;
+  return fs::file_time_type::clock::now() - t > age;
+}
+
+REQUESTS_ENGINE_INLINE cache_report stats(const std::string& dir) {
+  cache_report r;
+  for_each_file(dir, [&](const fs::path& p) {
+    const std::string name = p.filename().string();
+    if (is_temporary(name)) {
+      ++r.temporary;
+      return;
+    }
+    if (!detail::key_from_file_name(name)) return;
+    std::error_code ec;
+    ++r.entries;
+    r.bytes += fs::file_size(p, ec);
+    std::ifstream in(p, std::ios::binary);
+    std::string first;
+    std::getline(in, first);
+    json meta = json::parse(first, nullptr, false);
+    r.by_namespace[meta.is_object() ? meta.value("namespace", std::string()) : std::string("?")]++;
+  });
+  return r;
+}
+
+REQUESTS_ENGINE_INLINE cache_report verify(const std::string& dir, bool remove, std::chrono::seconds temp_age) {
+  cache_report r;
+  for_each_file(dir, [&](const fs::path& p) {
+    const std::string name = p.filename().string();
+    std::error_code ec;
+    if (is_temporary(name)) {
+      ++r.temporary;
+      if (remove && older_than(p, temp_age) && fs::remove(p, ec)) ++r.removed;
+      return;
+    }
+    auto key = detail::key_from_file_name(name);
+    if (!key) return;
+    ++r.entries;
+    r.bytes += fs::file_size(p, ec);
+    std::string why;
+    std::optional<std::string> text;
+    try {
+      text = detail::read_file(p.string());
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    bool good = false;
+    if (text) {
+      auto entry = detail::decode_cache_entry(*text, &*key, why);
+      if (entry && p.parent_path().filename().string() != key->hash.substr(0, 2)) {
+        why = "it is in the wrong shard folder";
+      } else if (entry) {
+        good = !json::parse(entry->body, nullptr, false).is_discarded();
+        if (!good) why = "the stored response is not JSON";
+      }
+    }
+    if (!good) {
+      ++r.bad;
+      r.problems.push_back(p.string() + ": " + why);
+      if (remove && fs::remove(p, ec)) ++r.removed;
+    }
+  });
+  return r;
+}
+
+REQUESTS_ENGINE_INLINE cache_report prune(const std::string& dir, std::chrono::seconds age,
+                                          const std::optional<std::string>& name_space,
+                                          std::chrono::seconds temp_age) {
+  if (age.count() <= 0 && !name_space)
+    throw std::invalid_argument("requests_engine: prune needs an age, a namespace, or both");
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  cache_report r;
+  for_each_file(dir, [&](const fs::path& p) {
+    const std::string name = p.filename().string();
+    std::error_code ec;
+    if (is_temporary(name)) {
+      ++r.temporary;
+      if (older_than(p, temp_age) && fs::remove(p, ec)) ++r.removed;
+      return;
+    }
+    if (!detail::key_from_file_name(name)) return;
+    ++r.entries;
+    std::ifstream in(p, std::ios::binary);
+    std::string first;
+    std::getline(in, first);
+    in.close();
+    json meta = json::parse(first, nullptr, false);
+    if (!meta.is_object()) return;  // verify's business
+    bool match = true;
+    if (age.count() > 0) match = now - meta.value("created", now) >= age.count();
+    if (name_space) match = match && meta.value("namespace", std::string()) == *name_space;
+    if (match && fs::remove(p, ec)) ++r.removed;
+  });
+  return r;
+}
+
+REQUESTS_ENGINE_INLINE std::size_t export_jsonl(const std::string& dir, std::ostream& out) {
+  std::size_t lines = 0;
+  for_each_file(dir, [&](const fs::path& p) {
+    auto key = detail::key_from_file_name(p.filename().string());
+    if (!key) return;
+    std::optional<std::string> text;
+    try {
+      text = detail::read_file(p.string());
+    } catch (const std::exception&) {
+      return;
+    }
+    std::string why;
+    auto entry = text ? detail::decode_cache_entry(*text, &*key, why) : std::nullopt;
+    if (!entry) return;
+    json response = json::parse(entry->body, nullptr, false);
+    if (response.is_discarded()) return;
+    json line = {{"hash", key->hash},
+                 {"sample", key->sample},
+                 {"created", entry->meta.value("created", std::int64_t{0})},
+                 {"namespace", entry->meta.value("namespace", std::string())},
+                 {"provider", entry->meta.value("provider", json::object())},
+                 {"response", std::move(response)}};
+    if (entry->meta.contains("request")) line["request"] = entry->meta["request"];
+    out << line.dump() << '\n';
+    ++lines;
+  });
+  return lines;
+}
+
+}  // namespace cache_maintenance
 
 // --- openai_compatible ---------------------------------------------------------------------
 

@@ -702,16 +702,17 @@ TEST_CASE("identical requests in flight at once are sent once, and every caller 
   so.latency_ms = 200;
   auto server = start_server(so);
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
-  SUBCASE("deduplicated (default)") {
+  SUBCASE("the same sample asked twice at once: another namespace, or distinct_samples off") {
     callback_log cb;
-    re::engine<re::openai_compatible> engine(provider, cb.attach(re::options().concurrency(8)));
+    re::engine<re::openai_compatible, re::no_cache> engine(
+        provider, cb.attach(re::options().concurrency(8).distinct_samples(false)));
     std::vector<re::conversation> batch(50, re::conversation().user("the same question"));
     batch.push_back(re::conversation().user("a different one"));
-    // A submit() of the same request while the batch is in flight joins it too.
+    // A submit() of the same request (sample 0 in its own namespace) joins it too.
     std::future<re::result<re::completion>> late;
     std::thread other([&] {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      late = engine.submit(re::conversation().user("the same question"));
+      late = engine.submit(re::conversation().user("the same question"), re::params(), "another namespace");
     });
     auto results = engine.run(batch);
     other.join();
@@ -734,8 +735,16 @@ TEST_CASE("identical requests in flight at once are sent once, and every caller 
     std::sort(expected.begin(), expected.end());
     CHECK(seen == expected);
   }
+  SUBCASE("copies inside one batch are distinct samples: each is sent") {
+    re::engine<re::openai_compatible, re::no_cache> engine(provider, re::options().concurrency(8));
+    std::vector<re::conversation> batch(20, re::conversation().user("the same question"));
+    auto results = engine.run(batch);
+    for (auto& r : results) CHECK(r);
+    CHECK(server->requests() == 20);
+  }
   SUBCASE("deduplication off") {
-    re::engine<re::openai_compatible> engine(provider, re::options().concurrency(8).deduplicate(false));
+    re::engine<re::openai_compatible, re::no_cache> engine(
+        provider, re::options().concurrency(8).deduplicate(false).distinct_samples(false));
     std::vector<re::conversation> batch(20, re::conversation().user("the same question"));
     auto results = engine.run(batch);
     for (auto& r : results) CHECK(r);

@@ -1,6 +1,17 @@
 // Unit tests of the pure parts (no network) and the doctest runner.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
+
+#include <cstring>
+
+// Defined in test_cache.cpp: the work of a child process that the cache tests spawn.
+int cache_child_main(int argc, char** argv);
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--child") == 0) return cache_child_main(argc, argv);
+  doctest::Context context(argc, argv);
+  return context.run();
+}
 
 #include "requests_engine.hpp"
 
