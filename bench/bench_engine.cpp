@@ -3,14 +3,19 @@
 //   bench_engine engine URL N CONCURRENCY   requests_engine::engine over N small conversations
 //   bench_engine bare   URL N THREADS       the same cpp-httplib client in a bare loop: the
 //                                           transport's ceiling, with no engine around it
+//   bench_engine timeline URL N CONCURRENCY the engine mode through a transport that wraps the
+//                                           default one and notes when the first request left
+//                                           and the last answer came: where the wall time goes
 //
 // URL is an OpenAI-style base URL ending in /v1 (".../chat/completions" is appended, as the
 // engine does). Each mode prints one machine-readable line:
 //
-//   RESULT mode=engine n=20000 conc=64 ok=20000 fail=0 secs=1.234 rps=16207.5 rss_mb=25.1
+//   RESULT mode=engine n=20000 conc=64 ok=20000 fail=0 secs=1.234 rps=16207.5 rss_mb=25.1 cpu_us=98.7
 //
 // and, when something failed, the first error on stderr. The exit status is 0 only when every
-// request succeeded.
+// request succeeded. rss_mb is the peak RSS (ru_maxrss); cpu_us is the process's CPU time (user
+// + system, all threads) during the timed region divided by the requests that succeeded: what
+// one request costs the client, whatever the machine's other load.
 //
 // Build (bench/run.sh does it):
 //   g++ -std=c++17 -O2 -DNDEBUG -I. bench/bench_engine.cpp -o bench_engine
@@ -22,9 +27,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -44,6 +51,13 @@ double seconds_since(bench_clock::time_point t0) {
   return std::chrono::duration<double>(bench_clock::now() - t0).count();
 }
 
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
 double peak_rss_mb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -52,39 +66,113 @@ double peak_rss_mb() {
 
 std::string question(std::size_t i) { return "question " + std::to_string(i); }
 
+// A measured region: wall clock and the process's CPU time.
+struct stopwatch {
+  bench_clock::time_point t0 = bench_clock::now();
+  double cpu0 = cpu_seconds();
+  double secs = 0, cpu = 0;
+  void stop() {
+    secs = seconds_since(t0);
+    cpu = cpu_seconds() - cpu0;
+  }
+};
+
 void print_result(const char* mode, std::size_t n, std::size_t conc, std::size_t ok,
-                  std::size_t fail, double secs) {
-  std::printf("RESULT mode=%s n=%zu conc=%zu ok=%zu fail=%zu secs=%.3f rps=%.1f rss_mb=%.1f\n", mode,
-              n, conc, ok, fail, secs, static_cast<double>(ok) / secs, peak_rss_mb());
+                  std::size_t fail, const stopwatch& w, const std::string& extra = "") {
+  std::printf("RESULT mode=%s n=%zu conc=%zu ok=%zu fail=%zu secs=%.3f rps=%.1f rss_mb=%.1f cpu_us=%.1f%s\n",
+              mode, n, conc, ok, fail, w.secs, static_cast<double>(ok) / w.secs, peak_rss_mb(),
+              ok ? w.cpu * 1e6 / static_cast<double>(ok) : 0.0, extra.c_str());
   std::fflush(stdout);
 }
 
+// --- timeline: the default transport, wrapped to note the first send and the last answer ----
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(bench_clock::now().time_since_epoch())
+      .count();
+}
+std::atomic<std::int64_t> g_first_send{INT64_MAX};
+std::atomic<std::int64_t> g_last_answer{0};
+
+class timing_session final : public re::transport_session {
+ public:
+  explicit timing_session(std::unique_ptr<re::transport_session> inner) : inner_(std::move(inner)) {}
+  re::result<re::http_response> send(const re::http_request& req, const std::atomic<bool>& cancelled) override {
+    std::int64_t t = now_ns();
+    for (std::int64_t f = g_first_send.load(); t < f && !g_first_send.compare_exchange_weak(f, t);) {
+    }
+    auto r = inner_->send(req, cancelled);
+    t = now_ns();
+    for (std::int64_t l = g_last_answer.load(); t > l && !g_last_answer.compare_exchange_weak(l, t);) {
+    }
+    return r;
+  }
+  // Not marked override on purpose: it overrides transport_session::abort() (cancellation)
+  // while the interface has one, and is harmless if it goes.
+  void abort() noexcept { inner_->abort(); }
+
+ private:
+  std::unique_ptr<re::transport_session> inner_;
+};
+
+class timing_transport final : public re::transport {
+ public:
+  explicit timing_transport(re::transport_options o) : inner_(std::move(o)) {}
+  std::unique_ptr<re::transport_session> open_session() override {
+    return std::make_unique<timing_session>(inner_.open_session());
+  }
+
+ private:
+  re::httplib_transport inner_;
+};
+
+// The default engine, and the same with the timing transport (and the default's cache).
+using default_engine = re::engine<re::openai_compatible>;
+using timing_engine =
+    re::basic_engine<re::openai_compatible, default_engine::cache_type, timing_transport>;
+
 // --- engine ----------------------------------------------------------------------------------
 
-int run_engine(const std::string& url, std::size_t n, std::size_t conc) {
+template <class Engine>
+int run_engine(const char* mode, const std::string& url, std::size_t n, std::size_t conc) {
   std::vector<re::conversation> batch;
   batch.reserve(n);
   for (std::size_t i = 0; i < n; ++i) batch.push_back(re::conversation().user(question(i)));
 
   re::openai_compatible provider(kKey, url, kModel);
-  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(conc).max_retries(0));
+  Engine engine(provider, re::options().concurrency(conc).max_retries(0));
 
-  auto t0 = bench_clock::now();
+  const std::int64_t start_ns = now_ns();
+  stopwatch w;
   auto results = engine.run(batch);
-  double secs = seconds_since(t0);
+  w.stop();
+  const std::int64_t end_ns = now_ns();
 
+  // A success must have come over the network: an answer from a cache would measure nothing.
   std::size_t ok = 0, fail = 0;
   for (const auto& r : results) {
-    if (r && !r->text.empty()) {
+    if (r && !r->text.empty() && !r->from_cache) {
       ++ok;
     } else {
       if (fail == 0)
-        std::cerr << "engine: first failure: "
-                  << (r ? std::string("empty completion text") : r.error().describe()) << '\n';
+        std::cerr << mode << ": first failure: "
+                  << (!r ? r.error().describe()
+                         : r->from_cache ? std::string("answered from a cache, not the server")
+                                         : std::string("empty completion text"))
+                  << '\n';
       ++fail;
     }
   }
-  print_result("engine", n, conc, ok, fail, secs);
+  std::string extra;
+  if (g_last_answer.load() != 0) {  // the timing transport was used
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " first_send_ms=%.1f last_answer_ms=%.1f after_last_ms=%.1f",
+                  static_cast<double>(g_first_send.load() - start_ns) / 1e6,
+                  static_cast<double>(g_last_answer.load() - start_ns) / 1e6,
+                  static_cast<double>(end_ns - g_last_answer.load()) / 1e6);
+    extra = buf;
+  }
+  print_result(mode, n, conc, ok, fail, w, extra);
   return fail == 0 ? 0 : 1;
 }
 
@@ -162,19 +250,20 @@ int run_bare(const std::string& url, std::size_t n, std::size_t threads) {
 
   std::vector<std::thread> pool;
   pool.reserve(threads);
-  auto t0 = bench_clock::now();
+  stopwatch w;
   for (std::size_t k = 0; k < threads; ++k) pool.emplace_back(work, std::ref(*clients[k]));
   for (auto& th : pool) th.join();
-  double secs = seconds_since(t0);
+  w.stop();
 
   if (fail.load() != 0) std::cerr << "bare: first failure: " << first_error << '\n';
-  print_result("bare", n, threads, ok.load(), fail.load(), secs);
+  print_result("bare", n, threads, ok.load(), fail.load(), w);
   return fail.load() == 0 ? 0 : 1;
 }
 
 int usage() {
-  std::cerr << "usage: bench_engine engine URL N CONCURRENCY\n"
-               "       bench_engine bare   URL N THREADS\n"
+  std::cerr << "usage: bench_engine engine   URL N CONCURRENCY\n"
+               "       bench_engine bare     URL N THREADS\n"
+               "       bench_engine timeline URL N CONCURRENCY\n"
                "URL: an OpenAI-style base URL, e.g. http://127.0.0.1:8080/fast/v1\n";
   return 2;
 }
@@ -189,8 +278,11 @@ int main(int argc, char** argv) {
   const long long c = std::atoll(argv[4]);
   if (n <= 0 || c <= 0) return usage();
   try {
-    if (mode == "engine") return run_engine(url, static_cast<std::size_t>(n), static_cast<std::size_t>(c));
-    if (mode == "bare") return run_bare(url, static_cast<std::size_t>(n), static_cast<std::size_t>(c));
+    const auto un = static_cast<std::size_t>(n);
+    const auto uc = static_cast<std::size_t>(c);
+    if (mode == "engine") return run_engine<default_engine>("engine", url, un, uc);
+    if (mode == "timeline") return run_engine<timing_engine>("timeline", url, un, uc);
+    if (mode == "bare") return run_bare(url, un, uc);
   } catch (const std::exception& e) {
     std::cerr << "bench_engine: " << e.what() << '\n';
     return 1;

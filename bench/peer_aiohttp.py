@@ -9,7 +9,7 @@ requests gathered at once, and `await resp.json()` on every answer. URL is an Op
 URL ending in /v1; "/chat/completions" is appended. The bodies are the ones the engine sends.
 
 Prints one line, like bench_engine:
-    RESULT mode=python n=20000 conc=64 ok=20000 fail=0 secs=9.876 rps=2025.1 rss_mb=60.2
+    RESULT mode=python n=20000 conc=64 ok=20000 fail=0 secs=9.876 rps=2025.1 rss_mb=60.2 cpu_us=480.0
 """
 
 import asyncio
@@ -21,6 +21,11 @@ import aiohttp
 
 KEY = "bench-key"
 MODEL = "gpt-4o-mini"
+
+
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 async def main(url: str, n: int, conc: int) -> int:
@@ -53,15 +58,15 @@ async def main(url: str, n: int, conc: int) -> int:
     connector = aiohttp.TCPConnector(limit=conc)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         await asyncio.gather(*(one(session, i) for i in range(n)))
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if first_error is not None:
         print("python: first failure: " + first_error, file=sys.stderr)
-    print("RESULT mode=python n=%d conc=%d ok=%d fail=%d secs=%.3f rps=%.1f rss_mb=%.1f"
-          % (n, conc, ok, fail, secs, ok / secs, rss_mb), flush=True)
+    print("RESULT mode=python n=%d conc=%d ok=%d fail=%d secs=%.3f rps=%.1f rss_mb=%.1f cpu_us=%.1f"
+          % (n, conc, ok, fail, secs, ok / secs, rss_mb, cpu * 1e6 / ok if ok else 0.0), flush=True)
     return 0 if fail == 0 else 1
 
 

@@ -9,11 +9,14 @@
 # prints a markdown table and writes it to bench/results-latest.md. See bench/README.md.
 #
 # Environment:
-#   BENCH_QUICK=1          small run (2,000 fast / 1,000 slow requests, 3 s wrk)
+#   BENCH_QUICK=1          small run (2,000 fast / 1,000 slow requests, 3 s wrk, one round)
+#   BENCH_ROUNDS           rounds of every measurement, best kept (default 3)
 #   BENCH_N_FAST, BENCH_N_SLOW, BENCH_WRK_SECS, BENCH_BARE_THREADS ("4 8 16 32 64"),
 #   BENCH_CONC_FAST (64), BENCH_CONC_SLOW (512), BENCH_SLOW_MS (200)
 #   BENCH_OUT              where the table goes (default bench/results-latest.md)
 #   BENCH_SERVE_ONLY=1     only start nginx, print its URLs and wait (for profiling by hand)
+#   BENCH_WAIT_IDLE=S      wait (S seconds at most in all) for the machine to be idle (< 10% busy)
+#                          before starting and before every round: for shared machines
 #   REQUESTS_ENGINE_SKIP_DEPS=1   do not touch apt
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,8 +25,10 @@ root=$PWD
 quick=${BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then
   n_fast=${BENCH_N_FAST:-2000}; n_slow=${BENCH_N_SLOW:-1000}; wrk_secs=${BENCH_WRK_SECS:-3}
+  rounds=${BENCH_ROUNDS:-1}
 else
   n_fast=${BENCH_N_FAST:-20000}; n_slow=${BENCH_N_SLOW:-10000}; wrk_secs=${BENCH_WRK_SECS:-10}
+  rounds=${BENCH_ROUNDS:-3}
 fi
 bare_threads=${BENCH_BARE_THREADS:-"4 8 16 32 64"}
 conc_fast=${BENCH_CONC_FAST:-64}
@@ -62,7 +67,8 @@ have_all || die "dependencies missing (nginx, $echo_module, wrk, python3-aiohttp
 mkdir -p "$build"
 cxx=(g++)
 command -v ccache >/dev/null 2>&1 && cxx=(ccache g++)
-log "building bench_engine (${cxx[*]})"
+header_sha=$(sha256sum requests_engine.hpp | cut -c1-12)  # the header as built (others may edit it meanwhile)
+log "building bench_engine (${cxx[*]}), requests_engine.hpp sha256 $header_sha"
 # shellcheck disable=SC2046
 "${cxx[@]}" -std=c++17 -O2 -DNDEBUG -Wall -Wextra -Wpedantic -Wshadow -I"$root" \
   bench/bench_engine.cpp -o "$build/bench_engine" \
@@ -75,7 +81,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 tmp=$(mktemp -d /tmp/requests_engine_bench.XXXXXX)
 nginx_conf=$tmp/nginx.conf
+sleeper=
 stop_nginx() {
+  [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true
   if [ -f "$tmp/nginx.pid" ]; then
     nginx -p "$tmp" -c "$nginx_conf" -e "$tmp/error.log" -s stop 2>/dev/null ||
       kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
@@ -167,7 +175,9 @@ EOF
 
 if [ "${BENCH_SERVE_ONLY:-0}" = 1 ]; then
   log "serving until interrupted: $fast  $slow  (bench_engine: $build/bench_engine)"
-  sleep infinity & wait $! || true
+  sleep infinity &
+  sleeper=$!
+  wait "$sleeper" || true
   exit 0
 fi
 
@@ -181,45 +191,72 @@ wrk.headers["Authorization"] = "Bearer bench-key"
 EOF
 
 # --- measurements ------------------------------------------------------------------------------
-accepts() { curl_status | awk 'NR == 3 { print $1 }'; }
-curl_status() { "$py" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' "$base/nginx_status"; }
+# Every measurement appends one line to $results: "RESULT key=K round=R conns=C served=S
+# others=O <the program's fields>": the TCP connections nginx accepted meanwhile (keep-alive
+# check), the requests it served (every request must reach it: no cache, no deduplication), and
+# the share of the CPUs other processes used meanwhile.
+results=$tmp/results.txt
+: >"$results"
+failures=0
 
-rows=()      # markdown table rows
-failures=0   # measurements with failed requests
-declare -A rps rss secs
+# nginx's counters (stub_status): "connections-accepted requests-served"; each call is itself
+# one connection and one request.
+counters() {
+  "$py" -c 'import sys, urllib.request; f = urllib.request.urlopen(sys.argv[1]).read().decode().split("\n")[2].split(); print(f[0], f[2])' \
+    "$base/nginx_status"
+}
 
-# measure KEY SCENARIO CLIENT N CONC URL-LABEL -- command...
+# CPU accounting, in seconds, to tell how much of the machine other processes took meanwhile:
+# the whole machine's busy time (/proc/stat), nginx's workers', and this shell's children's
+# (the client measured, from the `times` builtin).
+hz=$(getconf CLK_TCK)
+ncpu=$(nproc)
+machine_busy_s() { awk -v hz="$hz" 'NR == 1 { b = $2 + $3 + $4 + $7 + $8 + $9; print b / hz }' /proc/stat; }
+nginx_s() {
+  local p total=0
+  for p in $(pgrep -P "$(cat "$tmp/nginx.pid")"); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  awk -v t="$total" -v hz="$hz" 'BEGIN { print t / hz }'
+}
+# `times` must run in this shell, not in a $(...) subshell: it reports the calling shell's children.
+children_s() {
+  times >"$tmp/times"
+  awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } print s }' "$tmp/times"
+}
+now_s() { date +%s.%N; }
+
+# measure KEY ROUND command...
 measure() {
-  local key=$1 scenario=$2 client=$3 n=$4 conc=$5 label=$6
-  shift 7
-  local a0 a1 outf line status=0
-  a0=$(accepts)
-  outf=$tmp/$key.out
-  "$@" >"$outf" 2>"$tmp/$key.err" || status=$?
-  a1=$(accepts)
-  line=$(grep '^RESULT ' "$outf" | tail -1 || true)
+  local key=$1 round=$2
+  shift 2
+  local a0 a1 r0 r1 line status=0 m0 m1 n0 n1 c0 c1 t0 t1 others
+  read -r a0 r0 < <(counters)
+  children_s >"$tmp/c0"
+  m0=$(machine_busy_s); n0=$(nginx_s); t0=$(now_s)
+  "$@" >"$tmp/$key.$round.out" 2>"$tmp/$key.$round.err" || status=$?
+  t1=$(now_s); m1=$(machine_busy_s); n1=$(nginx_s)
+  children_s >"$tmp/c1"
+  c0=$(cat "$tmp/c0"); c1=$(cat "$tmp/c1")
+  read -r a1 r1 < <(counters)
+  # Percent of the machine's CPUs busy with neither the client nor nginx (never below 0).
+  others=$(awk -v b="$m0" -v e="$m1" -v n0="$n0" -v n1="$n1" -v c0="$c0" -v c1="$c1" \
+    -v t0="$t0" -v t1="$t1" -v k="$ncpu" \
+    'BEGIN { o = (e - b) - (n1 - n0) - (c1 - c0); w = (t1 - t0) * k; p = (w > 0) ? 100 * o / w : 0; printf "%.0f", (p < 0) ? 0 : p }')
+  line=$(grep '^RESULT ' "$tmp/$key.$round.out" | tail -1 || true)
   if [ -z "$line" ]; then
-    log "$key: no result (exit $status): $(head -c 400 "$tmp/$key.err")"
-    rows+=("| $scenario | $client | $label | $n | $conc | failed | | | | see log |")
+    log "$key: no result (exit $status): $(head -c 600 "$tmp/$key.$round.err")"
     failures=$((failures + 1))
+    echo "RESULT key=$key round=$round conns=0 served=0 others=$others mode=none n=0 conc=0 ok=0 fail=1 secs=0 rps=0 rss_mb=0 cpu_us=0" >>"$results"
     return 0
   fi
-  local f r s m ok
-  f=$(sed -n 's/.* fail=\([0-9]*\).*/\1/p' <<<"$line")
-  ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
-  r=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line")
-  s=$(sed -n 's/.* secs=\([0-9.]*\).*/\1/p' <<<"$line")
-  m=$(sed -n 's/.* rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
-  rps[$key]=$r; rss[$key]=$m; secs[$key]=$s
-  local conns=$((a1 - a0 - 1))  # minus the stub_status request of the first probe
-  if [ "$f" != 0 ]; then
+  # The second reading counts its own connection and request: one to take off each.
+  echo "RESULT key=$key round=$round conns=$((a1 - a0 - 1)) served=$((r1 - r0 - 1)) others=$others ${line#RESULT }" >>"$results"
+  if ! grep -q ' fail=0 ' <<<"$line "; then
     failures=$((failures + 1))
-    log "$key: $f of $n requests FAILED: $(head -c 400 "$tmp/$key.err")"
+    log "$key: FAILED requests: $line; $(head -c 600 "$tmp/$key.$round.err")"
   fi
-  log "$(printf '%-22s %9.1f req/s  %7.3f s  rss %6.1f MB  %d connections  ok %s fail %s' \
-    "$key" "$r" "$s" "$m" "$conns" "$ok" "$f")"
-  rows+=("$(printf '| %s | %s | %s | %s | %s | %.0f | %.2f | %.1f | %s | %s |' \
-    "$scenario" "$client" "$label" "$n" "$conc" "$r" "$s" "$m" "$conns" "$f")")
+  log "$(printf '%-14s round %s  %s others=%s%%' "$key" "$round" "$(sed 's/^RESULT //; s/ mode=[^ ]*//' <<<"$line")" "$others")"
 }
 
 # wrk prints "Requests/sec: X"; reshape it into a RESULT line.
@@ -230,86 +267,80 @@ run_wrk() {
   local r n bad
   r=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$o")
   n=$(awk '/requests in/ { print $1 }' <<<"$o")
-  bad=$(awk '/Non-2xx or 3xx responses:/ { s += $NF } /Socket errors:/ { s += $4 + $6 + $8 + $10 } END { print s + 0 }' \
-    <<<"$(sed 's/,//g' <<<"$o")")
-  echo "RESULT mode=wrk n=$n conc=$conc ok=$((n - bad)) fail=$bad secs=$secs_ rps=$r rss_mb=0"
+  bad=$(sed 's/,//g' <<<"$o" |
+    awk '/Non-2xx or 3xx responses:/ { s += $NF } /Socket errors:/ { s += $4 + $6 + $8 + $10 } END { print s + 0 }')
+  echo "RESULT mode=wrk n=$n conc=$conc ok=$((n - bad)) fail=$bad secs=$secs_ rps=$r rss_mb=0 cpu_us=0"
 }
+
+# CPU used by other processes just before the run (a shared machine skews every figure).
+cpu_busy() {  # percent of the machine busy over the next $1 seconds
+  local a b
+  read -ra a </proc/stat; sleep "$1"; read -ra b </proc/stat
+  local total=0 idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  awk -v i="$idle" -v t="$total" 'BEGIN { printf "%.0f", (t > 0) ? 100 * (t - i) / t : 0 }'
+}
+# With BENCH_WAIT_IDLE=S, wait (at most S seconds over the whole run) for 5 idle seconds in a
+# row: at the start and again before every round.
+wait_budget=${BENCH_WAIT_IDLE:-0}
+wait_idle() {
+  local b
+  b=$(cpu_busy 1)
+  [ "$b" -gt 10 ] && [ "$wait_budget" -gt 0 ] || return 0
+  log "the machine is ${b}% busy: waiting (up to ${wait_budget} s more) for 5 idle seconds in a row"
+  local waited=0
+  while [ "$wait_budget" -gt 0 ]; do
+    b=$(cpu_busy 5)
+    waited=$((waited + 5)); wait_budget=$((wait_budget - 5))
+    [ "$b" -le 10 ] && break
+  done
+  log "waited ${waited} s; the machine is ${b}% busy"
+}
+wait_idle
+busy=$(cpu_busy 1)
+if [ "$busy" -gt 10 ]; then
+  log "WARNING: the machine is already ${busy}% busy before the benchmark starts; the figures will be low and noisy:"
+  ps -eo pcpu=,comm= --sort=-pcpu | head -3 | sed 's/^/[bench]   /' >&2
+fi
 
 log "warming nginx up (wrk, 2 s)"
 wrk -t2 -c"$conc_fast" -d2s -s "$tmp/post.lua" "$fast/chat/completions" >/dev/null
 
-log "A/B: $n_fast requests on /fast, concurrency $conc_fast"
-best_bare=0; best_bare_threads=0
-for t in $bare_threads; do
-  measure "bare_$t" A "bare cpp-httplib loop, $t threads" "$n_fast" "$t" /fast -- \
-    "$build/bench_engine" bare "$fast" "$n_fast" "$t"
-  if [ -n "${rps[bare_$t]:-}" ] && awk -v a="${rps[bare_$t]}" -v b="$best_bare" 'BEGIN { exit !(a > b) }'; then
-    best_bare=${rps[bare_$t]}; best_bare_threads=$t
-  fi
+for round in $(seq "$rounds"); do
+  [ "$round" = 1 ] || wait_idle
+  log "round $round/$rounds, A/B: $n_fast requests on /fast, concurrency $conc_fast"
+  for t in $bare_threads; do
+    measure "bare_fast_$t" "$round" "$build/bench_engine" bare "$fast" "$n_fast" "$t"
+  done
+  measure engine_fast "$round" "$build/bench_engine" engine "$fast" "$n_fast" "$conc_fast"
+  measure python_fast "$round" "$py" bench/peer_aiohttp.py "$fast" "$n_fast" "$conc_fast"
+  measure wrk_fast "$round" run_wrk "$fast" "$conc_fast" "$wrk_secs"
 done
-measure engine_fast "A, B" "**requests_engine**" "$n_fast" "$conc_fast" /fast -- \
-  "$build/bench_engine" engine "$fast" "$n_fast" "$conc_fast"
-measure python_fast B "Python: aiohttp + asyncio.Semaphore" "$n_fast" "$conc_fast" /fast -- \
-  "$py" bench/peer_aiohttp.py "$fast" "$n_fast" "$conc_fast"
-measure wrk_fast A "wrk -t2 (C, Lua POST; ceiling)" "${wrk_secs} s" "$conc_fast" /fast -- \
-  run_wrk "$fast" "$conc_fast" "$wrk_secs"
+for round in $(seq "$rounds"); do
+  wait_idle
+  log "round $round/$rounds, C: $n_slow requests on /slow (${slow_ms} ms), concurrency $conc_slow"
+  measure engine_slow "$round" "$build/bench_engine" engine "$slow" "$n_slow" "$conc_slow"
+  measure bare_slow "$round" "$build/bench_engine" bare "$slow" "$n_slow" "$conc_slow"
+done
+wait_idle
+log "diagnostics: the engine's timeline (first request out, last answer in)"
+measure timeline_fast 1 "$build/bench_engine" timeline "$fast" "$n_fast" "$conc_fast"
+measure timeline_slow 1 "$build/bench_engine" timeline "$slow" "$n_slow" "$conc_slow"
 
-log "C: $n_slow requests on /slow (${slow_ms} ms), concurrency $conc_slow"
-measure engine_slow C "**requests_engine**" "$n_slow" "$conc_slow" "/slow" -- \
-  "$build/bench_engine" engine "$slow" "$n_slow" "$conc_slow"
-measure bare_slow C "bare cpp-httplib loop, $conc_slow threads" "$n_slow" "$conc_slow" "/slow" -- \
-  "$build/bench_engine" bare "$slow" "$n_slow" "$conc_slow"
-
-# --- table -------------------------------------------------------------------------------------
-ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
-verdict() {  # value op target
-  awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-    if (v == "n/a") { print "**not measured**"; exit }
-    ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
-    print ok ? "met" : "**MISSED**" }'
-}
-ideal_slow=$(awk -v c="$conc_slow" -v ms="$slow_ms" 'BEGIN { printf "%.0f", c * 1000 / ms }')
-# With N requests in waves of C, the last wave is partial: the best possible wall time is
-# ceil(N / C) * latency, which bounds the ratio below 1 when N is not a multiple of C.
-bound_slow=$(awk -v n="$n_slow" -v c="$conc_slow" -v ms="$slow_ms" -v i="$ideal_slow" \
-  'BEGIN { w = int((n + c - 1) / c); printf "%.3f", (n / (w * ms / 1000)) / i }')
-r_a=$(ratio "${rps[engine_fast]:-}" "$best_bare")
-r_aw=$(ratio "${rps[engine_fast]:-}" "${rps[wrk_fast]:-}")
-r_bw=$(ratio "$best_bare" "${rps[wrk_fast]:-}")
-r_b=$(ratio "${rps[engine_fast]:-}" "${rps[python_fast]:-}")
-r_c=$(ratio "${rps[engine_slow]:-}" "$ideal_slow")
-rss_c=${rss[engine_slow]:-n/a}
-
-header_hash=$(sha256sum requests_engine.hpp | cut -c1-12)
-git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
-{
-  echo "# requests_engine benchmark"
-  echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'); \`bash bench/run.sh\`$([ "$quick" = 1 ] && echo ' (BENCH_QUICK=1)'); requests_engine.hpp sha256 $header_hash (git $git_rev)."
-  echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)."
-  echo "Server: nginx $(nginx -v 2>&1 | sed 's|.*/||') + echo module, 2 workers, on loopback, fixed $(printf %s "$completion" | wc -c)-byte chat completion; client and server share the CPUs."
-  echo "Clients: cpp-httplib $(dpkg-query -W -f='${Version}' libcpp-httplib-dev 2>/dev/null || echo '?'), g++ $(g++ -dumpfullversion) -O2; Python $("$py" -c 'import platform; print(platform.python_version())') + aiohttp $("$py" -c 'import aiohttp; print(aiohttp.__version__)'); wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')."
-  echo
-  echo "| scenario | client | endpoint | requests | concurrency | req/s | wall s | peak RSS MB | TCP connections | failed |"
-  echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  printf '%s\n' "${rows[@]}"
-  echo
-  echo "| ratio | value | target | |"
-  echo "| --- | ---: | ---: | --- |"
-  echo "| A. engine ÷ best bare loop ($best_bare_threads threads, $(printf '%.0f' "$best_bare") req/s) | $r_a | ≥ 0.8 | $(verdict "$r_a" ">=" 0.8) |"
-  echo "| A. engine ÷ wrk | $r_aw | | |"
-  echo "| A. best bare loop ÷ wrk | $r_bw | | |"
-  echo "| B. engine ÷ Python (aiohttp) | $r_b | ≥ 3 | $(verdict "$r_b" ">=" 3) |"
-  echo "| C. engine ÷ $conc_slow / ${slow_s} s = $ideal_slow req/s (best possible for $n_slow requests: $bound_slow) | $r_c | ≥ 0.95 | $(verdict "$r_c" ">=" 0.95) |"
-  echo "| C. engine peak RSS, MB | $rss_c | ≤ 150 | $(verdict "$rss_c" "<=" 150) |"
-  if [ "$failures" -ne 0 ]; then
-    echo
-    echo "**$failures measurement(s) had failed requests: the figures above are not valid.**"
-  fi
-} >"$tmp/table.md"
-
+# --- report ------------------------------------------------------------------------------------
+export BENCH_N_FAST=$n_fast BENCH_N_SLOW=$n_slow BENCH_CONC_FAST=$conc_fast BENCH_CONC_SLOW=$conc_slow
+export BENCH_SLOW_MS=$slow_ms BENCH_ROUNDS=$rounds BENCH_WRK_SECS=$wrk_secs BENCH_BUSY=$busy
+export BENCH_QUICK=$quick BENCH_BARE_THREADS=$bare_threads
+export BENCH_HEADER_SHA=$header_sha
+BENCH_GIT=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit yet")
+git diff --quiet HEAD -- requests_engine.hpp 2>/dev/null || BENCH_GIT="$BENCH_GIT, header differs from it"
+export BENCH_GIT
+export BENCH_MACHINE="$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+export BENCH_SERVER="nginx $(nginx -v 2>&1 | sed 's|.*/||') + echo module, 2 workers, loopback, a fixed $(printf %s "$completion" | wc -c)-byte chat completion"
+export BENCH_CLIENTS="cpp-httplib $(dpkg-query -W -f='${Version}' libcpp-httplib-dev 2>/dev/null || echo '?'), g++ $(g++ -dumpfullversion) -O2; Python $("$py" -c 'import platform; print(platform.python_version())') + aiohttp $("$py" -c 'import aiohttp; print(aiohttp.__version__)'); wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+"$py" bench/report.py "$results" >"$tmp/table.md"
 echo
 cat "$tmp/table.md"
 cp "$tmp/table.md" "$out"
 log "written to ${out#"$root"/}"
-[ "$failures" -eq 0 ]
+[ "$failures" -eq 0 ] || { log "$failures measurement(s) had failed requests"; exit 1; }

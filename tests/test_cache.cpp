@@ -107,6 +107,9 @@ TEST_CASE("request hash: canonical, secret-free, blind to fields that do not cha
   re::json a = {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"temperature", 0.5}};
   re::json b = re::json::parse(R"({"temperature":0.5,"messages":[{"content":"hi","role":"user"}],"model":"m"})");
   CHECK(re::request_hash(id, a) == re::request_hash(id, b));
+  // It is SHA-256 of the documented canonical JSON.
+  re::json canonical = {{"v", 1}, {"provider", id}, {"body", a}};
+  CHECK(re::request_hash(id, a) == re::detail::sha256_hex(canonical.dump()));
   re::json c = a;
   c["user"] = "someone";
   c["stream"] = false;
@@ -148,7 +151,8 @@ TEST_CASE("the same batch twice: the second run makes no request and returns ide
     CHECK(second[i]->text == first[i]->text);
     CHECK(second[i]->usage.input_tokens == first[i]->usage.input_tokens);
     CHECK(second[i]->usage.output_tokens == first[i]->usage.output_tokens);
-    CHECK(second[i]->raw == first[i]->raw);
+    CHECK(second[i]->raw_body == first[i]->raw_body);
+    CHECK(second[i]->raw() == first[i]->raw());
     CHECK(second[i]->request_hash == first[i]->request_hash);
     CHECK(second[i]->attempts == 0);
   }

@@ -90,7 +90,7 @@ TEST_CASE("a batch comes back complete and in input order") {
     CHECK(results[i]->usage.output_tokens > 0);
     CHECK(results[i]->attempts == 1);
     CHECK(results[i]->request_hash.size() == 64);
-    CHECK(results[i]->raw["object"] == "chat.completion");
+    CHECK(results[i]->raw()["object"] == "chat.completion");
   }
   CHECK(server->requests() == 200);
   // Distinct prompts, distinct hashes; the same prompt, the same hash.

@@ -153,7 +153,7 @@ TEST_CASE("openai_compatible parses responses and errors") {
   CHECK(c->usage.input_tokens == 12);
   CHECK(c->usage.output_tokens == 3);
   CHECK(c->usage.cached_input_tokens == 8);
-  CHECK(c->raw["id"] == "x");
+  CHECK(c->raw()["id"] == "x");
 
   re::http_response quota;
   quota.status = 429;
