@@ -317,6 +317,7 @@ class params {
   params& stop(std::vector<std::string> s) { stop_ = std::move(s); return *this; }
   params& seed(std::int64_t s) { seed_ = s; return *this; }
   params& n(int count) { n_ = count; return *this; }
+  params& n(std::nullopt_t) { n_.reset(); return *this; }
   /// Raw JSON merged into the body last (RFC 7386 merge patch: null removes a field).
   params& extra(json patch) { extra_ = std::move(patch); return *this; }
 
@@ -424,6 +425,9 @@ struct url_parts {
 //   json               cache_identity() const;                        // never a secret
 // and optionally
 //   std::vector<std::string> secrets() const;   // scrubbed from every error message
+//   std::vector<std::string> split_choices(const std::string& body) const;
+//       // a response with several choices (params::n) as one single-choice response per
+//       // choice, usage shared out: with it, n samples fill n cache slots
 
 /// OpenAI chat completions, and every server that speaks it (vLLM, Ollama, llama.cpp server,
 /// Groq, Together, Cerebras, ...).
@@ -443,6 +447,9 @@ class openai_compatible {
       const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  /// One single-choice response per choice: the prompt tokens go to the first, the
+  /// completion tokens are shared out evenly (the remainder to the first).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
@@ -772,6 +779,9 @@ class provider_ops {
   virtual http_request make_request(const std::string& body) const = 0;
   virtual result<completion> parse_response(const http_response& r) const = 0;
   virtual std::vector<std::string> secrets() const = 0;
+  /// Empty when the provider cannot split a multi-choice response.
+  virtual std::vector<std::string> split_choices(const std::string& body) const = 0;
+  virtual bool can_split() const = 0;
 };
 
 /// The cache, type-erased like the provider.
@@ -828,9 +838,24 @@ struct has_secrets : std::false_type {};
 template <class P>
 struct has_secrets<P, std::void_t<decltype(std::declval<const P&>().secrets())>> : std::true_type {};
 
+template <class P, class = void>
+struct has_split_choices : std::false_type {};
+template <class P>
+struct has_split_choices<P, std::void_t<decltype(std::declval<const P&>().split_choices(std::string()))>>
+    : std::true_type {};
+
 template <class Provider>
 class provider_adapter final : public provider_ops {
  public:
+  std::vector<std::string> split_choices(const std::string& body) const override {
+    if constexpr (has_split_choices<Provider>::value) {
+      return p_.split_choices(body);
+    } else {
+      (void)body;
+      return {};
+    }
+  }
+  bool can_split() const override { return has_split_choices<Provider>::value; }
   explicit provider_adapter(const Provider& p) : p_(p) {}
   http_request make_request(const std::string& body) const override { return p_.make_request(body); }
   result<completion> parse_response(const http_response& r) const override {
@@ -856,6 +881,10 @@ struct job {
   std::string body;
   std::string request_hash;
   std::size_t sample = 0;    // which answer of this request (see options::distinct_samples)
+  // For params::n > 1: the sample slots this request fills (the missing ones, in order), and
+  // the answers already found in the cache for the others, merged into the result.
+  std::vector<std::size_t> slots;
+  std::vector<std::pair<std::size_t, completion>> found;
   std::string name_space;    // recorded in the cache entry
   bool looked_up = false;    // the cache was consulted already
   std::atomic<int> attempts{0};  // written by the worker, read by cancel()
@@ -898,6 +927,11 @@ class dispatcher {
                                                                  const std::string& hash);
   [[nodiscard]] REQUESTS_ENGINE_INLINE cache_stats stats() const;
   [[nodiscard]] bool cache_enabled() const noexcept { return cache_ != nullptr; }
+  /// The stored answer for one sample, if good (counts as a hit or a miss).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<completion> lookup(const std::string& hash, std::size_t sample);
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t assign_samples(const std::string& name_space,
+                                                                  const std::string& hash, std::size_t count);
+  [[nodiscard]] bool provider_can_split() const { return ops_->can_split(); }
   [[nodiscard]] const json& identity() const noexcept { return identity_; }
   [[nodiscard]] const std::string& identity_dump() const noexcept { return identity_dump_; }
   /// Through on_log, or stderr.
@@ -933,6 +967,9 @@ class dispatcher {
   REQUESTS_ENGINE_INLINE void tick(bool force);
   // The cache's answer for a job, if it has a good one.
   REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const job& j);
+  REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const cache_key& key);
+  // For a multi-sample job: store each choice in its slot, and merge with what was found.
+  REQUESTS_ENGINE_INLINE completion fill_slots(job& j, completion fresh, const std::string& response_body);
   REQUESTS_ENGINE_INLINE void to_cache(const job& j, const std::string& response_body);
   template <class F>
   void guarded_callback(const char* what, F&& f) {
@@ -1098,14 +1135,21 @@ class basic_engine {
 
   std::unique_ptr<detail::job> make_job(std::size_t index, const conversation& c, const params& p,
                                         const std::string& name_space, detail::deliver_fn deliver) {
-    result<json> body = [&]() -> result<json> {
+    auto build = [&](const params& q) -> result<json> {
       try {
-        return provider_.make_body(c, p);
+        return provider_.make_body(c, q);
       } catch (const std::exception& e) {
         return error{error_code::invalid_request, 0,
                      std::string("provider failed to build the request: ") + e.what(), {}, 0, {}};
       }
-    }();
+    };
+    // n > 1 with a cache and a provider that can split answers: the n samples are n slots of
+    // the request without n, and only the missing ones are asked for.
+    const int n = p.n().value_or(1);
+    const bool slotted = n > 1 && dispatcher_.cache_enabled() && dispatcher_.provider_can_split();
+    params base = p;
+    if (slotted) base.n(std::nullopt);
+    result<json> body = build(base);
     if (!body) {
       dispatcher_.complete_now(index, std::move(body.error()), deliver);
       return nullptr;
@@ -1114,9 +1158,42 @@ class basic_engine {
     j->index = index;
     j->body = body->dump();
     j->request_hash = detail::request_hash_dumped(dispatcher_.identity_dump(), *body, j->body);
-    j->sample = options_.distinct_samples() ? dispatcher_.assign_sample(name_space, j->request_hash) : 0;
     j->name_space = name_space;
     j->deliver = std::move(deliver);
+    if (slotted) {
+      const auto count = static_cast<std::size_t>(n);
+      const std::size_t first =
+          options_.distinct_samples() ? dispatcher_.assign_samples(name_space, j->request_hash, count) : 0;
+      for (std::size_t k = first; k < first + count; ++k) {
+        if (auto hit = dispatcher_.lookup(j->request_hash, k))
+          j->found.emplace_back(k, std::move(*hit));
+        else
+          j->slots.push_back(k);
+      }
+      j->looked_up = true;
+      if (j->slots.empty()) {  // every sample stored: one result with n choices, no request
+        completion merged = std::move(j->found.front().second);
+        for (std::size_t i = 1; i < j->found.size(); ++i) {
+          const completion& more = j->found[i].second;
+          merged.usage.input_tokens += more.usage.input_tokens;
+          merged.usage.output_tokens += more.usage.output_tokens;
+          merged.usage.cached_input_tokens += more.usage.cached_input_tokens;
+          merged.choices.insert(merged.choices.end(), more.choices.begin(), more.choices.end());
+        }
+        dispatcher_.complete_now(index, std::move(merged), j->deliver);
+        return nullptr;
+      }
+      j->sample = j->slots.front();
+      const std::size_t missing = j->slots.size();
+      result<json> ask = missing > 1 ? build(base.n(static_cast<int>(missing))) : std::move(body);
+      if (!ask) {
+        dispatcher_.complete_now(index, std::move(ask.error()), j->deliver);
+        return nullptr;
+      }
+      j->body = ask->dump();
+      return j;
+    }
+    j->sample = options_.distinct_samples() ? dispatcher_.assign_sample(name_space, j->request_hash) : 0;
     // The cache is consulted by the worker that takes the job (in parallel; measured faster
     // than looking up here, in the caller's thread, one at a time).
     return j;
@@ -1803,8 +1880,59 @@ REQUESTS_ENGINE_INLINE cache_stats dispatcher::stats() const {
   return c;
 }
 
+REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::lookup(const std::string& hash, std::size_t sample) {
+  if (!cache_) return std::nullopt;
+  return from_cache(cache_key{hash, sample});
+}
+
+REQUESTS_ENGINE_INLINE std::size_t dispatcher::assign_samples(const std::string& name_space, const std::string& hash,
+                                                             std::size_t count) {
+  std::lock_guard<std::mutex> lock(samples_mutex_);
+  auto& next = samples_[name_space][hash];
+  const std::size_t first = next;
+  next += count;
+  return first;
+}
+
 REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const job& j) {
-  const cache_key key{j.request_hash, j.sample};
+  return from_cache(cache_key{j.request_hash, j.sample});
+}
+
+REQUESTS_ENGINE_INLINE completion dispatcher::fill_slots(job& j, completion fresh, const std::string& response_body) {
+  std::vector<std::string> parts = ops_->split_choices(response_body);
+  if (parts.size() == j.slots.size()) {
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      job one;
+      one.request_hash = j.request_hash;
+      one.sample = j.slots[i];
+      one.name_space = j.name_space;
+      one.body = j.body;
+      to_cache(one, parts[i]);
+    }
+  } else {
+    log("the provider's answer has " + std::to_string(parts.size()) + " choices where " +
+        std::to_string(j.slots.size()) + " were asked for; not cached");
+  }
+  std::vector<std::pair<std::size_t, choice>> ordered;
+  for (auto& f : j.found) {
+    fresh.usage.input_tokens += f.second.usage.input_tokens;
+    fresh.usage.output_tokens += f.second.usage.output_tokens;
+    fresh.usage.cached_input_tokens += f.second.usage.cached_input_tokens;
+    for (auto& c : f.second.choices) ordered.emplace_back(f.first, c);
+  }
+  for (std::size_t i = 0; i < fresh.choices.size(); ++i)
+    ordered.emplace_back(i < j.slots.size() ? j.slots[i] : j.slots.back() + i, fresh.choices[i]);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  fresh.choices.clear();
+  for (auto& o : ordered) fresh.choices.push_back(std::move(o.second));
+  if (!fresh.choices.empty()) {
+    fresh.text = fresh.choices.front().text;
+    fresh.finish_reason = fresh.choices.front().finish_reason;
+  }
+  return fresh;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const cache_key& key) {
   std::optional<std::string> text;
   std::string why;
   try {
@@ -1843,7 +1971,7 @@ REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const jo
     return std::nullopt;
   }
   out->from_cache = true;
-  out->request_hash = j.request_hash;
+  out->request_hash = key.hash;
   out->attempts = 0;
   out->latency = std::chrono::milliseconds(0);
   ++cache_hits_total_;
@@ -1914,7 +2042,10 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       }
     } else {
       outcome = ops_->parse_response(*resp);
-      if (outcome) to_cache(*j, resp->body);
+      if (outcome && !j->slots.empty())
+        outcome = fill_slots(*j, std::move(*outcome), resp->body);
+      else if (outcome)
+        to_cache(*j, resp->body);
       if (!outcome) {
         auto& e = outcome.error();
         if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;
@@ -2587,6 +2718,36 @@ REQUESTS_ENGINE_INLINE result<completion> openai_compatible::parse_response(cons
   }
   c.raw_body = r.body;
   return c;
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices(const std::string& body) const {
+  json full = json::parse(body, nullptr, false);
+  if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
+  json choices = std::move(full["choices"]);
+  const auto count = static_cast<std::int64_t>(choices.size());
+  if (count == 0) return {};
+  json usage = full.value("usage", json::object());
+  const std::int64_t prompt = usage.value("prompt_tokens", std::int64_t{0});
+  const std::int64_t completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+  std::vector<std::string> out;
+  for (std::int64_t i = 0; i < count; ++i) {
+    json one = full;
+    json c = choices[static_cast<std::size_t>(i)];
+    c["index"] = 0;
+    one["choices"] = json::array({std::move(c)});
+    if (usage.is_object() && !usage.empty()) {
+      json u = usage;
+      const std::int64_t share = completion_tokens / count + (i == 0 ? completion_tokens % count : 0);
+      u["prompt_tokens"] = i == 0 ? prompt : 0;
+      u["completion_tokens"] = share;
+      u["total_tokens"] = (i == 0 ? prompt : 0) + share;
+      if (i > 0 && u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
+        u["prompt_tokens_details"]["cached_tokens"] = 0;
+      one["usage"] = std::move(u);
+    }
+    out.push_back(one.dump());
+  }
+  return out;
 }
 
 REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {

@@ -397,3 +397,91 @@ TEST_CASE("maintenance: stats by namespace, prune, export, stray temporary files
   auto all_old = re::cache_maintenance::prune(dir, std::chrono::seconds(3600), std::nullopt);
   CHECK(all_old.removed == 0);  // nothing is an hour old
 }
+
+TEST_CASE("n samples fill n cache slots, and only the missing ones are asked for") {
+  auto server = cache_server();
+  const std::string dir = fresh_dir("n-slots");
+  re::openai_compatible provider(cache_test_key, server->base_url(), "mock-model");
+  const auto hello = re::conversation().user("hello");
+  auto fresh_engine = [&] {
+    return std::make_unique<re::engine<re::openai_compatible>>(provider, re::options().concurrency(2).cache_dir(dir));
+  };
+  std::vector<std::string> first_texts;
+  {
+    auto engine = fresh_engine();
+    auto r = engine->run({hello}, re::params().n(3), "ns1");
+    REQUIRE(r[0]);
+    REQUIRE(r[0]->choices.size() == 3);
+    for (auto& c : r[0]->choices) first_texts.push_back(c.text);
+    CHECK(first_texts[0] == "Mock answer to: hello");
+    CHECK(first_texts[1] != first_texts[0]);
+    CHECK(server->requests() == 1);
+    auto bodies = server->received_bodies();
+    CHECK(bodies.back()["n"] == 3);
+    // The answer's usage is the provider's own, whole.
+    auto raw = r[0]->raw();
+    CHECK(r[0]->usage.output_tokens == raw["usage"]["completion_tokens"].get<std::int64_t>());
+    CHECK(r[0]->usage.input_tokens == raw["usage"]["prompt_tokens"].get<std::int64_t>());
+  }
+  CHECK(count_entries(dir) == 3);
+  {  // The same request again in a new engine: all three from the cache, same order.
+    auto engine = fresh_engine();
+    auto r = engine->run({hello}, re::params().n(3), "ns1");
+    REQUIRE(r[0]);
+    CHECK(r[0]->from_cache);
+    REQUIRE(r[0]->choices.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) CHECK(r[0]->choices[i].text == first_texts[i]);
+    CHECK(server->requests() == 1);
+  }
+  {  // n = 5: three stored, two asked for with n = 2.
+    auto engine = fresh_engine();
+    auto r = engine->run({hello}, re::params().n(5), "ns2");
+    REQUIRE(r[0]);
+    REQUIRE(r[0]->choices.size() == 5);
+    for (std::size_t i = 0; i < 3; ++i) CHECK(r[0]->choices[i].text == first_texts[i]);
+    CHECK(server->requests() == 2);
+    CHECK(server->received_bodies().back()["n"] == 2);
+  }
+  CHECK(count_entries(dir) == 5);
+  {  // Five single requests (no n) are the same five samples: nothing asked.
+    auto engine = fresh_engine();
+    auto r = engine->run(std::vector<re::conversation>(5, hello), re::params(), "ns3");
+    for (std::size_t i = 0; i < 5; ++i) {
+      REQUIRE(r[i]);
+      CHECK(r[i]->from_cache);
+      if (i < 3) CHECK(r[i]->text == first_texts[i]);
+    }
+    CHECK(server->requests() == 2);
+  }
+  CHECK(re::cache_maintenance::verify(dir, false).bad == 0);
+}
+
+TEST_CASE("split_choices shares usage out so that cached samples add up to the answer's usage") {
+  re::openai_compatible p("k", "http://h/v1", "m");
+  std::string body = R"({"id":"x","object":"chat.completion","model":"m","choices":[
+    {"index":0,"message":{"role":"assistant","content":"a"},"finish_reason":"stop"},
+    {"index":1,"message":{"role":"assistant","content":"b"},"finish_reason":"length"},
+    {"index":2,"message":{"role":"assistant","content":"c"},"finish_reason":"stop"}],
+    "usage":{"prompt_tokens":10,"completion_tokens":8,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":4}}})";
+  auto parts = p.split_choices(body);
+  REQUIRE(parts.size() == 3);
+  std::int64_t in = 0, out = 0, cached = 0;
+  std::vector<std::string> texts;
+  for (auto& part : parts) {
+    re::http_response r;
+    r.status = 200;
+    r.body = part;
+    auto c = p.parse_response(r);
+    REQUIRE(c);
+    REQUIRE(c->choices.size() == 1);
+    texts.push_back(c->text);
+    in += c->usage.input_tokens;
+    out += c->usage.output_tokens;
+    cached += c->usage.cached_input_tokens;
+  }
+  CHECK(texts == std::vector<std::string>{"a", "b", "c"});
+  CHECK(in == 10);
+  CHECK(out == 8);
+  CHECK(cached == 4);
+  CHECK(p.split_choices("not json").empty());
+}
