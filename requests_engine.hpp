@@ -2683,39 +2683,118 @@ REQUESTS_ENGINE_INLINE http_request openai_compatible::make_request(const std::s
   return r;
 }
 
+namespace detail {
+
+// Reads an OpenAI chat completion without building a JSON tree (the hot path of every answer
+// and every cache hit): the fields a completion needs are picked up as the parser meets them.
+class openai_chat_reader final : public nlohmann::json_sax<json> {
+ public:
+  completion out;
+  std::string problem;  // empty when the shape is right
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t v) override { return integer(static_cast<std::int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return integer(static_cast<std::int64_t>(v)); }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool string(string_t& v) override {
+    if (at({"model"})) {
+      out.model = std::move(v);
+    } else if (in_choice(2) && frames_[2].key == "finish_reason") {
+      out.choices.back().finish_reason = std::move(v);
+    } else if (in_choice(3) && frames_[2].key == "message" && frames_[3].key == "content") {
+      out.choices.back().text = std::move(v);
+    }
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (frames_.empty()) {
+      root_object_ = true;
+    } else if (frames_.size() == 2 && frames_[0].key == "choices" && frames_[1].array) {
+      out.choices.emplace_back();
+      has_message_.push_back(false);
+    } else if (in_choice(2) && frames_[2].key == "message") {
+      has_message_.back() = true;
+    }
+    frames_.push_back(frame{false, {}});
+    return true;
+  }
+  bool key(string_t& k) override {
+    frames_.back().key = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    frames_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (at({"choices"})) saw_choices_ = true;
+    frames_.push_back(frame{true, {}});
+    return true;
+  }
+  bool end_array() override {
+    frames_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+  /// After a successful parse: the shape's verdict.
+  bool check() {
+    if (!root_object_) problem = "the response is not a JSON object";
+    else if (!saw_choices_ || out.choices.empty()) problem = "the response has no choices";
+    else if (std::find(has_message_.begin(), has_message_.end(), false) != has_message_.end())
+      problem = "a choice has no message";
+    return problem.empty();
+  }
+
+ private:
+  struct frame {
+    bool array;
+    std::string key;
+  };
+  // The path is exactly these keys, from the root object.
+  bool at(std::initializer_list<const char*> keys) const {
+    if (frames_.size() != keys.size()) return false;
+    std::size_t i = 0;
+    for (const char* k : keys)
+      if (frames_[i].array || frames_[i++].key != k) return false;
+    return true;
+  }
+  // Inside choices[i], `depth` frames deep from the root.
+  bool in_choice(std::size_t depth) const {
+    return frames_.size() == depth + 1 && frames_[0].key == "choices" && frames_[1].array && !out.choices.empty();
+  }
+  bool integer(std::int64_t v) {
+    if (frames_.size() == 2 && frames_[0].key == "usage" && !frames_[1].array) {
+      if (frames_[1].key == "prompt_tokens") out.usage.input_tokens = v;
+      if (frames_[1].key == "completion_tokens") out.usage.output_tokens = v;
+    } else if (frames_.size() == 3 && frames_[0].key == "usage" && frames_[1].key == "prompt_tokens_details" &&
+               frames_[2].key == "cached_tokens") {
+      out.usage.cached_input_tokens = v;
+    }
+    return true;
+  }
+  std::vector<frame> frames_;
+  std::vector<bool> has_message_;
+  bool root_object_ = false;
+  bool saw_choices_ = false;
+};
+
+}  // namespace detail
+
 REQUESTS_ENGINE_INLINE result<completion> openai_compatible::parse_response(const http_response& r) const {
   if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
   auto bad = [&](const std::string& why) {
     return error{error_code::invalid_response, r.status,
                  why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
   };
-  json body = json::parse(r.body, nullptr, false);
-  if (body.is_discarded()) return bad("the response is not JSON");
-  if (!body.is_object()) return bad("the response is not a JSON object");
-  auto choices = body.find("choices");
-  if (choices == body.end() || !choices->is_array() || choices->empty())
-    return bad("the response has no choices");
-  completion c;
-  for (const auto& ch : *choices) {
-    choice one;
-    if (!ch.is_object()) return bad("a choice is not an object");
-    auto msg = ch.find("message");
-    if (msg == ch.end() || !msg->is_object()) return bad("a choice has no message");
-    auto content = msg->find("content");
-    if (content != msg->end() && content->is_string()) one.text = content->get<std::string>();
-    auto fr = ch.find("finish_reason");
-    if (fr != ch.end() && fr->is_string()) one.finish_reason = fr->get<std::string>();
-    c.choices.push_back(std::move(one));
-  }
+  detail::openai_chat_reader reader;
+  if (!json::sax_parse(r.body, &reader)) return bad("the response is not JSON");
+  if (!reader.check()) return bad(reader.problem);
+  completion c = std::move(reader.out);
   c.text = c.choices.front().text;
   c.finish_reason = c.choices.front().finish_reason;
-  if (auto m = body.find("model"); m != body.end() && m->is_string()) c.model = m->get<std::string>();
-  if (auto u = body.find("usage"); u != body.end() && u->is_object()) {
-    c.usage.input_tokens = u->value("prompt_tokens", std::int64_t{0});
-    c.usage.output_tokens = u->value("completion_tokens", std::int64_t{0});
-    if (auto d = u->find("prompt_tokens_details"); d != u->end() && d->is_object())
-      c.usage.cached_input_tokens = d->value("cached_tokens", std::int64_t{0});
-  }
   c.raw_body = r.body;
   return c;
 }
