@@ -15,7 +15,9 @@ int main() {
   const char* model = std::getenv("OPENAI_MODEL");
   re::openai_compatible provider(key, base ? base : "https://api.openai.com/v1",
                                  model ? model : "gpt-4o-mini");
-  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(64));
+  // Answers are kept in ./requests_engine_cache: running this again costs nothing.
+  re::engine<re::openai_compatible> engine(provider,
+                                           re::options().concurrency(64).cache_dir("requests_engine_cache"));
 
   std::vector<re::conversation> batch;
   for (const char* q : {"How big is the moon?", "How big is the sun?", "How far is Mars?"})
@@ -27,7 +29,9 @@ int main() {
     const auto& r = results[i];
     if (r) {
       std::cout << "[" << i << "] " << r->text << "\n    (" << r->usage.input_tokens << " in, "
-                << r->usage.output_tokens << " out, " << r->latency.count() << " ms)\n";
+                << r->usage.output_tokens << " out, "
+                << (r->from_cache ? std::string("from the cache") : std::to_string(r->latency.count()) + " ms")
+                << ")\n";
     } else {
       std::cerr << "[" << i << "] error: " << r.error().describe() << '\n';
       ++failed;
