@@ -346,6 +346,12 @@ struct token_usage {
   std::int64_t output_tokens = 0;        ///< generated tokens
   std::int64_t cached_input_tokens = 0;  ///< the part of input_tokens read from the provider's cache
   [[nodiscard]] std::int64_t total() const noexcept { return input_tokens + output_tokens; }
+  token_usage& operator+=(const token_usage& o) noexcept {
+    input_tokens += o.input_tokens;
+    output_tokens += o.output_tokens;
+    cached_input_tokens += o.cached_input_tokens;
+    return *this;
+  }
 };
 
 /// One generated answer (one choice) of a completion.
@@ -922,17 +928,14 @@ class dispatcher {
   REQUESTS_ENGINE_INLINE void cancel();
   [[nodiscard]] REQUESTS_ENGINE_INLINE progress snapshot() const;
   [[nodiscard]] std::size_t next_ticket() noexcept { return ticket_.fetch_add(1); }
-  /// The sample index for the next request with this hash in this namespace.
-  [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t assign_sample(const std::string& name_space,
-                                                                 const std::string& hash);
   [[nodiscard]] REQUESTS_ENGINE_INLINE cache_stats stats() const;
   [[nodiscard]] bool cache_enabled() const noexcept { return cache_ != nullptr; }
   /// The stored answer for one sample, if good (counts as a hit or a miss).
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<completion> lookup(const std::string& hash, std::size_t sample);
+  /// Reserves `count` consecutive sample indexes for this hash in this namespace; returns the first.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t assign_samples(const std::string& name_space,
                                                                   const std::string& hash, std::size_t count);
   [[nodiscard]] bool provider_can_split() const { return ops_->can_split(); }
-  [[nodiscard]] const json& identity() const noexcept { return identity_; }
   [[nodiscard]] const std::string& identity_dump() const noexcept { return identity_dump_; }
   /// Through on_log, or stderr.
   REQUESTS_ENGINE_INLINE void log(const std::string& line);
@@ -970,7 +973,7 @@ class dispatcher {
   REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const cache_key& key);
   // For a multi-sample job: store each choice in its slot, and merge with what was found.
   REQUESTS_ENGINE_INLINE completion fill_slots(job& j, completion fresh, const std::string& response_body);
-  REQUESTS_ENGINE_INLINE void to_cache(const job& j, const std::string& response_body);
+  REQUESTS_ENGINE_INLINE void to_cache(const job& j, std::size_t sample, const std::string& response_body);
   template <class F>
   void guarded_callback(const char* what, F&& f) {
     std::lock_guard<std::mutex> lock(callback_mutex_);
@@ -1175,9 +1178,7 @@ class basic_engine {
         completion merged = std::move(j->found.front().second);
         for (std::size_t i = 1; i < j->found.size(); ++i) {
           const completion& more = j->found[i].second;
-          merged.usage.input_tokens += more.usage.input_tokens;
-          merged.usage.output_tokens += more.usage.output_tokens;
-          merged.usage.cached_input_tokens += more.usage.cached_input_tokens;
+          merged.usage += more.usage;
           merged.choices.insert(merged.choices.end(), more.choices.begin(), more.choices.end());
         }
         dispatcher_.complete_now(index, std::move(merged), j->deliver);
@@ -1193,7 +1194,7 @@ class basic_engine {
       j->body = ask->dump();
       return j;
     }
-    j->sample = options_.distinct_samples() ? dispatcher_.assign_sample(name_space, j->request_hash) : 0;
+    j->sample = options_.distinct_samples() ? dispatcher_.assign_samples(name_space, j->request_hash, 1) : 0;
     // The cache is consulted by the worker that takes the job (in parallel; measured faster
     // than looking up here, in the caller's thread, one at a time).
     return j;
@@ -1863,11 +1864,6 @@ REQUESTS_ENGINE_INLINE std::chrono::milliseconds dispatcher::backoff(int retry_n
   return std::chrono::milliseconds(static_cast<std::int64_t>(ceiling * factor));
 }
 
-REQUESTS_ENGINE_INLINE std::size_t dispatcher::assign_sample(const std::string& name_space, const std::string& hash) {
-  std::lock_guard<std::mutex> lock(samples_mutex_);
-  return samples_[name_space][hash]++;
-}
-
 REQUESTS_ENGINE_INLINE cache_stats dispatcher::stats() const {
   cache_stats c;
   c.hits = cache_hits_total_.load();
@@ -1901,23 +1897,14 @@ REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const jo
 REQUESTS_ENGINE_INLINE completion dispatcher::fill_slots(job& j, completion fresh, const std::string& response_body) {
   std::vector<std::string> parts = ops_->split_choices(response_body);
   if (parts.size() == j.slots.size()) {
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      job one;
-      one.request_hash = j.request_hash;
-      one.sample = j.slots[i];
-      one.name_space = j.name_space;
-      one.body = j.body;
-      to_cache(one, parts[i]);
-    }
+    for (std::size_t i = 0; i < parts.size(); ++i) to_cache(j, j.slots[i], parts[i]);
   } else {
     log("the provider's answer has " + std::to_string(parts.size()) + " choices where " +
         std::to_string(j.slots.size()) + " were asked for; not cached");
   }
   std::vector<std::pair<std::size_t, choice>> ordered;
   for (auto& f : j.found) {
-    fresh.usage.input_tokens += f.second.usage.input_tokens;
-    fresh.usage.output_tokens += f.second.usage.output_tokens;
-    fresh.usage.cached_input_tokens += f.second.usage.cached_input_tokens;
+    fresh.usage += f.second.usage;
     for (auto& c : f.second.choices) ordered.emplace_back(f.first, c);
   }
   for (std::size_t i = 0; i < fresh.choices.size(); ++i)
@@ -1979,9 +1966,10 @@ REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const ca
   return out;
 }
 
-REQUESTS_ENGINE_INLINE void dispatcher::to_cache(const job& j, const std::string& response_body) {
+REQUESTS_ENGINE_INLINE void dispatcher::to_cache(const job& j, std::size_t sample,
+                                                 const std::string& response_body) {
   if (!cache_) return;
-  const cache_key key{j.request_hash, j.sample};
+  const cache_key key{j.request_hash, sample};
   try {
     std::string entry = encode_cache_entry(key, identity_, j.name_space, response_body,
                                            options_.cache_requests() ? &j.body : nullptr);
@@ -2045,7 +2033,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       if (outcome && !j->slots.empty())
         outcome = fill_slots(*j, std::move(*outcome), resp->body);
       else if (outcome)
-        to_cache(*j, resp->body);
+        to_cache(*j, j->sample, resp->body);
       if (!outcome) {
         auto& e = outcome.error();
         if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;
