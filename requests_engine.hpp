@@ -307,6 +307,20 @@ class conversation {
   std::vector<message> messages_;
 };
 
+/// A function the model may call. `parameters` is a JSON Schema object.
+struct tool {
+  std::string name;
+  std::string description;
+  json parameters = json::object();
+};
+
+/// A call the model asked for: `arguments` is the JSON text of the arguments.
+struct tool_call {
+  std::string id;
+  std::string name;
+  std::string arguments;
+};
+
 /// Sampling parameters. Unset ones are not sent, so the provider's defaults apply.
 class params {
  public:
@@ -318,6 +332,20 @@ class params {
   params& seed(std::int64_t s) { seed_ = s; return *this; }
   params& n(int count) { n_ = count; return *this; }
   params& n(std::nullopt_t) { n_.reset(); return *this; }
+  /// JSON mode: the answer is a JSON object (OpenAI `json_object`, Gemini
+  /// `responseMimeType`). Providers without it fail the request before sending.
+  params& json_mode(bool on = true) { json_mode_ = on; return *this; }
+  /// Structured output: the answer is JSON valid against `schema` (a JSON Schema object).
+  /// OpenAI `json_schema` (strict), Gemini `responseJsonSchema`, Anthropic a forced tool
+  /// named `name` whose input becomes the completion's text.
+  params& json_schema(std::string name, json schema, bool strict = true) {
+    schema_ = structured_output{std::move(name), std::move(schema), strict};
+    return *this;
+  }
+  /// Tools the model may call (each provider's own wire shape is built from these).
+  params& tools(std::vector<tool> t) { tools_ = std::move(t); return *this; }
+  /// "auto", "none", "required" (must call one), or the name of the tool to call.
+  params& tool_choice(std::string c) { tool_choice_ = std::move(c); return *this; }
   /// Raw JSON merged into the body last (RFC 7386 merge patch: null removes a field).
   params& extra(json patch) { extra_ = std::move(patch); return *this; }
 
@@ -329,6 +357,15 @@ class params {
   [[nodiscard]] std::optional<std::int64_t> seed() const noexcept { return seed_; }
   [[nodiscard]] std::optional<int> n() const noexcept { return n_; }
   [[nodiscard]] const json& extra() const noexcept { return extra_; }
+  [[nodiscard]] bool json_mode() const noexcept { return json_mode_; }
+  struct structured_output {
+    std::string name;
+    json schema;
+    bool strict = true;
+  };
+  [[nodiscard]] const std::optional<structured_output>& json_schema() const noexcept { return schema_; }
+  [[nodiscard]] const std::vector<tool>& tools() const noexcept { return tools_; }
+  [[nodiscard]] const std::optional<std::string>& tool_choice() const noexcept { return tool_choice_; }
 
  private:
   std::optional<std::string> model_;
@@ -339,17 +376,23 @@ class params {
   std::optional<std::int64_t> seed_;
   std::optional<int> n_;
   json extra_;
+  bool json_mode_ = false;
+  std::optional<structured_output> schema_;
+  std::vector<tool> tools_;
+  std::optional<std::string> tool_choice_;
 };
 
 struct token_usage {
   std::int64_t input_tokens = 0;         ///< prompt tokens, cached ones included
   std::int64_t output_tokens = 0;        ///< generated tokens
   std::int64_t cached_input_tokens = 0;  ///< the part of input_tokens read from the provider's cache
+  std::int64_t cache_write_tokens = 0;   ///< the part of input_tokens written to it (Anthropic)
   [[nodiscard]] std::int64_t total() const noexcept { return input_tokens + output_tokens; }
   token_usage& operator+=(const token_usage& o) noexcept {
     input_tokens += o.input_tokens;
     output_tokens += o.output_tokens;
     cached_input_tokens += o.cached_input_tokens;
+    cache_write_tokens += o.cache_write_tokens;
     return *this;
   }
 };
@@ -358,18 +401,25 @@ struct token_usage {
 struct choice {
   std::string text;
   std::string finish_reason;
+  std::vector<tool_call> tool_calls;
 };
 
 /// A successful answer.
 struct completion {
   std::string text;             ///< the first choice's text
-  std::string finish_reason;    ///< the first choice's finish reason ("stop", "length", ...)
+  std::string finish_reason;    ///< the first choice's finish reason, as the provider names it
+                                ///< ("stop", "length", "tool_calls"; Anthropic "end_turn", ...)
   std::vector<choice> choices;  ///< all choices (more than one when params::n > 1)
   token_usage usage;
   std::string model;            ///< the model that answered, as the provider reports it
   std::string raw_body;         ///< the provider's whole response, as it came
   /// The response as JSON (parsed on each call: results stay small until asked).
   [[nodiscard]] json raw() const { return json::parse(raw_body, nullptr, false); }
+  /// The first choice's tool calls.
+  [[nodiscard]] const std::vector<tool_call>& tool_calls() const {
+    static const std::vector<tool_call> none;
+    return choices.empty() ? none : choices.front().tool_calls;
+  }
   std::string request_hash;     ///< SHA-256 of the request's cache identity and body
   bool from_cache = false;
   int attempts = 0;
@@ -424,9 +474,13 @@ struct url_parts {
 [[nodiscard]] REQUESTS_ENGINE_INLINE error_code classify_status(int status,
                                                                 std::string_view provider_code);
 
-// A provider is a plain type with these members (see openai_compatible):
+// A provider is a plain type with these members (see openai_compatible and
+// examples/custom_provider.cpp):
 //   result<json>       make_body(const conversation&, const params&) const;
 //   http_request       make_request(const std::string& body) const;   // URL, auth, signing
+//       // (or result<http_request>: called before every attempt, so a signature or a token is
+//       // always fresh; an error of code connection, timeout, rate_limited or server_error is
+//       // retried like a failed attempt, any other fails the request)
 //   result<completion> parse_response(const http_response&) const;   // any status
 //   json               cache_identity() const;                        // never a secret
 // and optionally
@@ -465,6 +519,27 @@ class openai_compatible {
   std::string endpoint_;
   std::string model_;
 };
+
+// =============================================================================================
+// Providers: Anthropic Messages API
+// =============================================================================================
+
+// @section anthropic-decl
+// @end anthropic-decl
+
+// =============================================================================================
+// Providers: AWS Signature Version 4 and Bedrock
+// =============================================================================================
+
+// @section aws-decl
+// @end aws-decl
+
+// =============================================================================================
+// Providers: Google service-account tokens, Vertex AI and Gemini
+// =============================================================================================
+
+// @section google-decl
+// @end google-decl
 
 // =============================================================================================
 // Transport
@@ -645,6 +720,13 @@ namespace detail {
 }  // namespace detail
 
 // =============================================================================================
+// Cost: the price table and the spend report
+// =============================================================================================
+
+// @section cost-decl
+// @end cost-decl
+
+// =============================================================================================
 // Engine options and callbacks
 // =============================================================================================
 
@@ -782,7 +864,7 @@ using clock = std::chrono::steady_clock;
 class provider_ops {
  public:
   virtual ~provider_ops() = default;
-  virtual http_request make_request(const std::string& body) const = 0;
+  virtual result<http_request> make_request(const std::string& body) const = 0;
   virtual result<completion> parse_response(const http_response& r) const = 0;
   virtual std::vector<std::string> secrets() const = 0;
   /// Empty when the provider cannot split a multi-choice response.
@@ -840,6 +922,51 @@ struct cache_entry {
                                                                                  bool body_only = false);
 
 template <class P, class = void>
+struct has_make_body : std::false_type {};
+template <class P>
+struct has_make_body<P, std::enable_if_t<std::is_convertible_v<
+                            decltype(std::declval<const P&>().make_body(std::declval<const conversation&>(),
+                                                                        std::declval<const params&>())),
+                            result<json>>>> : std::true_type {};
+template <class P, class = void>
+struct has_make_request : std::false_type {};
+template <class P>
+struct has_make_request<P, std::enable_if_t<std::is_convertible_v<
+                               decltype(std::declval<const P&>().make_request(std::declval<const std::string&>())),
+                               result<http_request>>>> : std::true_type {};
+template <class P, class = void>
+struct has_parse_response : std::false_type {};
+template <class P>
+struct has_parse_response<P, std::enable_if_t<std::is_convertible_v<
+                                 decltype(std::declval<const P&>().parse_response(std::declval<const http_response&>())),
+                                 result<completion>>>> : std::true_type {};
+template <class P, class = void>
+struct has_cache_identity : std::false_type {};
+template <class P>
+struct has_cache_identity<
+    P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().cache_identity()), json>>>
+    : std::true_type {};
+
+/// Names the first member a provider type lacks, in plain words.
+template <class P>
+constexpr bool check_provider() {
+  static_assert(has_make_body<P>::value,
+                "requests_engine: the Provider needs a const member "
+                "`result<json> make_body(const conversation&, const params&) const` that builds the request body");
+  static_assert(has_make_request<P>::value,
+                "requests_engine: the Provider needs a const member "
+                "`http_request make_request(const std::string& body) const` (or one returning "
+                "result<http_request>) that sets the URL, the headers and any signature");
+  static_assert(has_parse_response<P>::value,
+                "requests_engine: the Provider needs a const member "
+                "`result<completion> parse_response(const http_response&) const` that reads an answer of any status");
+  static_assert(has_cache_identity<P>::value,
+                "requests_engine: the Provider needs a const member `json cache_identity() const` naming "
+                "what makes its answers differ (kind, endpoint, model; never a secret)");
+  return true;
+}
+
+template <class P, class = void>
 struct has_secrets : std::false_type {};
 template <class P>
 struct has_secrets<P, std::void_t<decltype(std::declval<const P&>().secrets())>> : std::true_type {};
@@ -863,7 +990,7 @@ class provider_adapter final : public provider_ops {
   }
   bool can_split() const override { return has_split_choices<Provider>::value; }
   explicit provider_adapter(const Provider& p) : p_(p) {}
-  http_request make_request(const std::string& body) const override { return p_.make_request(body); }
+  result<http_request> make_request(const std::string& body) const override { return p_.make_request(body); }
   result<completion> parse_response(const http_response& r) const override {
     return p_.parse_response(r);
   }
@@ -1036,6 +1163,7 @@ template <class Provider, class Cache = disk_cache, class Transport = httplib_tr
 class basic_engine {
   static_assert(std::is_base_of_v<transport, Transport>,
                 "requests_engine: Transport must derive from requests_engine::transport");
+  static_assert(detail::check_provider<Provider>());
 
  public:
   using provider_type = Provider;
@@ -2012,17 +2140,26 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   bool retryable = false;
   std::optional<std::chrono::milliseconds> retry_after;
   try {
-    http_request req = ops_->make_request(j->body);
-    if (j->deadline != clock::time_point::max()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(j->deadline - now);
-      auto cap = options_.transport().read_timeout;
-      req.read_timeout = std::max(std::chrono::milliseconds(1), std::min(left, cap));
+    result<http_request> made = ops_->make_request(j->body);
+    result<http_response> resp = error{};
+    if (!made) {
+      // A signing or token failure: retried when it is a network or server problem.
+      resp = std::move(made.error());
+    } else {
+      http_request& req = *made;
+      if (j->deadline != clock::time_point::max()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(j->deadline - now);
+        auto cap = options_.transport().read_timeout;
+        req.read_timeout = std::max(std::chrono::milliseconds(1), std::min(left, cap));
+      }
+      resp = s.send(req, j->cancelled);
     }
-    result<http_response> resp = s.send(req, j->cancelled);
     if (!resp) {
       outcome = std::move(resp.error());
       auto c = outcome.error().code;
-      retryable = c == error_code::connection || c == error_code::timeout;
+      retryable = c == error_code::connection || c == error_code::timeout ||
+                  (!made && (c == error_code::rate_limited || c == error_code::server_error));
+      if (!made) retry_after = outcome.error().retry_after;
       if (c == error_code::timeout && clock::now() >= j->deadline) {
         outcome.error().code = error_code::deadline_exceeded;
         outcome.error().message = "the request deadline passed while waiting for the answer";
@@ -2654,6 +2791,30 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
   if (!p.stop().empty()) body["stop"] = p.stop();
   if (p.seed()) body["seed"] = *p.seed();
   if (p.n()) body["n"] = *p.n();
+  if (p.json_schema()) {
+    body["response_format"] = {{"type", "json_schema"},
+                               {"json_schema",
+                                {{"name", p.json_schema()->name},
+                                 {"schema", p.json_schema()->schema},
+                                 {"strict", p.json_schema()->strict}}}};
+  } else if (p.json_mode()) {
+    body["response_format"] = {{"type", "json_object"}};
+  }
+  if (!p.tools().empty()) {
+    json tools = json::array();
+    for (const tool& t : p.tools()) {
+      json fn = {{"name", t.name}, {"parameters", t.parameters}};
+      if (!t.description.empty()) fn["description"] = t.description;
+      tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
+    }
+    body["tools"] = std::move(tools);
+  }
+  if (const auto& tc = p.tool_choice()) {
+    if (*tc == "auto" || *tc == "none" || *tc == "required")
+      body["tool_choice"] = *tc;
+    else
+      body["tool_choice"] = {{"type", "function"}, {"function", {{"name", *tc}}}};
+  }
   if (!p.extra().is_null()) {
     if (!p.extra().is_object())
       return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
@@ -2693,6 +2854,11 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
       out.choices.back().finish_reason = std::move(v);
     } else if (in_choice(3) && frames_[2].key == "message" && frames_[3].key == "content") {
       out.choices.back().text = std::move(v);
+    } else if (in_tool_call(6) && frames_[5].key == "function") {
+      if (frames_[6].key == "name") out.choices.back().tool_calls.back().name = std::move(v);
+      if (frames_[6].key == "arguments") out.choices.back().tool_calls.back().arguments = std::move(v);
+    } else if (in_tool_call(5) && frames_[5].key == "id") {
+      out.choices.back().tool_calls.back().id = std::move(v);
     }
     return true;
   }
@@ -2704,6 +2870,8 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
       has_message_.push_back(false);
     } else if (in_choice(2) && frames_[2].key == "message") {
       has_message_.back() = true;
+    } else if (in_choice(4) && frames_[2].key == "message" && frames_[3].key == "tool_calls" && frames_[4].array) {
+      out.choices.back().tool_calls.emplace_back();
     }
     frames_.push_back(frame{false, {}});
     return true;
@@ -2748,6 +2916,11 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
     for (const char* k : keys)
       if (frames_[i].array || frames_[i++].key != k) return false;
     return true;
+  }
+  // Inside choices[i].message.tool_calls[k], `depth` frames deep from the root.
+  bool in_tool_call(std::size_t depth) const {
+    return in_choice(depth) && frames_[2].key == "message" && frames_[3].key == "tool_calls" && frames_[4].array &&
+           !out.choices.back().tool_calls.empty();
   }
   // Inside choices[i], `depth` frames deep from the root.
   bool in_choice(std::size_t depth) const {
@@ -2820,6 +2993,34 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices
 REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
   return {{"kind", "openai_chat"}, {"endpoint", endpoint_}};
 }
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic
+// ---------------------------------------------------------------------------------------------
+
+// @section anthropic-impl
+// @end anthropic-impl
+
+// ---------------------------------------------------------------------------------------------
+// AWS SigV4 and Bedrock
+// ---------------------------------------------------------------------------------------------
+
+// @section aws-impl
+// @end aws-impl
+
+// ---------------------------------------------------------------------------------------------
+// Google auth, Vertex AI, Gemini
+// ---------------------------------------------------------------------------------------------
+
+// @section google-impl
+// @end google-impl
+
+// ---------------------------------------------------------------------------------------------
+// Cost
+// ---------------------------------------------------------------------------------------------
+
+// @section cost-impl
+// @end cost-impl
 
 #endif  // implementation
 
