@@ -846,6 +846,15 @@ class options {
   options& distinct_samples(bool on) { distinct_samples_ = on; return *this; }
   /// Also store each request body in its cache entry (for export and audit); off by default.
   options& cache_requests(bool on) { cache_requests_ = on; return *this; }
+  /// Rate limits (0 = none). A request is sent only when every bucket it needs has room; while
+  /// it waits it holds no worker. Limits the server announces in its headers tighten these.
+  options& requests_per_minute(double n) { limits_.requests_per_minute = n; return *this; }
+  options& requests_per_second(double n) { limits_.requests_per_second = n; return *this; }
+  options& tokens_per_minute(double n) { limits_.tokens_per_minute = n; return *this; }
+  options& input_tokens_per_minute(double n) { limits_.input_tokens_per_minute = n; return *this; }
+  options& output_tokens_per_minute(double n) { limits_.output_tokens_per_minute = n; return *this; }
+  /// Learn limits from x-ratelimit-* / anthropic-ratelimit-* headers (on by default).
+  options& learn_rate_limits(bool on) { limits_.learn = on; return *this; }
 
   [[nodiscard]] std::size_t concurrency() const noexcept { return concurrency_; }
   [[nodiscard]] int max_retries() const noexcept { return max_retries_; }
@@ -863,6 +872,15 @@ class options {
   [[nodiscard]] const std::string& cache_dir() const noexcept { return cache_dir_; }
   [[nodiscard]] bool distinct_samples() const noexcept { return distinct_samples_; }
   [[nodiscard]] bool cache_requests() const noexcept { return cache_requests_; }
+  struct rate_limits {
+    double requests_per_minute = 0;
+    double requests_per_second = 0;
+    double tokens_per_minute = 0;
+    double input_tokens_per_minute = 0;
+    double output_tokens_per_minute = 0;
+    bool learn = true;
+  };
+  [[nodiscard]] const rate_limits& limits() const noexcept { return limits_; }
 
  private:
   std::size_t concurrency_ = REQUESTS_ENGINE_DEFAULT_CONCURRENCY;
@@ -881,6 +899,7 @@ class options {
   std::string cache_dir_;
   bool distinct_samples_ = true;
   bool cache_requests_ = false;
+  rate_limits limits_;
 };
 
 // =============================================================================================
