@@ -100,6 +100,40 @@ TEST_CASE("redact removes secrets and their masked echoes") {
   CHECK(out.find("[redacted]") != std::string::npos);
 }
 
+TEST_CASE("openai_compatible: tools, tool calls, JSON mode and structured output") {
+  re::openai_compatible p("sk-test", "http://127.0.0.1:8000/v1", "m1");
+  re::tool weather{"get_weather", "Weather for a city", {{"type", "object"}}};
+  auto body = p.make_body(re::conversation().user("Weather in Paris?"),
+                          re::params().tools({weather}).tool_choice("get_weather"));
+  REQUIRE(body);
+  CHECK((*body)["tools"] == re::json::parse(R"([{"type":"function","function":{"name":"get_weather",
+      "description":"Weather for a city","parameters":{"type":"object"}}}])"));
+  CHECK((*body)["tool_choice"] == re::json::parse(R"({"type":"function","function":{"name":"get_weather"}})"));
+  body = p.make_body(re::conversation().user("x"), re::params().tool_choice("required").json_mode());
+  CHECK((*body)["tool_choice"] == "required");
+  CHECK((*body)["response_format"] == re::json({{"type", "json_object"}}));
+  re::json schema = {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}};
+  body = p.make_body(re::conversation().user("x"), re::params().json_schema("answer", schema));
+  CHECK((*body)["response_format"] == re::json({{"type", "json_schema"},
+                                               {"json_schema", {{"name", "answer"}, {"schema", schema}, {"strict", true}}}}));
+
+  re::http_response r;
+  r.status = 200;
+  r.body = R"({"model":"m1","choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant",
+    "content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+    {"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]}}],
+    "usage":{"prompt_tokens":5,"completion_tokens":3}})";
+  auto c = p.parse_response(r);
+  REQUIRE(c);
+  CHECK(c->finish_reason == "tool_calls");
+  CHECK(c->text.empty());
+  REQUIRE(c->tool_calls().size() == 2);
+  CHECK(c->tool_calls()[0].id == "call_1");
+  CHECK(c->tool_calls()[0].name == "get_weather");
+  CHECK(c->tool_calls()[0].arguments == R"({"city":"Paris"})");
+  CHECK(c->tool_calls()[1].name == "get_time");
+}
+
 TEST_CASE("openai_compatible builds the documented request") {
   re::openai_compatible p("sk-test", "http://127.0.0.1:8000/v1/", "m1");
   CHECK(p.endpoint() == "http://127.0.0.1:8000/v1/chat/completions");
