@@ -925,6 +925,79 @@ using clock = std::chrono::steady_clock;
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string format_progress_bar(const progress& p, std::size_t width);
 [[nodiscard]] REQUESTS_ENGINE_INLINE bool stderr_is_terminal() noexcept;
 
+/// "6m0s", "1s", "12ms", "1h2m3.5s", "0.5s" (OpenAI's x-ratelimit-reset-*) as milliseconds.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_reset_duration(std::string_view s);
+/// An RFC 3339 time ("2026-11-22T10:00:30Z", offsets and fractions allowed) as time since the epoch.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_rfc3339(std::string_view s);
+
+/// What one request takes from the rate buckets. Tokens are estimated before sending: the body's
+/// characters / 4 for the prompt (JSON syntax included, so it leans high) and the asked
+/// max_tokens (or 0) for the answer, as the providers count them against the limit; corrected
+/// by the answer's real usage afterwards.
+struct request_cost {
+  double requests = 1;
+  double input_tokens = 0;
+  double output_tokens = 0;
+};
+[[nodiscard]] REQUESTS_ENGINE_INLINE request_cost estimate_cost(const json& body, std::size_t body_size);
+
+/// The rate buckets of one API key: the configured limits (paced evenly: 600 per minute is one
+/// request every 100 ms, never a burst), the server's word (its limit, remaining and reset
+/// times from the last answer's headers, modelled as a bucket that refills until the reset),
+/// and one shared pause after a 429. Thread-safe.
+class rate_limiter {
+ public:
+  explicit REQUESTS_ENGINE_INLINE rate_limiter(const options::rate_limits& l);
+  /// True when anything can hold a request back.
+  [[nodiscard]] bool active() const noexcept { return active_.load(std::memory_order_relaxed); }
+  /// When a request of this cost could be sent (no commitment).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE clock::time_point earliest(const request_cost& c, clock::time_point now);
+  /// Reserves the capacity for the request at earliest() and returns that time.
+  REQUESTS_ENGINE_INLINE clock::time_point reserve(const request_cost& c, clock::time_point now);
+  /// The answer's real token counts replace the estimate, so the buckets do not drift.
+  REQUESTS_ENGINE_INLINE void correct(const request_cost& estimated, std::int64_t input, std::int64_t output);
+  /// Learns from x-ratelimit-* (OpenAI and compatibles) and anthropic-ratelimit-* headers.
+  REQUESTS_ENGINE_INLINE void observe(const header_list& h, clock::time_point now);
+  /// Nothing is sent before `until` (after a 429: one pause for every worker).
+  REQUESTS_ENGINE_INLINE void pause_until(clock::time_point until);
+  [[nodiscard]] REQUESTS_ENGINE_INLINE clock::time_point paused_until();
+  /// The tightest learned limits so far (0 = none learned), for reports and tests.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE options::rate_limits learned();
+
+ private:
+  enum dimension : std::size_t { requests, tokens, input_tokens, output_tokens, dimensions };
+  static double amount(const request_cost& c, std::size_t d) {
+    switch (d) {
+      case requests: return c.requests;
+      case tokens: return c.input_tokens + c.output_tokens;
+      case input_tokens: return c.input_tokens;
+      default: return c.output_tokens;
+    }
+  }
+  struct pace {  // GCRA: the theoretical arrival time of the next unit
+    double per_second = 0;
+    clock::time_point tat{};
+  };
+  struct server_bucket {  // the server's count, as of its last answer
+    bool known = false;
+    double limit = 0, remaining = 0, refill_per_second = 0, used_since = 0;
+    clock::time_point at{};
+    double available(clock::time_point t) const {
+      const double secs = std::chrono::duration<double>(t - at).count();
+      return std::min(limit, remaining + std::max(0.0, secs) * refill_per_second) - used_since;
+    }
+  };
+  clock::time_point earliest_locked(const request_cost& c, clock::time_point now) const;
+
+  std::mutex m_;
+  pace configured_[dimensions];
+  pace per_second_;  // requests per second, beside requests per minute
+  server_bucket server_[dimensions];
+  clock::time_point paused_{};
+  bool learn_ = true;
+  std::atomic<bool> active_{false};
+};
+
 /// The provider, type-erased so that the dispatcher is compiled once.
 class provider_ops {
  public:
@@ -1096,13 +1169,18 @@ struct job {
   std::atomic<bool> cancelled{false};  // polled by the transport while the body arrives
   std::atomic<bool> delivered{false};  // the first to set it delivers (worker or cancel())
   bool deduplicated = false;           // registered in dispatcher::leaders_
+  request_cost cost;                   // what it takes from the rate buckets (estimated)
+  std::size_t key = 0;                 // which provider of the key pool sends this attempt
+  bool rate_reserved = false;          // this attempt's capacity is reserved (it may wait for it)
+  int failovers = 0;                   // attempts that went to a key the server then rejected
 };
 
 /// A fixed pool of workers over a timed queue. A job waiting for its retry sits in the queue,
 /// not in a worker, so `concurrency` is always the number of requests really in flight.
 class dispatcher {
  public:
-  REQUESTS_ENGINE_INLINE dispatcher(const options& o, std::unique_ptr<provider_ops> ops,
+  /// `ops` holds one provider per API key (usually one).
+  REQUESTS_ENGINE_INLINE dispatcher(const options& o, std::vector<std::unique_ptr<provider_ops>> ops,
                                     transport& t, std::unique_ptr<cache_ops> cache, json identity);
   REQUESTS_ENGINE_INLINE ~dispatcher();
   dispatcher(const dispatcher&) = delete;
@@ -1127,7 +1205,17 @@ class dispatcher {
   /// Reserves `count` consecutive sample indexes for this hash in this namespace; returns the first.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t assign_samples(const std::string& name_space,
                                                                   const std::string& hash, std::size_t count);
-  [[nodiscard]] bool provider_can_split() const { return ops_->can_split(); }
+  [[nodiscard]] bool provider_can_split() const { return ops_.front()->can_split(); }
+  /// Whether requests need a cost estimate: limits configured, or learned from the server.
+  [[nodiscard]] bool rate_limited() const noexcept {
+    for (const auto& k : keys_)
+      if (k->limiter.active()) return true;
+    return false;
+  }
+  /// Keys of the pool the server rejected (401, 403, insufficient_quota), by index.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::size_t> rejected_keys() const;
+  /// The limits learned from the server's headers for one key (0 where none).
+  [[nodiscard]] options::rate_limits learned_limits(std::size_t key) const { return keys_.at(key)->limiter.learned(); }
   [[nodiscard]] const std::string& identity_dump() const noexcept { return identity_dump_; }
   /// Through on_log, or stderr.
   REQUESTS_ENGINE_INLINE void log(const std::string& line);
@@ -1179,7 +1267,19 @@ class dispatcher {
   }
 
   options options_;
-  std::unique_ptr<provider_ops> ops_;
+  std::vector<std::unique_ptr<provider_ops>> ops_;
+  struct key_state {
+    explicit key_state(const options::rate_limits& l) : limiter(l) {}
+    rate_limiter limiter;
+    std::atomic<bool> alive{true};
+    std::atomic<int> in_flight{0};
+  };
+  std::vector<std::unique_ptr<key_state>> keys_;  // one per provider in ops_
+  std::atomic<std::size_t> next_key_{0};
+  static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
+  // The key for the next attempt (the one whose buckets allow it soonest, then the least
+  // busy), with its capacity reserved; `at` is when it may go. no_key when none is left.
+  REQUESTS_ENGINE_INLINE std::size_t choose_key(const request_cost& c, clock::time_point now, clock::time_point& at);
   std::vector<std::string> secrets_;
   transport& transport_;
   std::unique_ptr<cache_ops> cache_;
@@ -1240,12 +1340,22 @@ class basic_engine {
 
   /// With a cache built by the caller: a custom one, or one shared by several engines.
   basic_engine(Provider provider, options o, std::shared_ptr<Cache> cache)
-      : provider_(std::move(provider)),
+      : basic_engine(std::vector<Provider>{std::move(provider)}, std::move(o), std::move(cache)) {}
+
+  /// A pool of API keys: one provider per key (same endpoint and model), each with its own
+  /// rate buckets. Each attempt goes to the key that can send it soonest (then the least
+  /// busy, then round robin); a key the server rejects (401, 403, insufficient_quota) leaves
+  /// the pool, is reported once through the log (by its position, never its value), and its
+  /// requests go to the others.
+  basic_engine(std::vector<Provider> pool, options o)
+      : basic_engine(std::move(pool), o, make_cache(o)) {}
+  basic_engine(std::vector<Provider> pool, options o, std::shared_ptr<Cache> cache)
+      : providers_(check_pool(std::move(pool))),
         options_(std::move(o)),
         cache_(cache ? std::move(cache) : throw std::invalid_argument("requests_engine: null cache")),
         transport_(options_.transport()),
-        dispatcher_(options_, std::make_unique<detail::provider_adapter<Provider>>(provider_),
-                    transport_, detail::make_cache_ops(*cache_), provider_.cache_identity()) {}
+        dispatcher_(options_, adapters(providers_), transport_, detail::make_cache_ops(*cache_),
+                    providers_.front().cache_identity()) {}
 
   /// Sends the batch and waits; one result per conversation, in input order. The result
   /// callback gets each one as it completes, with its index in `batch`.
@@ -1313,7 +1423,14 @@ class basic_engine {
 
   /// The current busy period's counts.
   [[nodiscard]] progress current_progress() const { return dispatcher_.snapshot(); }
-  [[nodiscard]] const Provider& provider() const noexcept { return provider_; }
+  [[nodiscard]] const Provider& provider() const noexcept { return providers_.front(); }
+  [[nodiscard]] const std::vector<Provider>& key_pool() const noexcept { return providers_; }
+  /// Positions in the key pool of the keys the server rejected.
+  [[nodiscard]] std::vector<std::size_t> rejected_keys() const { return dispatcher_.rejected_keys(); }
+  /// What the server's headers said about its limits for one key (0 where it said nothing).
+  [[nodiscard]] options::rate_limits learned_limits(std::size_t key = 0) const {
+    return dispatcher_.learned_limits(key);
+  }
   [[nodiscard]] const options& settings() const noexcept { return options_; }
   [[nodiscard]] Cache& cache() noexcept { return *cache_; }
   [[nodiscard]] cache_stats cache_statistics() const { return dispatcher_.stats(); }
@@ -1321,6 +1438,15 @@ class basic_engine {
  private:
   // Builds the body now, in the caller's thread, so that bad input fails before anything is
   // sent. Returns null when it already delivered an error.
+  static std::vector<Provider> check_pool(std::vector<Provider> pool) {
+    if (pool.empty()) throw std::invalid_argument("requests_engine: the key pool is empty");
+    return pool;
+  }
+  static std::vector<std::unique_ptr<detail::provider_ops>> adapters(const std::vector<Provider>& pool) {
+    std::vector<std::unique_ptr<detail::provider_ops>> out;
+    for (const Provider& p : pool) out.push_back(std::make_unique<detail::provider_adapter<Provider>>(p));
+    return out;
+  }
   static std::shared_ptr<Cache> make_cache(const options& o) {
     if constexpr (std::is_constructible_v<Cache, const options&>) {
       return std::make_shared<Cache>(o);
@@ -1333,7 +1459,7 @@ class basic_engine {
                                         const std::string& name_space, detail::deliver_fn deliver) {
     auto build = [&](const params& q) -> result<json> {
       try {
-        return provider_.make_body(c, q);
+        return providers_.front().make_body(c, q);
       } catch (const std::exception& e) {
         return error{error_code::invalid_request, 0,
                      std::string("provider failed to build the request: ") + e.what(), {}, 0, {}};
@@ -1385,15 +1511,17 @@ class basic_engine {
         return nullptr;
       }
       j->body = ask->dump();
+      j->cost = detail::estimate_cost(*ask, j->body.size());
       return j;
     }
     j->sample = options_.distinct_samples() ? dispatcher_.assign_samples(name_space, j->request_hash, 1) : 0;
+    j->cost = detail::estimate_cost(*body, j->body.size());
     // The cache is consulted by the worker that takes the job (in parallel; measured faster
     // than looking up here, in the caller's thread, one at a time).
     return j;
   }
 
-  Provider provider_;
+  std::vector<Provider> providers_;  // never resized: the dispatcher holds references
   options options_;
   std::shared_ptr<Cache> cache_;
   Transport transport_;
@@ -1598,6 +1726,244 @@ REQUESTS_ENGINE_INLINE std::string redact(std::string text, const std::vector<st
     i = j;
   }
   return out;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_reset_duration(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  double total_ms = 0;
+  std::size_t i = 0;
+  bool any = false;
+  while (i < s.size()) {
+    std::size_t start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (start == i) return std::nullopt;
+    const double v = std::strtod(std::string(s.substr(start, i - start)).c_str(), nullptr);
+    std::size_t u = i;
+    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
+    const std::string_view unit = s.substr(u, i - u);
+    if (unit == "ms") total_ms += v;
+    else if (unit == "s" || unit.empty()) total_ms += v * 1000.0;
+    else if (unit == "m") total_ms += v * 60000.0;
+    else if (unit == "h") total_ms += v * 3600000.0;
+    else if (unit == "us") total_ms += v / 1000.0;
+    else if (unit == "ns") total_ms += v / 1e6;
+    else return std::nullopt;
+    any = true;
+    if (unit.empty() && i < s.size()) return std::nullopt;
+  }
+  if (!any || !(total_ms >= 0) || total_ms > 1e12) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(total_ms)));
+}
+
+REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_rfc3339(std::string_view s) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0;
+  double sec = 0;
+  char tsep = 0;
+  int consumed = 0;
+  const std::string text(s);
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%lf%n", &y, &mo, &d, &tsep, &h, &mi, &sec, &consumed) != 7)
+    return std::nullopt;
+  if (tsep != 'T' && tsep != 't' && tsep != ' ') return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = 0;
+#if defined(_WIN32)
+  std::time_t base = _mkgmtime(&tm);
+#else
+  std::time_t base = timegm(&tm);
+#endif
+  double offset_s = 0;
+  std::string_view rest = s.substr(static_cast<std::size_t>(consumed));
+  if (rest == "Z" || rest == "z" || rest.empty()) {
+    offset_s = 0;
+  } else if ((rest[0] == '+' || rest[0] == '-') && rest.size() == 6 && rest[3] == ':') {
+    const int oh = std::atoi(std::string(rest.substr(1, 2)).c_str());
+    const int om = std::atoi(std::string(rest.substr(4, 2)).c_str());
+    offset_s = (rest[0] == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
+  } else {
+    return std::nullopt;
+  }
+  const double ms = (static_cast<double>(base) + sec - offset_s) * 1000.0;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
+REQUESTS_ENGINE_INLINE request_cost estimate_cost(const json& body, std::size_t body_size) {
+  request_cost c;
+  c.input_tokens = std::ceil(static_cast<double>(body_size) / 4.0);
+  for (const char* k : {"max_tokens", "max_completion_tokens", "max_output_tokens"}) {
+    auto it = body.find(k);
+    if (it != body.end() && it->is_number()) {
+      c.output_tokens = it->get<double>();
+      return c;
+    }
+  }
+  auto gc = body.find("generationConfig");  // Gemini
+  if (gc != body.end() && gc->is_object()) {
+    auto it = gc->find("maxOutputTokens");
+    if (it != gc->end() && it->is_number()) c.output_tokens = it->get<double>();
+  }
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE rate_limiter::rate_limiter(const options::rate_limits& l) : learn_(l.learn) {
+  configured_[requests].per_second = l.requests_per_minute / 60.0;
+  configured_[tokens].per_second = l.tokens_per_minute / 60.0;
+  configured_[input_tokens].per_second = l.input_tokens_per_minute / 60.0;
+  configured_[output_tokens].per_second = l.output_tokens_per_minute / 60.0;
+  per_second_.per_second = l.requests_per_second;
+  bool any = per_second_.per_second > 0;
+  for (const auto& p : configured_) any = any || p.per_second > 0;
+  active_ = any;
+}
+
+REQUESTS_ENGINE_INLINE clock::time_point rate_limiter::earliest_locked(const request_cost& c,
+                                                                     clock::time_point now) const {
+  clock::time_point t = std::max(now, paused_);
+  auto later = [&](const pace& p) {
+    if (p.per_second > 0) t = std::max(t, p.tat);
+  };
+  later(per_second_);
+  for (std::size_t d = 0; d < dimensions; ++d)
+    if (amount(c, d) > 0) later(configured_[d]);
+  for (std::size_t d = 0; d < dimensions; ++d) {
+    const server_bucket& b = server_[d];
+    const double need = std::min(amount(c, d), b.limit);  // a request larger than the limit waits for a full bucket
+    if (!b.known || need <= 0) continue;
+    const double have = b.available(t);
+    if (have >= need) continue;
+    if (b.refill_per_second <= 0) continue;
+    const auto wait = std::chrono::duration<double>((need - have) / b.refill_per_second);
+    t += std::chrono::duration_cast<clock::duration>(wait);
+  }
+  return t;
+}
+
+REQUESTS_ENGINE_INLINE clock::time_point rate_limiter::earliest(const request_cost& c, clock::time_point now) {
+  std::lock_guard<std::mutex> lock(m_);
+  return earliest_locked(c, now);
+}
+
+REQUESTS_ENGINE_INLINE clock::time_point rate_limiter::reserve(const request_cost& c, clock::time_point now) {
+  std::lock_guard<std::mutex> lock(m_);
+  const clock::time_point t = earliest_locked(c, now);
+  auto take = [&](pace& p, double units) {
+    if (p.per_second <= 0 || units <= 0) return;
+    p.tat = std::max(p.tat, t) +
+            std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(units / p.per_second));
+  };
+  take(per_second_, c.requests);
+  for (std::size_t d = 0; d < dimensions; ++d) {
+    take(configured_[d], amount(c, d));
+    if (server_[d].known) server_[d].used_since += amount(c, d);
+  }
+  return t;
+}
+
+REQUESTS_ENGINE_INLINE void rate_limiter::correct(const request_cost& estimated, std::int64_t input,
+                                                  std::int64_t output) {
+  request_cost actual;
+  actual.requests = 0;
+  actual.input_tokens = static_cast<double>(input);
+  actual.output_tokens = static_cast<double>(output);
+  std::lock_guard<std::mutex> lock(m_);
+  for (std::size_t d = tokens; d < dimensions; ++d) {
+    const double delta = amount(actual, d) - amount(estimated, d);
+    pace& p = configured_[d];
+    if (p.per_second > 0)
+      p.tat += std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(delta / p.per_second));
+    if (server_[d].known) server_[d].used_since += delta;
+  }
+}
+
+REQUESTS_ENGINE_INLINE void rate_limiter::observe(const header_list& h, clock::time_point now) {
+  if (!learn_) return;
+  auto starts = [](const std::string& name, std::string_view prefix) {
+    if (name.size() < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(name[i])) != prefix[i]) return false;
+    return true;
+  };
+  bool any = false;
+  for (const auto& kv : h) any = any || starts(kv.first, "x-ratelimit-") || starts(kv.first, "anthropic-ratelimit-");
+  if (!any) return;
+  struct source {
+    std::size_t d;
+    const char* limit;
+    const char* remaining;
+    const char* reset;
+    bool rfc3339;
+  };
+  static const source sources[] = {
+      {requests, "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", false},
+      {tokens, "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", false},
+      {requests, "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
+       "anthropic-ratelimit-requests-reset", true},
+      {tokens, "anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining",
+       "anthropic-ratelimit-tokens-reset", true},
+      {input_tokens, "anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining",
+       "anthropic-ratelimit-input-tokens-reset", true},
+      {output_tokens, "anthropic-ratelimit-output-tokens-limit", "anthropic-ratelimit-output-tokens-remaining",
+       "anthropic-ratelimit-output-tokens-reset", true},
+  };
+  auto number = [](const std::string& v) -> std::optional<double> {
+    if (v.empty()) return std::nullopt;
+    char* end = nullptr;
+    const double d = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() || *end != '\0' || !(d >= 0)) return std::nullopt;
+    return d;
+  };
+  std::lock_guard<std::mutex> lock(m_);
+  for (const source& s : sources) {
+    auto limit = number(find_header(h, s.limit));
+    auto remaining = number(find_header(h, s.remaining));
+    if (!limit || !remaining || *limit <= 0) continue;
+    const std::string reset_text = find_header(h, s.reset);
+    double reset_s = 0;
+    if (s.rfc3339) {
+      if (auto at = parse_rfc3339(reset_text)) {
+        const auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch());
+        reset_s = std::max(0.0, static_cast<double>((*at - since_epoch).count()) / 1000.0);
+      }
+    } else if (auto d = parse_reset_duration(reset_text)) {
+      reset_s = static_cast<double>(d->count()) / 1000.0;
+    }
+    server_bucket& b = server_[s.d];
+    b.known = true;
+    b.limit = *limit;
+    b.remaining = std::min(*remaining, *limit);
+    // The bucket is full again at the reset time; without one, assume a per-minute limit.
+    b.refill_per_second = reset_s > 0 ? std::max((b.limit - b.remaining) / reset_s, b.limit / 60.0) : b.limit / 60.0;
+    b.used_since = 0;
+    b.at = now;
+    active_ = true;
+  }
+}
+
+REQUESTS_ENGINE_INLINE void rate_limiter::pause_until(clock::time_point until) {
+  std::lock_guard<std::mutex> lock(m_);
+  paused_ = std::max(paused_, until);
+  active_ = true;
+}
+
+REQUESTS_ENGINE_INLINE clock::time_point rate_limiter::paused_until() {
+  std::lock_guard<std::mutex> lock(m_);
+  return paused_;
+}
+
+REQUESTS_ENGINE_INLINE options::rate_limits rate_limiter::learned() {
+  std::lock_guard<std::mutex> lock(m_);
+  options::rate_limits l;
+  auto per_minute = [&](std::size_t d) { return server_[d].known ? server_[d].limit : 0.0; };
+  l.requests_per_minute = per_minute(requests);
+  l.tokens_per_minute = per_minute(tokens);
+  l.input_tokens_per_minute = per_minute(input_tokens);
+  l.output_tokens_per_minute = per_minute(output_tokens);
+  return l;
 }
 
 REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_after(const header_list& h) {
@@ -1822,7 +2188,7 @@ class httplib_session final : public transport_session {
 
 // --- the dispatcher -----------------------------------------------------------------------
 
-REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::unique_ptr<provider_ops> ops,
+REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std::unique_ptr<provider_ops>> ops,
                                               transport& t, std::unique_ptr<cache_ops> cache, json identity)
     : options_(o),
       ops_(std::move(ops)),
@@ -1834,7 +2200,12 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::unique_ptr<
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
   if (options_.progress_interval().count() <= 0)
     throw std::invalid_argument("requests_engine: options::progress_interval must be positive");
-  secrets_ = ops_->secrets();
+  if (ops_.empty()) throw std::invalid_argument("requests_engine: the provider pool is empty");
+  for (const auto& one : ops_) {
+    auto more = one->secrets();
+    secrets_.insert(secrets_.end(), more.begin(), more.end());
+    keys_.push_back(std::make_unique<key_state>(options_.limits()));
+  }
   secrets_.erase(std::remove_if(secrets_.begin(), secrets_.end(), [](const std::string& s) { return s.empty(); }),
                  secrets_.end());
   draw_bar_ = options_.progress_bar().value_or(stderr_is_terminal());
@@ -2088,7 +2459,7 @@ REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const jo
 }
 
 REQUESTS_ENGINE_INLINE completion dispatcher::fill_slots(job& j, completion fresh, const std::string& response_body) {
-  std::vector<std::string> parts = ops_->split_choices(response_body);
+  std::vector<std::string> parts = ops_.front()->split_choices(response_body);
   if (parts.size() == j.slots.size()) {
     for (std::size_t i = 0; i < parts.size(); ++i) to_cache(j, j.slots[i], parts[i]);
   } else {
@@ -2131,7 +2502,7 @@ REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const ca
       http_response r;
       r.status = 200;
       r.body = std::move(entry->body);
-      auto parsed = ops_->parse_response(r);
+      auto parsed = ops_.front()->parse_response(r);
       if (parsed)
         out = std::move(*parsed);
       else
@@ -2199,13 +2570,38 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
                                {}, attempts, {}});
     return;
   }
+  if (!j->rate_reserved) {
+    clock::time_point at = now;
+    const std::size_t key = choose_key(j->cost, now, at);
+    if (key == no_key) {
+      int attempts = j->attempts;
+      finish(std::move(j), error{error_code::authentication, 0,
+                                 "every API key of the pool was rejected by the server (see the log)", {}, attempts, {}});
+      return;
+    }
+    j->key = key;
+    j->rate_reserved = true;
+    if (at > now) {  // waits in the timed queue, holding no worker and no connection
+      schedule_retry(std::move(j), at);
+      return;
+    }
+  } else if (keys_[j->key]->limiter.active()) {
+    const clock::time_point paused = keys_[j->key]->limiter.paused_until();
+    if (paused > now) {  // a 429 paused this key after the capacity was reserved
+      schedule_retry(std::move(j), paused);
+      return;
+    }
+  }
+  j->rate_reserved = false;  // the next attempt reserves again
   ++j->attempts;
+  key_state& key = *keys_[j->key];
 
   result<completion> outcome = error{};
   bool retryable = false;
+  bool key_rejected = false;
   std::optional<std::chrono::milliseconds> retry_after;
   try {
-    result<http_request> made = ops_->make_request(j->body);
+    result<http_request> made = ops_[j->key]->make_request(j->body);
     result<http_response> resp = error{};
     if (!made) {
       // A signing or token failure: retried when it is a network or server problem.
@@ -2217,7 +2613,10 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         auto cap = options_.transport().read_timeout;
         req.read_timeout = std::max(std::chrono::milliseconds(1), std::min(left, cap));
       }
+      key.in_flight.fetch_add(1, std::memory_order_relaxed);
       resp = s.send(req, j->cancelled);
+      key.in_flight.fetch_sub(1, std::memory_order_relaxed);
+      if (resp) key.limiter.observe(resp->headers, clock::now());
     }
     if (!resp) {
       outcome = std::move(resp.error());
@@ -2231,7 +2630,9 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         retryable = false;
       }
     } else {
-      outcome = ops_->parse_response(*resp);
+      outcome = ops_[j->key]->parse_response(*resp);
+      if (outcome && key.limiter.active())
+        key.limiter.correct(j->cost, outcome->usage.input_tokens, outcome->usage.output_tokens);
       if (outcome && !j->slots.empty())
         outcome = fill_slots(*j, std::move(*outcome), resp->body);
       else if (outcome)
@@ -2247,6 +2648,14 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         if (should == "false") retryable = false;
         retry_after = detail::parse_retry_after(resp->headers);
         e.retry_after = retry_after;
+        if (st == 429 && e.code != error_code::insufficient_quota) {
+          // One pause for every worker on this key, not one per worker.
+          if (!retry_after) retry_after = backoff(j->attempts);
+          key.limiter.pause_until(clock::now() + *retry_after);
+        }
+        key_rejected = keys_.size() > 1 && (e.code == error_code::authentication ||
+                                            e.code == error_code::permission_denied ||
+                                            e.code == error_code::insufficient_quota);
       }
     }
   } catch (const std::exception& e) {
@@ -2268,7 +2677,20 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   }
   auto& e = outcome.error();
   e.attempts = j->attempts;
-  const int retries_done = j->attempts - 1;
+  if (key_rejected) {
+    if (key.alive.exchange(false))  // the first request to see it reports it
+      log("API key " + std::to_string(j->key + 1) + " of " + std::to_string(keys_.size()) +
+          " was rejected (" + e.describe() + "); it is taken out of the pool");
+    bool any_left = false;
+    for (const auto& k : keys_) any_left = any_left || k->alive.load();
+    if (any_left && !j->cancelled.load()) {
+      ++j->failovers;
+      schedule_retry(std::move(j), clock::now());
+      return;
+    }
+    e.message = "every API key of the pool was rejected; last: " + e.message;
+  }
+  const int retries_done = j->attempts - 1 - j->failovers;
   const bool budget_left = options_.max_retries() < 0 || retries_done < options_.max_retries();
   if (retryable && budget_left) {
     auto wait = retry_after ? *retry_after : backoff(j->attempts);
@@ -2286,6 +2708,43 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
     e.code = error_code::deadline_exceeded;
   }
   finish(std::move(j), std::move(outcome));
+}
+
+REQUESTS_ENGINE_INLINE std::size_t dispatcher::choose_key(const request_cost& c, clock::time_point now,
+                                                          clock::time_point& at) {
+  if (keys_.size() == 1) {  // the usual case: no choice to make
+    key_state& k = *keys_.front();
+    if (!k.alive.load(std::memory_order_relaxed)) return no_key;
+    at = k.limiter.active() ? k.limiter.reserve(c, now) : now;
+    return 0;
+  }
+  const std::size_t n = keys_.size();
+  const std::size_t start = next_key_.fetch_add(1, std::memory_order_relaxed) % n;  // round robin on ties
+  std::size_t best = no_key;
+  clock::time_point best_at{};
+  int best_load = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t k = (start + i) % n;
+    key_state& ks = *keys_[k];
+    if (!ks.alive.load()) continue;
+    const clock::time_point t = ks.limiter.active() ? ks.limiter.earliest(c, now) : now;
+    const int load = ks.in_flight.load(std::memory_order_relaxed);
+    if (best == no_key || t < best_at || (t == best_at && load < best_load)) {
+      best = k;
+      best_at = t;
+      best_load = load;
+    }
+  }
+  if (best == no_key) return no_key;
+  at = keys_[best]->limiter.active() ? keys_[best]->limiter.reserve(c, now) : now;
+  return best;
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::size_t> dispatcher::rejected_keys() const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < keys_.size(); ++i)
+    if (!keys_[i]->alive.load()) out.push_back(i);
+  return out;
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::schedule_retry(std::unique_ptr<job> j, clock::time_point at) {
