@@ -3894,12 +3894,15 @@ REQUESTS_ENGINE_INLINE std::string cost_report::to_string() const {
       s += (i ? ", " : "") + (unknown_models[i].empty() ? std::string("(unnamed model)") : unknown_models[i]);
     s += ": their cost is unknown and not included";
   }
-  s += "\ntokens: " + tokens_text(tokens) + "; " + std::to_string(requests) + " requests, " +
+  auto count = [](std::size_t n, const char* noun) {
+    return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+  };
+  s += "\ntokens: " + tokens_text(tokens) + "; " + count(requests, "request") + ", " +
        std::to_string(from_cache) + " from the cache, " + std::to_string(failed) + " failed";
   for (const auto& l : models) {
     s += "\n  " + (l.model.empty() ? std::string("(unnamed model)") : l.model);
     if (!l.priced_as.empty() && l.priced_as != l.model) s += " (priced as " + l.priced_as + ")";
-    s += ": " + std::to_string(l.requests) + " requests, " + std::to_string(l.from_cache) + " from the cache, " +
+    s += ": " + count(l.requests, "request") + ", " + std::to_string(l.from_cache) + " from the cache, " +
          tokens_text(l.tokens) + ", ";
     s += l.actual ? detail::format_dollars(*l.actual) + " spent, " + detail::format_dollars(*l.as_if) + " as if uncached"
                   : std::string("cost unknown");
