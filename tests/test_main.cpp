@@ -213,3 +213,246 @@ TEST_CASE("openai_compatible parses responses and errors") {
   REQUIRE_FALSE(g);
   CHECK(g.error().code == re::error_code::invalid_response);
 }
+
+// @section cost-tests
+#include <unistd.h>
+
+#include <sstream>
+
+namespace {
+
+re::token_usage cost_usage(std::int64_t input, std::int64_t output, std::int64_t cached = 0, std::int64_t written = 0) {
+  re::token_usage u;
+  u.input_tokens = input;
+  u.output_tokens = output;
+  u.cached_input_tokens = cached;
+  u.cache_write_tokens = written;
+  return u;
+}
+
+double cost_of(const std::string& model, const re::token_usage& u, bool batch = false) {
+  auto c = re::price_table::builtin().cost(model, u, batch);
+  REQUIRE_MESSAGE(c.has_value(), "no price for " << model);
+  return *c;
+}
+
+std::string cost_scratch_file(const std::string& name, const std::string& text) {
+  auto path = std::filesystem::temp_directory_path() /
+              ("re-cost-" + std::to_string(::getpid()) + "-" + name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path.string();
+}
+
+re::completion priced_completion(const std::string& model, const re::token_usage& u, bool from_cache) {
+  re::completion c;
+  c.model = model;
+  c.usage = u;
+  c.from_cache = from_cache;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("price table: costs match hand-computed values") {
+  // gpt-4o-mini, by its dated snapshot: 6000 uncached x $0.15 + 4000 cached x $0.075 + 1000 out x $0.60.
+  CHECK(cost_of("gpt-4o-mini-2024-07-18", cost_usage(10000, 1000, 4000)) == doctest::Approx(0.0018));
+  CHECK(cost_of("gpt-4o-mini-2024-07-18", cost_usage(10000, 1000, 4000), true) == doctest::Approx(0.0009));
+  // Anthropic with cache reads and writes: 20000 x $3 + 60000 x $0.30 + 20000 x $3.75 + 2000 x $15.
+  CHECK(cost_of("claude-sonnet-4-5-20250929", cost_usage(100000, 2000, 60000, 20000)) == doctest::Approx(0.183));
+  CHECK(cost_of("claude-sonnet-4-5-20250929", cost_usage(100000, 2000, 60000, 20000), true) ==
+        doctest::Approx(0.0915));
+  // Long context: above 200K prompt tokens every token of the request is at the higher price:
+  // 200000 x $6 + 100000 x $0.60 + 1000 x $22.50; at exactly 200K the base prices apply.
+  CHECK(cost_of("claude-sonnet-4-20250514", cost_usage(300000, 1000, 100000)) == doctest::Approx(1.2825));
+  CHECK(cost_of("claude-sonnet-4-20250514", cost_usage(200000, 1000)) == doctest::Approx(0.615));
+  CHECK(cost_of("gemini-2.5-pro", cost_usage(250000, 10000)) == doctest::Approx(0.775));
+  CHECK(cost_of("gemini-2.5-pro", cost_usage(250000, 10000), true) == doctest::Approx(0.3875));
+  CHECK(cost_of("gemini-2.5-pro", cost_usage(100000, 10000)) == doctest::Approx(0.225));
+  // An exact row beats the snapshot rule: the first gpt-4o snapshot kept its launch price.
+  CHECK(cost_of("gpt-4o-2024-05-13", cost_usage(1000, 1000)) == doctest::Approx(0.02));
+  CHECK(cost_of("gpt-4o-2024-08-06", cost_usage(1000, 1000)) == doctest::Approx(0.0125));
+  // Bedrock ids (with and without a cross-region prefix), Vertex AI and Gemini versions.
+  CHECK(cost_of("us.anthropic.claude-3-5-haiku-20241022-v1:0", cost_usage(1000000, 1000000)) ==
+        doctest::Approx(4.8));
+  CHECK(cost_of("anthropic.claude-3-haiku-20240307-v1:0", cost_usage(1000000, 1000000)) == doctest::Approx(1.5));
+
+  const auto& table = re::price_table::builtin();
+  CHECK(table.match("claude-3-5-sonnet-v2@20241022") == std::optional<std::string>("claude-3-5-sonnet"));
+  CHECK(table.match("claude-opus-4-1@20250805") == std::optional<std::string>("claude-opus-4-1"));
+  CHECK(table.match("claude-opus-4-1-20250805") == std::optional<std::string>("claude-opus-4-1"));
+  CHECK(table.match("gemini-2.0-flash-001") == std::optional<std::string>("gemini-2.0-flash"));
+  CHECK(table.match("gemini-2.0-flash-lite-001") == std::optional<std::string>("gemini-2.0-flash-lite"));
+  CHECK(table.match("gpt-4.1-mini-2025-04-14") == std::optional<std::string>("gpt-4.1-mini"));
+  CHECK_FALSE(table.read_on().empty());
+  // Never a loose match.
+  for (const char* unknown : {"gpt-4o-mini-custom", "my-gpt-4o", "gpt-4o-2024", "gpt-4o-2024-13-5",
+                              "claude-sonnet-4-5-extra", "gemini-2.5-pro-002x", "eu.unknown-model", "", "gpt"}) {
+    CAPTURE(unknown);
+    CHECK_FALSE(table.find(unknown).has_value());
+    CHECK_FALSE(table.cost(unknown, cost_usage(1000, 1000)).has_value());
+  }
+}
+
+TEST_CASE("price table: an override file changes prices and adds models") {
+  const std::string path = cost_scratch_file("prices.json", R"({
+    "read_on": "2030-01-01",
+    "models": {
+      "gpt-4o-mini": {"input": 1, "output": 2},
+      "my-private-llm": {"input": 0.5, "output": 1.5, "cached_input": 0.05, "batch_discount": 0,
+                         "aliases": ["private-llm-v1"]},
+      "o1": null
+    }})");
+  auto table = re::price_table::from_file(path);
+  std::filesystem::remove(path);
+  CHECK(table.read_on() == "2030-01-01");
+  // The fields given replace the built-in ones; the others stay (cached input $0.075).
+  CHECK(*table.cost("gpt-4o-mini-2024-07-18", cost_usage(10000, 1000, 4000)) == doctest::Approx(0.0083));
+  CHECK(*re::price_table::builtin().cost("gpt-4o-mini", cost_usage(10000, 1000, 4000)) == doctest::Approx(0.0018));
+  CHECK(*table.cost("private-llm-v1", cost_usage(2000000, 1000000, 1000000), true) == doctest::Approx(2.05));
+  CHECK_FALSE(table.find("o1").has_value());
+  CHECK(table.find("gpt-4.1").has_value());
+  // The table round-trips through its JSON.
+  re::price_table copy;
+  copy.merge_json(table.to_json());
+  CHECK(*copy.cost("claude-sonnet-4-5", cost_usage(300000, 1000)) ==
+        doctest::Approx(*table.cost("claude-sonnet-4-5", cost_usage(300000, 1000))));
+  CHECK(copy.size() == table.size());
+
+  // Malformed tables are refused with the model and the field named, and change nothing.
+  auto refused = [&](const std::string& text, const std::string& expect) {
+    CAPTURE(text);
+    try {
+      table.merge_json(re::json::parse(text));
+      FAIL("accepted");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find(expect) != std::string::npos);
+    }
+  };
+  refused(R"({"models": {"gpt-4o": {"ouput": 3}}})", "\"gpt-4o\": unknown field \"ouput\"");
+  refused(R"({"models": {"new-model": {"input": 3}}})", "\"new-model\": a new model needs");
+  refused(R"({"models": {"gpt-4o": {"input": -1}}})", "\"input\" must be a finite number");
+  refused(R"({"models": {"gpt-4o": {"input": "2.5"}}})", "\"input\" must be a number");
+  refused(R"({"models": {"x": {"input": 1, "output": 1, "long_context": {"input": 2}}}})", "long_context");
+  refused(R"({"model": {}})", "unknown key \"model\"");
+  CHECK(*table.cost("gpt-4o", cost_usage(1000000, 0)) == doctest::Approx(2.5));
+
+  const std::string bad = cost_scratch_file("bad.json", "{not json");
+  CHECK_THROWS_AS((void)re::price_table::from_file(bad), std::invalid_argument);
+  std::filesystem::remove(bad);
+  CHECK_THROWS_AS((void)re::price_table::from_file(bad), std::runtime_error);
+
+  // A callback answers first; what it does not know falls back to the table.
+  auto with_callback = re::price_table::builtin();
+  with_callback.set_lookup_callback([](std::string_view model) -> std::optional<re::model_price> {
+    if (model == "gpt-4o") {
+      re::model_price p;
+      p.input = 10;
+      p.output = 20;
+      p.cached_input = 10;
+      return p;
+    }
+    if (model == "throws") throw std::runtime_error("callback failure");
+    return std::nullopt;
+  });
+  CHECK(*with_callback.cost("gpt-4o", cost_usage(1000000, 1000000)) == doctest::Approx(30));
+  CHECK(*with_callback.cost("gpt-4o-mini", cost_usage(1000000, 0)) == doctest::Approx(0.15));
+  CHECK_FALSE(with_callback.cost("throws", cost_usage(1, 1)).has_value());
+}
+
+TEST_CASE("cost report: an unknown model counts its tokens and reports its cost as unknown") {
+  std::vector<re::result<re::completion>> results;
+  results.emplace_back(priced_completion("private-llm", cost_usage(1000, 100, 10), false));
+  results.emplace_back(priced_completion("private-llm", cost_usage(2000, 200), true));
+  results.emplace_back(priced_completion("gpt-4o-mini", cost_usage(1000000, 0), false));
+  results.emplace_back(re::error{re::error_code::server_error, 500, "boom", {}, 3, {}});
+  const auto report = re::make_cost_report(results);
+  CHECK(report.requests == 3);
+  CHECK(report.failed == 1);
+  CHECK(report.from_cache == 1);
+  CHECK(report.tokens.input_tokens == 1003000);
+  CHECK(report.tokens.output_tokens == 300);
+  CHECK(report.tokens.cached_input_tokens == 10);
+  CHECK(report.network_tokens.input_tokens == 1001000);
+  CHECK_FALSE(report.complete());
+  REQUIRE(report.unknown_models == std::vector<std::string>{"private-llm"});
+  CHECK(report.actual == doctest::Approx(0.15));
+  CHECK(report.as_if == doctest::Approx(0.15));
+  REQUIRE(report.models.size() == 2);
+  const auto& unknown = report.models[1];
+  CHECK(unknown.model == "private-llm");
+  CHECK(unknown.requests == 2);
+  CHECK(unknown.tokens.input_tokens == 3000);
+  CHECK(unknown.tokens.output_tokens == 300);
+  CHECK_FALSE(unknown.actual.has_value());
+  CHECK_FALSE(unknown.as_if.has_value());
+
+  const auto j = report.to_json();
+  CHECK(j["complete"] == false);
+  CHECK(j["models"][1]["actual_usd"].is_null());
+  CHECK(j["models"][1]["tokens"]["input"] == 3000);
+  CHECK(j["unknown_models"][0] == "private-llm");
+  const std::string text = report.to_string();
+  CHECK(text.find("no price for private-llm") != std::string::npos);
+  CHECK(text.find("private-llm: 2 requests") != std::string::npos);
+  CHECK(text.find("cost unknown") != std::string::npos);
+  std::ostringstream os;
+  os << report;
+  CHECK(os.str() == text);
+}
+
+TEST_CASE("cost report: answers from the engine's cache cost nothing; the as-if spend counts them") {
+  // A real server on loopback that answers like OpenAI, with fixed usage.
+  httplib::Server server;
+  std::atomic<int> calls{0};
+  server.Post("/v1/chat/completions", [&](const httplib::Request&, httplib::Response& res) {
+    ++calls;
+    res.set_content(R"({"id":"x","object":"chat.completion","model":"gpt-4o-mini-2024-07-18",)"
+                    R"("choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
+                    R"("usage":{"prompt_tokens":10000,"completion_tokens":1000,"total_tokens":11000,)"
+                    R"("prompt_tokens_details":{"cached_tokens":4000}}})",
+                    "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread listener([&] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  {
+    re::openai_compatible provider("k", "http://127.0.0.1:" + std::to_string(port) + "/v1", "gpt-4o-mini");
+    re::basic_engine<re::openai_compatible, re::memory_cache> engine(
+        provider, re::options().concurrency(2).max_retries(0).progress_bar(false));
+    std::vector<re::conversation> first{re::conversation().user("a"), re::conversation().user("b")};
+    auto warm = engine.run(first, re::params(), "first");
+    REQUIRE(calls == 2);
+    CHECK(re::make_cost_report(warm).actual == doctest::Approx(2 * 0.0018));
+    // Another namespace starts again at sample 0: a and b come from the cache, c and d do not.
+    std::vector<re::conversation> batch = first;
+    batch.push_back(re::conversation().user("c"));
+    batch.push_back(re::conversation().user("d"));
+    auto results = engine.run(batch, re::params(), "second");
+    CHECK(calls == 4);
+
+    const auto report = re::make_cost_report(results);
+    CHECK(report.requests == 4);
+    CHECK(report.from_cache == 2);
+    CHECK(report.failed == 0);
+    CHECK(report.complete());
+    // Per request: 6000 x $0.15 + 4000 x $0.075 + 1000 x $0.60 = $0.0018.
+    CHECK(report.as_if == doctest::Approx(4 * 0.0018));
+    CHECK(report.actual == doctest::Approx(2 * 0.0018));
+    CHECK(report.actual == doctest::Approx(report.as_if / 2));
+    CHECK(report.tokens.input_tokens == 40000);
+    CHECK(report.network_tokens.input_tokens == 20000);
+    REQUIRE(report.models.size() == 1);
+    CHECK(report.models[0].model == "gpt-4o-mini-2024-07-18");
+    CHECK(report.models[0].priced_as == "gpt-4o-mini");
+    CHECK(report.models[0].from_cache == 2);
+    const auto batch_report = re::make_cost_report(results, re::price_table::builtin(), true);
+    CHECK(batch_report.actual == doctest::Approx(report.actual / 2));
+    CHECK(report.to_json()["actual_usd"].get<double>() == doctest::Approx(0.0036));
+    CHECK(report.to_string().find("$0.003600 spent, $0.007200 as if nothing came from the cache") !=
+          std::string::npos);
+  }
+  server.stop();
+  listener.join();
+}
+// @end cost-tests
