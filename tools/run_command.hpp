@@ -432,7 +432,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   std::lock_guard<std::mutex> lock(m);
   sum.interrupted = interrupted.load();
   sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::cerr << "\n";
+  if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
   print_summary(sum, std::cerr);
   if (!write_error.empty()) {
     std::cerr << "requests-engine run: error: " << write_error << "\n";
