@@ -1,8 +1,12 @@
 // requests-engine: command-line tool for requests_engine.
 //
 // Subcommands:
+//   run    send a JSONL file of requests, write one answer per line (tools/run_command.hpp)
+//   cache  stats | verify | prune | export over a cache folder (tools/cache_command.hpp)
 //   mock   run a local OpenAI-compatible mock server (tools/mock_command.hpp, tools/mock_server.hpp)
+#include "cache_command.hpp"
 #include "mock_command.hpp"
+#include "run_command.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -13,11 +17,15 @@ int main(int argc, char** argv) {
   CLI::App app{"requests-engine: batch LLM inference tools"};
   app.require_subcommand(1);
 
+  const requests_engine_cli::run_command run = requests_engine_cli::add_run_command(app);
+  const requests_engine_cli::cache_command cache = requests_engine_cli::add_cache_command(app);
   const requests_engine_cli::mock_command mock = requests_engine_cli::add_mock_command(app);
 
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (run.cmd->parsed()) return run.run();
+    if (cache.cmd->parsed()) return cache.run();
     if (mock.cmd->parsed()) return mock.run();
   } catch (const std::exception& e) {
     std::cerr << "requests-engine: error: " << e.what() << "\n";

@@ -1,0 +1,487 @@
+// End-to-end tests of the `requests-engine` command, run as a user runs it: the built binary
+// in child processes (posix_spawn), real files, and `requests-engine mock` on loopback.
+// Light on purpose: doctest, nlohmann/json and POSIX only (no httplib, no requests_engine.hpp).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifndef REQUESTS_ENGINE_CLI_BINARY
+#error "compile with -DREQUESTS_ENGINE_CLI_BINARY=\"/path/to/requests-engine\""
+#endif
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string binary = REQUESTS_ENGINE_CLI_BINARY;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::vector<std::string> out;
+  std::ifstream in(p, std::ios::binary);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+std::vector<json> json_lines(const fs::path& p) {
+  std::vector<json> out;
+  for (const auto& l : lines_of(p)) out.push_back(json::parse(l));
+  return out;
+}
+
+// A fresh folder per test under the working directory (build/.../test-scratch).
+fs::path scratch(const std::string& name) {
+  fs::path dir = fs::absolute("cli-scratch") / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// A child process with stdout and stderr in files; the provider variables of the parent are
+// not passed on, so that a developer's real key can never be used by a test.
+struct child {
+  pid_t pid = -1;
+  fs::path out, err;
+};
+
+child spawn(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag,
+            const std::map<std::string, std::string>& env = {}) {
+  std::vector<std::string> envs;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    const std::string key = kv.substr(0, kv.find('='));
+    if (key.rfind("OPENAI_", 0) == 0 || key.rfind("ANTHROPIC_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR")
+      continue;
+    envs.push_back(kv);
+  }
+  for (const auto& kv : env) envs.push_back(kv.first + "=" + kv.second);
+  std::vector<char*> envp;
+  for (auto& s : envs) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_s = args;
+  argv_s.insert(argv_s.begin(), binary);
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  child c;
+  c.out = dir / (tag + ".out");
+  c.err = dir / (tag + ".err");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, c.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int rc = posix_spawn(&c.pid, binary.c_str(), &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  REQUIRE_MESSAGE(rc == 0, "posix_spawn " << binary << ": " << std::strerror(rc));
+  return c;
+}
+
+// Exit status, or 128 + signal.
+int wait_for(const child& c) {
+  int status = 0;
+  while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+struct outcome {
+  int status = -1;
+  std::string out, err;
+};
+
+outcome run_cli(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag,
+                const std::map<std::string, std::string>& env = {}) {
+  child c = spawn(args, dir, tag, env);
+  outcome o;
+  o.status = wait_for(c);
+  o.out = slurp(c.out);
+  o.err = slurp(c.err);
+  return o;
+}
+
+// `requests-engine mock --port 0 --port-file F`, ready when the file holds the port.
+class mock {
+ public:
+  mock(const fs::path& dir, std::vector<std::string> flags = {}) {
+    const fs::path port_file = dir / "mock.port";
+    std::vector<std::string> args = {"mock", "--port", "0", "--port-file", port_file.string()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    c_ = spawn(args, dir, "mock");
+    for (int i = 0; i < 300 && port_ == 0; ++i) {
+      std::this_thread::sleep_for(50ms);
+      const std::string s = slurp(port_file);
+      if (!s.empty() && s.back() == '\n') port_ = std::atoi(s.c_str());
+    }
+    if (port_ == 0) {
+      kill(c_.pid, SIGKILL);
+      wait_for(c_);
+      FAIL("the mock did not start: " << slurp(c_.err));
+    }
+  }
+  ~mock() {
+    if (c_.pid > 0) {
+      kill(c_.pid, SIGKILL);
+      wait_for(c_);
+    }
+  }
+  mock(const mock&) = delete;
+  mock& operator=(const mock&) = delete;
+
+  [[nodiscard]] std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  [[nodiscard]] std::map<std::string, std::string> env() const { return {{"OPENAI_BASE_URL", base_url()}}; }
+
+  /// SIGTERM; the number of chat requests the mock says it served.
+  long stop() {
+    kill(c_.pid, SIGTERM);
+    wait_for(c_);
+    c_.pid = -1;
+    const std::string err = slurp(c_.err);
+    std::smatch m;
+    if (!std::regex_search(err, m, std::regex(R"(\((\d+) chat requests served\))"))) {
+      FAIL("no served count in the mock's stderr: " << err);
+      return -1;
+    }
+    return std::stol(m[1].str());
+  }
+
+ private:
+  child c_;
+  int port_ = 0;
+};
+
+std::string plain_input(std::size_t n, std::size_t first = 0) {
+  std::string s;
+  for (std::size_t i = first; i < first + n; ++i)
+    s += json{{"id", "q" + std::to_string(i)}, {"prompt", "question " + std::to_string(i)}}.dump() + "\n";
+  return s;
+}
+
+std::size_t count_cache_entries(const fs::path& dir) {
+  std::size_t n = 0;
+  if (!fs::exists(dir)) return 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".json") ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("run: plain format; every line answered; a rerun comes from the cache") {
+  const fs::path dir = scratch("plain");
+  write_text(dir / "in.jsonl",
+             R"({"id":"a","prompt":"Hello there"})"
+             "\n"
+             R"({"id":"b","system":"Be brief","messages":[{"role":"user","content":"What is 2+2?"}],"temperature":0.2})"
+             "\n"
+             R"({"id":7,"messages":[{"role":"user","content":[{"type":"text","text":"Parts"}]}],"seed":3,"max_tokens":20})"
+             "\n");
+  mock server(dir);
+  const std::vector<std::string> args = {"run",   (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                         "--model", "test-model", "--cache-dir", (dir / "cache").string()};
+  outcome first = run_cli(args, dir, "run1", server.env());
+  CHECK_MESSAGE(first.status == 0, first.err);
+  std::map<std::string, json> by_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].dump()] = l;
+  REQUIRE(by_id.size() == 3);
+  const json& a = by_id["\"a\""];
+  CHECK(a["text"] == "Mock answer to: Hello there");
+  CHECK(a["error"].is_null());
+  CHECK(a["model"] == "test-model");
+  CHECK(a["finish_reason"] == "stop");
+  CHECK(a["usage"]["output_tokens"].get<int>() > 0);
+  CHECK(a["request_hash"].get<std::string>().size() == 64);
+  CHECK(a["from_cache"] == false);
+  CHECK(by_id["\"b\""]["text"] == "Mock answer to: What is 2+2?");
+  CHECK(by_id["7"]["text"] == "Mock answer to: Parts");
+  CHECK(by_id["7"]["id"] == 7);
+  CHECK(first.err.find("succeeded    3") != std::string::npos);
+  CHECK(first.err.find("cost         n/a") != std::string::npos);
+
+  outcome second = run_cli(args, dir, "run2", server.env());
+  CHECK_MESSAGE(second.status == 0, second.err);
+  const auto again = json_lines(dir / "out.jsonl");
+  REQUIRE(again.size() == 3);
+  for (const json& l : again) {
+    CHECK(l["from_cache"] == true);
+    CHECK(l["text"] == by_id[l["id"].dump()]["text"]);
+    CHECK(l["request_hash"] == by_id[l["id"].dump()]["request_hash"]);
+  }
+  CHECK(second.err.find("from cache   3") != std::string::npos);
+  CHECK(server.stop() == 3);
+}
+
+TEST_CASE("run: OpenAI Batch input gives OpenAI Batch output; --ordered keeps input order") {
+  const fs::path dir = scratch("batch");
+  std::string in;
+  for (int i = 0; i < 40; ++i)
+    in += json{{"custom_id", "req-" + std::to_string(i)},
+               {"method", "POST"},
+               {"url", "/v1/chat/completions"},
+               {"body",
+                {{"model", i % 2 ? "odd-model" : "even-model"},
+                 {"messages", {{{"role", "user"}, {"content", "number " + std::to_string(i)}}}},
+                 {"max_tokens", 50}}}}
+              .dump() +
+          "\n";
+  write_text(dir / "in.jsonl", in);
+  mock server(dir, {"--latency-ms", "5", "--latency-jitter-ms", "30"});
+  outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--ordered",
+                       "--concurrency", "8", "--cache-dir", (dir / "cache").string()},
+                      dir, "run", server.env());
+  CHECK_MESSAGE(o.status == 0, o.err);
+  const auto out = json_lines(dir / "out.jsonl");
+  REQUIRE(out.size() == 40);
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const json& l = out[i];
+    CHECK(l["custom_id"] == "req-" + std::to_string(i));
+    CHECK(l["id"].get<std::string>().rfind("batch_req_", 0) == 0);
+    ids.insert(l["id"].get<std::string>());
+    CHECK(l["error"].is_null());
+    CHECK(l["response"]["status_code"] == 200);
+    const json& body = l["response"]["body"];
+    CHECK(body["object"] == "chat.completion");
+    CHECK(body["model"] == (i % 2 ? "odd-model" : "even-model"));  // the line's body, sent as it is
+    CHECK(body["choices"][0]["message"]["content"] == "Mock answer to: number " + std::to_string(i));
+    CHECK(body["usage"]["completion_tokens"].get<int>() > 0);
+    CHECK(l["request_hash"].get<std::string>().size() == 64);
+  }
+  CHECK(ids.size() == 40);
+  CHECK(server.stop() == 40);
+}
+
+TEST_CASE("run: a malformed line is reported with its number and skipped; failures give exit 1") {
+  const fs::path dir = scratch("malformed");
+  write_text(dir / "in.jsonl",
+             R"({"id":"ok1","prompt":"first"})"
+             "\n"
+             "this is not json\n"
+             R"({"id":"bad","prompt":"zero tokens","max_tokens":0})"
+             "\n"
+             R"({"prompt":"no id here"})"
+             "\n"
+             "\n"
+             R"({"id":"ok1","prompt":"duplicate id"})"
+             "\n"
+             R"({"id":"ok2","prompt":"last"})"
+             "\n");
+  mock server(dir);
+  outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                       "--no-cache", "--no-progress"},
+                      dir, "run", server.env());
+  CHECK(o.status == 1);
+  CHECK(o.err.find("line 2: not a JSON object; skipped") != std::string::npos);
+  CHECK(o.err.find("line 4: needs an 'id'") != std::string::npos);
+  CHECK(o.err.find("line 6: duplicate id 'ok1'") != std::string::npos);
+  CHECK(o.err.find("failed       1: bad") != std::string::npos);
+  CHECK(o.err.find("3 skipped as malformed") != std::string::npos);
+  std::map<std::string, json> by_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
+  REQUIRE(by_id.size() == 3);
+  CHECK(by_id["ok1"]["text"] == "Mock answer to: first");
+  CHECK(by_id["ok2"]["text"] == "Mock answer to: last");
+  CHECK(by_id["bad"]["error"]["code"] == "bad_request");
+  CHECK(by_id["bad"]["error"]["http_status"] == 400);
+  CHECK(by_id["bad"]["request_hash"].get<std::string>().size() == 64);
+  CHECK(server.stop() == 3);
+
+  // Only well-formed lines, all answered: exit 0.
+  write_text(dir / "good.jsonl", plain_input(2));
+  mock again(dir);
+  outcome ok = run_cli({"run", (dir / "good.jsonl").string(), "-o", (dir / "good.out").string(), "--model", "m",
+                        "--no-cache"},
+                       dir, "good", again.env());
+  CHECK_MESSAGE(ok.status == 0, ok.err);
+}
+
+TEST_CASE("run: usage errors stop before anything is sent, with exit 2") {
+  const fs::path dir = scratch("usage");
+  write_text(dir / "in.jsonl", plain_input(3));
+  const std::string in = (dir / "in.jsonl").string();
+  const std::string out = (dir / "out.jsonl").string();
+
+  outcome no_key = run_cli({"run", in, "-o", out, "--model", "m", "--no-cache"}, dir, "nokey");
+  CHECK(no_key.status == 2);
+  CHECK(no_key.err.find("OPENAI_API_KEY is not set") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+
+  outcome no_anthropic_key =
+      run_cli({"run", in, "-o", out, "--provider", "anthropic", "--model", "claude", "--no-cache"}, dir, "noakey");
+  CHECK(no_anthropic_key.status == 2);
+  CHECK(no_anthropic_key.err.find("ANTHROPIC_API_KEY is not set") != std::string::npos);
+
+  outcome unknown = run_cli({"run", in, "-o", out, "--provider", "openia"}, dir, "unknown");
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("unknown provider 'openia'") != std::string::npos);
+
+  outcome later = run_cli({"run", in, "-o", out, "--provider", "gemini"}, dir, "later");
+  CHECK(later.status == 2);
+  CHECK(later.err.find("provider gemini is not in this build yet") != std::string::npos);
+
+  mock server(dir);
+  outcome no_model = run_cli({"run", in, "-o", out, "--no-cache"}, dir, "nomodel", server.env());
+  CHECK(no_model.status == 2);
+  CHECK(no_model.err.find("no model for id 'q0'") != std::string::npos);
+  outcome bad_shard = run_cli({"run", in, "-o", out, "--model", "m", "--shard", "4/3"}, dir, "shard", server.env());
+  CHECK(bad_shard.status == 2);
+  CHECK(bad_shard.err.find("--shard") != std::string::npos);
+  outcome missing = run_cli({"run", (dir / "nope.jsonl").string(), "-o", out, "--model", "m"}, dir, "missing",
+                            server.env());
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("cannot open input file") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("run: --shard K/3 over three runs covers every request exactly once") {
+  const fs::path dir = scratch("shard");
+  write_text(dir / "in.jsonl", plain_input(60));
+  mock server(dir);
+  std::multiset<std::string> seen;
+  for (int k = 1; k <= 3; ++k) {
+    const std::string out = (dir / ("out" + std::to_string(k) + ".jsonl")).string();
+    outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", out, "--model", "m", "--shard",
+                         std::to_string(k) + "/3", "--cache-dir", (dir / "cache").string()},
+                        dir, "run" + std::to_string(k), server.env());
+    CHECK_MESSAGE(o.status == 0, o.err);
+    const auto lines = json_lines(out);
+    CHECK(lines.size() > 0);
+    CHECK(lines.size() < 60);
+    for (const json& l : lines) seen.insert(l["id"].get<std::string>());
+  }
+  CHECK(seen.size() == 60);
+  for (int i = 0; i < 60; ++i) CHECK(seen.count("q" + std::to_string(i)) == 1);
+  CHECK(server.stop() == 60);
+}
+
+TEST_CASE("run: killed with SIGKILL mid-run, the same command again finishes without paying twice") {
+  const fs::path dir = scratch("resume");
+  constexpr std::size_t total = 2000;
+  constexpr int concurrency = 16;
+  write_text(dir / "in.jsonl", plain_input(total));
+  const fs::path out = dir / "out.jsonl";
+  const fs::path cache = dir / "cache";
+  mock server(dir, {"--latency-ms", "20"});
+  const std::vector<std::string> args = {"run",           (dir / "in.jsonl").string(), "-o",      out.string(),
+                                         "--model",       "m",
+                                         "--concurrency", std::to_string(concurrency), "--cache-dir", cache.string()};
+
+  child first = spawn(args, dir, "run1", server.env());
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (lines_of(out).size() < 300 && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(20ms);
+  kill(first.pid, SIGKILL);
+  CHECK(wait_for(first) == 128 + SIGKILL);
+  const std::size_t written = lines_of(out).size();
+  const std::size_t cached = count_cache_entries(cache);
+  MESSAGE("killed after " << written << " lines; " << cached << " answers in the cache");
+  REQUIRE(written >= 300);
+  REQUIRE(written < total);  // the kill came mid-run
+  CHECK(cached >= written);  // every written line was stored first
+
+  outcome second = run_cli(args, dir, "run2", server.env());
+  CHECK_MESSAGE(second.status == 0, second.err);
+  const auto lines = json_lines(out);
+  CHECK(lines.size() == total);
+  std::set<std::string> ids;
+  for (const json& l : lines) {
+    const std::string id = l["id"].get<std::string>();
+    ids.insert(id);
+    CHECK(l["text"] == "Mock answer to: question " + id.substr(1));
+  }
+  CHECK(ids.size() == total);
+  CHECK(second.err.find("from cache   " + std::to_string(cached)) != std::string::npos);
+
+  // The rerun sent exactly what was not stored; the first run can only have lost the answers
+  // in flight when it was killed.
+  const long served = server.stop();
+  MESSAGE("the mock served " << served << " requests for " << total << " ids");
+  CHECK(served >= static_cast<long>(total));
+  CHECK(served <= static_cast<long>(total) + concurrency);
+}
+
+TEST_CASE("cache: stats, verify, export and prune over the folder a run filled") {
+  const fs::path dir = scratch("cache");
+  write_text(dir / "in.jsonl", plain_input(5));
+  const std::string cache = (dir / "cache").string();
+  mock server(dir);
+  outcome r = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                       "--cache-dir", cache, "--namespace", "exp1"},
+                      dir, "run", server.env());
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(server.stop() == 5);
+
+  outcome stats = run_cli({"cache", "stats", "--cache-dir", cache}, dir, "stats");
+  CHECK(stats.status == 0);
+  CHECK(stats.out.find("entries    5") != std::string::npos);
+  CHECK(stats.out.find("namespace  'exp1': 5") != std::string::npos);
+
+  outcome verify = run_cli({"cache", "verify", "--cache-dir", cache}, dir, "verify");
+  CHECK(verify.status == 0);
+  CHECK(verify.out.find("bad        0") != std::string::npos);
+
+  outcome exported = run_cli({"cache", "export", "--cache-dir", cache, "-o", (dir / "export.jsonl").string()}, dir,
+                             "export");
+  CHECK(exported.status == 0);
+  const auto entries = json_lines(dir / "export.jsonl");
+  CHECK(entries.size() == 5);
+  for (const json& e : entries) CHECK(e["namespace"] == "exp1");
+
+  // A damaged entry is found by verify (exit 1) and removed with --remove.
+  fs::path victim;
+  for (const auto& e : fs::recursive_directory_iterator(cache))
+    if (e.is_regular_file() && e.path().extension() == ".json") victim = e.path();
+  REQUIRE(!victim.empty());
+  write_text(victim, "garbage");
+  outcome bad = run_cli({"cache", "verify", "--cache-dir", cache}, dir, "verify2");
+  CHECK(bad.status == 1);
+  CHECK(bad.out.find("bad        1") != std::string::npos);
+  CHECK(run_cli({"cache", "verify", "--cache-dir", cache, "--remove"}, dir, "verify3").status == 0);
+
+  CHECK(run_cli({"cache", "prune", "--cache-dir", cache}, dir, "prune0").status == 2);  // no filter
+  outcome other = run_cli({"cache", "prune", "--cache-dir", cache, "--namespace", "other"}, dir, "prune1");
+  CHECK(other.out.find("removed    0") != std::string::npos);
+  outcome pruned = run_cli({"cache", "prune", "--cache-dir", cache, "--namespace", "exp1"}, dir, "prune2");
+  CHECK(pruned.status == 0);
+  CHECK(pruned.out.find("removed    4") != std::string::npos);
+  CHECK(count_cache_entries(cache) == 0);
+  CHECK(run_cli({"cache", "stats", "--cache-dir", (dir / "none").string()}, dir, "none").status == 2);
+}

@@ -1,0 +1,586 @@
+// The `requests-engine run` subcommand: a JSONL file of requests in, a JSONL file of answers out.
+// Included by tools/requests_engine_cli.cpp only.
+#pragma once
+
+#include "run_input.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace requests_engine_cli {
+
+struct run_args {
+  std::string input;
+  std::string output;
+  std::string provider = "openai";
+  std::string base_url;
+  std::string model;
+  std::optional<double> temperature;
+  std::optional<std::int64_t> max_tokens;
+  std::size_t concurrency = 32;
+  double rpm = 0;
+  double tpm = 0;
+  int max_retries = 2;
+  double timeout_seconds = 0;
+  std::string cache_dir;
+  std::string name_space;
+  bool no_cache = false;
+  bool ordered = false;
+  bool no_progress = false;
+  std::string shard;
+};
+
+/// Exit statuses of `run`.
+enum : int { exit_ok = 0, exit_failures = 1, exit_usage = 2, exit_interrupted = 130 };
+
+/// A usage or configuration problem found before anything is sent.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline std::string default_cache_dir() {
+  const char* env = std::getenv("REQUESTS_ENGINE_CACHE_DIR");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string("requests_engine_cache");
+}
+
+/// The OpenAI provider, able to send an OpenAI Batch line's body as it is. That body travels
+/// in params::extra with an empty conversation: the library has no other carrier for a whole
+/// wire body, and the OpenAI Batch format promises that the body is what gets sent.
+class openai_passthrough {
+ public:
+  explicit openai_passthrough(re::openai_compatible inner) : inner_(std::move(inner)) {}
+
+  [[nodiscard]] re::result<json> make_body(const re::conversation& c, const re::params& p) const {
+    if (!c.messages().empty() || !p.extra().is_object() || !p.extra().contains("messages"))
+      return inner_.make_body(c, p);
+    json body = p.extra();
+    if (!body.contains("model")) {
+      if (inner_.model().empty())
+        return re::error{re::error_code::invalid_request, 0, "no model: set --model or body.model", {}, 0, {}};
+      body["model"] = inner_.model();
+    }
+    return body;
+  }
+  [[nodiscard]] re::http_request make_request(const std::string& body) const { return inner_.make_request(body); }
+  [[nodiscard]] re::result<re::completion> parse_response(const re::http_response& r) const {
+    return inner_.parse_response(r);
+  }
+  [[nodiscard]] json cache_identity() const { return inner_.cache_identity(); }
+  [[nodiscard]] std::vector<std::string> secrets() const { return inner_.secrets(); }
+  [[nodiscard]] std::vector<std::string> split_choices(const std::string& body) const {
+    return inner_.split_choices(body);
+  }
+
+ private:
+  re::openai_compatible inner_;
+};
+
+/// Counts for the summary.
+struct run_summary {
+  std::size_t input_lines = 0;
+  std::size_t skipped_lines = 0;
+  std::size_t selected = 0;  ///< requests in this shard
+  std::string shard;         ///< "K/N" or empty
+  std::size_t written = 0;
+  std::size_t succeeded = 0;
+  std::size_t failed = 0;
+  std::size_t from_cache = 0;
+  std::size_t retries = 0;
+  re::token_usage tokens;
+  std::vector<std::string> failed_ids;
+  double wall_seconds = 0;
+  bool interrupted = false;
+};
+
+/// The end-of-run report on `out`. Cost is "n/a" until the price table is in the build.
+inline void print_summary(const run_summary& s, std::ostream& out) {
+  out << "requests-engine run: " << (s.interrupted ? "interrupted" : "done") << "\n";
+  out << "  requests     " << s.selected;
+  if (!s.shard.empty()) out << " (shard " << s.shard << ")";
+  out << " from " << s.input_lines << " input lines";
+  if (s.skipped_lines > 0) out << ", " << s.skipped_lines << " skipped as malformed";
+  out << "\n";
+  out << "  succeeded    " << s.succeeded << "\n";
+  out << "  failed       " << s.failed;
+  if (!s.failed_ids.empty()) {
+    out << ": ";
+    const std::size_t shown = std::min<std::size_t>(s.failed_ids.size(), 20);
+    for (std::size_t i = 0; i < shown; ++i) out << (i ? ", " : "") << s.failed_ids[i];
+    if (s.failed_ids.size() > shown) out << ", ... (" << s.failed_ids.size() - shown << " more)";
+  }
+  out << "\n";
+  if (s.interrupted) out << "  not finished " << s.selected - s.succeeded - s.failed << "\n";
+  out << "  from cache   " << s.from_cache << "\n";
+  out << "  retries      " << s.retries << "\n";
+  out << "  tokens       input " << s.tokens.input_tokens << " (cached " << s.tokens.cached_input_tokens
+      << "), output " << s.tokens.output_tokens << "\n";
+  out << "  cost         n/a (no price table in this build)\n";
+  std::ostringstream rate;
+  rate << std::fixed << std::setprecision(2) << s.wall_seconds << " s";
+  out << "  wall time    " << rate.str() << "\n";
+  rate.str("");
+  const std::size_t done = s.succeeded + s.failed;
+  rate << std::fixed << std::setprecision(1) << (s.wall_seconds > 0 ? static_cast<double>(done) / s.wall_seconds : 0.0)
+       << " requests/s";
+  out << "  rate         " << rate.str() << "\n";
+}
+
+namespace detail {
+
+inline void write_all(int fd, const std::string& data) {
+  const char* p = data.data();
+  std::size_t left = data.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("cannot write the output file: ") + std::strerror(errno));
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+inline json usage_json(const re::token_usage& u) {
+  return {{"input_tokens", u.input_tokens},
+          {"output_tokens", u.output_tokens},
+          {"cached_input_tokens", u.cached_input_tokens},
+          {"cache_write_tokens", u.cache_write_tokens}};
+}
+
+// A chat.completion body for answers from providers that do not speak OpenAI's shape, so that
+// an OpenAI Batch output file always holds chat completions.
+inline json chat_completion_body(const re::completion& c) {
+  json choices = json::array();
+  for (std::size_t i = 0; i < c.choices.size(); ++i) {
+    json msg = {{"role", "assistant"}, {"content", c.choices[i].text}};
+    if (!c.choices[i].tool_calls.empty()) {
+      json calls = json::array();
+      for (const auto& t : c.choices[i].tool_calls)
+        calls.push_back({{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+      msg["tool_calls"] = std::move(calls);
+    }
+    choices.push_back({{"index", i}, {"message", std::move(msg)}, {"finish_reason", c.choices[i].finish_reason}});
+  }
+  json usage = {{"prompt_tokens", c.usage.input_tokens},
+                {"completion_tokens", c.usage.output_tokens},
+                {"total_tokens", c.usage.total()},
+                {"prompt_tokens_details", {{"cached_tokens", c.usage.cached_input_tokens}}}};
+  return {{"object", "chat.completion"}, {"model", c.model}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
+}
+
+inline json error_json(const re::error& e) {
+  json j = {{"code", std::string(re::to_string(e.code))}, {"message", e.message}, {"attempts", e.attempts}};
+  if (e.http_status != 0) j["http_status"] = e.http_status;
+  if (!e.provider_code.empty()) j["provider_code"] = e.provider_code;
+  return j;
+}
+
+inline std::string output_line(const input_item& item, input_format format, bool openai_shaped_body,
+                               const re::result<re::completion>& r) {
+  const std::string hash = r ? r->request_hash : item.hash;
+  json line;
+  if (format == input_format::openai_batch) {
+    line["id"] = "batch_req_" + re::detail::sha256_hex(item.id_text).substr(0, 32);
+    line["custom_id"] = item.id;
+    if (r) {
+      json body = openai_shaped_body ? r->raw() : json();
+      if (body.is_discarded() || !body.is_object()) body = chat_completion_body(*r);
+      line["response"] = {{"status_code", 200}, {"request_id", ""}, {"body", std::move(body)}};
+      line["error"] = nullptr;
+    } else {
+      const re::error& e = r.error();
+      if (e.http_status != 0) {
+        json err = {{"message", e.message}, {"type", std::string(re::to_string(e.code))}};
+        err["code"] = e.provider_code.empty() ? json() : json(e.provider_code);
+        line["response"] = {{"status_code", e.http_status}, {"request_id", ""}, {"body", {{"error", std::move(err)}}}};
+      } else {
+        line["response"] = nullptr;
+      }
+      line["error"] = {{"code", std::string(re::to_string(e.code))}, {"message", e.message}};
+    }
+  } else {
+    line["id"] = item.id;
+    if (r) {
+      line["text"] = r->text;
+      line["finish_reason"] = r->finish_reason;
+      if (!r->tool_calls().empty()) {
+        json calls = json::array();
+        for (const auto& t : r->tool_calls()) calls.push_back({{"id", t.id}, {"name", t.name}, {"arguments", t.arguments}});
+        line["tool_calls"] = std::move(calls);
+      }
+      if (r->choices.size() > 1) {
+        json texts = json::array();
+        for (const auto& c : r->choices) texts.push_back(c.text);
+        line["choices"] = std::move(texts);
+      }
+      line["model"] = r->model;
+      line["error"] = nullptr;
+    } else {
+      line["error"] = error_json(r.error());
+    }
+  }
+  line["usage"] = r ? usage_json(r->usage) : json();
+  line["request_hash"] = hash.empty() ? json() : json(hash);
+  line["from_cache"] = r ? r->from_cache : false;
+  return line.dump() + "\n";
+}
+
+// "K/N" with 1 <= K <= N.
+inline std::pair<std::size_t, std::size_t> parse_shard(const std::string& s) {
+  const auto slash = s.find('/');
+  std::size_t k = 0, n = 0;
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    std::size_t used = 0;
+    k = std::stoul(s.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("trailing");
+    const std::string rest = s.substr(slash + 1);
+    n = std::stoul(rest, &used);
+    if (used != rest.size()) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    throw usage_error("--shard must be K/N (e.g. 2/3), got '" + s + "'");
+  }
+  if (n == 0 || k == 0 || k > n) throw usage_error("--shard K/N needs 1 <= K <= N, got '" + s + "'");
+  return {k, n};
+}
+
+// Which of `n` shards a request belongs to: the first 8 hex digits of its hash, so every
+// machine that reads the same file with the same flags makes the same split.
+inline std::size_t shard_of(const std::string& hash_hex, std::size_t n) {
+  return static_cast<std::size_t>(std::stoul(hash_hex.substr(0, 8), nullptr, 16) % n);
+}
+
+// SIGINT and SIGTERM are blocked in every thread (the engine's workers inherit the mask) and
+// collected here, so that an interruption cancels the engine instead of killing the process
+// with half-written state.
+class signal_watch {
+ public:
+  signal_watch() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    thread_ = std::thread([this] {
+      const timespec tick{0, 100 * 1000 * 1000};
+      while (!done_.load()) {
+        if (sigtimedwait(&set_, nullptr, &tick) > 0) {
+          signalled_ = true;
+          std::function<void()> f;
+          {
+            std::lock_guard<std::mutex> lock(m_);
+            f = on_signal_;
+          }
+          if (f) f();
+        }
+      }
+    });
+  }
+  ~signal_watch() {
+    done_ = true;
+    thread_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  signal_watch(const signal_watch&) = delete;
+  signal_watch& operator=(const signal_watch&) = delete;
+
+  void on_signal(std::function<void()> f) {
+    std::lock_guard<std::mutex> lock(m_);
+    on_signal_ = std::move(f);
+  }
+  [[nodiscard]] bool signalled() const { return signalled_.load(); }
+
+ private:
+  sigset_t set_{};
+  sigset_t old_{};
+  std::atomic<bool> done_{false};
+  std::atomic<bool> signalled_{false};
+  std::mutex m_;
+  std::function<void()> on_signal_;
+  std::thread thread_;
+};
+
+}  // namespace detail
+
+/// Does the run with one provider: hashes and shards the input, sends it, writes the output.
+template <class Provider>
+int run_with(Provider provider, const run_args& a, input_file& in, bool openai_shaped_body) {
+  const auto started = std::chrono::steady_clock::now();
+  run_summary sum;
+  sum.input_lines = in.lines;
+  sum.skipped_lines = in.problems.size();
+  for (const auto& p : in.problems) std::cerr << "requests-engine run: " << a.input << ": " << p << "\n";
+
+  std::pair<std::size_t, std::size_t> shard{1, 1};
+  if (!a.shard.empty()) {
+    shard = detail::parse_shard(a.shard);
+    sum.shard = a.shard;
+  }
+
+  // Hashes as the engine computes them (for --shard, and for the output lines of failures).
+  const json identity = provider.cache_identity();
+  std::vector<input_item*> selected;
+  selected.reserve(in.items.size());
+  for (auto& item : in.items) {
+    re::result<json> body = provider.make_body(item.conv, item.par);
+    if (body) item.hash = re::request_hash(identity, *body);
+    const std::string& key = item.hash.empty() ? re::detail::sha256_hex(item.id_text) : item.hash;
+    if (shard.second == 1 || detail::shard_of(key, shard.second) == shard.first - 1) selected.push_back(&item);
+  }
+  sum.selected = selected.size();
+
+  const int fd = ::open(a.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw usage_error("cannot open output file '" + a.output + "': " + std::strerror(errno));
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } close_fd{fd};
+
+  std::mutex m;  // the engine never runs two callbacks at once; this also orders the reads below
+  std::vector<std::optional<std::string>> pending(a.ordered ? selected.size() : 0);
+  std::size_t next_to_write = 0;
+  std::atomic<bool> interrupted{false};
+  std::string write_error;
+
+  re::options o;
+  o.concurrency(a.concurrency).max_retries(a.max_retries);
+  if (a.timeout_seconds > 0)
+    o.read_timeout(std::chrono::milliseconds(static_cast<std::int64_t>(a.timeout_seconds * 1000.0)));
+  if (a.rpm > 0) o.requests_per_minute(a.rpm);
+  if (a.tpm > 0) o.tokens_per_minute(a.tpm);
+  if (!a.no_cache) o.cache_dir(a.cache_dir.empty() ? default_cache_dir() : a.cache_dir);
+  if (a.no_progress) o.progress_bar(false);
+  o.on_retry([&](const re::retry_info&) {
+    std::lock_guard<std::mutex> lock(m);
+    ++sum.retries;
+  });
+  o.on_result([&](std::size_t index, const re::result<re::completion>& r) {
+    std::lock_guard<std::mutex> lock(m);
+    if (index >= selected.size()) return;  // cannot happen: one submitter, tickets count from 0
+    // After Ctrl-C the unfinished requests come back cancelled: they are not answers, and a
+    // rerun sends them.
+    if (!r && r.error().code == re::error_code::cancelled && interrupted.load()) return;
+    const input_item& item = *selected[index];
+    if (r) {
+      ++sum.succeeded;
+      if (r->from_cache) ++sum.from_cache;
+      sum.tokens += r->usage;
+    } else {
+      ++sum.failed;
+      sum.failed_ids.push_back(item.id_text);
+    }
+    std::string line = detail::output_line(item, in.format, openai_shaped_body, r);
+    try {
+      if (!a.ordered) {
+        detail::write_all(fd, line);
+        ++sum.written;
+      } else {
+        pending[index] = std::move(line);
+        std::string chunk;
+        while (next_to_write < pending.size() && pending[next_to_write]) {
+          chunk += *pending[next_to_write];
+          pending[next_to_write].reset();
+          ++next_to_write;
+          ++sum.written;
+        }
+        if (!chunk.empty()) detail::write_all(fd, chunk);
+      }
+    } catch (const std::exception& e) {
+      if (write_error.empty()) write_error = e.what();
+    }
+  });
+
+  detail::signal_watch signals;
+  // Tickets of submit() count from 0 in a new engine, and this thread is the only submitter:
+  // ticket i is selected[i].
+  re::engine<Provider> engine(std::move(provider), o);
+  signals.on_signal([&] {
+    interrupted = true;
+    engine.cancel();
+  });
+  std::vector<std::future<re::result<re::completion>>> futures;
+  futures.reserve(selected.size());
+  for (input_item* item : selected) {
+    if (interrupted.load()) break;
+    futures.push_back(engine.submit(item->conv, item->par, a.name_space));
+  }
+  for (auto& f : futures) f.wait();
+  signals.on_signal({});
+
+  std::lock_guard<std::mutex> lock(m);
+  sum.interrupted = interrupted.load();
+  sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
+  print_summary(sum, std::cerr);
+  if (!write_error.empty()) {
+    std::cerr << "requests-engine run: error: " << write_error << "\n";
+    return exit_failures;
+  }
+  if (sum.interrupted) {
+    std::cerr << "requests-engine run: interrupted; " << sum.written << " results are in " << a.output
+              << ". Run the same command again to finish"
+              << (a.no_cache ? " (with --no-cache everything is sent again)." : ": stored answers come from the cache.")
+              << "\n";
+    return exit_interrupted;
+  }
+  return sum.failed > 0 || sum.skipped_lines > 0 ? exit_failures : exit_ok;
+}
+
+namespace detail {
+
+inline std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+// A key is required for the provider's own API; a base URL elsewhere (a local vLLM, the mock)
+// may take none.
+inline std::string api_key(const char* env, const std::string& base_url, const std::string& official_host) {
+  std::string key = env_or(env, "");
+  if (key.empty() && re::parse_url(base_url).host == official_host)
+    throw usage_error(std::string(env) + " is not set: it is needed for " + base_url +
+                      " (keys are read from the environment only, never from the command line)");
+  return key;
+}
+
+// The model must be known for every line before anything is sent.
+inline void check_model(const input_file& in, const run_args& a, bool raw_openai) {
+  if (!a.model.empty()) return;
+  for (const auto& item : in.items) {
+    const bool has = item.par.model() || (raw_openai && item.conv.messages().empty() &&
+                                          item.par.extra().is_object() && item.par.extra().contains("model"));
+    if (!has)
+      throw usage_error("no model for id '" + item.id_text + "' (line " + std::to_string(item.line) +
+                        "): pass --model, or give one in every line");
+  }
+}
+
+}  // namespace detail
+
+inline int run_run(const run_args& a) {
+  try {
+    const std::string& p = a.provider;
+    if (p == "bedrock" || p == "vertex" || p == "gemini")
+      throw usage_error("provider " + p + " is not in this build yet");
+    if (p != "openai" && p != "anthropic")
+      throw usage_error("unknown provider '" + p + "' (openai, anthropic, bedrock, vertex, gemini)");
+    if (a.concurrency == 0) throw usage_error("--concurrency must be at least 1");
+    if (!a.shard.empty()) (void)detail::parse_shard(a.shard);
+
+    input_options io;
+    io.raw_openai_body = p == "openai";
+    io.temperature = a.temperature;
+    io.max_tokens = a.max_tokens;
+    input_file in = read_input(a.input, io);
+
+    if (p == "openai") {
+      const std::string base = !a.base_url.empty() ? a.base_url
+                                                   : detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
+      const std::string key = detail::api_key("OPENAI_API_KEY", base, "api.openai.com");
+      detail::check_model(in, a, true);
+      return run_with(openai_passthrough(re::openai_compatible(key, base, a.model)), a, in, true);
+    }
+    if (a.model.empty()) throw usage_error("--provider anthropic needs --model (e.g. claude-sonnet-4-5)");
+    const std::string base = !a.base_url.empty() ? a.base_url
+                                                 : detail::env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
+    const std::string key = detail::api_key("ANTHROPIC_API_KEY", base, "api.anthropic.com");
+    return run_with(re::anthropic(key, a.model, base), a, in, false);
+  } catch (const usage_error& e) {
+    std::cerr << "requests-engine run: error: " << e.what() << "\n";
+    return exit_usage;
+  } catch (const std::invalid_argument& e) {  // a malformed base URL, a bad option
+    std::cerr << "requests-engine run: error: " << e.what() << "\n";
+    return exit_usage;
+  } catch (const std::runtime_error& e) {  // the input file, the cache folder
+    std::cerr << "requests-engine run: error: " << e.what() << "\n";
+    return exit_usage;
+  }
+}
+
+/// Adds `run` to the app; the returned struct says whether it was chosen and runs it.
+struct run_command {
+  CLI::App* cmd = nullptr;
+  std::shared_ptr<run_args> args;
+  int run() const { return run_run(*args); }
+};
+
+inline run_command add_run_command(CLI::App& app) {
+  auto holder = std::make_shared<run_args>();
+  run_args& a = *holder;
+  CLI::App* c = app.add_subcommand("run", "Send every request of a JSONL file; write one answer per line");
+  c->footer(
+      "Input (the format is chosen by the first line):\n"
+      "  OpenAI Batch: {\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{...}}\n"
+      "      With --provider openai the body is sent as it is; other providers get it translated.\n"
+      "  plain:        {\"id\":\"a\",\"prompt\":\"...\"} or {\"id\":\"a\",\"messages\":[...]}, optional \"system\",\n"
+      "      \"model\", \"temperature\", \"max_tokens\", \"top_p\", \"stop\", \"seed\", \"n\", \"json_mode\",\n"
+      "      \"extra\" (JSON merged into the request body).\n"
+      "  A line's own settings win over --model/--temperature/--max-tokens. A malformed line is\n"
+      "  reported with its line number and skipped; the rest runs.\n"
+      "Output: one line per request, as it completes (--ordered: in input order). OpenAI Batch\n"
+      "  input gives OpenAI Batch output ({\"id\",\"custom_id\",\"response\",\"error\"}); plain input\n"
+      "  gives {\"id\",\"text\",\"finish_reason\",\"model\",\"usage\",\"error\"}. Both add\n"
+      "  \"request_hash\" and \"from_cache\".\n"
+      "Resume: OUT is rewritten from the start on every run, and every answer received is in the\n"
+      "  cache before its line is written. So after a crash or Ctrl-C, the same command again\n"
+      "  finishes the batch: stored answers come from the cache (no request, no cost), only the\n"
+      "  missing and the failed ones are sent, and OUT ends complete, without duplicates.\n"
+      "  Keep --cache-dir, --namespace, the provider flags and the input the same.\n"
+      "Keys come from the environment only: OPENAI_API_KEY (and OPENAI_BASE_URL), ANTHROPIC_API_KEY\n"
+      "  (and ANTHROPIC_BASE_URL). A server other than the provider's own may need no key.\n"
+      "Exit status: 0 all answered; 1 some requests failed or lines were skipped (the summary\n"
+      "  names the failed ids); 2 bad usage, nothing sent; 130 interrupted.");
+  c->add_option("input", a.input, "Input JSONL file")->required();
+  c->add_option("-o,--output", a.output, "Output JSONL file (rewritten on every run)")->required();
+  c->add_option("--provider", a.provider, "openai, anthropic (bedrock, vertex, gemini: not in this build yet)")
+      ->capture_default_str();
+  c->add_option("--base-url", a.base_url,
+                "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1; "
+                "$ANTHROPIC_BASE_URL or https://api.anthropic.com)");
+  c->add_option("--model", a.model, "Model for lines that name none");
+  c->add_option("--temperature", a.temperature, "Temperature for lines that set none");
+  c->add_option("--max-tokens", a.max_tokens, "max_tokens for lines that set none")->check(CLI::PositiveNumber);
+  c->add_option("--concurrency", a.concurrency, "Requests in flight at once")->capture_default_str();
+  c->add_option("--rpm", a.rpm, "Requests per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
+  c->add_option("--tpm", a.tpm, "Tokens per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
+  c->add_option("--max-retries", a.max_retries, "Retries after the first attempt (-1 = unlimited)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1000000));
+  c->add_option("--timeout", a.timeout_seconds, "Seconds an attempt may wait for its answer (default 600)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--cache-dir", a.cache_dir,
+                "Answer cache folder (default: $REQUESTS_ENGINE_CACHE_DIR or ./requests_engine_cache)");
+  c->add_option("--namespace", a.name_space,
+                "Cache namespace: inside one, the k-th identical request gets sample k; another starts at 0");
+  c->add_flag("--no-cache", a.no_cache, "Neither read nor store answers (a rerun sends everything again)");
+  c->add_flag("--ordered", a.ordered, "Write the output in input order (each line once all before it are done)");
+  c->add_flag("--no-progress", a.no_progress, "No progress bar (it is shown only on a terminal anyway)");
+  c->add_option("--shard", a.shard,
+                "K/N: send only the K-th of N shards (1 <= K <= N, split by request hash), so that N machines "
+                "can share one job and one cache folder");
+  return run_command{c, holder};
+}
+
+}  // namespace requests_engine_cli

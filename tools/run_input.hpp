@@ -1,0 +1,463 @@
+// Input of `requests-engine run`: JSONL files in the OpenAI Batch input format or in the plain
+// prompts format, read into conversations and params. Included by tools/run_command.hpp only.
+#pragma once
+
+#include "requests_engine.hpp"
+
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace requests_engine_cli {
+
+namespace re = requests_engine;
+using re::json;
+
+enum class input_format { plain, openai_batch };
+
+/// One input line that could be read.
+struct input_item {
+  std::size_t line = 0;   ///< 1-based line number in the file
+  json id;                ///< plain: "id" as given (string or integer); batch: "custom_id"
+  std::string id_text;    ///< the id as text, for messages and for telling duplicates apart
+  re::conversation conv;  ///< empty when `par.extra()` carries a whole OpenAI body (see openai_passthrough)
+  re::params par;
+  std::string hash;       ///< request hash, when the provider could build the body
+};
+
+struct input_file {
+  input_format format = input_format::plain;
+  std::vector<input_item> items;
+  std::size_t lines = 0;              ///< non-empty lines read
+  std::vector<std::string> problems;  ///< "line N: why", one per skipped line
+};
+
+/// How the input is translated: the OpenAI Batch body goes through unchanged to the OpenAI
+/// provider; other providers get it translated into the engine's model.
+struct input_options {
+  bool raw_openai_body = false;
+  std::optional<double> temperature;      ///< default when a line sets none
+  std::optional<std::int64_t> max_tokens;  ///< default when a line sets none
+};
+
+namespace detail {
+
+inline bool base64_decode(const std::string& in, std::string& out) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  };
+  out.clear();
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=' || c == '\n' || c == '\r') continue;
+    const int v = value(c);
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFFu));
+    }
+  }
+  return true;
+}
+
+// Images given as data: URLs become bytes, so that providers without image URLs can take them.
+inline bool image_part(const std::string& url, re::content_part& out, std::string& why) {
+  const std::string prefix = "data:";
+  if (url.compare(0, prefix.size(), prefix) != 0) {
+    out = re::content_part::image_url(url);
+    return true;
+  }
+  const auto comma = url.find(',');
+  const auto b64 = url.find(";base64");
+  if (comma == std::string::npos || b64 == std::string::npos || b64 > comma) {
+    why = "an image data: URL must be base64 (data:<media type>;base64,<data>)";
+    return false;
+  }
+  std::string bytes;
+  if (!base64_decode(url.substr(comma + 1), bytes)) {
+    why = "an image data: URL holds invalid base64";
+    return false;
+  }
+  out = re::content_part::image_bytes(std::move(bytes), url.substr(prefix.size(), b64 - prefix.size()));
+  return true;
+}
+
+// OpenAI-shaped messages (role + content as a string or a list of parts) into a conversation.
+inline bool to_conversation(const json& messages, re::conversation& conv, std::string& why) {
+  if (!messages.is_array() || messages.empty()) {
+    why = "'messages' must be a non-empty array";
+    return false;
+  }
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+      why = where + " must be an object with a string 'role'";
+      return false;
+    }
+    for (const auto& field : m.items()) {
+      if (field.key() != "role" && field.key() != "content") {
+        why = where + ": field '" + field.key() + "' is not supported by requests-engine run";
+        return false;
+      }
+    }
+    const std::string r = m["role"].get<std::string>();
+    re::message msg;
+    if (r == "system" || r == "developer") {
+      msg.author = re::role::system;
+    } else if (r == "user") {
+      msg.author = re::role::user;
+    } else if (r == "assistant") {
+      msg.author = re::role::assistant;
+    } else {
+      why = where + ": role '" + r + "' is not supported by requests-engine run (system, developer, user, assistant)";
+      return false;
+    }
+    const json content = m.value("content", json());
+    if (content.is_string()) {
+      msg.content.push_back(re::content_part::from_text(content.get<std::string>()));
+    } else if (content.is_array()) {
+      for (std::size_t k = 0; k < content.size(); ++k) {
+        const json& part = content[k];
+        const std::string pw = where + ".content[" + std::to_string(k) + "]";
+        const std::string type = part.is_object() ? part.value("type", std::string()) : std::string();
+        if (type == "text" && part.contains("text") && part["text"].is_string()) {
+          msg.content.push_back(re::content_part::from_text(part["text"].get<std::string>()));
+        } else if (type == "image_url" && part.contains("image_url")) {
+          const json& iu = part["image_url"];
+          const json url = iu.is_object() ? iu.value("url", json()) : iu;
+          re::content_part p;
+          if (!url.is_string() || !image_part(url.get<std::string>(), p, why)) {
+            if (why.empty()) why = "'image_url' needs a string 'url'";
+            why = pw + ": " + why;
+            return false;
+          }
+          msg.content.push_back(std::move(p));
+        } else if (type == "input_audio" && part.contains("input_audio") && part["input_audio"].is_object()) {
+          const json& a = part["input_audio"];
+          std::string bytes;
+          if (!a.contains("data") || !a["data"].is_string() || !a.contains("format") || !a["format"].is_string() ||
+              !base64_decode(a["data"].get<std::string>(), bytes)) {
+            why = pw + ": 'input_audio' needs base64 'data' and a 'format'";
+            return false;
+          }
+          msg.content.push_back(re::content_part::audio_bytes(std::move(bytes), a["format"].get<std::string>()));
+        } else {
+          why = pw + ": a content part must be text, image_url or input_audio";
+          return false;
+        }
+      }
+    } else {
+      why = where + ": 'content' must be a string or an array of parts";
+      return false;
+    }
+    conv.add(std::move(msg));
+  }
+  return true;
+}
+
+inline bool number_field(const json& o, const char* key, std::optional<double>& out, std::string& why) {
+  if (!o.contains(key)) return true;
+  if (!o[key].is_number()) {
+    why = std::string("'") + key + "' must be a number";
+    return false;
+  }
+  out = o[key].get<double>();
+  return true;
+}
+
+inline bool integer_field(const json& o, const char* key, std::optional<std::int64_t>& out, std::string& why) {
+  if (!o.contains(key)) return true;
+  if (!o[key].is_number_integer()) {
+    why = std::string("'") + key + "' must be an integer";
+    return false;
+  }
+  out = o[key].get<std::int64_t>();
+  return true;
+}
+
+inline bool stop_field(const json& o, std::vector<std::string>& out, std::string& why) {
+  if (!o.contains("stop") || o["stop"].is_null()) return true;
+  const json& s = o["stop"];
+  if (s.is_string()) {
+    out.push_back(s.get<std::string>());
+    return true;
+  }
+  if (s.is_array()) {
+    for (const auto& x : s) {
+      if (!x.is_string()) {
+        why = "'stop' must be a string or an array of strings";
+        return false;
+      }
+      out.push_back(x.get<std::string>());
+    }
+    return true;
+  }
+  why = "'stop' must be a string or an array of strings";
+  return false;
+}
+
+// The sampling fields the plain format and the OpenAI body share.
+inline bool common_params(const json& o, re::params& p, std::string& why) {
+  std::optional<double> temperature, top_p;
+  std::optional<std::int64_t> max_tokens, max_completion_tokens, seed, n;
+  std::vector<std::string> stop;
+  if (!number_field(o, "temperature", temperature, why) || !number_field(o, "top_p", top_p, why) ||
+      !integer_field(o, "max_tokens", max_tokens, why) ||
+      !integer_field(o, "max_completion_tokens", max_completion_tokens, why) || !integer_field(o, "seed", seed, why) ||
+      !integer_field(o, "n", n, why) || !stop_field(o, stop, why))
+    return false;
+  if (temperature) p.temperature(*temperature);
+  if (top_p) p.top_p(*top_p);
+  if (max_completion_tokens) max_tokens = max_completion_tokens;
+  if (max_tokens) p.max_tokens(*max_tokens);
+  if (seed) p.seed(*seed);
+  if (n) {
+    if (*n < 1 || *n > 128) {
+      why = "'n' must be between 1 and 128";
+      return false;
+    }
+    p.n(static_cast<int>(*n));
+  }
+  if (!stop.empty()) p.stop(std::move(stop));
+  return true;
+}
+
+// An OpenAI chat-completions body for a provider other than OpenAI: every field must have an
+// equivalent in the engine's model, or the line is refused (silently dropping a field would
+// change the answer without saying so).
+inline bool translate_openai_body(const json& body, re::conversation& conv, re::params& p, std::string& why) {
+  static const std::set<std::string> known = {
+      "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "n", "stop",
+      "response_format", "tools", "tool_choice", "user", "metadata", "store"};
+  for (const auto& field : body.items()) {
+    if (known.count(field.key()) == 0) {
+      why = "body field '" + field.key() + "' has no equivalent outside --provider openai";
+      return false;
+    }
+  }
+  if (!to_conversation(body.value("messages", json()), conv, why) || !common_params(body, p, why)) return false;
+  if (body.contains("response_format")) {
+    const json& rf = body["response_format"];
+    const std::string type = rf.is_object() ? rf.value("type", std::string()) : std::string();
+    if (type == "json_object") {
+      p.json_mode();
+    } else if (type == "json_schema" && rf.contains("json_schema") && rf["json_schema"].is_object()) {
+      const json& js = rf["json_schema"];
+      p.json_schema(js.value("name", std::string("output")), js.value("schema", json::object()),
+                    js.value("strict", false));
+    } else if (type != "text") {
+      why = "'response_format' must be text, json_object or json_schema";
+      return false;
+    }
+  }
+  if (body.contains("tools")) {
+    std::vector<re::tool> tools;
+    for (const auto& t : body["tools"]) {
+      if (!t.is_object() || t.value("type", std::string()) != "function" || !t.contains("function") ||
+          !t["function"].is_object() || !t["function"].contains("name") || !t["function"]["name"].is_string()) {
+        why = "'tools' must be a list of {\"type\":\"function\",\"function\":{\"name\",...}}";
+        return false;
+      }
+      const json& fn = t["function"];
+      tools.push_back(re::tool{fn["name"].get<std::string>(), fn.value("description", std::string()),
+                               fn.value("parameters", json::object())});
+    }
+    p.tools(std::move(tools));
+  }
+  if (body.contains("tool_choice")) {
+    const json& tc = body["tool_choice"];
+    if (tc.is_string()) {
+      p.tool_choice(tc.get<std::string>());
+    } else if (tc.is_object() && tc.contains("function") && tc["function"].is_object() &&
+               tc["function"].contains("name") && tc["function"]["name"].is_string()) {
+      p.tool_choice(tc["function"]["name"].get<std::string>());
+    } else {
+      why = "'tool_choice' must be a string or {\"type\":\"function\",\"function\":{\"name\"}}";
+      return false;
+    }
+  }
+  return true;
+}
+
+inline bool read_plain_line(const json& o, const input_options& opt, input_item& item, std::string& why) {
+  static const std::set<std::string> known = {"id",   "prompt", "messages", "system", "model", "temperature",
+                                              "top_p", "max_tokens", "max_completion_tokens", "seed", "n",
+                                              "stop", "json_mode", "extra"};
+  for (const auto& field : o.items()) {
+    if (known.count(field.key()) == 0) {
+      why = "unknown field '" + field.key() + "'";
+      return false;
+    }
+  }
+  if (o.contains("system")) {
+    if (!o["system"].is_string()) {
+      why = "'system' must be a string";
+      return false;
+    }
+    item.conv.system(o["system"].get<std::string>());
+  }
+  if (o.contains("prompt") == o.contains("messages")) {
+    why = "a line needs exactly one of 'prompt' and 'messages'";
+    return false;
+  }
+  if (o.contains("prompt")) {
+    if (!o["prompt"].is_string()) {
+      why = "'prompt' must be a string";
+      return false;
+    }
+    item.conv.user(o["prompt"].get<std::string>());
+  } else if (!to_conversation(o["messages"], item.conv, why)) {
+    return false;
+  }
+  if (!common_params(o, item.par, why)) return false;
+  if (o.contains("model")) {
+    if (!o["model"].is_string()) {
+      why = "'model' must be a string";
+      return false;
+    }
+    item.par.model(o["model"].get<std::string>());
+  }
+  if (o.contains("json_mode")) {
+    if (!o["json_mode"].is_boolean()) {
+      why = "'json_mode' must be true or false";
+      return false;
+    }
+    item.par.json_mode(o["json_mode"].get<bool>());
+  }
+  if (o.contains("extra")) {
+    if (!o["extra"].is_object()) {
+      why = "'extra' must be an object (merged into the request body)";
+      return false;
+    }
+    item.par.extra(o["extra"]);
+  }
+  if (!item.par.temperature() && opt.temperature) item.par.temperature(*opt.temperature);
+  if (!item.par.max_tokens() && opt.max_tokens) item.par.max_tokens(*opt.max_tokens);
+  return true;
+}
+
+inline bool read_batch_line(const json& o, const input_options& opt, input_item& item, std::string& why) {
+  for (const auto& field : o.items()) {
+    if (field.key() != "custom_id" && field.key() != "method" && field.key() != "url" && field.key() != "body") {
+      why = "unknown field '" + field.key() + "' (expected custom_id, method, url, body)";
+      return false;
+    }
+  }
+  if (o.value("method", std::string("POST")) != "POST") {
+    why = "'method' must be POST";
+    return false;
+  }
+  const std::string url = o.value("url", std::string("/v1/chat/completions"));
+  if (url != "/v1/chat/completions" && url != "/chat/completions") {
+    why = "'url' must be /v1/chat/completions (the only endpoint requests-engine run sends)";
+    return false;
+  }
+  if (!o.contains("body") || !o["body"].is_object()) {
+    why = "'body' must be an object (a chat completions request)";
+    return false;
+  }
+  json body = o["body"];
+  if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty()) {
+    why = "'body.messages' must be a non-empty array";
+    return false;
+  }
+  if (body.contains("stream") && body["stream"] == true) {
+    why = "'body.stream' must not be true (answers are read whole)";
+    return false;
+  }
+  if (opt.raw_openai_body) {
+    if (!body.contains("temperature") && opt.temperature) body["temperature"] = *opt.temperature;
+    if (!body.contains("max_tokens") && !body.contains("max_completion_tokens") && opt.max_tokens)
+      body["max_tokens"] = *opt.max_tokens;
+    item.par.extra(std::move(body));
+    return true;
+  }
+  body.erase("stream");
+  if (!translate_openai_body(body, item.conv, item.par, why)) return false;
+  if (!item.par.temperature() && opt.temperature) item.par.temperature(*opt.temperature);
+  if (!item.par.max_tokens() && opt.max_tokens) item.par.max_tokens(*opt.max_tokens);
+  return true;
+}
+
+}  // namespace detail
+
+/// Reads a JSONL file. The format is chosen by the first line that parses: one with
+/// "custom_id" makes it an OpenAI Batch file. Lines that cannot be read are listed in
+/// `problems` with their line number and left out; an unreadable file throws.
+inline input_file read_input(const std::string& path, const input_options& opt) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open input file '" + path + "'");
+  input_file f;
+  std::optional<input_format> format;
+  std::set<std::string> seen;
+  std::string line;
+  std::size_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    ++f.lines;
+    auto problem = [&](const std::string& why) {
+      f.problems.push_back("line " + std::to_string(number) + ": " + why + "; skipped");
+    };
+    json o = json::parse(line, nullptr, false);
+    if (o.is_discarded() || !o.is_object()) {
+      problem("not a JSON object");
+      continue;
+    }
+    const bool batch_line = o.contains("custom_id");
+    if (!format) format = batch_line ? input_format::openai_batch : input_format::plain;
+    input_item item;
+    item.line = number;
+    if (*format == input_format::openai_batch) {
+      if (!batch_line || !o["custom_id"].is_string() || o["custom_id"].get<std::string>().empty()) {
+        problem("an OpenAI Batch file needs a non-empty string 'custom_id' on every line");
+        continue;
+      }
+      item.id = o["custom_id"];
+      item.id_text = o["custom_id"].get<std::string>();
+    } else {
+      if (batch_line) {
+        problem("'custom_id' in a plain-format file (the first line chose the format)");
+        continue;
+      }
+      const json id = o.value("id", json());
+      if (!(id.is_string() && !id.get<std::string>().empty()) && !id.is_number_integer()) {
+        problem("needs an 'id' (a non-empty string or an integer)");
+        continue;
+      }
+      item.id = id;
+      item.id_text = id.is_string() ? id.get<std::string>() : id.dump();
+    }
+    if (!seen.insert(item.id_text).second) {
+      problem("duplicate id '" + item.id_text + "'");
+      continue;
+    }
+    std::string why;
+    const bool ok = *format == input_format::openai_batch ? detail::read_batch_line(o, opt, item, why)
+                                                          : detail::read_plain_line(o, opt, item, why);
+    if (!ok) {
+      seen.erase(item.id_text);
+      problem("id '" + item.id_text + "': " + why);
+      continue;
+    }
+    f.items.push_back(std::move(item));
+  }
+  if (in.bad()) throw std::runtime_error("cannot read input file '" + path + "'");
+  f.format = format.value_or(input_format::plain);
+  return f;
+}
+
+}  // namespace requests_engine_cli
