@@ -1613,7 +1613,6 @@ class server {
 
     // Auth, then validation, then the rate-limit and fault machinery, then the answer.
     detail::limit_amounts cost{};
-    std::string model_answer;
     const key_verdict verdict = check_key(key);
     if (which == api::openai) {
       switch (verdict) {
