@@ -805,3 +805,505 @@ TEST_CASE("progress bar line") {
   p.done = 200;
   CHECK(re::detail::format_progress_bar(p, 20).rfind("[====================]", 0) == 0);
 }
+
+// @section mock-tests
+// The mock as a provider emulator: the Anthropic route, rate limits and their headers, forced
+// pauses, injected faults, per-key behaviour and the request log.
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <regex>
+
+namespace mock_tests {
+
+// A plain client, to see the headers and statuses the engine would hide.
+struct raw_answer {
+  int status = 0;  // 0: no answer (the connection was dropped)
+  httplib::Headers headers;
+  re::json body;
+};
+
+raw_answer post(const mock::server& s, const std::string& path, const re::json& body,
+                const httplib::Headers& headers) {
+  httplib::Client cli("127.0.0.1", s.port());
+  cli.set_read_timeout(5, 0);
+  raw_answer a;
+  if (auto r = cli.Post(path.c_str(), headers, body.dump(), "application/json")) {
+    a.status = r->status;
+    a.headers = r->headers;
+    a.body = re::json::parse(r->body, nullptr, false);
+  }
+  return a;
+}
+
+re::json chat_body(const std::string& text) {
+  return {{"model", "mock-model"}, {"messages", {{{"role", "user"}, {"content", text}}}}, {"max_tokens", 50}};
+}
+re::json messages_body(const std::string& text) {
+  return {{"model", "claude-mock"}, {"max_tokens", 50}, {"messages", {{{"role", "user"}, {"content", text}}}}};
+}
+httplib::Headers openai_headers(const std::string& key = test_key) { return {{"Authorization", "Bearer " + key}}; }
+httplib::Headers anthropic_headers(const std::string& key = test_key) {
+  return {{"x-api-key", key}, {"anthropic-version", "2023-06-01"}};
+}
+
+std::string header(const raw_answer& a, const std::string& name) {
+  auto it = a.headers.find(name);
+  return it == a.headers.end() ? std::string("<missing>") : it->second;
+}
+
+bool is_go_duration(const std::string& s) {
+  static const std::regex re_dur(R"(^(0s|[1-9][0-9]{0,2}ms|([0-9]+h)?([0-9]+m)?[0-9]+(\.[0-9]{1,3})?s)$)");
+  return std::regex_match(s, re_dur);
+}
+
+bool is_rfc3339_utc(const std::string& s) {
+  static const std::regex re_time(R"(^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$)");
+  return std::regex_match(s, re_time);
+}
+
+// Seconds from now to an RFC 3339 UTC time.
+long long seconds_until(const std::string& s) {
+  std::tm tm{};
+  if (!strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return -1000000;
+  return static_cast<long long>(timegm(&tm)) - static_cast<long long>(std::time(nullptr));
+}
+
+std::unique_ptr<mock::server> start(mock::server_options o) {
+  auto s = std::make_unique<mock::server>(std::move(o));
+  s->start();
+  return s;
+}
+
+}  // namespace mock_tests
+
+TEST_CASE("mock: the Anthropic route answers re::anthropic like the Messages API") {
+  using namespace mock_tests;
+  mock::server_options so;
+  so.api_key = test_key;
+  auto server = start(so);
+  re::anthropic provider(test_key, "claude-mock", server->origin());
+  re::engine<re::anthropic> engine(provider, re::options().concurrency(4).max_retries(0));
+
+  auto results = engine.run(prompts(20));
+  REQUIRE(results.size() == 20);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i], all_error_text(results));
+    CHECK(results[i]->text == "Mock answer to: question " + std::to_string(i));
+    CHECK(results[i]->finish_reason == "end_turn");
+    CHECK(results[i]->model == "claude-mock");
+    CHECK(results[i]->usage.input_tokens == 3);  // "question N": 10 bytes / 4, rounded up
+    CHECK(results[i]->usage.output_tokens == 7);
+    const re::json raw = results[i]->raw();
+    CHECK(raw["type"] == "message");
+    CHECK(raw["role"] == "assistant");
+    CHECK(raw["id"].get<std::string>().rfind("msg_", 0) == 0);
+    CHECK(raw["stop_sequence"].is_null());
+  }
+  CHECK(server->requests_for_path("/v1/messages") == 20);
+  CHECK(server->requests_for_path("/v1/chat/completions") == 0);
+  auto headers = server->received_headers();
+  REQUIRE_FALSE(headers.empty());
+  CHECK(headers.back().find("anthropic-version")->second == "2023-06-01");
+
+  SUBCASE("max_tokens cuts the answer, with stop_reason max_tokens") {
+    auto cut = engine.run({re::conversation().system("be brief").user("a rather long question")},
+                          re::params().max_tokens(2));
+    REQUIRE_MESSAGE(cut[0], all_error_text(cut));
+    CHECK(cut[0]->text == "Mock ans");  // 2 tokens = 8 bytes
+    CHECK(cut[0]->finish_reason == "max_tokens");
+    CHECK(cut[0]->usage.output_tokens == 2);
+    CHECK(cut[0]->usage.input_tokens == 8);  // system (8 bytes) + question (22 bytes) = 30 bytes
+  }
+  SUBCASE("a wrong key is a 401 authentication_error that never shows the key") {
+    const std::string wrong = "sk-ant-wrong-0123456789abcdef";
+    re::anthropic bad(wrong, "claude-mock", server->origin());
+    re::engine<re::anthropic> bad_engine(bad, re::options().concurrency(1).max_retries(0));
+    auto r = bad_engine.run(prompts(1));
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::authentication);
+    CHECK(r[0].error().http_status == 401);
+    CHECK(r[0].error().provider_code == "authentication_error");
+    CHECK(r[0].error().describe().find(wrong) == std::string::npos);
+  }
+  SUBCASE("the API's own checks, in its error shape") {
+    auto no_version = post(*server, "/v1/messages", messages_body("hi"), {{"x-api-key", test_key}});
+    CHECK(no_version.status == 400);
+    CHECK(no_version.body["type"] == "error");
+    CHECK(no_version.body["error"]["type"] == "invalid_request_error");
+    CHECK(no_version.body["error"]["message"].get<std::string>().find("anthropic-version") != std::string::npos);
+    auto no_key = post(*server, "/v1/messages", messages_body("hi"), {{"anthropic-version", "2023-06-01"}});
+    CHECK(no_key.status == 401);
+    CHECK(no_key.body["error"]["type"] == "authentication_error");
+    re::json body = messages_body("hi");
+    body.erase("max_tokens");
+    auto no_max = post(*server, "/v1/messages", body, anthropic_headers());
+    CHECK(no_max.status == 400);
+    CHECK(no_max.body["error"]["message"] == "max_tokens: Field required");
+    body = messages_body("hi");
+    body["messages"] = re::json::array();
+    auto empty = post(*server, "/v1/messages", body, anthropic_headers());
+    CHECK(empty.status == 400);
+    CHECK(empty.body["error"]["message"].get<std::string>().find("messages") != std::string::npos);
+    body = messages_body("hi");
+    body["messages"][0]["role"] = "system";
+    CHECK(post(*server, "/v1/messages", body, anthropic_headers()).status == 400);
+    auto ok = post(*server, "/v1/messages", messages_body("hi"), anthropic_headers());
+    CHECK(ok.status == 200);
+    CHECK(header(ok, "request-id").rfind("req_", 0) == 0);
+  }
+}
+
+TEST_CASE("mock: overload is 529 overloaded_error on the Anthropic route, 503 on the OpenAI one") {
+  using namespace mock_tests;
+  mock::server_options so;
+  so.fail_overload = 1;
+  auto server = start(so);
+  re::anthropic provider("", "claude-mock", server->origin());
+  re::engine<re::anthropic> engine(provider, re::options().concurrency(1).max_retries(0));
+  auto r = engine.run(prompts(1));
+  REQUIRE_FALSE(r[0]);
+  CHECK(r[0].error().http_status == 529);
+  CHECK(r[0].error().provider_code == "overloaded_error");
+  CHECK(r[0].error().code == re::error_code::server_error);
+  auto chat = post(*server, "/v1/chat/completions", chat_body("hi"), {});
+  CHECK(chat.status == 503);
+  CHECK(chat.body["error"]["type"] == "server_error");
+}
+
+TEST_CASE("mock: rate-limit headers are present and well formed") {
+  using namespace mock_tests;
+  mock::server_options so;
+  so.api_key = test_key;
+  so.rpm = 100;
+  so.tpm = 10000;
+  so.input_tpm = 6000;
+  so.output_tpm = 4000;
+  auto server = start(so);
+
+  SUBCASE("OpenAI: x-ratelimit-*, reset as a Go duration") {
+    auto first = post(*server, "/v1/chat/completions", chat_body("hello there"), openai_headers());
+    auto second = post(*server, "/v1/chat/completions", chat_body("hello there"), openai_headers());
+    REQUIRE(first.status == 200);
+    REQUIRE(second.status == 200);
+    CHECK(header(first, "x-ratelimit-limit-requests") == "100");
+    CHECK(header(first, "x-ratelimit-remaining-requests") == "99");
+    CHECK(header(second, "x-ratelimit-remaining-requests") == "98");
+    CHECK(header(first, "x-ratelimit-limit-tokens") == "10000");
+    // 11 bytes -> 3 prompt tokens, + max_tokens 50 = 53 a request.
+    CHECK(header(first, "x-ratelimit-remaining-tokens") == "9947");
+    CHECK(header(second, "x-ratelimit-remaining-tokens") == "9894");
+    for (const auto* a : {&first, &second})
+      for (const char* h : {"x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"})
+        CHECK_MESSAGE(is_go_duration(header(*a, h)), h << ": " << header(*a, h));
+    // One request of 100/min comes back in 600 ms; 53 tokens of 10000/min in 318 ms.
+    CHECK(header(first, "x-ratelimit-reset-requests").find("ms") != std::string::npos);
+    CHECK(header(first, "x-ratelimit-reset-tokens") == "318ms");
+    CHECK(header(first, "x-request-id").rfind("req_", 0) == 0);
+    CHECK(mock::detail::go_duration(std::chrono::milliseconds(360000)) == "6m0s");
+    CHECK(mock::detail::go_duration(std::chrono::milliseconds(1000)) == "1s");
+    CHECK(mock::detail::go_duration(std::chrono::milliseconds(12)) == "12ms");
+    CHECK(mock::detail::go_duration(std::chrono::milliseconds(90500)) == "1m30.5s");
+  }
+  SUBCASE("Anthropic: anthropic-ratelimit-*, reset in RFC 3339") {
+    auto a = post(*server, "/v1/messages", messages_body("hello there"), anthropic_headers());
+    REQUIRE(a.status == 200);
+    CHECK(header(a, "anthropic-ratelimit-requests-limit") == "100");
+    CHECK(header(a, "anthropic-ratelimit-requests-remaining") == "99");
+    CHECK(header(a, "anthropic-ratelimit-tokens-limit") == "10000");
+    CHECK(header(a, "anthropic-ratelimit-tokens-remaining") == "9947");
+    CHECK(header(a, "anthropic-ratelimit-input-tokens-limit") == "6000");
+    CHECK(header(a, "anthropic-ratelimit-input-tokens-remaining") == "5997");
+    CHECK(header(a, "anthropic-ratelimit-output-tokens-limit") == "4000");
+    CHECK(header(a, "anthropic-ratelimit-output-tokens-remaining") == "3950");
+    for (const char* kind : {"requests", "tokens", "input-tokens", "output-tokens"}) {
+      const std::string reset = header(a, std::string("anthropic-ratelimit-") + kind + "-reset");
+      CHECK_MESSAGE(is_rfc3339_utc(reset), kind << ": " << reset);
+      const long long in = seconds_until(reset);
+      CHECK_MESSAGE((in >= 0 && in <= 2), kind << " resets in " << in << " s");
+    }
+    // The OpenAI route has buckets of its own.
+    auto o = post(*server, "/v1/chat/completions", chat_body("hello there"), openai_headers());
+    CHECK(header(o, "x-ratelimit-remaining-requests") == "99");
+  }
+  SUBCASE("no limit configured, no headers (the default stays as it was)") {
+    mock::server_options plain;
+    auto unlimited = start(plain);
+    auto a = post(*unlimited, "/v1/chat/completions", chat_body("hi"), {});
+    CHECK(a.status == 200);
+    CHECK(a.headers.count("x-ratelimit-limit-requests") == 0);
+  }
+}
+
+TEST_CASE("mock: past the rpm limit, 429 with retry-after in the provider's shape") {
+  using namespace mock_tests;
+  mock::server_options so;
+  so.api_key = test_key;
+  so.rpm = 3;
+  auto server = start(so);
+
+  SUBCASE("OpenAI, through the engine") {
+    re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+    re::engine<re::openai_compatible> engine(
+        provider, re::options().concurrency(1).max_retries(0).learn_rate_limits(false));
+    auto results = engine.run(prompts(4));
+    for (int i = 0; i < 3; ++i) REQUIRE_MESSAGE(results[static_cast<std::size_t>(i)], all_error_text(results));
+    REQUIRE_FALSE(results[3]);
+    CHECK(results[3].error().code == re::error_code::rate_limited);
+    CHECK(results[3].error().http_status == 429);
+    CHECK(results[3].error().provider_code == "rate_limit_exceeded");
+    REQUIRE(results[3].error().retry_after.has_value());
+    // The bucket refills one request every 20 s.
+    CHECK(*results[3].error().retry_after >= std::chrono::milliseconds(19000));
+    CHECK(*results[3].error().retry_after <= std::chrono::milliseconds(20000));
+    CHECK(server->responses_with_status(429) == 1);
+  }
+  SUBCASE("Anthropic, raw: rate_limit_error, retry-after in whole seconds") {
+    for (int i = 0; i < 3; ++i) REQUIRE(post(*server, "/v1/messages", messages_body("hi"), anthropic_headers()).status == 200);
+    auto a = post(*server, "/v1/messages", messages_body("hi"), anthropic_headers());
+    CHECK(a.status == 429);
+    CHECK(a.body["type"] == "error");
+    CHECK(a.body["error"]["type"] == "rate_limit_error");
+    CHECK(header(a, "retry-after") == "20");
+    CHECK(header(a, "anthropic-ratelimit-requests-remaining") == "0");
+    // Another key has its own buckets.
+    mock::server_options two;
+    two.extra_api_keys = {"sk-a", "sk-b"};
+    two.rpm = 1;
+    auto pool = start(two);
+    CHECK(post(*pool, "/v1/chat/completions", chat_body("x"), openai_headers("sk-a")).status == 200);
+    CHECK(post(*pool, "/v1/chat/completions", chat_body("x"), openai_headers("sk-a")).status == 429);
+    CHECK(post(*pool, "/v1/chat/completions", chat_body("x"), openai_headers("sk-b")).status == 200);
+  }
+  SUBCASE("a request over the token limit by itself is refused as too large") {
+    mock::server_options small;
+    small.tpm = 40;
+    auto tiny = start(small);
+    auto a = post(*tiny, "/v1/chat/completions", chat_body("hi"), {});  // 1 + 50 tokens > 40
+    CHECK(a.status == 429);
+    CHECK(a.body["error"]["message"].get<std::string>().find("Request too large") != std::string::npos);
+  }
+}
+
+TEST_CASE("mock: a forced pause answers 429 for N requests or for a time window; arrivals are recorded") {
+  using namespace mock_tests;
+  mock::server_options so;
+  auto server = start(so);
+
+  SUBCASE("for the next N requests") {
+    server->pause_requests(2, std::chrono::seconds(3));
+    auto a = post(*server, "/v1/chat/completions", chat_body("one"), {});
+    auto b = post(*server, "/v1/messages", messages_body("two"), {{"anthropic-version", "2023-06-01"}});
+    auto c = post(*server, "/v1/chat/completions", chat_body("three"), {});
+    CHECK(a.status == 429);
+    CHECK(a.body["error"]["code"] == "rate_limit_exceeded");
+    CHECK(header(a, "retry-after") == "3");
+    CHECK(header(a, "retry-after-ms") == "3000");
+    CHECK(b.status == 429);
+    CHECK(b.body["error"]["type"] == "rate_limit_error");
+    CHECK(c.status == 200);
+  }
+  SUBCASE("for a window") {
+    server->pause_for(std::chrono::milliseconds(400));
+    auto a = post(*server, "/v1/chat/completions", chat_body("one"), {});
+    CHECK(a.status == 429);
+    CHECK(header(a, "retry-after") == "1");
+    CHECK(std::stoi(header(a, "retry-after-ms")) <= 400);
+    std::this_thread::sleep_for(std::chrono::milliseconds(450));
+    CHECK(post(*server, "/v1/chat/completions", chat_body("two"), {}).status == 200);
+  }
+  SUBCASE("the engine waits out the retry-after: no request arrives during the pause") {
+    server->pause_requests(1, std::chrono::seconds(1));
+    re::openai_compatible provider("", server->base_url(), "mock-model");
+    re::engine<re::openai_compatible> engine(provider, re::options().concurrency(1).max_retries(2));
+    auto r = engine.run(prompts(1));
+    REQUIRE_MESSAGE(r[0], all_error_text(r));
+    CHECK(r[0]->attempts == 2);
+    auto log = server->request_log();
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].status == 429);
+    CHECK(log[1].status == 200);
+    auto arrivals = server->arrival_times();
+    REQUIRE(arrivals.size() == 2);
+    CHECK(ms(arrivals[1] - log[0].finished) >= 950);
+  }
+}
+
+TEST_CASE("mock: injected faults are reproducible, at their rates, and the engine still gives one result per input") {
+  using namespace mock_tests;
+  mock::server_options so;
+  so.api_key = test_key;
+  so.fail_500 = 0.05;
+  so.fail_429 = 0.05;
+  so.fail_reset = 0.05;
+  so.fail_429_retry_after_ms = 20;
+  so.seed = 42;
+
+  SUBCASE("1,000 requests through the engine, retries on") {
+    auto server = start(so);
+    re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+    callback_log cb;
+    re::engine<re::openai_compatible> engine(
+        provider, cb.attach(re::options().concurrency(16).max_retries(12).initial_backoff(std::chrono::milliseconds(2))
+                                .max_backoff(std::chrono::milliseconds(20))));
+    auto results = engine.run(prompts(1000, "fault "));
+    REQUIRE(results.size() == 1000);
+    cb.check_each_index_once(1000);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      REQUIRE_MESSAGE(results[i], all_error_text(results));
+      CHECK(results[i]->text == "Mock answer to: fault " + std::to_string(i));
+    }
+    const auto total = static_cast<double>(server->requests());
+    const auto rate = [&](int status) { return static_cast<double>(server->responses_with_status(status)) / total; };
+    INFO("requests " << total << ", 500: " << rate(500) << ", 429: " << rate(429) << ", dropped: " << rate(0));
+    CHECK(rate(500) > 0.03);
+    CHECK(rate(500) < 0.07);
+    CHECK(rate(429) > 0.03);
+    CHECK(rate(429) < 0.07);
+    CHECK(rate(0) > 0.03);
+    CHECK(rate(0) < 0.07);
+    // Exactly one 200 per prompt: nothing answered was sent again.
+    CHECK(server->responses_with_status(200) == 1000);
+    std::map<std::string, int> answered;
+    for (const auto& rec : server->request_log())
+      if (rec.status == 200) ++answered[rec.user_text];
+    CHECK(answered.size() == 1000);
+    for (const auto& [text, n] : answered) CHECK_MESSAGE(n == 1, text);
+  }
+  SUBCASE("the same seed gives the same sequence; a dropped connection gets no answer at all") {
+    auto statuses = [&](std::uint64_t seed) {
+      mock::server_options o = so;
+      o.seed = seed;
+      auto s = start(o);
+      std::vector<int> out;
+      for (int i = 0; i < 200; ++i)
+        out.push_back(post(*s, "/v1/chat/completions", chat_body("q" + std::to_string(i)), openai_headers()).status);
+      return out;
+    };
+    const auto first = statuses(7);
+    CHECK(first == statuses(7));
+    CHECK(first != statuses(8));
+    CHECK(std::count(first.begin(), first.end(), 0) > 0);  // drops seen by the client as no response
+    CHECK(std::count(first.begin(), first.end(), 500) > 0);
+  }
+  SUBCASE("over HTTPS too") {
+    const auto& pki = test_pki();
+    mock::server_options o = so;
+    o.cert_path = pki.server_cert;
+    o.key_path = pki.server_key;
+    o.fail_500 = 0;
+    o.fail_429 = 0;
+    o.fail_reset = 0.3;
+    auto server = start(o);
+    re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+    re::engine<re::openai_compatible> engine(
+        provider, re::options().concurrency(4).max_retries(12).initial_backoff(std::chrono::milliseconds(2))
+                      .ca_cert_file(pki.ca_cert));
+    auto results = engine.run(prompts(60));
+    for (auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+    CHECK(server->responses_with_status(0) > 5);
+    CHECK(server->responses_with_status(200) == 60);
+  }
+  SUBCASE("rates that cannot be are refused at construction") {
+    mock::server_options bad;
+    bad.fail_500 = 0.7;
+    bad.fail_429 = 0.7;
+    CHECK_THROWS_AS((void)std::make_unique<mock::server>(bad), std::invalid_argument);
+    bad.fail_429 = -0.1;
+    CHECK_THROWS_AS((void)std::make_unique<mock::server>(bad), std::invalid_argument);
+  }
+}
+
+TEST_CASE("mock: per-key behaviour for API-key pools: a revoked key, a key out of credit, an extra key") {
+  using namespace mock_tests;
+  mock::server_options so;
+  so.api_key = test_key;
+  so.extra_api_keys = {"sk-second-key-0000000000000000"};
+  so.invalid_api_keys = {"sk-revoked-key-1111111111111111"};
+  so.quota_exhausted_api_keys = {"sk-broke-key-2222222222222222"};
+  auto server = start(so);
+  auto run_with = [&](const std::string& key) {
+    re::openai_compatible provider(key, server->base_url(), "mock-model");
+    re::engine<re::openai_compatible> engine(provider, re::options().concurrency(1).max_retries(3));
+    return engine.run(prompts(1));
+  };
+  auto revoked = run_with("sk-revoked-key-1111111111111111");
+  REQUIRE_FALSE(revoked[0]);
+  CHECK(revoked[0].error().code == re::error_code::authentication);
+  CHECK(revoked[0].error().http_status == 401);
+  CHECK(revoked[0].error().provider_code == "invalid_api_key");
+  auto broke = run_with("sk-broke-key-2222222222222222");
+  REQUIRE_FALSE(broke[0]);
+  CHECK(broke[0].error().code == re::error_code::insufficient_quota);
+  CHECK(broke[0].error().attempts == 1);
+  auto second = run_with("sk-second-key-0000000000000000");
+  CHECK(second[0]);
+  CHECK(server->requests_for_key("sk-revoked-key-1111111111111111") == 1);
+  CHECK(server->requests_for_key("sk-broke-key-2222222222222222") == 1);
+  CHECK(server->requests_for_key("sk-second-key-0000000000000000") == 1);
+  CHECK(server->requests_for_key(test_key) == 0);
+
+  auto ant_revoked = post(*server, "/v1/messages", messages_body("hi"), anthropic_headers("sk-revoked-key-1111111111111111"));
+  CHECK(ant_revoked.status == 401);
+  CHECK(ant_revoked.body["error"]["type"] == "authentication_error");
+  auto ant_broke = post(*server, "/v1/messages", messages_body("hi"), anthropic_headers("sk-broke-key-2222222222222222"));
+  CHECK(ant_broke.status == 400);
+  CHECK(ant_broke.body["error"]["message"].get<std::string>().find("credit balance is too low") != std::string::npos);
+
+  // The revoked key gets its 401 even from a server that checks no key.
+  mock::server_options open;
+  open.invalid_api_keys = {"sk-revoked-key-1111111111111111"};
+  auto open_server = start(open);
+  CHECK(post(*open_server, "/v1/chat/completions", chat_body("x"), openai_headers("anything")).status == 200);
+  CHECK(post(*open_server, "/v1/chat/completions", chat_body("x"), openai_headers("sk-revoked-key-1111111111111111"))
+            .status == 401);
+}
+
+TEST_CASE("mock: the request log: one JSON line per request, a key fingerprint and never the key") {
+  using namespace mock_tests;
+  const std::string dir = scratch_dir("mock-log");
+  mock::server_options so;
+  so.api_key = test_key;
+  so.log_requests_path = dir + "/requests.jsonl";
+  auto server = start(so);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4));
+  auto results = engine.run(prompts(10, "logged "));
+  for (auto& r : results) REQUIRE(r);
+  CHECK(post(*server, "/v1/messages", messages_body("anthropic one"), anthropic_headers()).status == 200);
+  CHECK(post(*server, "/v1/chat/completions", chat_body("bad key"), openai_headers("sk-not-the-key")).status == 401);
+  server->stop();
+
+  std::ifstream in(so.log_requests_path);
+  std::vector<re::json> lines;
+  std::string all;
+  for (std::string line; std::getline(in, line);) {
+    all += line + "\n";
+    lines.push_back(re::json::parse(line, nullptr, false));
+  }
+  REQUIRE(lines.size() == 12);
+  CHECK(all.find(test_key) == std::string::npos);
+  CHECK(all.find("sk-not-the-key") == std::string::npos);
+  std::set<std::string> answered;
+  for (const auto& l : lines) {
+    REQUIRE(l.is_object());
+    CHECK(is_rfc3339_utc(l["time"].get<std::string>()));
+    CHECK(std::regex_match(l["body_sha256"].get<std::string>(), std::regex("^[0-9a-f]{64}$")));
+    CHECK(l["ms"].is_number_integer());
+    if (l["status"] == 200 && l["path"] == "/v1/chat/completions") {
+      CHECK(l["key"] == mock::server::key_fingerprint(test_key));
+      answered.insert(l["user"].get<std::string>());
+    }
+  }
+  CHECK(answered.size() == 10);
+  CHECK(answered.count("logged 9") == 1);
+  CHECK(lines[10]["path"] == "/v1/messages");
+  CHECK(lines[10]["user"] == "anthropic one");
+  CHECK(lines[11]["status"] == 401);
+  CHECK(lines[11]["key"] == mock::server::key_fingerprint("sk-not-the-key"));
+  CHECK(lines[11]["key"] != lines[10]["key"]);
+  CHECK(server->requests_for_path("/v1/chat/completions") == 11);
+  CHECK(server->requests_for_path("/v1/messages") == 1);
+  CHECK(server->request_log().size() == 12);
+}
+// @end mock-tests

@@ -19,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace requests_engine_cli {
 
@@ -32,6 +33,12 @@ struct mock_args {
   int latency_jitter_ms = 0;
   std::size_t threads = 256;
   std::string port_file;
+  std::vector<std::string> extra_key_envs, invalid_key_envs, quota_key_envs;
+  double rpm = 0, tpm = 0, input_tpm = 0, output_tpm = 0;
+  double fail_500 = 0, fail_429 = 0, fail_overload = 0, fail_reset = 0;
+  int fail_429_retry_after_ms = 1000;
+  std::uint64_t seed = 0;
+  std::string log_requests;
 };
 
 // Writes `content` to `path` atomically: a temporary file in the same
@@ -58,15 +65,39 @@ inline int run_mock(const mock_args& args) {
   opts.latency_ms = args.latency_ms;
   opts.latency_jitter_ms = args.latency_jitter_ms;
   opts.threads = args.threads;
+  opts.rpm = args.rpm;
+  opts.tpm = args.tpm;
+  opts.input_tpm = args.input_tpm;
+  opts.output_tpm = args.output_tpm;
+  opts.fail_500 = args.fail_500;
+  opts.fail_429 = args.fail_429;
+  opts.fail_overload = args.fail_overload;
+  opts.fail_reset = args.fail_reset;
+  opts.fail_429_retry_after_ms = args.fail_429_retry_after_ms;
+  opts.seed = args.seed;
+  opts.log_requests_path = args.log_requests;
 
-  if (!args.api_key_env.empty()) {
-    const char* key = std::getenv(args.api_key_env.c_str());
+  // Keys come from the environment, never from the command line (visible in ps).
+  const auto env_key = [](const std::string& name, std::string& out) {
+    const char* key = std::getenv(name.c_str());
     if (key == nullptr || *key == '\0') {
-      std::cerr << "requests-engine mock: environment variable " << args.api_key_env << " is not set or empty\n";
-      return 2;
+      std::cerr << "requests-engine mock: environment variable " << name << " is not set or empty\n";
+      return false;
     }
-    opts.api_key = key;
-  }
+    out = key;
+    return true;
+  };
+  if (!args.api_key_env.empty() && !env_key(args.api_key_env, opts.api_key)) return 2;
+  const std::pair<const std::vector<std::string>*, std::vector<std::string>*> key_lists[] = {
+      {&args.extra_key_envs, &opts.extra_api_keys},
+      {&args.invalid_key_envs, &opts.invalid_api_keys},
+      {&args.quota_key_envs, &opts.quota_exhausted_api_keys}};
+  for (const auto& [names, keys] : key_lists)
+    for (const std::string& name : *names) {
+      std::string key;
+      if (!env_key(name, key)) return 2;
+      keys->push_back(std::move(key));
+    }
 
   std::string ca_note;
   if (!args.tls_dir.empty()) {
@@ -92,13 +123,15 @@ inline int run_mock(const mock_args& args) {
   if (pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr) != 0)
     throw std::runtime_error("cannot block SIGINT/SIGTERM");
 
-  requests_engine_mock::server srv(opts);
+  requests_engine_mock::server srv(opts);  // throws std::invalid_argument for bad rates
   srv.start();
 
   if (!args.port_file.empty()) write_file_atomically(args.port_file, std::to_string(srv.port()) + "\n");
 
-  std::cout << "requests-engine mock: listening on " << srv.base_url() << " (OpenAI-compatible chat completions"
-            << (opts.api_key.empty() ? "" : "; API key required") << ca_note << ")" << std::endl;
+  std::cout << "requests-engine mock: listening on " << srv.base_url()
+            << " (OpenAI-compatible chat completions and Anthropic messages"
+            << (opts.api_key.empty() && opts.extra_api_keys.empty() ? "" : "; API key required") << ca_note << ")"
+            << std::endl;
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
@@ -106,6 +139,10 @@ inline int run_mock(const mock_args& args) {
   std::cerr << "requests-engine mock: received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping ("
             << srv.requests() << " chat requests served)\n";
   srv.stop();
+  // A line of its own: scripts parse the one above.
+  std::cerr << "requests-engine mock: " << srv.requests_for_path("/v1/chat/completions") << " chat completions, "
+            << srv.requests_for_path("/v1/messages") << " messages; " << srv.responses_with_status(200) << " answered 200, "
+            << srv.responses_with_status(429) << " 429, " << srv.responses_with_status(0) << " dropped\n";
   return 0;
 }
 
@@ -121,7 +158,9 @@ inline mock_command add_mock_command(CLI::App& app) {
   auto holder = std::make_shared<mock_args>();
   mock_args& mock = *holder;
   CLI::App* mock_cmd =
-      app.add_subcommand("mock", "Run a local OpenAI-compatible mock server (POST /v1/chat/completions, GET /health)");
+      app.add_subcommand("mock",
+                         "Run a local mock server: OpenAI-compatible POST /v1/chat/completions and Anthropic "
+                         "POST /v1/messages (plus GET /health), with rate limits and fault injection");
   mock_cmd->add_option("--host", mock.host, "Address to listen on")->capture_default_str();
   mock_cmd->add_option("--port", mock.port, "Port to listen on (0 = pick a free port)")
       ->capture_default_str()
@@ -142,6 +181,50 @@ inline mock_command add_mock_command(CLI::App& app) {
       ->check(CLI::Range(1, 100000));
   mock_cmd->add_option("--port-file", mock.port_file,
                        "Once listening, write the port number to this file (atomically: temp file + rename)");
+  mock_cmd->add_option("--extra-key-env", mock.extra_key_envs,
+                       "Also accept the key held in this environment variable (repeatable; an API-key pool)");
+  mock_cmd->add_option("--invalid-key-env", mock.invalid_key_envs,
+                       "The key in this environment variable always gets 401 invalid_api_key (repeatable)");
+  mock_cmd->add_option("--quota-key-env", mock.quota_key_envs,
+                       "The key in this environment variable is out of credit: OpenAI 429 insufficient_quota, "
+                       "Anthropic 400 (repeatable)");
+  mock_cmd->add_option("--rpm", mock.rpm, "Requests per minute per API key (0 = no limit); 429 past it")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  mock_cmd->add_option("--tpm", mock.tpm,
+                       "Tokens per minute per API key, estimated as prompt bytes/4 + max_tokens (0 = no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  mock_cmd->add_option("--input-tpm", mock.input_tpm, "Input tokens per minute per API key (0 = no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  mock_cmd->add_option("--output-tpm", mock.output_tpm,
+                       "Output tokens (max_tokens) per minute per API key (0 = no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  mock_cmd->add_option("--fail-500", mock.fail_500, "Fraction of requests answered 500")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-429", mock.fail_429, "Fraction of requests answered 429 with retry-after")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-overload", mock.fail_overload,
+                       "Fraction of requests answered as overloaded (OpenAI 503, Anthropic 529)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-reset", mock.fail_reset,
+                       "Fraction of requests whose connection is closed without an answer")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-429-retry-after-ms", mock.fail_429_retry_after_ms,
+                       "The wait an injected 429 asks for (retry-after rounds it up to whole seconds)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
+  mock_cmd->add_option("--seed", mock.seed, "Seed of the fault draws: the same seed, the same sequence of faults")
+      ->capture_default_str();
+  mock_cmd->add_option("--log-requests", mock.log_requests,
+                       "Append one JSON line per model request to this file: time, path, key fingerprint (never "
+                       "the key), status (0 = dropped), ms, last user text, body SHA-256");
 
   return mock_command{mock_cmd, holder};
 }

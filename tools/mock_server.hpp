@@ -1,5 +1,6 @@
 // requests_engine mock server: a loopback HTTP/HTTPS server that behaves like
-// an OpenAI-compatible chat completions endpoint. Used in-process by the test
+// an OpenAI-compatible chat completions endpoint and Anthropic's Messages API,
+// with their rate limits, headers and errors. Used in-process by the test
 // suite and by the `requests-engine mock` CLI subcommand.
 //
 // Header-only; needs cpp-httplib (built with CPPHTTPLIB_OPENSSL_SUPPORT),
@@ -7,6 +8,7 @@
 //
 // Routes:
 //   POST /v1/chat/completions   OpenAI chat completions (non-streaming)
+//   POST /v1/messages           Anthropic Messages (non-streaming)
 //   GET  /health                200 "ok"
 // Anything else gets an OpenAI-shaped JSON 404.
 //
@@ -14,15 +16,26 @@
 //   1. counts the request, records its parsed body (null if not JSON) and
 //      headers (at most the last 1000);
 //   2. `on_chat` hook, if set, may produce the whole response itself;
-//   3. auth: if api_key is set, "Authorization: Bearer <api_key>" is required,
-//      else 401 {"error":{..., "code":"invalid_api_key"}};
+//   3. auth: if api_key (or extra_api_keys) is set, "Authorization: Bearer <key>"
+//      is required, else 401 {"error":{..., "code":"invalid_api_key"}}; keys in
+//      invalid_api_keys always get that 401, keys in quota_exhausted_api_keys
+//      429 insufficient_quota;
 //   4. validation: 400 invalid_request_error for a body that is not a JSON
 //      object, missing/non-string 'model', missing/empty/non-array 'messages',
 //      a message that is not an object with a string 'role', an 'n' that is not
 //      an integer in [1,128], a 'max_tokens' / 'max_completion_tokens' that is
 //      not a positive integer, and "stream": true (not supported);
-//   5. latency_ms + uniform[0, latency_jitter_ms] delay (interrupted by stop());
-//   6. 200 with choices whose content is "Mock answer to: " + text of the last
+//   5. a forced pause (pause_requests / pause_for): 429 rate_limit_exceeded
+//      with retry-after;
+//   6. injected faults (fail_reset, fail_500, fail_429, fail_overload), drawn
+//      from `seed` and the request's sequence number: the connection closed
+//      without an answer, 500, 429 with retry-after, 503;
+//   7. rate limits (rpm, tpm, input_tpm, output_tpm) per key: token buckets;
+//      past them 429 rate_limit_exceeded with retry-after and retry-after-ms.
+//      Answers carry x-ratelimit-{limit,remaining,reset}-{requests,tokens}
+//      for each configured limit (reset as OpenAI writes it: "12ms", "6m0s");
+//   8. latency_ms + uniform[0, latency_jitter_ms] delay (interrupted by stop());
+//   9. 200 with choices whose content is "Mock answer to: " + text of the last
 //      user message (string content, or "text" parts joined with "\n"), plus
 //      " (sample i)" for choice i > 0. Token counts are bytes/4 rounded up, at
 //      least 1: prompt = all message texts, completion = sum over choices.
@@ -30,6 +43,22 @@
 //      estimate, its text is cut to max_tokens*4 bytes (on a UTF-8 boundary)
 //      and finish_reason is "length".
 // Every chat response carries an `x-request-id` header.
+//
+// POST /v1/messages follows the same steps with Anthropic's rules and shapes:
+// "x-api-key" (401 authentication_error), "anthropic-version" required,
+// 'model', 'max_tokens' and 'messages' validated (400 invalid_request_error),
+// errors as {"type":"error","error":{"type":...,"message":...}}, the quota key
+// 400 "credit balance is too low", 500 api_error, overload 529
+// overloaded_error, 429 rate_limit_error with retry-after (seconds); answers
+// carry anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-
+// {limit,remaining,reset} (reset in RFC 3339) and `request-id`. The answer is
+// a Messages response with the same text rule (stop_reason "end_turn", or
+// "max_tokens" when cut).
+//
+// Every model request is counted by path, key fingerprint and status, kept in
+// request_log() (the last 20000), and with log_requests_path appended as one
+// JSON line: time, path, key fingerprint (never the key), status (0 = dropped),
+// ms, last user text (its first 1000 bytes), body SHA-256.
 #pragma once
 
 // The installed cpp-httplib is a compiled library: every translation unit must
@@ -45,11 +74,14 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -57,9 +89,11 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -70,6 +104,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -77,6 +112,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -267,6 +303,36 @@ struct server_options {
   int keep_alive_timeout_sec = 30;   // idle keep-alive connections are closed after this
   int read_timeout_sec = 30;
   int write_timeout_sec = 30;
+
+  // Provider emulation; everything below is off by default.
+
+  // More keys accepted besides api_key (auth is on when either is set).
+  std::vector<std::string> extra_api_keys;
+  // Keys that always get 401 invalid_api_key, and keys that are valid but out of
+  // credit (OpenAI: 429 insufficient_quota; Anthropic: 400 "credit balance is too low"),
+  // whether or not auth is on: the bad members of an API-key pool.
+  std::vector<std::string> invalid_api_keys;
+  std::vector<std::string> quota_exhausted_api_keys;
+
+  // Per-minute limits per API key and route (requests without a key share one), as token
+  // buckets that start full and refill continuously, like the providers'. 0 = no limit.
+  // Tokens are estimated from the request as the providers do: prompt bytes / 4 + max_tokens.
+  double rpm = 0;
+  double tpm = 0;         // input + output
+  double input_tpm = 0;   // prompt estimate only
+  double output_tpm = 0;  // max_tokens only
+
+  // Fault injection: the fraction of requests that get each failure, drawn from `seed` and
+  // the request's sequence number, so a run is reproducible. The sum must be <= 1.
+  double fail_500 = 0;       // OpenAI 500 server_error / Anthropic 500 api_error
+  double fail_429 = 0;       // rate-limit error with retry-after
+  double fail_overload = 0;  // OpenAI 503 / Anthropic 529 overloaded_error
+  double fail_reset = 0;     // the connection is closed without an answer
+  std::uint64_t seed = 0;
+  int fail_429_retry_after_ms = 1000;  // sent as retry-after (whole seconds, rounded up) and retry-after-ms
+
+  // One JSON line per model request is appended here (never the key: a fingerprint).
+  std::string log_requests_path;
 };
 
 namespace detail {
@@ -603,15 +669,388 @@ inline void shutdown_accepted_connections(const sockaddr_storage& listen_addr) {
 #endif
 }
 
+// ---- provider emulation: Anthropic Messages, rate limits, faults, request log ----
+
+inline std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return std::string();
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2U * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += digits[md[i] >> 4U];
+    out += digits[md[i] & 0xfU];
+  }
+  return out;
+}
+
+// Short enough to read, long enough not to collide between the keys of one test; a key
+// cannot be recovered from it.
+inline std::string key_fingerprint(const std::string& key) {
+  if (key.empty()) return std::string();
+  return sha256_hex("requests_engine_mock key:" + key).substr(0, 16);
+}
+
+// As OpenAI writes x-ratelimit-reset-*: Go's time.Duration format ("12ms", "1s", "6m0s", "1m30.5s").
+inline std::string go_duration(std::chrono::milliseconds d) {
+  long long ms = d.count();
+  if (ms <= 0) return "0s";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  const long long h = ms / 3600000;
+  ms %= 3600000;
+  const long long m = ms / 60000;
+  ms %= 60000;
+  std::string out;
+  if (h > 0) out += std::to_string(h) + "h";
+  if (h > 0 || m > 0) out += std::to_string(m) + "m";
+  out += std::to_string(ms / 1000);
+  if (ms % 1000 != 0) {
+    std::string frac = std::to_string(1000 + ms % 1000).substr(1);
+    while (frac.back() == '0') frac.pop_back();
+    out += "." + frac;
+  }
+  return out + "s";
+}
+
+// RFC 3339 in UTC; with_ms adds milliseconds (the request log), Anthropic's headers have none.
+inline std::string rfc3339_utc(std::chrono::system_clock::time_point t, bool with_ms) {
+  const auto since = t.time_since_epoch();
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
+  const std::time_t tt = static_cast<std::time_t>(secs.count());
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string out = buf;
+  if (with_ms) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since - secs).count();
+    out += "." + std::to_string(1000 + ms).substr(1);
+  }
+  return out + "Z";
+}
+
+inline std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30U)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27U)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31U);
+}
+
+// Uniform in [0, 1), a pure function of (seed, n): the n-th request's fate.
+inline double seeded_uniform(std::uint64_t seed, std::uint64_t n) {
+  return static_cast<double>(splitmix64(seed ^ splitmix64(n)) >> 11U) * 0x1.0p-53;
+}
+
+inline long long ceil_seconds(std::chrono::milliseconds d) { return std::max<long long>(1, (d.count() + 999) / 1000); }
+
+inline std::string anthropic_error_body(const std::string& type, const std::string& message) {
+  nlohmann::ordered_json err;
+  err["type"] = type;
+  err["message"] = message;
+  nlohmann::ordered_json body;
+  body["type"] = "error";
+  body["error"] = std::move(err);
+  return body.dump();
+}
+
+inline void set_anthropic_error(httplib::Response& res, int status, const std::string& type, const std::string& message) {
+  set_json(res, status, anthropic_error_body(type, message));
+}
+
+// Text of the last user message of a "messages" array (either API's shape), for the log.
+inline std::string last_user_text(const nlohmann::json& body) {
+  if (!body.is_object()) return std::string();
+  const auto messages = body.find("messages");
+  if (messages == body.end() || !messages->is_array()) return std::string();
+  for (auto it = messages->rbegin(); it != messages->rend(); ++it) {
+    if (!it->is_object()) continue;
+    const auto role = it->find("role");
+    if (role == it->end() || !role->is_string() || role->get<std::string>() != "user") continue;
+    const auto content = it->find("content");
+    return content == it->end() ? std::string() : content_text(*content);
+  }
+  return std::string();
+}
+
+struct messages_request {
+  std::string model;
+  std::string last_user_text;
+  std::size_t prompt_bytes = 0;
+  std::int64_t max_tokens = 0;
+};
+
+// Validates an Anthropic Messages body the way the API words its errors.
+inline bool parse_messages_request(const nlohmann::json& body, messages_request& out, std::string& error) {
+  if (body.is_discarded()) {
+    error = "There was an issue with your request body: it is not valid JSON.";
+    return false;
+  }
+  if (!body.is_object()) {
+    error = std::string("Input should be a valid dictionary (got ") + body.type_name() + ")";
+    return false;
+  }
+  out = messages_request{};
+  const auto model = body.find("model");
+  if (model == body.end()) {
+    error = "model: Field required";
+    return false;
+  }
+  if (!model->is_string()) {
+    error = "model: Input should be a valid string";
+    return false;
+  }
+  out.model = model->get<std::string>();
+  std::optional<std::int64_t> max_tokens;
+  if (body.find("max_tokens") == body.end()) {
+    error = "max_tokens: Field required";
+    return false;
+  }
+  if (!optional_int_field(body, "max_tokens", 1, INT32_MAX, max_tokens, error) || !max_tokens) {
+    error = "max_tokens: Input should be an integer greater than or equal to 1";
+    return false;
+  }
+  out.max_tokens = *max_tokens;
+  const auto messages = body.find("messages");
+  if (messages == body.end()) {
+    error = "messages: Field required";
+    return false;
+  }
+  if (!messages->is_array()) {
+    error = "messages: Input should be a valid list";
+    return false;
+  }
+  if (messages->empty()) {
+    error = "messages: at least one message is required";
+    return false;
+  }
+  std::size_t i = 0;
+  for (const auto& m : *messages) {
+    const std::string at = "messages." + std::to_string(i);
+    if (!m.is_object()) {
+      error = at + ": Input should be a valid dictionary";
+      return false;
+    }
+    const auto role = m.find("role");
+    if (role == m.end() || !role->is_string() ||
+        (role->get<std::string>() != "user" && role->get<std::string>() != "assistant")) {
+      error = at + ".role: Input should be 'user' or 'assistant'";
+      return false;
+    }
+    const auto content = m.find("content");
+    if (content == m.end() || !(content->is_string() || content->is_array())) {
+      error = at + ".content: Input should be a valid string or a list of content blocks";
+      return false;
+    }
+    const std::string text = content_text(*content);
+    out.prompt_bytes += text.size();
+    if (role->get<std::string>() == "user") out.last_user_text = text;
+    ++i;
+  }
+  const auto system = body.find("system");
+  if (system != body.end() && !system->is_null()) {
+    if (!system->is_string() && !system->is_array()) {
+      error = "system: Input should be a valid string or a list of text blocks";
+      return false;
+    }
+    out.prompt_bytes += content_text(*system).size();
+  }
+  const auto stream = body.find("stream");
+  if (stream != body.end() && stream->is_boolean() && stream->get<bool>()) {
+    error = "stream: streaming responses are not supported by the requests_engine mock server";
+    return false;
+  }
+  return true;
+}
+
+// The same answer rule as chat completions: "Mock answer to: <last user text>", cut to
+// max_tokens*4 bytes (stop_reason "max_tokens") when the estimate does not fit.
+inline std::string messages_body(const messages_request& req) {
+  using ojson = nlohmann::ordered_json;
+  std::string text = "Mock answer to: " + req.last_user_text;
+  std::string stop_reason = "end_turn";
+  if (static_cast<std::size_t>(req.max_tokens) < estimate_tokens(text.size())) {
+    text = utf8_prefix(text, static_cast<std::size_t>(req.max_tokens) * 4U);
+    stop_reason = "max_tokens";
+  }
+  ojson block;
+  block["type"] = "text";
+  block["text"] = text;
+  ojson usage;
+  usage["input_tokens"] = estimate_tokens(req.prompt_bytes);
+  usage["cache_creation_input_tokens"] = 0;
+  usage["cache_read_input_tokens"] = 0;
+  usage["output_tokens"] = estimate_tokens(text.size());
+  ojson body;
+  body["id"] = "msg_" + random_hex(24);
+  body["type"] = "message";
+  body["role"] = "assistant";
+  body["model"] = req.model;
+  body["content"] = ojson::array({std::move(block)});
+  body["stop_reason"] = stop_reason;
+  body["stop_sequence"] = nullptr;
+  body["usage"] = std::move(usage);
+  return body.dump();
+}
+
+enum limit_kind : std::size_t { limit_requests, limit_tokens, limit_input_tokens, limit_output_tokens, limit_kinds };
+using limit_amounts = std::array<double, limit_kinds>;
+
+struct limit_view {
+  double limit = 0;  // 0: this limit is not configured
+  std::int64_t remaining = 0;
+  std::chrono::milliseconds reset{0};  // until the bucket is full again
+};
+
+struct limit_decision {
+  bool allowed = true;
+  bool too_large = false;                  // the request alone is over a limit: it can never pass
+  limit_kind refused_by = limit_requests;  // when !allowed
+  std::chrono::milliseconds retry_after{0};
+  std::array<limit_view, limit_kinds> views{};
+};
+
+// Token buckets per API key. A request is let through only when every bucket has room for
+// it, and then takes its cost from all of them: a refusal costs nothing, as at the providers.
+class rate_limiter {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  void set_limits(const limit_amounts& per_minute) {
+    std::lock_guard<std::mutex> lk(m_);
+    limits_ = per_minute;
+    keys_.clear();
+    enabled_.store(std::any_of(limits_.begin(), limits_.end(), [](double v) { return v > 0; }));
+  }
+  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+
+  // consume = false only looks (for the headers of an answer that is not served).
+  limit_decision check(const std::string& key, const limit_amounts& cost, bool consume, clock::time_point now) {
+    limit_decision d;
+    std::lock_guard<std::mutex> lk(m_);
+    auto it = keys_.find(key);
+    if (it == keys_.end()) {
+      std::array<bucket, limit_kinds> fresh{};
+      for (std::size_t k = 0; k < limit_kinds; ++k) fresh[k] = bucket{limits_[k], now};
+      it = keys_.emplace(key, fresh).first;
+    }
+    auto& buckets = it->second;
+    for (std::size_t k = 0; k < limit_kinds; ++k) {
+      const double limit = limits_[k];
+      if (limit <= 0) continue;
+      bucket& b = buckets[k];
+      const double per_second = limit / 60.0;
+      const double elapsed = std::chrono::duration<double>(now - b.last).count();
+      if (elapsed > 0) {
+        b.level = std::min(limit, b.level + elapsed * per_second);
+        b.last = now;
+      }
+      if (cost[k] > limit) {
+        d.allowed = false;
+        d.too_large = true;
+        d.refused_by = static_cast<limit_kind>(k);
+        d.retry_after = std::max(d.retry_after, std::chrono::milliseconds(60000));
+      } else if (b.level < cost[k]) {
+        const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(
+            std::ceil((cost[k] - b.level) / per_second * 1000.0)));
+        if (d.allowed || wait > d.retry_after) d.refused_by = static_cast<limit_kind>(k);
+        d.allowed = false;
+        d.retry_after = std::max(d.retry_after, wait);
+      }
+    }
+    for (std::size_t k = 0; k < limit_kinds; ++k) {
+      const double limit = limits_[k];
+      if (limit <= 0) continue;
+      bucket& b = buckets[k];
+      if (d.allowed && consume) b.level -= cost[k];
+      limit_view& v = d.views[k];
+      v.limit = limit;
+      v.remaining = static_cast<std::int64_t>(std::floor(std::max(0.0, b.level)));
+      v.reset = std::chrono::milliseconds(
+          static_cast<std::int64_t>(std::ceil((limit - b.level) / (limit / 60.0) * 1000.0)));
+    }
+    return d;
+  }
+
+ private:
+  struct bucket {
+    double level = 0;
+    clock::time_point last{};
+  };
+  std::mutex m_;
+  limit_amounts limits_{};
+  std::unordered_map<std::string, std::array<bucket, limit_kinds>> keys_;  // by the key itself: never leaves memory
+  std::atomic<bool> enabled_{false};
+};
+
+// The accepted socket that carries `req`. A TLS connection names it; for plain HTTP it is the
+// socket whose local and peer ports are the request's (unique while the handler runs, since
+// this thread owns that connection). Linux only (/proc/self/fd) for plain HTTP.
+inline int request_socket(const httplib::Request& req) {
+  if (req.ssl != nullptr) return SSL_get_fd(req.ssl);
+#ifdef __linux__
+  if (req.local_port <= 0 || req.remote_port <= 0) return -1;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  const int self_fd = dirfd(d);
+  int found = -1;
+  while (const dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long v = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || v < 0 || v > INT32_MAX) continue;
+    const int fd = static_cast<int>(v);
+    if (fd == self_fd) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
+    if (local.ss_family != AF_INET && local.ss_family != AF_INET6) continue;
+    if (sockaddr_port(local) != req.local_port) continue;
+    len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;
+    if (sockaddr_port(peer) != req.remote_port) continue;
+    char host[INET6_ADDRSTRLEN] = {};
+    const void* addr = peer.ss_family == AF_INET
+                           ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in&>(peer).sin_addr)
+                           : static_cast<const void*>(&reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr);
+    if (inet_ntop(peer.ss_family, addr, host, sizeof host) == nullptr || req.remote_addr != host) continue;
+    found = fd;
+    break;
+  }
+  closedir(d);
+  return found;
+#else
+  return -1;
+#endif
+}
+
+// Ends the connection before a byte of the answer is written: the client sees the peer close
+// (and, with SO_LINGER 0, a reset once httplib closes the socket). httplib's own write of the
+// response then fails, which it treats as a broken connection. Shut down, not closed: httplib
+// still owns the descriptor.
+inline bool drop_connection(const httplib::Request& req) {
+  const int fd = request_socket(req);
+  if (fd < 0) return false;
+  linger lg{};
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, static_cast<socklen_t>(sizeof lg));
+  return ::shutdown(fd, SHUT_RDWR) == 0;
+}
+
+
 }  // namespace detail
 
 class server {
  public:
   using chat_hook = std::function<bool(const httplib::Request&, httplib::Response&)>;
 
+  // Throws std::invalid_argument for a fault rate outside [0, 1], rates that add up to more
+  // than 1, or a negative rate limit.
   explicit server(server_options opts) : opts_(std::move(opts)) {
     latency_ms_ = std::max(0, opts_.latency_ms);
     latency_jitter_ms_ = std::max(0, opts_.latency_jitter_ms);
+    set_rate_limits(opts_.rpm, opts_.tpm, opts_.input_tpm, opts_.output_tpm);
+    set_fault_rates(opts_.fail_500, opts_.fail_429, opts_.fail_reset, opts_.fail_overload);
   }
   ~server() {
     try {
@@ -631,6 +1070,15 @@ class server {
     const bool use_tls = !opts_.cert_path.empty() && !opts_.key_path.empty();
     if (use_tls != (!opts_.cert_path.empty() || !opts_.key_path.empty()))
       throw std::runtime_error("requests_engine_mock::server: cert_path and key_path must be set together");
+
+    if (!opts_.log_requests_path.empty()) {
+      std::lock_guard<std::mutex> lk(log_mutex_);
+      log_file_.open(opts_.log_requests_path, std::ios::out | std::ios::app);
+      if (!log_file_)
+        throw std::runtime_error("requests_engine_mock::server: cannot open the request log '" +
+                                 opts_.log_requests_path + "'");
+      log_file_is_open_.store(true);
+    }
 
     std::unique_ptr<httplib::Server> svr;
     std::function<int()> listen_socket;
@@ -679,6 +1127,13 @@ class server {
     httplib::Server* raw = svr.get();
     svr_ = std::move(svr);
     thread_ = std::thread([this, raw] {
+      // The worker pool is created on this thread and inherits its mask. httplib writes
+      // without MSG_NOSIGNAL: a client gone away (or a connection dropped on purpose) must
+      // fail the write with EPIPE, not kill the process with SIGPIPE.
+      sigset_t pipe_set;
+      sigemptyset(&pipe_set);
+      sigaddset(&pipe_set, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
       raw->listen_after_bind();
       listen_done_.store(true);
     });
@@ -714,6 +1169,9 @@ class server {
     }
     thread_.join();
     svr_.reset();
+    std::lock_guard<std::mutex> lk(log_mutex_);
+    log_file_is_open_.store(false);
+    if (log_file_.is_open()) log_file_.close();
   }
 
   bool running() const {
@@ -735,7 +1193,7 @@ class server {
   }
   std::string base_url() const { return origin() + "/v1"; }
 
-  // Statistics (thread-safe).
+  // Statistics (thread-safe). requests() counts model requests: chat completions and messages.
   std::size_t requests() const { return requests_.load(); }
   std::size_t connections() const { return connections_.load(); }
   std::size_t max_in_flight() const { return max_in_flight_.load(); }
@@ -744,15 +1202,22 @@ class server {
     requests_.store(0);
     connections_.store(0);
     max_in_flight_.store(in_flight_.load());
-    std::lock_guard<std::mutex> lk(records_mutex_);
-    bodies_.clear();
-    headers_.clear();
+    {
+      std::lock_guard<std::mutex> lk(records_mutex_);
+      bodies_.clear();
+      headers_.clear();
+    }
+    std::lock_guard<std::mutex> lk(stats_mutex_);
+    by_path_.clear();
+    by_key_.clear();
+    by_status_.clear();
+    log_.clear();
   }
 
   // Test hook: if set and it returns true, it has produced the response
   // itself and the default handling is skipped. Called after request counting
-  // and recording, before auth. Assign before start(), or use set_on_chat()
-  // while the server is running.
+  // and recording, before auth, for both model routes (req.path tells them
+  // apart). Assign before start(), or use set_on_chat() while the server is running.
   chat_hook on_chat;
   void set_on_chat(chat_hook hook) {
     std::lock_guard<std::mutex> lk(hook_mutex_);
@@ -778,6 +1243,108 @@ class server {
 
   static constexpr std::size_t max_records = 1000;
 
+  // ---- provider emulation ----
+
+  /// One model request as the server saw it (the last max_log_records, in the order they finished).
+  struct request_record {
+    std::chrono::steady_clock::time_point arrival;
+    std::chrono::system_clock::time_point arrival_wall;
+    std::chrono::steady_clock::time_point finished;
+    std::string path;
+    std::string key_fingerprint;  // "" when the request carried no key
+    int status = 0;               // 0: the connection was dropped without an answer
+    std::string user_text;        // the last user message (its first max_logged_text bytes)
+    std::string body_sha256;
+  };
+  // Bounded so that a long benchmark keeps its memory: at most about 20 MB of records.
+  static constexpr std::size_t max_log_records = 20000;
+  static constexpr std::size_t max_logged_text = 1000;
+
+  std::vector<request_record> request_log() const {
+    std::lock_guard<std::mutex> lk(stats_mutex_);
+    return std::vector<request_record>(log_.begin(), log_.end());
+  }
+  /// Arrival times of the logged requests, in order of arrival.
+  std::vector<std::chrono::steady_clock::time_point> arrival_times() const {
+    std::vector<std::chrono::steady_clock::time_point> out;
+    {
+      std::lock_guard<std::mutex> lk(stats_mutex_);
+      for (const auto& r : log_) out.push_back(r.arrival);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::size_t requests_for_path(const std::string& path) const {
+    std::lock_guard<std::mutex> lk(stats_mutex_);
+    const auto it = by_path_.find(path);
+    return it == by_path_.end() ? 0 : it->second;
+  }
+  /// Requests that carried this key ("" = no key).
+  std::size_t requests_for_key(const std::string& api_key) const {
+    const std::string fp = detail::key_fingerprint(api_key);
+    std::lock_guard<std::mutex> lk(stats_mutex_);
+    const auto it = by_key_.find(fp);
+    return it == by_key_.end() ? 0 : it->second;
+  }
+  /// Request counts by key fingerprint (see key_fingerprint()).
+  std::map<std::string, std::size_t> requests_by_key() const {
+    std::lock_guard<std::mutex> lk(stats_mutex_);
+    return by_key_;
+  }
+  /// Answers with this status; 0 counts connections dropped without an answer.
+  std::size_t responses_with_status(int status) const {
+    std::lock_guard<std::mutex> lk(stats_mutex_);
+    const auto it = by_status_.find(status);
+    return it == by_status_.end() ? 0 : it->second;
+  }
+  /// What the log and the statistics show instead of a key.
+  static std::string key_fingerprint(const std::string& api_key) { return detail::key_fingerprint(api_key); }
+
+  /// Per-minute limits per key (0 = none); resets every bucket to full.
+  void set_rate_limits(double rpm, double tpm, double input_tpm = 0, double output_tpm = 0) {
+    for (double v : {rpm, tpm, input_tpm, output_tpm})
+      if (!(v >= 0) || !std::isfinite(v))
+        throw std::invalid_argument("requests_engine_mock::server: a rate limit must be a finite number >= 0");
+    limiter_.set_limits(detail::limit_amounts{rpm, tpm, input_tpm, output_tpm});
+  }
+
+  /// Fractions of requests failed on purpose (see server_options); the sequence restarts.
+  void set_fault_rates(double fail_500, double fail_429, double fail_reset, double fail_overload = 0) {
+    double sum = 0;
+    for (double v : {fail_500, fail_429, fail_reset, fail_overload}) {
+      if (!(v >= 0 && v <= 1))
+        throw std::invalid_argument("requests_engine_mock::server: a failure rate must be in [0, 1]");
+      sum += v;
+    }
+    if (sum > 1 + 1e-9)
+      throw std::invalid_argument("requests_engine_mock::server: the failure rates add up to more than 1");
+    std::lock_guard<std::mutex> lk(fault_mutex_);
+    fault_rates_ = {fail_500, fail_429, fail_reset, fail_overload};
+    fault_seq_ = 0;
+    faults_on_.store(sum > 0);
+  }
+
+  /// The next `count` model requests get 429 with `retry-after: <retry_after>`.
+  void pause_requests(std::size_t count, std::chrono::seconds retry_after) {
+    std::lock_guard<std::mutex> lk(pause_mutex_);
+    pause_count_ = count;
+    pause_count_retry_after_ = retry_after;
+    pause_on_.store(pause_count_ > 0 || pause_until_ > std::chrono::steady_clock::now());
+  }
+  /// Every model request in the next `window` gets 429; retry-after says the time left in the
+  /// window (rounded up to whole seconds; retry-after-ms on the OpenAI route is exact).
+  void pause_for(std::chrono::milliseconds window) {
+    std::lock_guard<std::mutex> lk(pause_mutex_);
+    pause_until_ = std::chrono::steady_clock::now() + window;
+    pause_on_.store(true);
+  }
+  void end_pause() {
+    std::lock_guard<std::mutex> lk(pause_mutex_);
+    pause_count_ = 0;
+    pause_until_ = {};
+    pause_on_.store(false);
+  }
+
  private:
   void configure(httplib::Server& svr) {
     svr.set_keep_alive_max_count(100000);
@@ -798,8 +1365,12 @@ class server {
       return new detail::counting_task_queue(threads, *counter);
     };
 
-    svr.Post("/v1/chat/completions",
-             [this](const httplib::Request& req, httplib::Response& res) { handle_chat_completions(req, res); });
+    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      handle_model_request(api::openai, req, res);
+    });
+    svr.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
+      handle_model_request(api::anthropic, req, res);
+    });
     svr.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
 
     // Called by httplib for EVERY response with status >= 400, including the
@@ -852,17 +1423,41 @@ class server {
     return on_chat;
   }
 
-  bool authorized(const httplib::Request& req) const {
-    if (opts_.api_key.empty()) return true;
-    if (!req.has_header("Authorization")) return false;
+  enum class api { openai, anthropic };
+  enum class key_verdict { ok, missing, wrong, invalid, out_of_credit };
+  enum class fault { none, reset, status_500, status_429, overload };
+
+  static bool key_in(const std::vector<std::string>& keys, const std::string& key) {
+    bool found = false;
+    for (const auto& k : keys) found = detail::constant_time_equal(key, k) || found;
+    return found;
+  }
+
+  // OpenAI: "Authorization: Bearer <key>"; Anthropic: "x-api-key". nullopt: no key sent.
+  static std::optional<std::string> presented_key(api which, const httplib::Request& req) {
+    if (which == api::anthropic) {
+      if (!req.has_header("x-api-key")) return std::nullopt;
+      return req.get_header_value("x-api-key");
+    }
+    if (!req.has_header("Authorization")) return std::nullopt;
     const std::string value = req.get_header_value("Authorization");
     static const std::string scheme = "bearer ";
-    if (value.size() < scheme.size()) return false;
+    if (value.size() < scheme.size()) return std::string();
     for (std::size_t i = 0; i < scheme.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(value[i])) != scheme[i]) return false;
+      if (std::tolower(static_cast<unsigned char>(value[i])) != scheme[i]) return std::string();
     std::size_t start = scheme.size();
     while (start < value.size() && value[start] == ' ') ++start;
-    return detail::constant_time_equal(value.substr(start), opts_.api_key);
+    return value.substr(start);
+  }
+
+  key_verdict check_key(const std::optional<std::string>& key) const {
+    if (key && key_in(opts_.invalid_api_keys, *key)) return key_verdict::invalid;
+    if (key && key_in(opts_.quota_exhausted_api_keys, *key)) return key_verdict::out_of_credit;
+    if (opts_.api_key.empty() && opts_.extra_api_keys.empty()) return key_verdict::ok;
+    if (!key) return key_verdict::missing;
+    if (detail::constant_time_equal(*key, opts_.api_key) && !opts_.api_key.empty()) return key_verdict::ok;
+    if (key_in(opts_.extra_api_keys, *key)) return key_verdict::ok;
+    return key_verdict::wrong;
   }
 
   void simulate_latency() {
@@ -875,35 +1470,291 @@ class server {
     sleep_cv_.wait_for(lk, std::chrono::milliseconds(ms), [this] { return stopping_; });
   }
 
-  void handle_chat_completions(const httplib::Request& req, httplib::Response& res) {
+  // The retry-after of a forced pause, or nullopt when there is none.
+  std::optional<std::chrono::milliseconds> take_pause(std::chrono::steady_clock::time_point now) {
+    if (!pause_on_.load()) return std::nullopt;
+    std::lock_guard<std::mutex> lk(pause_mutex_);
+    if (pause_count_ > 0) {
+      --pause_count_;
+      return std::chrono::duration_cast<std::chrono::milliseconds>(pause_count_retry_after_);
+    }
+    if (now < pause_until_)
+      return std::max(std::chrono::milliseconds(1),
+                      std::chrono::ceil<std::chrono::milliseconds>(pause_until_ - now));
+    pause_on_.store(false);
+    return std::nullopt;
+  }
+
+  fault draw_fault() {
+    if (!faults_on_.load()) return fault::none;
+    std::lock_guard<std::mutex> lk(fault_mutex_);
+    const double u = detail::seeded_uniform(opts_.seed, fault_seq_++);
+    double edge = fault_rates_[2];
+    if (u < edge) return fault::reset;
+    if (u < (edge += fault_rates_[0])) return fault::status_500;
+    if (u < (edge += fault_rates_[1])) return fault::status_429;
+    if (u < (edge += fault_rates_[3])) return fault::overload;
+    return fault::none;
+  }
+
+  static void set_retry_after(api which, httplib::Response& res, std::chrono::milliseconds wait) {
+    res.set_header("retry-after", std::to_string(detail::ceil_seconds(wait)));
+    if (which == api::openai) res.set_header("retry-after-ms", std::to_string(std::max<std::int64_t>(1, wait.count())));
+  }
+
+  // x-ratelimit-* (OpenAI) or anthropic-ratelimit-* (Anthropic), for each configured limit.
+  static void set_limit_headers(api which, httplib::Response& res, const detail::limit_decision& d) {
+    static const char* const openai_names[] = {"requests", "tokens", nullptr, nullptr};
+    static const char* const anthropic_names[] = {"requests", "tokens", "input-tokens", "output-tokens"};
+    const auto wall = std::chrono::system_clock::now();
+    for (std::size_t k = 0; k < detail::limit_kinds; ++k) {
+      const detail::limit_view& v = d.views[k];
+      if (v.limit <= 0) continue;
+      const auto limit = std::to_string(static_cast<std::int64_t>(v.limit));
+      if (which == api::openai) {
+        if (openai_names[k] == nullptr) continue;
+        const std::string n = openai_names[k];
+        res.set_header("x-ratelimit-limit-" + n, limit);
+        res.set_header("x-ratelimit-remaining-" + n, std::to_string(v.remaining));
+        res.set_header("x-ratelimit-reset-" + n, detail::go_duration(v.reset));
+      } else {
+        const std::string n = std::string("anthropic-ratelimit-") + anthropic_names[k];
+        res.set_header(n + "-limit", limit);
+        res.set_header(n + "-remaining", std::to_string(v.remaining));
+        // Rounded up: the bucket is surely full again at that second.
+        res.set_header(n + "-reset", detail::rfc3339_utc(wall + std::chrono::ceil<std::chrono::seconds>(v.reset), false));
+      }
+    }
+  }
+
+  // The model route's answers in the provider's own error shapes.
+  static void rate_limit_error(api which, httplib::Response& res, const std::string& message) {
+    if (which == api::openai)
+      detail::set_openai_error(res, 429, message, "requests", nullptr, "rate_limit_exceeded");
+    else
+      detail::set_anthropic_error(res, 429, "rate_limit_error", message);
+  }
+
+  // Counts, logs and records one model request when its handler is done, whatever the path out.
+  struct request_scope {
+    request_scope(server& s, const httplib::Request& req, const httplib::Response& res, std::string key_fp,
+                  const nlohmann::json& body)
+        : s_(s), res_(res) {
+      rec_.arrival = std::chrono::steady_clock::now();
+      rec_.arrival_wall = std::chrono::system_clock::now();
+      rec_.path = req.path;
+      rec_.key_fingerprint = std::move(key_fp);
+      rec_.user_text = detail::utf8_prefix(detail::last_user_text(body), max_logged_text);
+      rec_.body_sha256 = detail::sha256_hex(req.body);
+      std::lock_guard<std::mutex> lk(s_.stats_mutex_);
+      ++s_.by_path_[rec_.path];
+      ++s_.by_key_[rec_.key_fingerprint];
+    }
+    ~request_scope() {
+      try {
+        rec_.status = dropped ? 0 : res_.status;
+        rec_.finished = std::chrono::steady_clock::now();
+        s_.finish(std::move(rec_));
+      } catch (...) {
+      }
+    }
+    request_scope(const request_scope&) = delete;
+    request_scope& operator=(const request_scope&) = delete;
+    bool dropped = false;
+
+   private:
+    server& s_;
+    const httplib::Response& res_;
+    request_record rec_;
+  };
+
+  void finish(request_record rec) {
+    if (log_file_is_open_.load()) {
+      nlohmann::ordered_json line;
+      line["time"] = detail::rfc3339_utc(rec.arrival_wall, true);
+      line["path"] = rec.path;
+      line["key"] = rec.key_fingerprint.empty() ? nlohmann::ordered_json(nullptr)
+                                                : nlohmann::ordered_json(rec.key_fingerprint);
+      line["status"] = rec.status;
+      line["ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(rec.finished - rec.arrival).count();
+      line["user"] = rec.user_text;
+      line["body_sha256"] = rec.body_sha256;
+      // Replaced, not thrown: a log line must never turn into a 500.
+      const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+      std::lock_guard<std::mutex> lk(log_mutex_);
+      if (log_file_.is_open()) {
+        log_file_ << text;
+        log_file_.flush();  // a reader (or a kill) sees every finished request
+      }
+    }
+    std::lock_guard<std::mutex> lk(stats_mutex_);
+    ++by_status_[rec.status];
+    log_.push_back(std::move(rec));
+    while (log_.size() > max_log_records) log_.pop_front();
+  }
+
+  void handle_model_request(api which, const httplib::Request& req, httplib::Response& res) {
     requests_.fetch_add(1);
     in_flight_guard guard(*this);
     const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     record(body, req.headers);
+    const std::optional<std::string> key = presented_key(which, req);
+    request_scope scope(*this, req, res, detail::key_fingerprint(key.value_or(std::string())), body);
 
+    const char* id_header = which == api::openai ? "x-request-id" : "request-id";
     const std::string request_id = "req_" + detail::random_hex(24);
     if (const chat_hook hook = current_hook()) {
       if (hook(req, res)) {
-        if (!res.has_header("x-request-id")) res.set_header("x-request-id", request_id);
+        if (!res.has_header(id_header)) res.set_header(id_header, request_id);
         return;
       }
     }
-    res.set_header("x-request-id", request_id);
+    res.set_header(id_header, request_id);
 
-    if (!authorized(req)) {
-      detail::set_openai_error(res, 401, "Incorrect API key provided.", "invalid_request_error", nullptr,
-                               "invalid_api_key");
+    // Auth, then validation, then the rate-limit and fault machinery, then the answer.
+    detail::limit_amounts cost{};
+    const key_verdict verdict = check_key(key);
+    if (which == api::openai) {
+      switch (verdict) {
+        case key_verdict::ok:
+          break;
+        case key_verdict::out_of_credit:
+          detail::set_openai_error(res, 429,
+                                   "You exceeded your current quota, please check your plan and billing details.",
+                                   "insufficient_quota", nullptr, "insufficient_quota");
+          return;
+        default:
+          detail::set_openai_error(res, 401, "Incorrect API key provided.", "invalid_request_error", nullptr,
+                                   "invalid_api_key");
+          return;
+      }
+      detail::chat_request chat;
+      std::string error;
+      nlohmann::json param;
+      if (!detail::parse_chat_request(body, chat, error, param)) {
+        detail::set_openai_error(res, 400, error, "invalid_request_error", param, nullptr);
+        return;
+      }
+      const double in = static_cast<double>(detail::estimate_tokens(chat.prompt_bytes));
+      const double out = static_cast<double>(chat.max_tokens.value_or(0));
+      cost = {1, in + out, in, out};
+      if (!serve_or_refuse(which, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope)) return;
+      simulate_latency();
+      detail::set_json(res, 200, detail::chat_completion_body(chat));
       return;
     }
-    detail::chat_request chat;
+
+    switch (verdict) {
+      case key_verdict::ok:
+        break;
+      case key_verdict::missing:
+        detail::set_anthropic_error(res, 401, "authentication_error", "x-api-key header is required");
+        return;
+      case key_verdict::out_of_credit:
+        detail::set_anthropic_error(res, 400, "invalid_request_error",
+                                    "Your credit balance is too low to access the Anthropic API. Please go to Plans "
+                                    "& Billing to upgrade or purchase credits.");
+        return;
+      default:
+        detail::set_anthropic_error(res, 401, "authentication_error", "invalid x-api-key");
+        return;
+    }
+    if (!req.has_header("anthropic-version")) {
+      detail::set_anthropic_error(res, 400, "invalid_request_error", "anthropic-version: header is required");
+      return;
+    }
+    detail::messages_request msg;
     std::string error;
-    nlohmann::json param;
-    if (!detail::parse_chat_request(body, chat, error, param)) {
-      detail::set_openai_error(res, 400, error, "invalid_request_error", param, nullptr);
+    if (!detail::parse_messages_request(body, msg, error)) {
+      detail::set_anthropic_error(res, 400, "invalid_request_error", error);
       return;
     }
+    const double in = static_cast<double>(detail::estimate_tokens(msg.prompt_bytes));
+    const double out = static_cast<double>(msg.max_tokens);
+    cost = {1, in + out, in, out};
+    if (!serve_or_refuse(which, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope)) return;
     simulate_latency();
-    detail::set_json(res, 200, detail::chat_completion_body(chat));
+    detail::set_json(res, 200, detail::messages_body(msg));
+  }
+
+  // A forced pause, an injected fault or the rate limit may answer instead of the model:
+  // `limit_key` names the buckets (each route has its own, as two providers would).
+  // then this has written that answer and returns false. Otherwise the request has taken its
+  // cost from the limits, the limit headers are set, and the caller answers.
+  bool serve_or_refuse(api which, const httplib::Request& req, httplib::Response& res, const std::string& limit_key,
+                       const detail::limit_amounts& cost, request_scope& scope) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool limited = limiter_.enabled();
+    if (const auto pause = take_pause(now)) {
+      if (limited) set_limit_headers(which, res, limiter_.check(limit_key, cost, false, now));
+      rate_limit_error(which, res, "Rate limit reached: the server is pausing all requests. Please try again in " +
+                                       detail::go_duration(*pause) + ".");
+      set_retry_after(which, res, *pause);
+      return false;
+    }
+    switch (draw_fault()) {
+      case fault::none:
+        break;
+      case fault::reset:
+        if (detail::drop_connection(req)) {
+          scope.dropped = true;
+          res.status = 200;
+          res.set_content("dropped", "text/plain");  // never reaches the client: its socket is shut down
+          return false;
+        }
+        // No descriptor to shut down: headers and half a body, then the connection ends.
+        scope.dropped = true;
+        res.status = 200;
+        res.set_content_provider(4096, "application/json", [](std::size_t, std::size_t, httplib::DataSink& sink) {
+          static const char part[] = "{\"id\":\"cut-off";
+          sink.write(part, sizeof part - 1);
+          return false;
+        });
+        return false;
+      case fault::status_500:
+        if (which == api::openai)
+          detail::set_openai_error(res, 500, "The server had an error while processing your request. Sorry about that!",
+                                   "server_error", nullptr, nullptr);
+        else
+          detail::set_anthropic_error(res, 500, "api_error", "Internal server error");
+        return false;
+      case fault::status_429: {
+        const std::chrono::milliseconds wait(std::max(1, opts_.fail_429_retry_after_ms));
+        if (limited) set_limit_headers(which, res, limiter_.check(limit_key, cost, false, now));
+        rate_limit_error(which, res, "Rate limit reached (injected by the mock server). Please try again in " +
+                                         detail::go_duration(wait) + ".");
+        set_retry_after(which, res, wait);
+        return false;
+      }
+      case fault::overload:
+        if (which == api::openai)
+          detail::set_openai_error(res, 503, "The engine is currently overloaded, please try again later",
+                                   "server_error", nullptr, nullptr);
+        else
+          detail::set_anthropic_error(res, 529, "overloaded_error", "Overloaded");
+        return false;
+    }
+    if (!limited) return true;
+    const detail::limit_decision d = limiter_.check(limit_key, cost, true, now);
+    set_limit_headers(which, res, d);
+    if (d.allowed) return true;
+    static const char* const what[] = {"requests", "tokens", "input tokens", "output tokens"};
+    const detail::limit_view& v = d.views[d.refused_by];
+    const std::string limit = std::to_string(static_cast<std::int64_t>(v.limit));
+    const std::string message =
+        d.too_large ? std::string("Request too large: it needs ") +
+                          std::to_string(static_cast<std::int64_t>(cost[d.refused_by])) + " " + what[d.refused_by] +
+                          " but the limit is " + limit + " per minute."
+                    : std::string("Rate limit reached for ") + what[d.refused_by] + " per min: Limit " + limit +
+                          ", Remaining " + std::to_string(v.remaining) + ". Please try again in " +
+                          detail::go_duration(d.retry_after) + ".";
+    if (which == api::openai)
+      detail::set_openai_error(res, 429, message, d.refused_by == detail::limit_requests ? "requests" : "tokens",
+                               nullptr, "rate_limit_exceeded");
+    else
+      detail::set_anthropic_error(res, 429, "rate_limit_error", message);
+    set_retry_after(which, res, d.retry_after);
+    return false;
   }
 
   server_options opts_;
@@ -929,6 +1780,29 @@ class server {
   mutable std::mutex records_mutex_;
   std::deque<nlohmann::json> bodies_;
   std::deque<httplib::Headers> headers_;
+
+  mutable std::mutex stats_mutex_;
+  std::map<std::string, std::size_t> by_path_;
+  std::map<std::string, std::size_t> by_key_;
+  std::map<int, std::size_t> by_status_;
+  std::deque<request_record> log_;
+
+  detail::rate_limiter limiter_;
+
+  std::mutex fault_mutex_;
+  std::array<double, 4> fault_rates_{};  // 500, 429, reset, overload
+  std::uint64_t fault_seq_ = 0;          // guarded by fault_mutex_
+  std::atomic<bool> faults_on_{false};
+
+  std::mutex pause_mutex_;
+  std::size_t pause_count_ = 0;
+  std::chrono::seconds pause_count_retry_after_{1};
+  std::chrono::steady_clock::time_point pause_until_{};
+  std::atomic<bool> pause_on_{false};
+
+  std::mutex log_mutex_;
+  std::ofstream log_file_;
+  std::atomic<bool> log_file_is_open_{false};
 };
 
 }  // namespace requests_engine_mock
