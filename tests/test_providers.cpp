@@ -225,6 +225,57 @@ const char* const gemini_answer = R"({
                     "cachedContentTokenCount": 100, "totalTokenCount": 157},
   "modelVersion": "gemini-2.0-flash-001"})";
 
+// A model API endpoint: records each request, answers with what the test set last.
+struct api_endpoint {
+  std::mutex m;
+  int status = 200;
+  std::string answer;
+  std::vector<re::json> bodies;
+  std::vector<httplib::Headers> headers;
+
+  void install(server& s, const std::string& path) {
+    s.http().Post(path, [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(m);
+      bodies.push_back(re::json::parse(req.body, nullptr, false));
+      headers.push_back(req.headers);
+      res.status = status;
+      res.set_content(answer, "application/json");
+    });
+  }
+  void reply(int code, std::string body) {
+    std::lock_guard<std::mutex> lock(m);
+    status = code;
+    answer = std::move(body);
+  }
+  re::json last_body() {
+    std::lock_guard<std::mutex> lock(m);
+    return bodies.empty() ? re::json() : bodies.back();
+  }
+  std::string last_header(const char* name) {
+    std::lock_guard<std::mutex> lock(m);
+    if (headers.empty()) return {};
+    auto it = headers.back().find(name);
+    return it == headers.back().end() ? std::string() : it->second;
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> lock(m);
+    return bodies.size();
+  }
+};
+
+// One user message with text, an image as bytes, an image by URL and audio.
+re::message multimodal_message() {
+  return re::message{re::role::user,
+                     {re::content_part::from_text("What is in these?"),
+                      re::content_part::image_bytes(std::string("\x89PNG\r\n", 6), "image/png"),
+                      re::content_part::image_url("gs://bucket/cat.jpg"),
+                      re::content_part::audio_bytes("RIFFxxxx", "wav")}};
+}
+
+const re::json city_schema = {{"type", "object"},
+                              {"properties", {{"city", {{"type", "string"}}}}},
+                              {"required", {"city"}}};
+
 }  // namespace google_tests
 
 TEST_CASE("google: the service-account JWT matches the conformance vector byte for byte") {
@@ -469,5 +520,277 @@ TEST_CASE("google: Vertex AI locations, identities and misuse") {
   ::setenv("GEMINI_API_KEY", "AIza-test-key-0123456789", 1);
   CHECK(re::gemini::from_environment("gemini-2.5-flash").secrets() == std::vector<std::string>{"AIza-test-key-0123456789"});
   ::unsetenv("GEMINI_API_KEY");
+}
+TEST_CASE("vertex_gemini: generateContent end to end (multimodal, structured output, candidates, blocks, errors)") {
+  namespace gt = google_tests;
+  gt::server s;
+  gt::token_endpoint te;
+  te.install(s);
+  gt::api_endpoint api;
+  api.install(s, "/v1/projects/test-project/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent");
+  s.start();
+  {
+    re::engine<re::vertex_gemini, re::memory_cache> engine(
+        re::vertex_gemini(gt::tokens_for(s), "us-central1", "gemini-2.0-flash", "", s.url()), gt::engine_options());
+
+    // Multimodal, with every sampling parameter.
+    api.reply(200, gt::gemini_answer);
+    re::conversation conv = re::conversation().system("Be brief").add(gt::multimodal_message()).assistant("A cat.").user("And?");
+    auto r = engine.run({conv}, re::params().temperature(0.25).max_tokens(64).top_p(0.5).stop({"END"}).seed(7));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    CHECK(r[0]->text == "Hello there");  // the thought part is left out
+    CHECK(r[0]->finish_reason == "STOP");
+    CHECK(r[0]->model == "gemini-2.0-flash-001");
+    CHECK(r[0]->usage.input_tokens == 120);
+    CHECK(r[0]->usage.cached_input_tokens == 100);
+    CHECK(r[0]->usage.output_tokens == 37);  // candidates + thoughts
+    CHECK(api.last_header("Authorization") == "Bearer ya29.token-1");
+    re::json b = api.last_body();
+    CHECK_FALSE(b.contains("model"));
+    CHECK(b["systemInstruction"] == re::json{{"parts", {{{"text", "Be brief"}}}}});
+    REQUIRE(b["contents"].size() == 3);
+    CHECK(b["contents"][0]["role"] == "user");
+    CHECK(b["contents"][1] == re::json{{"role", "model"}, {"parts", {{{"text", "A cat."}}}}});
+    CHECK(b["contents"][2]["role"] == "user");
+    const re::json& parts = b["contents"][0]["parts"];
+    REQUIRE(parts.size() == 4);
+    CHECK(parts[0] == re::json{{"text", "What is in these?"}});
+    CHECK(parts[1] == re::json{{"inlineData", {{"mimeType", "image/png"}, {"data", "iVBORw0K"}}}});
+    CHECK(parts[2] == re::json{{"fileData", {{"mimeType", "image/jpeg"}, {"fileUri", "gs://bucket/cat.jpg"}}}});
+    CHECK(parts[3] == re::json{{"inlineData", {{"mimeType", "audio/wav"}, {"data", "UklGRnh4eHg="}}}});
+    CHECK(b["generationConfig"] == re::json{{"temperature", 0.25},
+                                            {"maxOutputTokens", 64},
+                                            {"topP", 0.5},
+                                            {"stopSequences", {"END"}},
+                                            {"seed", 7}});
+
+    // Structured output.
+    api.reply(200, R"({"candidates":[{"content":{"role":"model","parts":[{"text":"{\"city\":\"Paris\"}"}]},
+                      "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":4}})");
+    r = engine.run({re::conversation().user("Capital of France?")}, re::params().json_schema("city", gt::city_schema));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    CHECK(re::json::parse(r[0]->text)["city"] == "Paris");
+    CHECK(api.last_body()["generationConfig"] ==
+          re::json{{"responseMimeType", "application/json"}, {"responseJsonSchema", gt::city_schema}});
+    r = engine.run({re::conversation().user("Any JSON")}, re::params().json_mode());
+    CHECK(api.last_body()["generationConfig"] == re::json{{"responseMimeType", "application/json"}});
+
+    // n = 2: two candidates, stored as two samples; asked again, both come from the cache.
+    api.reply(200, R"({"candidates":[{"content":{"parts":[{"text":"one"}]},"finishReason":"STOP","index":0},
+                                     {"content":{"parts":[{"text":"two"}]},"finishReason":"STOP","index":1}],
+                      "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":6,"totalTokenCount":16}})");
+    r = engine.run({re::conversation().user("Pick a number")}, re::params().n(2));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    REQUIRE(r[0]->choices.size() == 2);
+    CHECK(r[0]->choices[0].text == "one");
+    CHECK(r[0]->choices[1].text == "two");
+    CHECK(api.last_body()["generationConfig"]["candidateCount"] == 2);
+    const std::size_t sent = api.count();
+    r = engine.run({re::conversation().user("Pick a number")}, re::params().n(2), "another run");
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    CHECK(api.count() == sent);
+    REQUIRE(r[0]->choices.size() == 2);
+    CHECK(r[0]->choices[1].text == "two");
+    CHECK(r[0]->usage.input_tokens == 10);
+    CHECK(r[0]->usage.output_tokens == 6);
+
+    // A blocked prompt: no candidates, the reason named.
+    api.reply(200, R"({"promptFeedback":{"blockReason":"SAFETY","blockReasonMessage":"unsafe prompt"},
+                      "usageMetadata":{"promptTokenCount":3}})");
+    r = engine.run({re::conversation().user("something bad")});
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::bad_request);
+    CHECK(r[0].error().provider_code == "SAFETY");
+    CHECK(r[0].error().message.find("blocked (SAFETY): unsafe prompt") != std::string::npos);
+
+    // Google's error shape, bare and wrapped in an array.
+    api.reply(400, R"({"error":{"code":400,"message":"Request contains an invalid argument.","status":"INVALID_ARGUMENT"}})");
+    r = engine.run({re::conversation().user("bad argument")});
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::bad_request);
+    CHECK(r[0].error().http_status == 400);
+    CHECK(r[0].error().provider_code == "INVALID_ARGUMENT");
+    CHECK(r[0].error().message == "Request contains an invalid argument.");
+    api.reply(429, R"([{"error":{"code":429,"message":"Quota exceeded for aiplatform.googleapis.com","status":"RESOURCE_EXHAUSTED"}}])");
+    r = engine.run({re::conversation().user("too many")});
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::rate_limited);
+    CHECK(r[0].error().provider_code == "RESOURCE_EXHAUSTED");
+    CHECK(r[0].error().message == "Quota exceeded for aiplatform.googleapis.com");
+  }
+  CHECK(te.requests == 1);
+  s.stop();
+}
+
+TEST_CASE("gemini: the Gemini API with a key end to end (tools, multimodal, JSON, key errors)") {
+  namespace gt = google_tests;
+  const std::string key = "AIza-test-key-0123456789abcdef";
+  gt::server s;
+  gt::api_endpoint api;
+  api.install(s, "/v1beta/models/gemini-2.5-flash:generateContent");
+  s.start();
+  {
+    re::engine<re::gemini> engine(re::gemini(key, "gemini-2.5-flash", s.url() + "/"), gt::engine_options());
+
+    api.reply(200, R"({"candidates":[{"content":{"role":"model","parts":[
+                        {"functionCall":{"id":"call-1","name":"get_weather","args":{"city":"Paris"}}}]},
+                      "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":30,"candidatesTokenCount":5},
+                      "modelVersion":"gemini-2.5-flash"})");
+    const re::tool weather{"get_weather", "The weather in a city", gt::city_schema};
+    auto r = engine.run({re::conversation().user("Weather in Paris?")},
+                        re::params().tools({weather}).tool_choice("get_weather"));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    REQUIRE(r[0]->tool_calls().size() == 1);
+    CHECK(r[0]->tool_calls()[0].id == "call-1");
+    CHECK(r[0]->tool_calls()[0].name == "get_weather");
+    CHECK(re::json::parse(r[0]->tool_calls()[0].arguments) == re::json{{"city", "Paris"}});
+    CHECK(api.last_header("x-goog-api-key") == key);
+    CHECK(api.last_header("Authorization").empty());
+    re::json b = api.last_body();
+    CHECK(b["tools"] == re::json::array({{{"functionDeclarations",
+                                          {{{"name", "get_weather"},
+                                            {"description", "The weather in a city"},
+                                            {"parametersJsonSchema", gt::city_schema}}}}}}));
+    CHECK(b["toolConfig"] ==
+          re::json{{"functionCallingConfig", {{"mode", "ANY"}, {"allowedFunctionNames", {"get_weather"}}}}});
+
+    // Multimodal and JSON mode in one request.
+    api.reply(200, gt::gemini_answer);
+    re::message m{re::role::user,
+                  {re::content_part::from_text("Describe as JSON"), re::content_part::image_url("https://example.com/a")}};
+    m.content[1].media_type = "image/webp";
+    r = engine.run({re::conversation().add(m)}, re::params().json_mode().extra({{"safetySettings", re::json::array()}}));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    b = api.last_body();
+    CHECK(b["contents"][0]["parts"][1] ==
+          re::json{{"fileData", {{"mimeType", "image/webp"}, {"fileUri", "https://example.com/a"}}}});
+    CHECK(b["generationConfig"] == re::json{{"responseMimeType", "application/json"}});
+    CHECK(b["safetySettings"] == re::json::array());
+
+    // A wrong key: authentication, and the key (echoed by the server) never reaches the error.
+    api.reply(400, R"({"error":{"code":400,"message":"API key not valid: AIza-test-key-0123456789abcdef",
+                      "status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo",
+                      "reason":"API_KEY_INVALID","domain":"googleapis.com"}]}})");
+    r = engine.run({re::conversation().user("hi")});
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::authentication);
+    CHECK(r[0].error().provider_code == "API_KEY_INVALID");
+    CHECK(r[0].error().message.find("API key not valid") != std::string::npos);
+    CHECK(r[0].error().message.find(key) == std::string::npos);
+  }
+  s.stop();
+
+  const re::gemini g(key, "gemini-2.5-flash");
+  auto tool_config = [&](const char* choice) {
+    auto body = g.make_body(re::conversation().user("x"), re::params().tools({{"f", "", {}}}).tool_choice(choice));
+    REQUIRE(body);
+    CHECK((*body)["tools"][0]["functionDeclarations"][0] == re::json{{"name", "f"}});  // no empty schema sent
+    return (*body)["toolConfig"]["functionCallingConfig"];
+  };
+  CHECK(tool_config("auto") == re::json{{"mode", "AUTO"}});
+  CHECK(tool_config("none") == re::json{{"mode", "NONE"}});
+  CHECK(tool_config("required") == re::json{{"mode", "ANY"}});
+  auto url_audio = g.make_body(re::conversation().add(re::message{re::role::user, {re::content_part::image_bytes("x", "")}}),
+                               re::params());
+  REQUIRE_FALSE(url_audio);
+  CHECK(url_audio.error().message.find("gemini: message 0 part 0") != std::string::npos);
+}
+
+TEST_CASE("vertex_openai: Llama and other MaaS models through Vertex AI's OpenAI-compatible endpoint") {
+  namespace gt = google_tests;
+  gt::server s;
+  gt::token_endpoint te;
+  te.install(s);
+  gt::api_endpoint api;
+  api.install(s, "/v1beta1/projects/test-project/locations/us-central1/endpoints/openapi/chat/completions");
+  s.start();
+  {
+    re::engine<re::vertex_openai> engine(
+        re::vertex_openai(gt::tokens_for(s), "us-central1", "meta/llama-3.3-70b-instruct-maas", "", s.url()),
+        gt::engine_options());
+    api.reply(200, R"({"id":"c1","object":"chat.completion","model":"meta/llama-3.3-70b-instruct-maas",
+                      "choices":[{"index":0,"message":{"role":"assistant","content":"{\"city\":\"Paris\"}"},
+                      "finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}})");
+    re::message m{re::role::user, {re::content_part::from_text("Which city?"),
+                                   re::content_part::image_bytes(std::string("\x89PNG\r\n", 6), "image/png")}};
+    auto r = engine.run({re::conversation().add(m)}, re::params().json_schema("city", gt::city_schema));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    CHECK(re::json::parse(r[0]->text)["city"] == "Paris");
+    CHECK(r[0]->usage.input_tokens == 9);
+    CHECK(r[0]->model == "meta/llama-3.3-70b-instruct-maas");
+    CHECK(api.last_header("Authorization") == "Bearer ya29.token-1");
+    re::json b = api.last_body();
+    CHECK(b["model"] == "meta/llama-3.3-70b-instruct-maas");
+    CHECK(b["messages"][0]["content"][1]["image_url"]["url"] == "data:image/png;base64,iVBORw0K");
+    CHECK(b["response_format"]["type"] == "json_schema");
+    CHECK(b["response_format"]["json_schema"]["schema"] == gt::city_schema);
+
+    api.reply(429, R"([{"error":{"code":429,"message":"Quota exceeded for online prediction","status":"RESOURCE_EXHAUSTED"}}])");
+    r = engine.run({re::conversation().user("again")});
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::rate_limited);
+    CHECK(r[0].error().provider_code == "RESOURCE_EXHAUSTED");
+    CHECK(r[0].error().message == "Quota exceeded for online prediction");
+  }
+  CHECK(te.requests == 1);
+  s.stop();
+}
+
+TEST_CASE("vertex_anthropic: Claude on Vertex AI (rawPredict, vertex anthropic_version, both error shapes)") {
+  namespace gt = google_tests;
+  gt::server s;
+  gt::token_endpoint te;
+  te.install(s);
+  gt::api_endpoint api;
+  api.install(s, "/v1/projects/claude-project/locations/us-east5/publishers/anthropic/models/"
+                 "claude-sonnet-4@20250514:rawPredict");
+  s.start();
+  {
+    re::engine<re::vertex_anthropic> engine(
+        re::vertex_anthropic(gt::tokens_for(s), "us-east5", "claude-sonnet-4@20250514", "claude-project", s.url()),
+        gt::engine_options());
+    api.reply(200, R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-20250514",
+                      "content":[{"type":"text","text":"A cat."}],"stop_reason":"end_turn",
+                      "usage":{"input_tokens":20,"output_tokens":3,"cache_read_input_tokens":10}})");
+    re::message m{re::role::user, {re::content_part::from_text("What is it?"),
+                                   re::content_part::image_bytes(std::string("\x89PNG\r\n", 6), "image/png")}};
+    auto r = engine.run({re::conversation().system("Be brief").add(m)});
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    CHECK(r[0]->text == "A cat.");
+    CHECK(r[0]->finish_reason == "end_turn");
+    CHECK(r[0]->usage.input_tokens == 30);
+    CHECK(r[0]->usage.cached_input_tokens == 10);
+    CHECK(api.last_header("Authorization") == "Bearer ya29.token-1");
+    re::json b = api.last_body();
+    CHECK(b["anthropic_version"] == "vertex-2023-10-16");
+    CHECK_FALSE(b.contains("model"));
+    CHECK(b["max_tokens"] == 4096);
+    CHECK(b["system"] == "Be brief");
+    CHECK(b["messages"][0]["content"][1]["source"] ==
+          re::json{{"type", "base64"}, {"media_type", "image/png"}, {"data", "iVBORw0K"}});
+
+    // Structured output: a forced tool whose input is the answer.
+    api.reply(200, R"({"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-20250514",
+                      "content":[{"type":"tool_use","id":"tu_1","name":"city","input":{"city":"Paris"}}],
+                      "stop_reason":"tool_use","usage":{"input_tokens":40,"output_tokens":9}})");
+    r = engine.run({re::conversation().user("Capital of France?")}, re::params().json_schema("city", gt::city_schema));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    CHECK(re::json::parse(r[0]->text) == re::json{{"city", "Paris"}});
+    CHECK(api.last_body()["tool_choice"] == re::json{{"type", "tool"}, {"name", "city"}});
+
+    api.reply(400, R"({"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too large"}})");
+    r = engine.run({re::conversation().user("too long")});
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::bad_request);
+    CHECK(r[0].error().provider_code == "invalid_request_error");
+    CHECK(r[0].error().message == "max_tokens: too large");
+    api.reply(403, R"({"error":{"code":403,"message":"Permission 'aiplatform.endpoints.predict' denied","status":"PERMISSION_DENIED"}})");
+    r = engine.run({re::conversation().user("not allowed")});
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::permission_denied);
+    CHECK(r[0].error().provider_code == "PERMISSION_DENIED");
+  }
+  CHECK(te.requests == 1);
+  s.stop();
 }
 // @end google-tests
