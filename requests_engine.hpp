@@ -589,6 +589,9 @@ class anthropic {
 // @section google-decl
 /// A Google Cloud service-account key: the JSON file the console downloads.
 struct google_service_account {
+  /// The OAuth scope of Vertex AI (and every Google Cloud API).
+  static constexpr const char* cloud_platform_scope = "https://www.googleapis.com/auth/cloud-platform";
+
   std::string client_email;
   std::string private_key_id;
   std::string private_key;  ///< PEM ("-----BEGIN PRIVATE KEY-----...")
@@ -607,7 +610,7 @@ struct google_service_account {
   /// The signed JWT (RS256) of the OAuth 2.0 JWT-bearer grant, issued at `issued_at` (seconds
   /// since the epoch) and valid for an hour; the audience is token_uri.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::string> jwt_assertion(
-      std::int64_t issued_at, std::string_view scope = "https://www.googleapis.com/auth/cloud-platform") const;
+      std::int64_t issued_at, std::string_view scope = cloud_platform_scope) const;
 };
 
 /// OAuth access tokens for a service account, fetched from its token_uri and kept until
@@ -617,7 +620,7 @@ struct google_service_account {
 class google_token_source {
  public:
   REQUESTS_ENGINE_INLINE explicit google_token_source(
-      google_service_account account, std::string scope = "https://www.googleapis.com/auth/cloud-platform");
+      google_service_account account, std::string scope = google_service_account::cloud_platform_scope);
   google_token_source(const google_token_source&) = delete;
   google_token_source& operator=(const google_token_source&) = delete;
 
