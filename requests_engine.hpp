@@ -1423,9 +1423,16 @@ class rate_limiter {
   [[nodiscard]] REQUESTS_ENGINE_INLINE clock::time_point earliest(const request_cost& c, clock::time_point now);
   /// Reserves the capacity for the request at earliest() and returns that time.
   REQUESTS_ENGINE_INLINE clock::time_point reserve(const request_cost& c, clock::time_point now);
-  /// The answer's real token counts replace the estimate, so the buckets do not drift.
+  /// The reserved request goes on the wire now; returns its place in the send order.
+  REQUESTS_ENGINE_INLINE std::uint64_t sending(const request_cost& c);
+  /// The request sent as `seq` has its answer (or failed); learns from the headers when there are any.
+  REQUESTS_ENGINE_INLINE void answered(std::uint64_t seq, const header_list* h, clock::time_point now);
+  /// A reservation that will never be sent (cancelled, deadline, a signing failure).
+  REQUESTS_ENGINE_INLINE void unreserve(const request_cost& c);
+  /// The answer's real token counts replace the estimate in the configured pacing, so it does not drift.
   REQUESTS_ENGINE_INLINE void correct(const request_cost& estimated, std::int64_t input, std::int64_t output);
-  /// Learns from x-ratelimit-* (OpenAI and compatibles) and anthropic-ratelimit-* headers.
+  /// Learns from x-ratelimit-* (OpenAI and compatibles) and anthropic-ratelimit-* headers, as the
+  /// newest count (every reserved and in-flight request still to be counted by the server).
   REQUESTS_ENGINE_INLINE void observe(const header_list& h, clock::time_point now);
   /// Nothing is sent before `until` (after a 429: one pause for every worker).
   REQUESTS_ENGINE_INLINE void pause_until(clock::time_point until);
@@ -1462,6 +1469,14 @@ class rate_limiter {
   pace configured_[dimensions];
   pace per_second_;  // requests per second, beside requests per minute
   server_bucket server_[dimensions];
+  // What the server may not have counted when it wrote an answer's headers: requests reserved
+  // and not yet sent, and every request still in flight (the server may have counted some of
+  // them already: counting them again errs on the safe side, and costs only the first burst).
+  // Answers arrive out of order: one sent before the newest answer seen is stale and ignored.
+  double pending_[dimensions] = {};
+  std::map<std::uint64_t, request_cost> in_flight_;
+  std::uint64_t next_seq_ = 0, newest_seen_ = 0;
+  REQUESTS_ENGINE_INLINE void observe_locked(const header_list& h, clock::time_point now, std::uint64_t seq);
   clock::time_point paused_{};
   bool learn_ = true;
   std::atomic<bool> active_{false};
@@ -2326,10 +2341,36 @@ REQUESTS_ENGINE_INLINE clock::time_point rate_limiter::reserve(const request_cos
   };
   take(per_second_, c.requests);
   for (std::size_t d = 0; d < dimensions; ++d) {
+    pending_[d] += amount(c, d);
     take(configured_[d], amount(c, d));
     if (server_[d].known) server_[d].used_since += amount(c, d);
   }
   return t;
+}
+
+REQUESTS_ENGINE_INLINE void rate_limiter::unreserve(const request_cost& c) {
+  std::lock_guard<std::mutex> lock(m_);
+  for (std::size_t d = 0; d < dimensions; ++d) pending_[d] = std::max(0.0, pending_[d] - amount(c, d));
+}
+
+REQUESTS_ENGINE_INLINE std::uint64_t rate_limiter::sending(const request_cost& c) {
+  std::lock_guard<std::mutex> lock(m_);
+  for (std::size_t d = 0; d < dimensions; ++d) pending_[d] = std::max(0.0, pending_[d] - amount(c, d));
+  const std::uint64_t seq = ++next_seq_;
+  in_flight_.emplace(seq, c);
+  return seq;
+}
+
+REQUESTS_ENGINE_INLINE void rate_limiter::answered(std::uint64_t seq, const header_list* h, clock::time_point now) {
+  std::lock_guard<std::mutex> lock(m_);
+  in_flight_.erase(seq);
+  if (h != nullptr && learn_ && seq > newest_seen_) observe_locked(*h, now, seq);
+}
+
+REQUESTS_ENGINE_INLINE void rate_limiter::observe(const header_list& h, clock::time_point now) {
+  if (!learn_) return;
+  std::lock_guard<std::mutex> lock(m_);
+  observe_locked(h, now, 0);
 }
 
 REQUESTS_ENGINE_INLINE void rate_limiter::correct(const request_cost& estimated, std::int64_t input,
@@ -2344,12 +2385,12 @@ REQUESTS_ENGINE_INLINE void rate_limiter::correct(const request_cost& estimated,
     pace& p = configured_[d];
     if (p.per_second > 0)
       p.tat += std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(delta / p.per_second));
-    if (server_[d].known) server_[d].used_since += delta;
+    // The server's buckets are not touched: its next answer's headers carry its own count.
   }
 }
 
-REQUESTS_ENGINE_INLINE void rate_limiter::observe(const header_list& h, clock::time_point now) {
-  if (!learn_) return;
+REQUESTS_ENGINE_INLINE void rate_limiter::observe_locked(const header_list& h, clock::time_point now,
+                                                         std::uint64_t seq) {
   auto starts = [](const std::string& name, std::string_view prefix) {
     if (name.size() < prefix.size()) return false;
     for (std::size_t i = 0; i < prefix.size(); ++i)
@@ -2385,7 +2426,11 @@ REQUESTS_ENGINE_INLINE void rate_limiter::observe(const header_list& h, clock::t
     if (end == v.c_str() || *end != '\0' || !(d >= 0)) return std::nullopt;
     return d;
   };
-  std::lock_guard<std::mutex> lock(m_);
+  double unseen[dimensions] = {};  // what the server may not have counted when it answered `seq`
+  for (std::size_t d = 0; d < dimensions; ++d) unseen[d] = pending_[d];
+  for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it)
+    for (std::size_t d = 0; d < dimensions; ++d) unseen[d] += amount(it->second, d);
+  newest_seen_ = std::max(newest_seen_, seq);
   for (const source& s : sources) {
     auto limit = number(find_header(h, s.limit));
     auto remaining = number(find_header(h, s.remaining));
@@ -2407,7 +2452,7 @@ REQUESTS_ENGINE_INLINE void rate_limiter::observe(const header_list& h, clock::t
     b.remaining = std::min(*remaining, *limit);
     // The bucket is full again at the reset time; without one, assume a per-minute limit.
     b.refill_per_second = reset_s > 0 ? std::max((b.limit - b.remaining) / reset_s, b.limit / 60.0) : b.limit / 60.0;
-    b.used_since = 0;
+    b.used_since = unseen[s.d];
     b.at = now;
     active_ = true;
   }
@@ -3068,6 +3113,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   result<completion> outcome = error{};
   bool retryable = false;
   bool key_rejected = false;
+  bool sent = false;
   std::optional<std::chrono::milliseconds> retry_after;
   try {
     result<http_request> made = ops_[j->key]->make_request(j->body);
@@ -3083,9 +3129,11 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         req.read_timeout = std::max(std::chrono::milliseconds(1), std::min(left, cap));
       }
       key.in_flight.fetch_add(1, std::memory_order_relaxed);
+      const std::uint64_t seq = key.limiter.sending(j->cost);
+      sent = true;
       resp = s.send(req, j->cancelled);
       key.in_flight.fetch_sub(1, std::memory_order_relaxed);
-      if (resp) key.limiter.observe(resp->headers, clock::now());
+      key.limiter.answered(seq, resp ? &resp->headers : nullptr, clock::now());
     }
     if (!resp) {
       outcome = std::move(resp.error());
@@ -3133,6 +3181,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
     outcome = error{error_code::internal, 0, "unknown exception while handling the request", {}, 0, {}};
   }
 
+  if (!sent) key.limiter.unreserve(j->cost);
   if (j->cancelled.load() && !outcome) {
     outcome = error{error_code::cancelled, 0, "cancelled while in flight", {}, 0, {}};
     retryable = false;
@@ -3184,7 +3233,7 @@ REQUESTS_ENGINE_INLINE std::size_t dispatcher::choose_key(const request_cost& c,
   if (keys_.size() == 1) {  // the usual case: no choice to make
     key_state& k = *keys_.front();
     if (!k.alive.load(std::memory_order_relaxed)) return no_key;
-    at = k.limiter.active() ? k.limiter.reserve(c, now) : now;
+    at = k.limiter.reserve(c, now);  // also counts it as pending for what is learned later
     return 0;
   }
   const std::size_t n = keys_.size();
@@ -3205,7 +3254,7 @@ REQUESTS_ENGINE_INLINE std::size_t dispatcher::choose_key(const request_cost& c,
     }
   }
   if (best == no_key) return no_key;
-  at = keys_[best]->limiter.active() ? keys_[best]->limiter.reserve(c, now) : now;
+  at = keys_[best]->limiter.reserve(c, now);
   return best;
 }
 
@@ -3235,6 +3284,10 @@ REQUESTS_ENGINE_INLINE void dispatcher::finish(std::unique_ptr<job> j, result<co
   {
     std::lock_guard<std::mutex> lock(mutex_);
     release_slot(*j);
+    if (j->rate_reserved) {  // reserved capacity it will never use (cancelled, deadline)
+      keys_[j->key]->limiter.unreserve(j->cost);
+      j->rate_reserved = false;
+    }
     if (j->delivered.exchange(true)) return;  // cancel() answered already
     if (j->deduplicated) leaders_.erase(cache_key{j->request_hash, j->sample}.name());
     followers = std::move(j->followers);

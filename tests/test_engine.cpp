@@ -1307,3 +1307,170 @@ TEST_CASE("mock: the request log: one JSON line per request, a key fingerprint a
   CHECK(server->request_log().size() == 12);
 }
 // @end mock-tests
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits and key pools (issue #5), against the mock's provider-like limiter and headers
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("rate limits: reset durations and RFC 3339 times as the providers send them") {
+  using ms = std::chrono::milliseconds;
+  CHECK(re::detail::parse_reset_duration("6m0s") == ms(360000));
+  CHECK(re::detail::parse_reset_duration("1s") == ms(1000));
+  CHECK(re::detail::parse_reset_duration("12ms") == ms(12));
+  CHECK(re::detail::parse_reset_duration("1h2m3.5s") == ms(3723500));
+  CHECK(re::detail::parse_reset_duration("0.5s") == ms(500));
+  CHECK_FALSE(re::detail::parse_reset_duration("soon"));
+  CHECK_FALSE(re::detail::parse_reset_duration(""));
+  CHECK(re::detail::parse_rfc3339("1970-01-01T00:01:00Z") == ms(60000));
+  CHECK(re::detail::parse_rfc3339("2026-11-22T10:00:30.250+01:00") ==
+        ms(static_cast<std::int64_t>(1795338030) * 1000 + 250));
+  CHECK_FALSE(re::detail::parse_rfc3339("22/11/2026"));
+
+  // The limiter: a configured limit is paced evenly; the estimate is corrected by usage.
+  re::options::rate_limits l;
+  l.requests_per_minute = 600;
+  re::detail::rate_limiter lim(l);
+  const auto t0 = re::detail::clock::now();
+  re::detail::request_cost one;
+  CHECK(lim.reserve(one, t0) == t0);
+  CHECK(lim.reserve(one, t0) - t0 == std::chrono::milliseconds(100));
+  CHECK(lim.reserve(one, t0) - t0 == std::chrono::milliseconds(200));
+  // The server's word: 2 requests left of 100, full again in 6 s.
+  re::detail::rate_limiter learner(re::options::rate_limits{});
+  CHECK_FALSE(learner.active());
+  learner.observe({{"x-ratelimit-limit-requests", "100"}, {"x-ratelimit-remaining-requests", "2"},
+                   {"x-ratelimit-reset-requests", "6s"}},
+                  t0);
+  CHECK(learner.active());
+  CHECK(learner.learned().requests_per_minute == 100);
+  CHECK(learner.reserve(one, t0) == t0);
+  CHECK(learner.reserve(one, t0) == t0);
+  const auto third = learner.reserve(one, t0) - t0;  // refills at 98 per 6 s
+  CHECK(third > std::chrono::milliseconds(40));
+  CHECK(third < std::chrono::milliseconds(80));
+}
+
+TEST_CASE("rate limits: an engine set to 600 RPM sends 300 requests at 600 RPM (+-5%)") {
+  auto server = start_server();
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, re::options().concurrency(16).requests_per_minute(600).progress_bar(false));
+  auto results = engine.run(prompts(300, "paced "));
+  REQUIRE(results.size() == 300);
+  for (const auto& r : results) REQUIRE(r);
+  auto arrivals = server->arrival_times();
+  REQUIRE(arrivals.size() == 300);
+  const double seconds = std::chrono::duration<double>(arrivals.back() - arrivals.front()).count();
+  const double rpm = 299.0 / seconds * 60.0;
+  MESSAGE("measured " << rpm << " requests per minute over " << seconds << " s");
+  CHECK(rpm >= 570.0);
+  CHECK(rpm <= 630.0);
+  // Concurrency is not capped by the rate: the waiting requests held no worker.
+  CHECK(engine.current_progress().failed == 0);
+}
+
+TEST_CASE("rate limits: learned from the server's headers, the run stays under its limit") {
+  mock::server_options o;
+  o.rpm = 600;  // a full bucket of 600, refilled at 10 per second
+  auto server = start_server(o);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  std::atomic<int> retried{0};
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, re::options().concurrency(32).max_retries(-1).progress_bar(false).on_retry(
+                    [&](const re::retry_info&) { ++retried; }));
+  auto results = engine.run(prompts(700, "learn "));  // 100 past the bucket: about 10 s of refill
+  REQUIRE(results.size() == 700);
+  for (const auto& r : results) REQUIRE(r);
+  CHECK(engine.learned_limits().requests_per_minute == 600);
+  const std::size_t limited = server->responses_with_status(429);
+  MESSAGE("429 answers: " << limited << ", retries: " << retried.load());
+  CHECK(limited <= 10);  // at most about one per request in flight when the bucket ran dry
+  CHECK(server->responses_with_status(200) == 700);
+}
+
+TEST_CASE("rate limits: a tokens-per-minute limit paces large prompts, not the request count") {
+  auto server = start_server();
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  const std::string big(4000, 'x');  // about 1,000 tokens each, plus max_tokens 100
+  auto timed_run = [&](const std::string& prefix) {
+    re::engine<re::openai_compatible, re::no_cache> engine(
+        provider, re::options().concurrency(16).tokens_per_minute(600000).progress_bar(false));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto results = engine.run(prompts(12, prefix), re::params().max_tokens(100));
+    for (const auto& r : results) REQUIRE(r);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const double large = timed_run(big);
+  const double small = timed_run("q");
+  MESSAGE("12 large prompts: " << large << " s; 12 small ones: " << small << " s");
+  // 600,000 tokens per minute is 10,000 per second: 11 gaps of about 1,100 tokens each.
+  CHECK(large >= 0.8);
+  CHECK(large <= 2.5);
+  CHECK(small < large / 3);
+}
+
+TEST_CASE("rate limits: a 429 with retry-after 2 pauses every worker, not just one") {
+  mock::server_options o;
+  o.latency_ms = 20;
+  auto server = start_server(o);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  std::atomic<int> done{0};
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, re::options().concurrency(8).progress_bar(false).on_result([&](std::size_t, const re::result<re::completion>&) {
+        if (++done == 20) server->pause_requests(1, std::chrono::seconds(2));
+      }));
+  auto results = engine.run(prompts(80, "pause "));
+  REQUIRE(results.size() == 80);
+  for (const auto& r : results) REQUIRE(r);
+  CHECK(server->responses_with_status(429) == 1);
+  auto log = server->request_log();
+  auto limited = std::find_if(log.begin(), log.end(), [](const auto& r) { return r.status == 429; });
+  REQUIRE(limited != log.end());
+  // Requests already on their way may land just after the 429; after that, silence for 2 s.
+  std::size_t inside = 0;
+  for (const auto& r : log)
+    if (r.arrival > limited->arrival + std::chrono::milliseconds(150) &&
+        r.arrival < limited->arrival + std::chrono::milliseconds(1900))
+      ++inside;
+  CHECK(inside == 0);
+}
+
+TEST_CASE("key pools: a key answered 401 leaves the pool once; every request succeeds on the other") {
+  const std::string bad = "sk-revoked-0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+  mock::server_options o;
+  o.invalid_api_keys = {bad};
+  auto server = start_server(o);
+  std::vector<re::openai_compatible> pool{re::openai_compatible(bad, server->base_url(), "mock-model"),
+                                          re::openai_compatible(test_key, server->base_url(), "mock-model")};
+  std::mutex m;
+  std::vector<std::string> lines;
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      pool, re::options().concurrency(8).progress_bar(false).on_log([&](std::string_view line) {
+        std::lock_guard<std::mutex> lock(m);
+        lines.emplace_back(line);
+      }));
+  auto results = engine.run(prompts(60, "pool "));
+  REQUIRE(results.size() == 60);
+  for (const auto& r : results) REQUIRE(r);
+  CHECK(engine.rejected_keys() == std::vector<std::size_t>{0});
+  std::size_t reports = 0;
+  for (const auto& line : lines) {
+    CHECK(line.find(bad) == std::string::npos);
+    if (line.find("API key 1 of 2 was rejected") != std::string::npos) ++reports;
+  }
+  CHECK(reports == 1);
+  CHECK(server->requests_for_key(test_key) == 60);
+
+  // When no key is left, the requests fail with a clear error (and still one result each).
+  std::vector<re::openai_compatible> all_bad{re::openai_compatible(bad, server->base_url(), "mock-model"),
+                                             re::openai_compatible(bad + "2", server->base_url(), "mock-model")};
+  re::engine<re::openai_compatible, re::no_cache> doomed(all_bad, re::options().concurrency(4).progress_bar(false).on_log(
+                                                                      [](std::string_view) {}));
+  auto failed = doomed.run(prompts(10, "doomed "));
+  REQUIRE(failed.size() == 10);
+  for (const auto& r : failed) {
+    REQUIRE(!r);
+    CHECK(r.error().code == re::error_code::authentication);
+    CHECK(r.error().describe().find(bad) == std::string::npos);
+  }
+}
