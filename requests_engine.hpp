@@ -2017,6 +2017,13 @@ template <class Provider, class Cache = disk_cache>
 using engine = basic_engine<Provider, Cache>;
 
 // =============================================================================================
+// Provider batch APIs: OpenAI Batch and Anthropic Message Batches
+// =============================================================================================
+
+// @section batch-decl
+// @end batch-decl
+
+// =============================================================================================
 // Implementation
 // =============================================================================================
 
@@ -5763,6 +5770,13 @@ REQUESTS_ENGINE_INLINE cost_report make_cost_report(const std::vector<result<com
   return report;
 }
 // @end cost-impl
+
+// ---------------------------------------------------------------------------------------------
+// Provider batch APIs
+// ---------------------------------------------------------------------------------------------
+
+// @section batch-impl
+// @end batch-impl
 
 #endif  // implementation
 
