@@ -424,6 +424,8 @@ struct completion {
   }
   std::string request_hash;     ///< SHA-256 of the request's cache identity and body
   bool from_cache = false;
+  /// The answer of an identical request in flight at the same time: sent once, paid once.
+  bool deduplicated = false;
   int attempts = 0;
   std::chrono::milliseconds latency{0};  ///< from first send to final answer, retries included
 };
@@ -1258,6 +1260,9 @@ struct progress {
   std::int64_t output_tokens = 0;
   double elapsed_seconds = 0;
   double requests_per_second = 0;  ///< done / elapsed
+  double spend = 0;        ///< dollars paid so far (answers from the network, at options::prices())
+  double spend_as_if = 0;  ///< dollars as if no answer had come from the cache
+  bool spend_complete = true;  ///< false once a model without a price answered (its tokens are not in the dollars)
 };
 
 /// One retry about to be scheduled.
@@ -1305,6 +1310,8 @@ class options {
   options& on_progress(progress_callback f) { on_progress_ = std::move(f); return *this; }
   /// Where the engine's own messages go (default: stderr). One line per call, no newline.
   options& on_log(log_callback f) { on_log_ = std::move(f); return *this; }
+  /// The prices behind the spend in progress and engine::spend() (default: price_table::builtin()).
+  options& prices(std::shared_ptr<const price_table> table) { prices_ = std::move(table); return *this; }
   options& progress_interval(std::chrono::milliseconds d) { progress_interval_ = d; return *this; }
   /// A progress bar on stderr; by default on only when stderr is a terminal.
   options& progress_bar(bool on) { progress_bar_ = on; return *this; }
@@ -1336,6 +1343,7 @@ class options {
   [[nodiscard]] const retry_callback& on_retry() const noexcept { return on_retry_; }
   [[nodiscard]] const progress_callback& on_progress() const noexcept { return on_progress_; }
   [[nodiscard]] const log_callback& on_log() const noexcept { return on_log_; }
+  [[nodiscard]] const price_table& prices() const { return prices_ ? *prices_ : price_table::builtin(); }
   [[nodiscard]] std::chrono::milliseconds progress_interval() const noexcept { return progress_interval_; }
   [[nodiscard]] std::optional<bool> progress_bar() const noexcept { return progress_bar_; }
   [[nodiscard]] const std::string& cache_dir() const noexcept { return cache_dir_; }
@@ -1363,6 +1371,7 @@ class options {
   retry_callback on_retry_;
   progress_callback on_progress_;
   log_callback on_log_;
+  std::shared_ptr<const price_table> prices_;
   std::chrono::milliseconds progress_interval_{100};
   std::optional<bool> progress_bar_;
   std::string cache_dir_;
@@ -1681,6 +1690,10 @@ class dispatcher {
   /// (their connections are shut), come back as `cancelled` at once. Later work runs normally.
   REQUESTS_ENGINE_INLINE void cancel();
   [[nodiscard]] REQUESTS_ENGINE_INLINE progress snapshot() const;
+  [[nodiscard]] cost_report spend() const {
+    std::lock_guard<std::mutex> lock(spend_mutex_);
+    return spend_;
+  }
   [[nodiscard]] std::size_t next_ticket() noexcept { return ticket_.fetch_add(1); }
   [[nodiscard]] REQUESTS_ENGINE_INLINE cache_stats stats() const;
   [[nodiscard]] bool cache_enabled() const noexcept { return cache_ != nullptr; }
@@ -1794,6 +1807,8 @@ class dispatcher {
   std::atomic<std::size_t> ticket_{0};
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
   std::atomic<std::int64_t> input_tokens_{0}, output_tokens_{0};
+  mutable std::mutex spend_mutex_;  // never held while taking mutex_
+  cost_report spend_;               // this busy period's results, priced
   clock::time_point period_start_ = clock::now();  // guarded by mutex_
   std::atomic<std::int64_t> last_tick_ns_{0};
   std::mutex callback_mutex_;  // callbacks are never called concurrently
@@ -1907,6 +1922,13 @@ class basic_engine {
 
   /// The current busy period's counts.
   [[nodiscard]] progress current_progress() const { return dispatcher_.snapshot(); }
+  /// What the current busy period (the last run(), or submit()s since the engine was idle) cost,
+  /// at options::prices(): tokens and dollars by model, actual and as if nothing was cached.
+  [[nodiscard]] cost_report spend() const { return dispatcher_.spend(); }
+  /// The same report for any results (say, several runs together), at this engine's prices.
+  [[nodiscard]] cost_report cost(const std::vector<result<completion>>& results, bool batch = false) const {
+    return make_cost_report(results, options_.prices(), batch);
+  }
   [[nodiscard]] const Provider& provider() const noexcept { return providers_.front(); }
   [[nodiscard]] const std::vector<Provider>& key_pool() const noexcept { return providers_; }
   /// Positions in the key pool of the keys the server rejected.
@@ -2776,6 +2798,8 @@ REQUESTS_ENGINE_INLINE void dispatcher::reserve(std::size_t n) {
     period_start_ = clock::now();
     total_ = done_ = failed_ = retries_ = period_cache_hits_ = 0;
     input_tokens_ = output_tokens_ = 0;
+    std::lock_guard<std::mutex> spend_lock(spend_mutex_);
+    spend_ = cost_report{};
   }
   total_ += n;
 }
@@ -2872,6 +2896,10 @@ REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
   p.output_tokens = output_tokens_.load();
   p.elapsed_seconds = std::chrono::duration<double>(clock::now() - start).count();
   p.requests_per_second = p.elapsed_seconds > 0 ? static_cast<double>(p.done) / p.elapsed_seconds : 0.0;
+  std::lock_guard<std::mutex> spend_lock(spend_mutex_);
+  p.spend = spend_.actual;
+  p.spend_as_if = spend_.as_if;
+  p.spend_complete = spend_.complete();
   return p;
 }
 
@@ -3309,15 +3337,28 @@ REQUESTS_ENGINE_INLINE void dispatcher::deliver_all(std::size_t index, const del
   // Counts and callbacks first, delivery last: when run() returns or a future is ready, every
   // callback about that request has run.
   const std::size_t n = followers.size() + 1;
+  result<completion> shared = error{};  // what the followers get: the same answer, not paid again
+  if (!followers.empty()) {
+    shared = r;
+    if (shared) shared->deduplicated = true;
+  }
   if (r) {
     input_tokens_ += r->usage.input_tokens * static_cast<std::int64_t>(n);
     output_tokens_ += r->usage.output_tokens * static_cast<std::int64_t>(n);
   } else {
     failed_ += n;
   }
+  try {
+    std::lock_guard<std::mutex> spend_lock(spend_mutex_);
+    spend_.add(r, options_.prices());
+    if (!followers.empty())
+      for (std::size_t i = 1; i < n; ++i) spend_.add(shared, options_.prices());
+  } catch (...) {  // a price callback that throws is the table's problem, never the batch's
+    log("pricing a result failed");
+  }
   const std::size_t done = done_ += n;
   if (options_.on_result()) {
-    for (auto& f : followers) guarded_callback("result", [&] { options_.on_result()(f.first, r); });
+    for (auto& f : followers) guarded_callback("result", [&] { options_.on_result()(f.first, shared); });
     guarded_callback("result", [&] { options_.on_result()(index, r); });
   }
   tick(done == total_.load());
@@ -3328,7 +3369,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::deliver_all(std::size_t index, const del
       log("delivering a result failed");
     }
   };
-  for (auto& f : followers) hand_over(f.second, result<completion>(r));
+  for (auto& f : followers) hand_over(f.second, result<completion>(shared));
   hand_over(deliver, std::move(r));
 }
 
@@ -3379,7 +3420,12 @@ REQUESTS_ENGINE_INLINE std::string format_progress_bar(const progress& p, std::s
   std::snprintf(buf, sizeof buf, " %zu/%zu  %.1f req/s  ETA %s  failed %zu  retries %zu  tokens %s in / %s out",
                 p.done, p.total, p.requests_per_second, eta.c_str(), p.failed, p.retries,
                 fmt_tokens(p.input_tokens).c_str(), fmt_tokens(p.output_tokens).c_str());
-  return bar + buf;
+  std::string out = bar + buf;
+  if (p.spend > 0 || p.spend_as_if > 0 || !p.spend_complete) {
+    std::snprintf(buf, sizeof buf, "  $%.4f%s", p.spend, p.spend_complete ? "" : "+?");
+    out += buf;
+  }
+  return out;
 }
 
 REQUESTS_ENGINE_INLINE bool stderr_is_terminal() noexcept {
@@ -5657,10 +5703,9 @@ REQUESTS_ENGINE_INLINE void cost_report::add(const result<completion>& r, const 
   const completion& c = *r;
   ++requests;
   tokens += c.usage;
-  if (c.from_cache)
-    ++from_cache;
-  else
-    network_tokens += c.usage;
+  const bool paid = !c.from_cache && !c.deduplicated;
+  if (c.from_cache) ++from_cache;
+  if (paid) network_tokens += c.usage;
 
   auto mark_unknown = [this](model_line& l) {
     auto at = std::lower_bound(unknown_models.begin(), unknown_models.end(), l.model);
@@ -5688,10 +5733,8 @@ REQUESTS_ENGINE_INLINE void cost_report::add(const result<completion>& r, const 
   model_line& line = *it;
   ++line.requests;
   line.tokens += c.usage;
-  if (c.from_cache)
-    ++line.from_cache;
-  else
-    line.network_tokens += c.usage;
+  if (c.from_cache) ++line.from_cache;
+  if (paid) line.network_tokens += c.usage;
   if (!line.as_if) return;
   const std::optional<double> dollars = prices.cost(c.model, c.usage, batch);
   if (!dollars) {  // a callback that stopped answering: never count this model as free
@@ -5700,7 +5743,7 @@ REQUESTS_ENGINE_INLINE void cost_report::add(const result<completion>& r, const 
   }
   *line.as_if += *dollars;
   as_if += *dollars;
-  if (!c.from_cache) {
+  if (paid) {
     *line.actual += *dollars;
     actual += *dollars;
   }

@@ -404,8 +404,9 @@ TEST_CASE("cost report: answers from the engine's cache cost nothing; the as-if 
   // A real server on loopback that answers like OpenAI, with fixed usage.
   httplib::Server server;
   std::atomic<int> calls{0};
-  server.Post("/v1/chat/completions", [&](const httplib::Request&, httplib::Response& res) {
+  server.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
     ++calls;
+    if (req.body.find("slow") != std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(300));
     res.set_content(R"({"id":"x","object":"chat.completion","model":"gpt-4o-mini-2024-07-18",)"
                     R"("choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
                     R"("usage":{"prompt_tokens":10000,"completion_tokens":1000,"total_tokens":11000,)"
@@ -451,6 +452,45 @@ TEST_CASE("cost report: answers from the engine's cache cost nothing; the as-if 
     CHECK(report.to_json()["actual_usd"].get<double>() == doctest::Approx(0.0036));
     CHECK(report.to_string().find("$0.003600 spent, $0.007200 as if nothing came from the cache") !=
           std::string::npos);
+  }
+  {
+    // The engine prices as it goes: the progress callback, spend() and cost() agree with the
+    // report, at the prices the options name; identical requests in flight at once are paid once.
+    re::openai_compatible provider("k", "http://127.0.0.1:" + std::to_string(port) + "/v1", "gpt-4o-mini");
+    auto prices = std::make_shared<re::price_table>();
+    prices->merge_json(
+        re::json::parse(R"({"models": {"gpt-4o-mini": {"input": 1.0, "output": 10.0, "cached_input": 0.5}}})"));
+    std::mutex m;
+    std::vector<re::progress> seen;
+    re::basic_engine<re::openai_compatible, re::memory_cache> engine(
+        provider, re::options().concurrency(4).max_retries(0).progress_bar(false).distinct_samples(false).prices(
+                      prices).progress_interval(std::chrono::milliseconds(1)).on_progress([&](const re::progress& p) {
+          std::lock_guard<std::mutex> lock(m);
+          seen.push_back(p);
+        }));
+    // Per request at these prices: 6000 x $1 + 4000 x $0.5 + 1000 x $10 = $0.018.
+    const int before = calls.load();
+    auto results = engine.run({re::conversation().user("slow e"), re::conversation().user("slow e"),
+                               re::conversation().user("slow e"), re::conversation().user("f")});
+    CHECK(calls.load() - before == 2);  // "slow e" once, "f" once
+    int deduplicated = 0;
+    for (const auto& r : results) deduplicated += r && r->deduplicated ? 1 : 0;
+    CHECK(deduplicated == 2);
+    const re::cost_report spent = engine.spend();
+    CHECK(spent.requests == 4);
+    CHECK(spent.actual == doctest::Approx(2 * 0.018));
+    CHECK(spent.as_if == doctest::Approx(4 * 0.018));
+    CHECK(engine.cost(results).actual == doctest::Approx(spent.actual));
+    CHECK(engine.cost(results, true).actual == doctest::Approx(spent.actual / 2));
+    std::lock_guard<std::mutex> lock(m);
+    CHECK(!seen.empty());
+    if (seen.empty()) seen.emplace_back();
+    CHECK(seen.back().done == 4);
+    CHECK(seen.back().spend == doctest::Approx(2 * 0.018));
+    CHECK(seen.back().spend_as_if == doctest::Approx(4 * 0.018));
+    CHECK(seen.back().spend_complete);
+    for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i].spend >= seen[i - 1].spend);
+    CHECK(re::detail::format_progress_bar(seen.back(), 10).find("$0.0360") != std::string::npos);
   }
   server.stop();
   listener.join();
