@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <regex>
 #include <set>
@@ -87,7 +88,8 @@ child spawn(const std::vector<std::string>& args, const fs::path& dir, const std
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string kv = *e;
     const std::string key = kv.substr(0, kv.find('='));
-    if (key.rfind("OPENAI_", 0) == 0 || key.rfind("ANTHROPIC_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR")
+    if (key.rfind("OPENAI_", 0) == 0 || key.rfind("ANTHROPIC_", 0) == 0 || key.rfind("AWS_", 0) == 0 ||
+        key.rfind("GEMINI_", 0) == 0 || key.rfind("GOOGLE_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR")
       continue;
     envs.push_back(kv);
   }
@@ -166,7 +168,8 @@ class mock {
   mock(const mock&) = delete;
   mock& operator=(const mock&) = delete;
 
-  [[nodiscard]] std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  [[nodiscard]] std::string origin() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string base_url() const { return origin() + "/v1"; }
   [[nodiscard]] std::map<std::string, std::string> env() const { return {{"OPENAI_BASE_URL", base_url()}}; }
 
   /// SIGTERM; the number of chat requests the mock says it served.
@@ -175,6 +178,7 @@ class mock {
     wait_for(c_);
     c_.pid = -1;
     const std::string err = slurp(c_.err);
+    stderr_ = err;
     std::smatch m;
     if (!std::regex_search(err, m, std::regex(R"(\((\d+) chat requests served\))"))) {
       FAIL("no served count in the mock's stderr: " << err);
@@ -182,9 +186,12 @@ class mock {
     }
     return std::stol(m[1].str());
   }
+  /// After stop(): what the mock printed ("N gemini, N vertex, N bedrock; N access tokens issued").
+  [[nodiscard]] const std::string& stopped_stderr() const { return stderr_; }
 
  private:
   child c_;
+  std::string stderr_;
   int port_ = 0;
 };
 
@@ -234,7 +241,7 @@ TEST_CASE("run: plain format; every line answered; a rerun comes from the cache"
   CHECK(by_id["7"]["text"] == "Mock answer to: Parts");
   CHECK(by_id["7"]["id"] == 7);
   CHECK(first.err.find("succeeded    3") != std::string::npos);
-  CHECK(first.err.find("cost         n/a") != std::string::npos);
+  CHECK(first.err.find("cost         unknown (no price for test-model") != std::string::npos);
 
   outcome second = run_cli(args, dir, "run2", server.env());
   CHECK_MESSAGE(second.status == 0, second.err);
@@ -353,9 +360,9 @@ TEST_CASE("run: usage errors stop before anything is sent, with exit 2") {
   CHECK(unknown.status == 2);
   CHECK(unknown.err.find("unknown provider 'openia'") != std::string::npos);
 
-  outcome later = run_cli({"run", in, "-o", out, "--provider", "gemini"}, dir, "later");
-  CHECK(later.status == 2);
-  CHECK(later.err.find("provider gemini is not in this build yet") != std::string::npos);
+  outcome vertex_api = run_cli({"run", in, "-o", out, "--provider", "vertex", "--vertex-api", "palm"}, dir, "vapi");
+  CHECK(vertex_api.status == 2);
+  CHECK(vertex_api.err.find("--vertex-api must be openai, gemini or anthropic") != std::string::npos);
 
   mock server(dir);
   outcome no_model = run_cli({"run", in, "-o", out, "--no-cache"}, dir, "nomodel", server.env());
@@ -436,6 +443,313 @@ TEST_CASE("run: killed with SIGKILL mid-run, the same command again finishes wit
   MESSAGE("the mock served " << served << " requests for " << total << " ids");
   CHECK(served >= static_cast<long>(total));
   CHECK(served <= static_cast<long>(total) + concurrency);
+}
+
+namespace {
+
+json read_json(const fs::path& p) { return json::parse(slurp(p)); }
+
+// Dollars for `tokens` ({"input", "output", ...} as the summary writes them) at per-million prices.
+double priced(const json& tokens, double input_per_million, double output_per_million) {
+  return (tokens["input"].get<double>() * input_per_million + tokens["output"].get<double>() * output_per_million) /
+         1e6;
+}
+
+}  // namespace
+
+TEST_CASE("run: anthropic end to end; the summary prices the run; a rerun costs $0 actual, as-if unchanged") {
+  const fs::path dir = scratch("anthropic_cost");
+  write_text(dir / "in.jsonl", plain_input(3));
+  mock server(dir);
+  const fs::path summary = dir / "summary.json";
+  // claude-haiku-4-5 is in the built-in table ($1 / $5 per million); the mock answers with the
+  // model it is asked for, and no key is needed for a server other than Anthropic's.
+  const std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                         "--provider", "anthropic", "--model", "claude-haiku-4-5",
+                                         "--base-url", server.origin(), "--cache-dir", (dir / "cache").string(),
+                                         "--summary-json", summary.string()};
+  outcome first = run_cli(args, dir, "run1");
+  REQUIRE_MESSAGE(first.status == 0, first.err);
+  std::map<std::string, json> by_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
+  REQUIRE(by_id.size() == 3);
+  for (int i = 0; i < 3; ++i) {
+    const json& l = by_id["q" + std::to_string(i)];
+    CHECK(l["text"] == "Mock answer to: question " + std::to_string(i));
+    CHECK(l["model"] == "claude-haiku-4-5");
+    CHECK(l["finish_reason"] == "end_turn");
+    CHECK(l["error"].is_null());
+  }
+  CHECK_MESSAGE(std::regex_search(first.err, std::regex(R"(cost         actual \$0\.0[0-9]*[1-9], as-if \$0\.0)")),
+                first.err);
+
+  const json s1 = read_json(summary);
+  CHECK(s1["status"] == "done");
+  CHECK(s1["requests"] == 3);
+  CHECK(s1["succeeded"] == 3);
+  CHECK(s1["failed"] == 0);
+  CHECK(s1["failed_ids"].empty());
+  CHECK(s1["from_cache"] == 0);
+  CHECK(s1["wall_seconds"].get<double>() > 0);
+  const json& c1 = s1["cost"];
+  CHECK(c1["complete"] == true);
+  CHECK(c1["models"][0]["priced_as"] == "claude-haiku-4-5");
+  const double expected = priced(c1["tokens"], 1, 5);
+  CHECK(expected > 0);
+  CHECK(c1["actual_usd"].get<double>() == doctest::Approx(expected));
+  CHECK(c1["as_if_usd"].get<double>() == doctest::Approx(expected));
+  CHECK(s1["tokens"]["input_tokens"] == c1["tokens"]["input"]);
+
+  outcome second = run_cli(args, dir, "run2");
+  REQUIRE_MESSAGE(second.status == 0, second.err);
+  CHECK_MESSAGE(std::regex_search(second.err, std::regex(R"(cost         actual \$0, as-if \$0\.0[0-9]*[1-9] )")),
+                second.err);
+  const json s2 = read_json(summary);
+  CHECK(s2["from_cache"] == 3);
+  CHECK(s2["cost"]["actual_usd"].get<double>() == 0.0);
+  CHECK(s2["cost"]["as_if_usd"].get<double>() == doctest::Approx(c1["as_if_usd"].get<double>()));
+  CHECK(s2["cost"]["network_tokens"]["input"] == 0);
+  CHECK(server.stop() == 3);
+}
+
+TEST_CASE("run --provider gemini: end to end against the mock's generateContent") {
+  const fs::path dir = scratch("gemini");
+  write_text(dir / "in.jsonl", plain_input(2));
+  mock server(dir);
+  const fs::path summary = dir / "summary.json";
+  std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                   "--provider", "gemini", "--model", "gemini-2.5-flash", "--base-url", server.origin(),
+                                   "--no-cache", "--summary-json", summary.string()};
+  outcome o = run_cli(args, dir, "run", {{"GEMINI_API_KEY", "gemini-test-key-123"}});
+  REQUIRE_MESSAGE(o.status == 0, o.err);
+  std::map<std::string, json> by_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
+  REQUIRE(by_id.size() == 2);
+  CHECK(by_id["q0"]["text"] == "Mock answer to: question 0");
+  CHECK(by_id["q1"]["text"] == "Mock answer to: question 1");
+  CHECK(by_id["q1"]["model"] == "gemini-2.5-flash");
+  CHECK(by_id["q1"]["finish_reason"] == "STOP");
+  CHECK(by_id["q1"]["usage"]["output_tokens"].get<int>() > 0);
+  const json cost = read_json(summary)["cost"];
+  CHECK(cost["actual_usd"].get<double>() == doctest::Approx(priced(cost["tokens"], 0.3, 2.5)));
+  CHECK(cost["actual_usd"].get<double>() > 0);
+  CHECK(o.err.find("gemini-test-key-123") == std::string::npos);
+
+  // GOOGLE_API_KEY is read too (as Google's SDKs do) when GEMINI_API_KEY is not set.
+  outcome google_key = run_cli(args, dir, "google", {{"GOOGLE_API_KEY", "google-test-key"}});
+  CHECK_MESSAGE(google_key.status == 0, google_key.err);
+
+  // An OpenAI Batch file is translated into generateContent and answered in the Batch shape.
+  write_text(dir / "batch.jsonl",
+             json{{"custom_id", "c1"},
+                  {"method", "POST"},
+                  {"url", "/v1/chat/completions"},
+                  {"body",
+                   {{"model", "gpt-4o-mini"},
+                    {"messages", {{{"role", "system"}, {"content", "Be brief"}}, {{"role", "user"}, {"content", "hi"}}}},
+                    {"max_tokens", 50}}}}
+                     .dump() +
+                 "\n");
+  outcome batch = run_cli({"run", (dir / "batch.jsonl").string(), "-o", (dir / "batch.out").string(), "--provider",
+                           "gemini", "--model", "gemini-2.5-flash", "--base-url", server.origin(), "--no-cache"},
+                          dir, "batch", {{"GEMINI_API_KEY", "k"}});
+  REQUIRE_MESSAGE(batch.status == 0, batch.err);
+  const auto lines = json_lines(dir / "batch.out");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]["custom_id"] == "c1");
+  CHECK(lines[0]["response"]["status_code"] == 200);
+  CHECK(lines[0]["response"]["body"]["object"] == "chat.completion");
+  CHECK(lines[0]["response"]["body"]["model"] == "gemini-2.5-flash");
+  CHECK(lines[0]["response"]["body"]["choices"][0]["message"]["content"] == "Mock answer to: hi");
+  CHECK(server.stop() == 5);
+  CHECK(server.stopped_stderr().find("5 gemini, 0 vertex, 0 bedrock") != std::string::npos);
+}
+
+TEST_CASE("run --provider bedrock: SigV4-signed InvokeModel against the mock; the secret never shows") {
+  const fs::path dir = scratch("bedrock");
+  write_text(dir / "in.jsonl", plain_input(2));
+  mock server(dir);
+  const std::string secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+  const std::string token = "session-token-FwoGZXIvYXdzEXAMPLE";
+  const std::map<std::string, std::string> env = {{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+                                                  {"AWS_SECRET_ACCESS_KEY", secret},
+                                                  {"AWS_SESSION_TOKEN", token},
+                                                  {"AWS_REGION", "eu-west-1"}};
+  const fs::path summary = dir / "summary.json";
+  const std::string model = "anthropic.claude-haiku-4-5-20251001-v1:0";  // ':' travels percent-encoded
+  outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--provider",
+                       "bedrock", "--model", model, "--base-url", server.origin(), "--cache-dir",
+                       (dir / "cache").string(), "--summary-json", summary.string()},
+                      dir, "run", env);
+  REQUIRE_MESSAGE(o.status == 0, o.err);
+  std::map<std::string, json> by_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
+  REQUIRE(by_id.size() == 2);
+  CHECK(by_id["q0"]["text"] == "Mock answer to: question 0");
+  CHECK(by_id["q1"]["text"] == "Mock answer to: question 1");
+  CHECK(by_id["q1"]["model"] == model);
+  const json cost = read_json(summary)["cost"];
+  CHECK(cost["models"][0]["priced_as"] == "claude-haiku-4-5");
+  CHECK(cost["actual_usd"].get<double>() == doctest::Approx(priced(cost["tokens"], 1, 5)));
+
+  // A line naming another model cannot share the URL: refused before anything is sent.
+  write_text(dir / "mixed.jsonl", plain_input(1) + R"({"id":"other","prompt":"x","model":"anthropic.claude-3-haiku-20240307-v1:0"})" "\n");
+  outcome mixed = run_cli({"run", (dir / "mixed.jsonl").string(), "-o", (dir / "mixed.out").string(), "--provider",
+                           "bedrock", "--model", model, "--base-url", server.origin(), "--no-cache"},
+                          dir, "mixed", env);
+  CHECK(mixed.status == 2);
+  CHECK(mixed.err.find("id 'other' (line 2) asks for model 'anthropic.claude-3-haiku-20240307-v1:0'") !=
+        std::string::npos);
+
+  CHECK(server.stop() == 2);
+  CHECK(server.stopped_stderr().find("0 gemini, 0 vertex, 2 bedrock") != std::string::npos);
+  std::string everything = o.out + o.err + mixed.err + slurp(dir / "out.jsonl") + slurp(summary);
+  for (const auto& e : fs::recursive_directory_iterator(dir / "cache"))
+    if (e.is_regular_file()) everything += slurp(e.path());
+  CHECK(everything.find(secret) == std::string::npos);
+  CHECK(everything.find(token) == std::string::npos);
+}
+
+TEST_CASE("run --provider vertex: a token from the key file's token_uri, then each of the three APIs") {
+  const char* shared = std::getenv("REQUESTS_ENGINE_SHARED_DIR");
+  REQUIRE_MESSAGE(shared != nullptr, "set REQUESTS_ENGINE_SHARED_DIR (the folder holding conformance/)");
+  const fs::path dir = scratch("vertex");
+  write_text(dir / "in.jsonl", plain_input(2));
+  mock server(dir);
+  // The test key, pointed at the mock; written to the scratch folder only.
+  json account = read_json(fs::path(shared) / "conformance" / "google" / "service_account.json");
+  account["token_uri"] = server.origin() + "/token";
+  write_text(dir / "service_account.json", account.dump());
+  const std::map<std::string, std::string> env = {
+      {"GOOGLE_APPLICATION_CREDENTIALS", (dir / "service_account.json").string()}};
+
+  struct api_case {
+    std::string model, api_flag, finish_reason;
+  };
+  const std::vector<api_case> cases = {{"meta/llama-3.3-70b-instruct-maas", "", "stop"},  // openai (the default)
+                                       {"gemini-2.0-flash", "", "STOP"},
+                                       {"claude-haiku-4-5", "", "end_turn"},
+                                       {"gemini-2.5-flash", "gemini", "STOP"}};
+  for (const auto& c : cases) {
+    CAPTURE(c.model);
+    const fs::path out = dir / "out.jsonl";
+    std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", out.string(), "--provider", "vertex",
+                                      "--model", c.model, "--region", "us-east5", "--base-url", server.origin(),
+                                      "--no-cache"};
+    if (!c.api_flag.empty()) {
+      args.push_back("--vertex-api");
+      args.push_back(c.api_flag);
+    }
+    outcome o = run_cli(args, dir, "run", env);
+    REQUIRE_MESSAGE(o.status == 0, o.err);
+    std::map<std::string, json> by_id;
+    for (const json& l : json_lines(out)) by_id[l["id"].get<std::string>()] = l;
+    REQUIRE(by_id.size() == 2);
+    CHECK(by_id["q0"]["text"] == "Mock answer to: question 0");
+    CHECK(by_id["q1"]["finish_reason"] == c.finish_reason);
+    CHECK(by_id["q1"]["model"] == c.model);
+    CHECK(o.err.find("PRIVATE KEY") == std::string::npos);
+  }
+  CHECK(server.stop() == 8);
+  CHECK(server.stopped_stderr().find("0 gemini, 8 vertex, 0 bedrock; 4 access tokens issued") != std::string::npos);
+}
+
+TEST_CASE("run: missing credentials for bedrock, vertex and gemini stop with exit 2, naming them; nothing is sent") {
+  const fs::path dir = scratch("credentials");
+  write_text(dir / "in.jsonl", plain_input(2));
+  const std::string in = (dir / "in.jsonl").string();
+  const std::string out = (dir / "out.jsonl").string();
+  mock server(dir);
+  const std::string base = server.origin();
+  const std::string secret = "do-not-print-this-secret";
+  const std::string model = "anthropic.claude-haiku-4-5-20251001-v1:0";
+  struct expectation {
+    std::vector<std::string> flags;
+    std::map<std::string, std::string> env;
+    std::string message;
+  };
+  const std::vector<expectation> cases = {
+      {{"--provider", "bedrock", "--model", model, "--region", "us-east-1"}, {}, "AWS_ACCESS_KEY_ID is not set"},
+      {{"--provider", "bedrock", "--model", model, "--region", "us-east-1"},
+       {{"AWS_ACCESS_KEY_ID", "AKID"}},
+       "AWS_SECRET_ACCESS_KEY is not set"},
+      {{"--provider", "bedrock", "--model", model},
+       {{"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_SECRET_ACCESS_KEY", secret}},
+       "no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"},
+      {{"--provider", "vertex", "--model", "gemini-2.0-flash"}, {}, "GOOGLE_APPLICATION_CREDENTIALS is not set"},
+      {{"--provider", "vertex", "--model", "gemini-2.0-flash"},
+       {{"GOOGLE_APPLICATION_CREDENTIALS", (dir / "no-such-key.json").string()}},
+       "no-such-key.json"},
+      {{"--provider", "gemini", "--model", "gemini-2.5-flash"}, {}, "GEMINI_API_KEY is not set (nor GOOGLE_API_KEY)"},
+      {{"--provider", "gemini"}, {{"GEMINI_API_KEY", secret}}, "--provider gemini needs --model"},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    CAPTURE(c.message);
+    std::vector<std::string> args = {"run", in, "-o", out, "--base-url", base, "--no-cache"};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    outcome o = run_cli(args, dir, "case" + std::to_string(i++), c.env);
+    CHECK(o.status == 2);
+    CHECK(o.err.find(c.message) != std::string::npos);
+    CHECK(o.err.find(secret) == std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  }
+  CHECK(server.stop() == 0);
+  CHECK(server.stopped_stderr().find("0 access tokens issued") != std::string::npos);
+}
+
+TEST_CASE("run: --prices overrides the built-in table; a bad --prices file is exit 2 naming it") {
+  const fs::path dir = scratch("prices");
+  write_text(dir / "in.jsonl", plain_input(3));
+  const std::string in = (dir / "in.jsonl").string();
+  const std::string out = (dir / "out.jsonl").string();
+  const fs::path summary = dir / "summary.json";
+  mock server(dir);
+  auto run_with_prices = [&](const std::vector<std::string>& extra, const std::string& tag) {
+    std::vector<std::string> args = {"run", in, "-o", out, "--model", "test-model", "--no-cache",
+                                     "--summary-json", summary.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args, dir, tag, server.env());
+  };
+
+  // No price for test-model: unknown, never $0.
+  outcome plain = run_with_prices({}, "plain");
+  REQUIRE_MESSAGE(plain.status == 0, plain.err);
+  CHECK(plain.err.find("cost         unknown (no price for test-model") != std::string::npos);
+  const json unknown = read_json(summary)["cost"];
+  CHECK(unknown["complete"] == false);
+  CHECK(unknown["unknown_models"] == json::array({"test-model"}));
+  CHECK(unknown["models"][0]["actual_usd"].is_null());
+
+  // $1 per input token, $2 per output token: the cost is the token counts.
+  write_text(dir / "prices.json", R"({"models": {"test-model": {"input": 1000000, "output": 2000000}}})");
+  outcome priced_run = run_with_prices({"--prices", (dir / "prices.json").string()}, "priced");
+  REQUIRE_MESSAGE(priced_run.status == 0, priced_run.err);
+  const json cost = read_json(summary)["cost"];
+  CHECK(cost["complete"] == true);
+  const double expected = cost["tokens"]["input"].get<double>() + 2 * cost["tokens"]["output"].get<double>();
+  CHECK(expected > 0);
+  CHECK(cost["actual_usd"].get<double>() == doctest::Approx(expected));
+  std::ostringstream line;
+  line << "cost         actual $" << std::fixed << std::setprecision(4) << expected;
+  CHECK_MESSAGE(priced_run.err.find(line.str()) != std::string::npos, priced_run.err);
+
+  const std::size_t served_before = 6;
+  fs::remove(summary);
+  write_text(dir / "bad.json", "{not json");
+  outcome bad = run_with_prices({"--prices", (dir / "bad.json").string()}, "bad");
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find((dir / "bad.json").string()) != std::string::npos);
+  write_text(dir / "no_output.json", R"({"models": {"new-model": {"input": 1}}})");
+  outcome incomplete = run_with_prices({"--prices", (dir / "no_output.json").string()}, "incomplete");
+  CHECK(incomplete.status == 2);
+  CHECK(incomplete.err.find("no_output.json") != std::string::npos);
+  CHECK(incomplete.err.find("new-model") != std::string::npos);
+  outcome missing = run_with_prices({"--prices", (dir / "missing.json").string()}, "missing");
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("missing.json") != std::string::npos);
+  CHECK_FALSE(fs::exists(summary));
+  CHECK(server.stop() == static_cast<long>(served_before));
 }
 
 TEST_CASE("cache: stats, verify, export and prune over the folder a run filled") {

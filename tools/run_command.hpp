@@ -50,6 +50,11 @@ struct run_args {
   bool ordered = false;
   bool no_progress = false;
   std::string shard;
+  std::string region;      ///< bedrock: AWS region; vertex: location
+  std::string project;     ///< vertex: Google Cloud project
+  std::string vertex_api;  ///< vertex: openai, gemini or anthropic; empty: chosen from the model
+  std::string prices;      ///< JSON price table merged over the built-in one
+  std::string summary_json;
 };
 
 /// Exit statuses of `run`.
@@ -65,12 +70,14 @@ inline std::string default_cache_dir() {
   return env != nullptr && *env != '\0' ? std::string(env) : std::string("requests_engine_cache");
 }
 
-/// The OpenAI provider, able to send an OpenAI Batch line's body as it is. That body travels
-/// in params::extra with an empty conversation: the library has no other carrier for a whole
-/// wire body, and the OpenAI Batch format promises that the body is what gets sent.
+/// An OpenAI-compatible provider (OpenAI's own, or Vertex AI's OpenAI endpoint), able to send
+/// an OpenAI Batch line's body as it is. That body travels in params::extra with an empty
+/// conversation: the library has no other carrier for a whole wire body, and the OpenAI Batch
+/// format promises that the body is what gets sent.
+template <class Inner>
 class openai_passthrough {
  public:
-  explicit openai_passthrough(re::openai_compatible inner) : inner_(std::move(inner)) {}
+  explicit openai_passthrough(Inner inner) : inner_(std::move(inner)) {}
 
   [[nodiscard]] re::result<json> make_body(const re::conversation& c, const re::params& p) const {
     if (!c.messages().empty() || !p.extra().is_object() || !p.extra().contains("messages"))
@@ -83,7 +90,7 @@ class openai_passthrough {
     }
     return body;
   }
-  [[nodiscard]] re::http_request make_request(const std::string& body) const { return inner_.make_request(body); }
+  [[nodiscard]] auto make_request(const std::string& body) const { return inner_.make_request(body); }
   [[nodiscard]] re::result<re::completion> parse_response(const re::http_response& r) const {
     return inner_.parse_response(r);
   }
@@ -94,7 +101,7 @@ class openai_passthrough {
   }
 
  private:
-  re::openai_compatible inner_;
+  Inner inner_;
 };
 
 /// Counts for the summary.
@@ -110,11 +117,49 @@ struct run_summary {
   std::size_t retries = 0;
   re::token_usage tokens;
   std::vector<std::string> failed_ids;
+  re::cost_report cost;  ///< every result added as it completes
   double wall_seconds = 0;
   bool interrupted = false;
 };
 
-/// The end-of-run report on `out`. Cost is "n/a" until the price table is in the build.
+namespace detail {
+
+inline std::string dollars(double v) {
+  if (v == 0) return "$0";
+  std::ostringstream s;
+  s << '$' << std::fixed << std::setprecision(v < 0.01 ? 6 : 4) << v;
+  return s.str();
+}
+
+inline std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + (names[i].empty() ? "(unnamed model)" : names[i]);
+  return s;
+}
+
+}  // namespace detail
+
+inline double requests_per_second(const run_summary& s) {
+  return s.wall_seconds > 0 ? static_cast<double>(s.succeeded + s.failed) / s.wall_seconds : 0.0;
+}
+
+/// The cost line: what was paid (answers from the network) and what the run would have cost
+/// had nothing come from the cache. A model without a price is "unknown", never $0.
+inline std::string cost_line(const re::cost_report& c) {
+  if (c.requests == 0) return "none (no answers)";
+  bool any_priced = false;
+  for (const auto& m : c.models) any_priced = any_priced || m.actual.has_value();
+  std::string s;
+  if (any_priced) {
+    s = "actual " + detail::dollars(c.actual) + ", as-if " + detail::dollars(c.as_if) + " (with no answer from the cache)";
+    if (!c.complete()) s += "; unknown for " + detail::joined(c.unknown_models) + " (not included; add prices with --prices)";
+  } else {
+    s = "unknown (no price for " + detail::joined(c.unknown_models) + "; add prices with --prices)";
+  }
+  return s;
+}
+
+/// The end-of-run report on `out`.
 inline void print_summary(const run_summary& s, std::ostream& out) {
   out << "requests-engine run: " << (s.interrupted ? "interrupted" : "done") << "\n";
   out << "  requests     " << s.selected;
@@ -136,14 +181,12 @@ inline void print_summary(const run_summary& s, std::ostream& out) {
   out << "  retries      " << s.retries << "\n";
   out << "  tokens       input " << s.tokens.input_tokens << " (cached " << s.tokens.cached_input_tokens
       << "), output " << s.tokens.output_tokens << "\n";
-  out << "  cost         n/a (no price table in this build)\n";
+  out << "  cost         " << cost_line(s.cost) << "\n";
   std::ostringstream rate;
   rate << std::fixed << std::setprecision(2) << s.wall_seconds << " s";
   out << "  wall time    " << rate.str() << "\n";
   rate.str("");
-  const std::size_t done = s.succeeded + s.failed;
-  rate << std::fixed << std::setprecision(1) << (s.wall_seconds > 0 ? static_cast<double>(done) / s.wall_seconds : 0.0)
-       << " requests/s";
+  rate << std::fixed << std::setprecision(1) << requests_per_second(s) << " requests/s";
   out << "  rate         " << rate.str() << "\n";
 }
 
@@ -324,9 +367,60 @@ class signal_watch {
 
 }  // namespace detail
 
+/// The summary for scripts (--summary-json): the same counts as the printed one, and the
+/// cost report in full.
+inline json summary_json(const run_summary& s, const run_args& a) {
+  json j;
+  j["status"] = s.interrupted ? "interrupted" : "done";
+  j["provider"] = a.provider;
+  j["input"] = a.input;
+  j["output"] = a.output;
+  j["input_lines"] = s.input_lines;
+  j["skipped_lines"] = s.skipped_lines;
+  j["requests"] = s.selected;
+  j["shard"] = s.shard.empty() ? json() : json(s.shard);
+  j["written"] = s.written;
+  j["succeeded"] = s.succeeded;
+  j["failed"] = s.failed;
+  j["failed_ids"] = s.failed_ids;
+  j["not_finished"] = s.selected - s.succeeded - s.failed;
+  j["from_cache"] = s.from_cache;
+  j["retries"] = s.retries;
+  j["tokens"] = detail::usage_json(s.tokens);
+  j["cost"] = s.cost.to_json();
+  j["wall_seconds"] = s.wall_seconds;
+  j["requests_per_second"] = requests_per_second(s);
+  return j;
+}
+
+namespace detail {
+
+// A temporary file renamed into place: a script polling for the file never reads half of it.
+inline void write_summary_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write the summary file '" + path + "': " + std::strerror(errno));
+  try {
+    write_all(fd, text);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write the summary file '" + path + "': " + why);
+  }
+}
+
+}  // namespace detail
+
 /// Does the run with one provider: hashes and shards the input, sends it, writes the output.
 template <class Provider>
-int run_with(Provider provider, const run_args& a, input_file& in, bool openai_shaped_body) {
+int run_with(Provider provider, const run_args& a, input_file& in, bool openai_shaped_body,
+             const re::price_table& prices) {
   const auto started = std::chrono::steady_clock::now();
   run_summary sum;
   sum.input_lines = in.lines;
@@ -383,6 +477,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     // rerun sends them.
     if (!r && r.error().code == re::error_code::cancelled && interrupted.load()) return;
     const input_item& item = *selected[index];
+    sum.cost.add(r, prices);
     if (r) {
       ++sum.succeeded;
       if (r->from_cache) ++sum.from_cache;
@@ -434,6 +529,13 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
   print_summary(sum, std::cerr);
+  if (!a.summary_json.empty()) {
+    try {
+      detail::write_summary_file(a.summary_json, summary_json(sum, a).dump(2) + "\n");
+    } catch (const std::exception& e) {
+      if (write_error.empty()) write_error = e.what();
+    }
+  }
   if (!write_error.empty()) {
     std::cerr << "requests-engine run: error: " << write_error << "\n";
     return exit_failures;
@@ -477,20 +579,79 @@ inline void check_model(const input_file& in, const run_args& a, bool raw_openai
   }
 }
 
+// The one model of a run whose provider puts the model in the URL (Bedrock, Gemini, Vertex's
+// gemini and anthropic APIs): --model, else the model every line names. A line naming another
+// model cannot go through this provider, so it stops the run before anything is sent.
+inline std::string single_model(const input_file& in, const run_args& a, bool model_in_url) {
+  std::string model = a.model;
+  if (model.empty()) {
+    for (const auto& item : in.items) {
+      if (!item.par.model())
+        throw usage_error("--provider " + a.provider + " needs --model (id '" + item.id_text + "', line " +
+                          std::to_string(item.line) + ", names no model)");
+      if (model.empty()) model = *item.par.model();
+    }
+    if (model.empty()) throw usage_error("--provider " + a.provider + " needs --model");
+  }
+  if (!model_in_url) return model;
+  for (const auto& item : in.items)
+    if (item.par.model() && *item.par.model() != model)
+      throw usage_error("id '" + item.id_text + "' (line " + std::to_string(item.line) + ") asks for model '" +
+                        *item.par.model() + "', but --provider " + a.provider + " sends one model per run ('" + model +
+                        "'): run the lines of each model separately");
+  return model;
+}
+
+inline std::string required_env(const char* name, const std::string& why) {
+  std::string v = env_or(name, "");
+  if (v.empty()) throw usage_error(std::string(name) + " is not set: " + why);
+  return v;
+}
+
+// Vertex AI serves three wire formats; the model's family picks one unless --vertex-api does.
+inline std::string vertex_api_for(const run_args& a) {
+  if (!a.vertex_api.empty()) return a.vertex_api;
+  if (a.model.rfind("gemini-", 0) == 0) return "gemini";
+  if (a.model.rfind("claude-", 0) == 0) return "anthropic";
+  return "openai";
+}
+
+inline re::price_table load_prices(const std::string& path) {
+  if (path.empty()) return re::price_table::builtin();
+  try {
+    return re::price_table::from_file(path);
+  } catch (const std::exception& e) {  // both name the file
+    std::string what = e.what();
+    const std::string prefix = "requests_engine: ";
+    if (what.compare(0, prefix.size(), prefix) == 0) what.erase(0, prefix.size());
+    throw usage_error("--prices: " + what);
+  }
+}
+
+
 }  // namespace detail
 
 inline int run_run(const run_args& a) {
   try {
     const std::string& p = a.provider;
-    if (p == "bedrock" || p == "vertex" || p == "gemini")
-      throw usage_error("provider " + p + " is not in this build yet");
-    if (p != "openai" && p != "anthropic")
+    if (p != "openai" && p != "anthropic" && p != "bedrock" && p != "vertex" && p != "gemini")
       throw usage_error("unknown provider '" + p + "' (openai, anthropic, bedrock, vertex, gemini)");
     if (a.concurrency == 0) throw usage_error("--concurrency must be at least 1");
     if (!a.shard.empty()) (void)detail::parse_shard(a.shard);
+    if (!a.vertex_api.empty() && p != "vertex") throw usage_error("--vertex-api is for --provider vertex only");
+    if (!a.project.empty() && p != "vertex") throw usage_error("--project is for --provider vertex only");
+    if (!a.region.empty() && p != "vertex" && p != "bedrock")
+      throw usage_error("--region is for --provider bedrock and vertex only");
+    const std::string vertex_api = p == "vertex" ? detail::vertex_api_for(a) : std::string();
+    if (vertex_api != "" && vertex_api != "openai" && vertex_api != "gemini" && vertex_api != "anthropic")
+      throw usage_error("--vertex-api must be openai, gemini or anthropic, got '" + vertex_api + "'");
+    const re::price_table prices = detail::load_prices(a.prices);
 
+    // An OpenAI Batch body goes as it is only to an OpenAI-compatible API; the others get it
+    // translated field by field (run_input.hpp), so that nothing is dropped without a word.
+    const bool raw = p == "openai" || vertex_api == "openai";
     input_options io;
-    io.raw_openai_body = p == "openai";
+    io.raw_openai_body = raw;
     io.temperature = a.temperature;
     io.max_tokens = a.max_tokens;
     input_file in = read_input(a.input, io);
@@ -500,17 +661,58 @@ inline int run_run(const run_args& a) {
                                                    : detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
       const std::string key = detail::api_key("OPENAI_API_KEY", base, "api.openai.com");
       detail::check_model(in, a, true);
-      return run_with(openai_passthrough(re::openai_compatible(key, base, a.model)), a, in, true);
+      return run_with(openai_passthrough<re::openai_compatible>(re::openai_compatible(key, base, a.model)), a, in,
+                      true, prices);
     }
-    if (a.model.empty()) throw usage_error("--provider anthropic needs --model (e.g. claude-sonnet-4-5)");
-    const std::string base = !a.base_url.empty() ? a.base_url
-                                                 : detail::env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
-    const std::string key = detail::api_key("ANTHROPIC_API_KEY", base, "api.anthropic.com");
-    return run_with(re::anthropic(key, a.model, base), a, in, false);
+    if (p == "anthropic") {
+      if (a.model.empty()) throw usage_error("--provider anthropic needs --model (e.g. claude-sonnet-4-5)");
+      const std::string base = !a.base_url.empty() ? a.base_url
+                                                   : detail::env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
+      const std::string key = detail::api_key("ANTHROPIC_API_KEY", base, "api.anthropic.com");
+      return run_with(re::anthropic(key, a.model, base), a, in, false, prices);
+    }
+    if (p == "gemini") {
+      // Read as Google's SDKs read them: GEMINI_API_KEY first.
+      std::string key = detail::env_or("GEMINI_API_KEY", detail::env_or("GOOGLE_API_KEY", ""));
+      if (key.empty())
+        throw usage_error("GEMINI_API_KEY is not set (nor GOOGLE_API_KEY): --provider gemini needs an API key "
+                          "(keys are read from the environment only, never from the command line)");
+      const std::string model = detail::single_model(in, a, true);
+      const std::string base = a.base_url.empty() ? "https://generativelanguage.googleapis.com" : a.base_url;
+      return run_with(re::gemini(key, model, base), a, in, false, prices);
+    }
+    if (p == "bedrock") {
+      const std::string why = "--provider bedrock signs every request with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
+                              "and, for temporary credentials, AWS_SESSION_TOKEN from the environment";
+      re::aws_credentials creds;
+      creds.access_key_id = detail::required_env("AWS_ACCESS_KEY_ID", why);
+      creds.secret_access_key = detail::required_env("AWS_SECRET_ACCESS_KEY", why);
+      creds.session_token = detail::env_or("AWS_SESSION_TOKEN", "");
+      const std::string region = !a.region.empty() ? a.region : re::aws_region_from_environment();
+      if (region.empty())
+        throw usage_error("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)");
+      const std::string model = detail::single_model(in, a, true);
+      return run_with(re::bedrock_anthropic(std::move(creds), region, model, a.base_url), a, in, false, prices);
+    }
+    // vertex
+    const std::string file = detail::required_env(
+        "GOOGLE_APPLICATION_CREDENTIALS", "--provider vertex needs the path of a service-account key file in it");
+    auto tokens = std::make_shared<re::google_token_source>(re::google_service_account::from_file(file));
+    const std::string region = a.region.empty() ? "us-central1" : a.region;
+    if (vertex_api == "openai") {
+      detail::check_model(in, a, true);
+      return run_with(openai_passthrough<re::vertex_openai>(
+                          re::vertex_openai(tokens, region, a.model, a.project, a.base_url)),
+                      a, in, true, prices);
+    }
+    const std::string model = detail::single_model(in, a, true);
+    if (vertex_api == "gemini")
+      return run_with(re::vertex_gemini(tokens, region, model, a.project, a.base_url), a, in, false, prices);
+    return run_with(re::vertex_anthropic(tokens, region, model, a.project, a.base_url), a, in, false, prices);
   } catch (const usage_error& e) {
     std::cerr << "requests-engine run: error: " << e.what() << "\n";
     return exit_usage;
-  } catch (const std::invalid_argument& e) {  // a malformed base URL, a bad option
+  } catch (const std::invalid_argument& e) {  // a malformed base URL, a bad option, a bad key file
     std::cerr << "requests-engine run: error: " << e.what() << "\n";
     return exit_usage;
   } catch (const std::runtime_error& e) {  // the input file, the cache folder
@@ -533,7 +735,9 @@ inline run_command add_run_command(CLI::App& app) {
   c->footer(
       "Input (the format is chosen by the first line):\n"
       "  OpenAI Batch: {\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{...}}\n"
-      "      With --provider openai the body is sent as it is; other providers get it translated.\n"
+      "      With --provider openai (or Vertex AI's OpenAI API) the body is sent as it is; other\n"
+      "      providers get it translated, and its \"model\" (an OpenAI model) is not used: --model\n"
+      "      names the model.\n"
       "  plain:        {\"id\":\"a\",\"prompt\":\"...\"} or {\"id\":\"a\",\"messages\":[...]}, optional \"system\",\n"
       "      \"model\", \"temperature\", \"max_tokens\", \"top_p\", \"stop\", \"seed\", \"n\", \"json_mode\",\n"
       "      \"extra\" (JSON merged into the request body).\n"
@@ -548,17 +752,37 @@ inline run_command add_run_command(CLI::App& app) {
       "  finishes the batch: stored answers come from the cache (no request, no cost), only the\n"
       "  missing and the failed ones are sent, and OUT ends complete, without duplicates.\n"
       "  Keep --cache-dir, --namespace, the provider flags and the input the same.\n"
-      "Keys come from the environment only: OPENAI_API_KEY (and OPENAI_BASE_URL), ANTHROPIC_API_KEY\n"
-      "  (and ANTHROPIC_BASE_URL). A server other than the provider's own may need no key.\n"
+      "Providers (credentials come from the environment only, never from the command line):\n"
+      "  openai     OPENAI_API_KEY (and OPENAI_BASE_URL); a server other than OpenAI's may need no key\n"
+      "  anthropic  ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL); same rule\n"
+      "  bedrock    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (optional); region from\n"
+      "             --region, AWS_REGION or AWS_DEFAULT_REGION; --model is the Bedrock model id\n"
+      "  vertex     GOOGLE_APPLICATION_CREDENTIALS (a service-account key file); --project (default:\n"
+      "             the file's project_id), --region (default us-central1), --vertex-api (default:\n"
+      "             gemini for --model gemini-*, anthropic for claude-*, otherwise openai)\n"
+      "  gemini     GEMINI_API_KEY (or GOOGLE_API_KEY)\n"
+      "  bedrock, gemini and Vertex's gemini and anthropic APIs send one model per run (it is in the URL).\n"
+      "Cost: the summary gives the actual spend (answers from the network) and the as-if spend (had\n"
+      "  nothing come from the cache), from the built-in price table merged with --prices FILE\n"
+      "  ({\"models\": {\"<id>\": {\"input\": 2.5, \"output\": 10, ...}}}, dollars per million tokens);\n"
+      "  a model without a price is reported as unknown, never as $0. --summary-json FILE writes the\n"
+      "  summary (counts, tokens, the cost report, failed ids, wall time, rate) as JSON.\n"
       "Exit status: 0 all answered; 1 some requests failed or lines were skipped (the summary\n"
       "  names the failed ids); 2 bad usage, nothing sent; 130 interrupted.");
   c->add_option("input", a.input, "Input JSONL file")->required();
   c->add_option("-o,--output", a.output, "Output JSONL file (rewritten on every run)")->required();
-  c->add_option("--provider", a.provider, "openai, anthropic (bedrock, vertex, gemini: not in this build yet)")
-      ->capture_default_str();
+  c->add_option("--provider", a.provider, "openai, anthropic, bedrock, vertex or gemini")->capture_default_str();
   c->add_option("--base-url", a.base_url,
                 "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1; "
-                "$ANTHROPIC_BASE_URL or https://api.anthropic.com)");
+                "$ANTHROPIC_BASE_URL or https://api.anthropic.com; https://bedrock-runtime.{region}.amazonaws.com; "
+                "https://{region}-aiplatform.googleapis.com; https://generativelanguage.googleapis.com)");
+  c->add_option("--region", a.region,
+                "bedrock: AWS region (default $AWS_REGION, then $AWS_DEFAULT_REGION); vertex: location "
+                "(default us-central1)");
+  c->add_option("--project", a.project, "vertex: Google Cloud project (default: the key file's project_id)");
+  c->add_option("--vertex-api", a.vertex_api,
+                "vertex: openai, gemini or anthropic (default: gemini for --model gemini-*, anthropic for "
+                "claude-*, otherwise openai)");
   c->add_option("--model", a.model, "Model for lines that name none");
   c->add_option("--temperature", a.temperature, "Temperature for lines that set none");
   c->add_option("--max-tokens", a.max_tokens, "max_tokens for lines that set none")->check(CLI::PositiveNumber);
@@ -577,6 +801,9 @@ inline run_command add_run_command(CLI::App& app) {
   c->add_flag("--no-cache", a.no_cache, "Neither read nor store answers (a rerun sends everything again)");
   c->add_flag("--ordered", a.ordered, "Write the output in input order (each line once all before it are done)");
   c->add_flag("--no-progress", a.no_progress, "No progress bar (it is shown only on a terminal anyway)");
+  c->add_option("--prices", a.prices,
+                "JSON price table merged over the built-in one (dollars per million tokens; see the README)");
+  c->add_option("--summary-json", a.summary_json, "Also write the end-of-run summary to this file as JSON");
   c->add_option("--shard", a.shard,
                 "K/N: send only the K-th of N shards (1 <= K <= N, split by request hash), so that N machines "
                 "can share one job and one cache folder");
