@@ -518,6 +518,50 @@ class openai_compatible {
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
 
+  /// Presets, a base URL and a key variable away. The hosted ones throw std::invalid_argument
+  /// naming the variable when it is unset; the local servers take a key only if one is set.
+  /// OPENAI_API_KEY; OPENAI_BASE_URL when set, else https://api.openai.com/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible openai(std::string model);
+  /// GROQ_API_KEY; https://api.groq.com/openai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible groq(std::string model);
+  /// TOGETHER_API_KEY; https://api.together.xyz/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible together(std::string model);
+  /// CEREBRAS_API_KEY; https://api.cerebras.ai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible cerebras(std::string model);
+  /// A local vLLM server (`vllm serve`); VLLM_API_KEY if the server was started with --api-key.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible vllm(std::string model,
+                                                                     std::string base_url = "http://127.0.0.1:8000/v1");
+  /// A local Ollama server (its OpenAI-compatible endpoint); no key.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible ollama(std::string model,
+                                                                       std::string base_url = "http://127.0.0.1:11434/v1");
+  /// A llama.cpp server (`llama-server`, which serves the one model it loaded, whatever the
+  /// name); LLAMA_API_KEY if it was started with --api-key.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible llama_cpp(
+      std::string model = "default", std::string base_url = "http://127.0.0.1:8080/v1");
+
+ private:
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+};
+
+/// OpenAI's legacy text completions (`POST /v1/completions` with a `prompt`), which vLLM,
+/// llama.cpp and others also serve, for base models that take raw text. The conversation must
+/// be one user message of text: it is the prompt, sent as it is.
+class openai_completions {
+ public:
+  /// `url` is a base URL ending in /v1 (the client appends /completions) or the full endpoint.
+  REQUESTS_ENGINE_INLINE openai_completions(const char* api_key, std::string url, std::string model);
+  openai_completions(const std::string& api_key, std::string url, std::string model)
+      : openai_completions(api_key.c_str(), std::move(url), std::move(model)) {}
+
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+
  private:
   std::string api_key_;
   std::string endpoint_;
@@ -4091,6 +4135,135 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices
 
 REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
   return {{"kind", "openai_chat"}, {"endpoint", endpoint_}};
+}
+
+namespace detail {
+inline std::string env_or(const char* name, std::string fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+inline std::string required_env(const char* name, const char* preset) {
+  const char* v = std::getenv(name);
+  if (!v || !*v)
+    throw std::invalid_argument(std::string("requests_engine: openai_compatible::") + preset + "(): " + name +
+                                " is not set");
+  return v;
+}
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::openai(std::string model) {
+  return openai_compatible(detail::required_env("OPENAI_API_KEY", "openai"),
+                           detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::groq(std::string model) {
+  return openai_compatible(detail::required_env("GROQ_API_KEY", "groq"), "https://api.groq.com/openai/v1",
+                           std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::together(std::string model) {
+  return openai_compatible(detail::required_env("TOGETHER_API_KEY", "together"), "https://api.together.xyz/v1",
+                           std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::cerebras(std::string model) {
+  return openai_compatible(detail::required_env("CEREBRAS_API_KEY", "cerebras"), "https://api.cerebras.ai/v1",
+                           std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::vllm(std::string model, std::string base_url) {
+  return openai_compatible(detail::env_or("VLLM_API_KEY", ""), std::move(base_url), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::ollama(std::string model, std::string base_url) {
+  return openai_compatible(nullptr, std::move(base_url), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::string model, std::string base_url) {
+  return openai_compatible(detail::env_or("LLAMA_API_KEY", ""), std::move(base_url), std::move(model));
+}
+
+// --- openai_completions (legacy) -----------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE openai_completions::openai_completions(const char* api_key, std::string url, std::string model)
+    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const std::string suffix = "/completions";
+  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
+    url += suffix;
+  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
+  endpoint_ = std::move(url);
+}
+
+REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversation& c, const params& p) const {
+  auto unsupported = [](const std::string& what) {
+    return error{error_code::invalid_request, 0, "openai_completions: " + what, {}, 0, {}};
+  };
+  if (c.system() || c.messages().size() != 1 || c.messages()[0].author != role::user)
+    return unsupported("the legacy completions API takes one prompt: give a conversation of one user message "
+                       "(no system prompt, no other messages)");
+  std::string prompt;
+  for (const auto& part : c.messages()[0].content) {
+    if (part.type != content_part::kind::text)
+      return unsupported(std::string(part.type == content_part::kind::image ? "images" : "audio") +
+                         " are not supported (the prompt is text)");
+    prompt += part.text;
+  }
+  if (p.json_mode() || p.json_schema()) return unsupported("JSON mode and structured output are not supported");
+  if (!p.tools().empty() || p.tool_choice()) return unsupported("tools are not supported");
+  json body = {{"model", p.model() ? *p.model() : model_}, {"prompt", std::move(prompt)}};
+  if (body["model"].get_ref<const std::string&>().empty())
+    return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
+  if (p.temperature()) body["temperature"] = *p.temperature();
+  if (p.max_tokens()) body["max_tokens"] = *p.max_tokens();
+  if (p.top_p()) body["top_p"] = *p.top_p();
+  if (!p.stop().empty()) body["stop"] = p.stop();
+  if (p.seed()) body["seed"] = *p.seed();
+  if (p.n()) body["n"] = *p.n();
+  if (!p.extra().is_null()) {
+    if (!p.extra().is_object())
+      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+    body.merge_patch(p.extra());
+  }
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE http_request openai_completions::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
+REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
+                 {}, 0, {}};
+  };
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
+  const auto choices = j.find("choices");
+  if (choices == j.end() || !choices->is_array() || choices->empty()) return bad("the response has no choices");
+  completion c;
+  for (const auto& ch : *choices) {
+    if (!ch.is_object() || !ch.contains("text") || !ch["text"].is_string()) return bad("a choice has no text");
+    choice one;
+    one.text = ch["text"].get<std::string>();
+    if (ch.contains("finish_reason") && ch["finish_reason"].is_string())
+      one.finish_reason = ch["finish_reason"].get<std::string>();
+    c.choices.push_back(std::move(one));
+  }
+  c.text = c.choices.front().text;
+  c.finish_reason = c.choices.front().finish_reason;
+  if (j.contains("model") && j["model"].is_string()) c.model = j["model"].get<std::string>();
+  if (j.contains("usage") && j["usage"].is_object()) {
+    const json& u = j["usage"];
+    c.usage.input_tokens = u.value("prompt_tokens", std::int64_t{0});
+    c.usage.output_tokens = u.value("completion_tokens", std::int64_t{0});
+  }
+  c.raw_body = r.body;
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE json openai_completions::cache_identity() const {
+  return {{"kind", "openai_completions"}, {"endpoint", endpoint_}};
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <filesystem>
 #include <fstream>
@@ -1705,3 +1706,127 @@ TEST_CASE("vertex_anthropic: Claude on Vertex AI (rawPredict, vertex anthropic_v
   s.stop();
 }
 // @end google-tests
+
+// @section openai-legacy-tests
+TEST_CASE("openai_completions: the legacy /v1/completions API end to end, over HTTP and HTTPS") {
+  const auto pki = mock::make_test_pki(anth_scratch("legacy-pki"));
+  for (const bool tls : {false, true}) {
+    CAPTURE(tls);
+    std::unique_ptr<httplib::Server> srv = tls ? std::make_unique<httplib::SSLServer>(pki.server_cert.c_str(),
+                                                                                      pki.server_key.c_str())
+                                               : std::make_unique<httplib::Server>();
+    std::mutex m;
+    std::vector<json> bodies;
+    srv->Post("/v1/completions", [&](const httplib::Request& req, httplib::Response& res) {
+      const json body = json::parse(req.body);
+      {
+        std::lock_guard<std::mutex> lock(m);
+        bodies.push_back(body);
+      }
+      if (req.get_header_value("Authorization") != "Bearer sk-legacy") {
+        res.status = 401;
+        res.set_content(R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error",)"
+                        R"("code":"invalid_api_key"}})",
+                        "application/json");
+        return;
+      }
+      json answer = {{"id", "cmpl-1"},
+                     {"object", "text_completion"},
+                     {"model", body["model"]},
+                     {"choices", json::array({{{"text", " and then " + body["prompt"].get<std::string>()},
+                                               {"index", 0},
+                                               {"finish_reason", "length"}}})},
+                     {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 16}, {"total_tokens", 21}}}};
+      res.set_content(answer.dump(), "application/json");
+    });
+    const int port = srv->bind_to_any_port("127.0.0.1");
+    std::thread listener([&] { srv->listen_after_bind(); });
+    while (!srv->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const std::string base = std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port) + "/v1";
+    {
+      re::openai_completions provider("sk-legacy", base, "davinci-002");
+      CHECK(provider.endpoint() == base + "/completions");
+      re::engine<re::openai_completions, re::no_cache> engine(
+          provider, re::options().concurrency(4).max_retries(0).progress_bar(false).ca_cert_file(pki.ca_cert));
+      auto results = engine.run({re::conversation().user("Once upon a time"), re::conversation().user("In 1905")},
+                                re::params().max_tokens(16).temperature(0.5).stop({"\n"}));
+      REQUIRE(results.size() == 2);
+      REQUIRE(results[0]);
+      CHECK(results[0]->text == " and then Once upon a time");
+      CHECK(results[0]->finish_reason == "length");
+      CHECK(results[0]->model == "davinci-002");
+      CHECK(results[0]->usage.input_tokens == 5);
+      CHECK(results[0]->usage.output_tokens == 16);
+      REQUIRE(results[1]);
+      std::lock_guard<std::mutex> lock(m);
+      REQUIRE(bodies.size() == 2);
+      const json& b = bodies[0]["prompt"] == "In 1905" ? bodies[1] : bodies[0];
+      CHECK(b == json::parse(R"({"model":"davinci-002","prompt":"Once upon a time","max_tokens":16,)"
+                             R"("temperature":0.5,"stop":["\n"]})"));
+
+      // What the legacy API cannot take fails before anything is sent, naming it.
+      auto refused = engine.run({re::conversation().system("be brief").user("x"),
+                                 re::conversation().user("a").assistant("b").user("c"),
+                                 re::conversation().add(re::message{re::role::user, {re::content_part::image_url("https://x/y.png")}})},
+                                re::params());
+      for (const auto& r : refused) {
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == re::error_code::invalid_request);
+        CHECK(r.error().message.rfind("openai_completions: ", 0) == 0);
+      }
+      CHECK(refused[2].error().message.find("images") != std::string::npos);
+      CHECK(bodies.size() == 2);
+    }
+    {
+      re::openai_completions wrong("sk-wrong-key-0123456789", base, "davinci-002");
+      re::engine<re::openai_completions, re::no_cache> engine(
+          wrong, re::options().max_retries(0).progress_bar(false).ca_cert_file(pki.ca_cert));
+      auto r = engine.run({re::conversation().user("x")});
+      REQUIRE_FALSE(r[0]);
+      CHECK(r[0].error().code == re::error_code::authentication);
+      CHECK(r[0].error().provider_code == "invalid_api_key");
+      CHECK(r[0].error().message.find("sk-wrong-key") == std::string::npos);
+    }
+    srv->stop();
+    listener.join();
+  }
+}
+
+TEST_CASE("openai_compatible presets: the hosts' base URLs and key variables") {
+  // The variables this test sets are put back as they were.
+  struct saved_env {
+    std::vector<std::pair<std::string, std::optional<std::string>>> vars;
+    saved_env() {
+      for (const char* n : {"GROQ_API_KEY", "TOGETHER_API_KEY", "CEREBRAS_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"}) {
+        const char* v = std::getenv(n);
+        vars.emplace_back(n, v ? std::optional<std::string>(v) : std::nullopt);
+      }
+    }
+    ~saved_env() {
+      for (const auto& [n, v] : vars) v ? ::setenv(n.c_str(), v->c_str(), 1) : ::unsetenv(n.c_str());
+    }
+  } restore;
+  ::setenv("GROQ_API_KEY", "gsk-test", 1);
+  ::setenv("TOGETHER_API_KEY", "tg-test", 1);
+  ::setenv("CEREBRAS_API_KEY", "csk-test", 1);
+  ::setenv("OPENAI_API_KEY", "sk-test", 1);
+  ::setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1", 1);
+  CHECK(re::openai_compatible::groq("llama-3.3-70b-versatile").endpoint() ==
+        "https://api.groq.com/openai/v1/chat/completions");
+  CHECK(re::openai_compatible::together("m").endpoint() == "https://api.together.xyz/v1/chat/completions");
+  CHECK(re::openai_compatible::cerebras("m").endpoint() == "https://api.cerebras.ai/v1/chat/completions");
+  CHECK(re::openai_compatible::openai("gpt-4o-mini").endpoint() == "http://127.0.0.1:9/v1/chat/completions");
+  ::unsetenv("OPENAI_BASE_URL");
+  CHECK(re::openai_compatible::openai("gpt-4o-mini").endpoint() == "https://api.openai.com/v1/chat/completions");
+  CHECK(re::openai_compatible::groq("m").secrets() == std::vector<std::string>{"gsk-test"});
+  CHECK(re::openai_compatible::vllm("Qwen/Qwen2.5-7B").endpoint() == "http://127.0.0.1:8000/v1/chat/completions");
+  CHECK(re::openai_compatible::ollama("llama3.2").endpoint() == "http://127.0.0.1:11434/v1/chat/completions");
+  CHECK(re::openai_compatible::llama_cpp().endpoint() == "http://127.0.0.1:8080/v1/chat/completions");
+  // No key, no Authorization header for a local server.
+  const auto req = re::openai_compatible::ollama("llama3.2").make_request("{}");
+  for (const auto& h : req.headers) CHECK(h.first != "Authorization");
+  ::unsetenv("GROQ_API_KEY");
+  CHECK_THROWS_WITH_AS(re::openai_compatible::groq("m"), doctest::Contains("GROQ_API_KEY is not set"),
+                       std::invalid_argument);
+}
+// @end openai-legacy-tests

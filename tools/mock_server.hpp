@@ -1365,6 +1365,24 @@ class server {
       return new detail::counting_task_queue(threads, *counter);
     };
 
+    // Ollama's native chat API (no key, no limits, no faults): what examples/custom_provider.cpp talks to.
+    svr.Post("/api/chat", [](const httplib::Request& req, httplib::Response& res) {
+      const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      if (!body.is_object() || !body.contains("messages") || !body["messages"].is_array() || body["messages"].empty()) {
+        res.status = 400;
+        res.set_content(R"({"error":"messages is required"})", "application/json");
+        return;
+      }
+      const std::string last = body["messages"].back().value("content", std::string());
+      const nlohmann::json answer = {{"model", body.value("model", std::string())},
+                                     {"created_at", "2026-01-01T00:00:00Z"},
+                                     {"message", {{"role", "assistant"}, {"content", "Mock answer to: " + last}}},
+                                     {"done", true},
+                                     {"done_reason", "stop"},
+                                     {"prompt_eval_count", static_cast<std::int64_t>(req.body.size() / 4)},
+                                     {"eval_count", 8}};
+      res.set_content(answer.dump(), "application/json");
+    });
     svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       handle_model_request(api::openai, req, res);
     });

@@ -64,7 +64,8 @@ done
 # In the background, so that a signal to this script runs the traps at once (bash runs them only
 # after a foreground command ends), with this script's stdin passed on.
 exec 3<&0
-env -u OPENAI_API_KEY OPENAI_BASE_URL="http://127.0.0.1:$port/v1" "$@" <&3 3<&- &
+# OLLAMA_HOST: the mock also serves Ollama's native /api/chat (examples/custom_provider.cpp).
+env -u OPENAI_API_KEY OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OLLAMA_HOST="http://127.0.0.1:$port" "$@" <&3 3<&- &
 cmd_pid=$!
 status=0
 wait "$cmd_pid" || status=$?
