@@ -2636,16 +2636,6 @@ class httplib_session final : public transport_session {
       return error{error_code::invalid_request, 0, e.what(), {}, 0, {}};
     }
     const std::string origin = u.origin();
-    httplib::Client* client = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto& slot = clients_[origin];
-      if (!slot) slot = make_client(origin, u.scheme == "https");
-      client = slot.get();
-      active_ = client;
-    }
-    client->set_read_timeout(req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout);
-
 
     httplib::Request hreq;
     hreq.method = req.method;
@@ -2668,14 +2658,37 @@ class httplib_session final : public transport_session {
     httplib::Response hres;
     httplib::Error err = httplib::Error::Success;
     auto start = clock::now();
-    bool ok = client->send(hreq, hres, err);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      active_ = nullptr;
-      // A failed exchange leaves the connection in an unknown state: start afresh next time.
-      if (!ok || err != httplib::Error::Success) clients_.erase(origin);
+    bool ok = false;
+    // A kept-alive connection the server closed while it sat idle fails as soon as the request
+    // is written, before the server could read it: that one is sent again, once, on a new
+    // connection (not a retry: nothing reached the server). Any other failure is reported.
+    for (int round = 0; round < 2; ++round) {
+      httplib::Client* client = nullptr;
+      std::size_t used_before = 0;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto& slot = clients_[origin];
+        if (!slot.client) slot.client = make_client(origin, u.scheme == "https");
+        client = slot.client.get();
+        used_before = slot.exchanges;
+        active_ = client;
+      }
+      client->set_read_timeout(req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout);
+      err = httplib::Error::Success;
+      body.clear();
+      ok = client->send(hreq, hres, err) && err == httplib::Error::Success;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        active_ = nullptr;
+        // A failed exchange leaves the connection in an unknown state: start afresh next time.
+        if (ok)
+          ++clients_[origin].exchanges;
+        else
+          clients_.erase(origin);
+      }
+      if (ok || err != httplib::Error::Write || used_before == 0 || cancelled.load()) break;
     }
-    if (!ok || err != httplib::Error::Success) {
+    if (!ok) {
       auto timeout = req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout;
       return transport_error(err, origin, too_large, cancelled.load(), clock::now() - start, timeout);
     }
@@ -2767,9 +2780,13 @@ class httplib_session final : public transport_session {
     return e;
   }
 
+  struct pooled {
+    std::unique_ptr<httplib::Client> client;
+    std::size_t exchanges = 0;  // answered on this client's connection so far
+  };
   const transport_options& o_;
   std::mutex mutex_;  // guards clients_ and active_ against abort() from another thread
-  std::map<std::string, std::unique_ptr<httplib::Client>> clients_;
+  std::map<std::string, pooled> clients_;
   httplib::Client* active_ = nullptr;
 };
 

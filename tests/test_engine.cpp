@@ -165,6 +165,32 @@ TEST_CASE("HTTPS: verification is on by default and passes with the test CA") {
   }
 }
 
+TEST_CASE("a kept-alive connection the server closed while idle is replaced, not reported as a failure") {
+  for (const bool tls : {false, true}) {
+    CAPTURE(tls);
+    mock::server_options so;
+    so.keep_alive_timeout_sec = 1;  // the server drops idle connections after a second
+    if (tls) {
+      so.cert_path = test_pki().server_cert;
+      so.key_path = test_pki().server_key;
+    }
+    auto server = start_server(so);
+    re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+    std::atomic<int> retries{0};
+    re::engine<re::openai_compatible> engine(
+        provider, re::options().concurrency(1).max_retries(0).progress_bar(false).ca_cert_file(test_pki().ca_cert).on_retry(
+                      [&](const re::retry_info&) { ++retries; }));
+    for (int round = 0; round < 3; ++round) {
+      auto results = engine.run(prompts(2, "idle " + std::to_string(round) + " "));
+      for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    }
+    CHECK(retries == 0);
+    CHECK(server->requests() == 6);        // each request reached the server once
+    CHECK(server->connections() >= 3);     // a new connection after each idle spell
+  }
+}
+
 TEST_CASE("each failure is an error value in its own slot; the rest of the batch succeeds") {
   auto server = start_server();
   server->set_on_chat([](const httplib::Request& req, httplib::Response& res) {
