@@ -1375,6 +1375,10 @@ class options {
   options& output_tokens_per_minute(double n) { limits_.output_tokens_per_minute = n; return *this; }
   /// Learn limits from x-ratelimit-* / anthropic-ratelimit-* headers (on by default).
   options& learn_rate_limits(bool on) { limits_.learn = on; return *this; }
+  /// Until a key's first answer, send one request at a time on it, so that the first wave
+  /// cannot burst into a limit nobody has announced yet (a key another job has drained). Costs
+  /// one round trip per key, once per engine. Off by default.
+  options& probe_rate_limits(bool on) { limits_.probe = on; return *this; }
 
   [[nodiscard]] std::size_t concurrency() const noexcept { return concurrency_; }
   [[nodiscard]] int max_retries() const noexcept { return max_retries_; }
@@ -1400,6 +1404,7 @@ class options {
     double input_tokens_per_minute = 0;
     double output_tokens_per_minute = 0;
     bool learn = true;
+    bool probe = false;
   };
   [[nodiscard]] const rate_limits& limits() const noexcept { return limits_; }
 
@@ -1533,6 +1538,7 @@ class rate_limiter {
   clock::time_point paused_{};
   bool learn_ = true;
   std::atomic<bool> active_{false};
+
 };
 
 /// The provider, type-erased so that the dispatcher is compiled once.
@@ -1709,6 +1715,7 @@ struct job {
   request_cost cost;                   // what it takes from the rate buckets (estimated)
   std::size_t key = 0;                 // which provider of the key pool sends this attempt
   bool rate_reserved = false;          // this attempt's capacity is reserved (it may wait for it)
+  bool probe = false;                  // the engine's first request, sent alone (options::probe_rate_limits)
   int failovers = 0;                   // attempts that went to a key the server then rejected
 };
 
@@ -1851,6 +1858,18 @@ class dispatcher {
   std::atomic<std::size_t> ticket_{0};
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
   std::atomic<std::int64_t> input_tokens_{0}, output_tokens_{0};
+  // options::probe_rate_limits: until the first request has its answer, the others wait.
+  std::mutex probe_m_;
+  std::condition_variable probe_cv_;
+  int probe_state_ = 0;  // 0: nothing sent, 1: the probe is out, 2: open
+  std::atomic<bool> probe_open_{true};
+  void open_probe(job& j) {
+    j.probe = false;
+    std::lock_guard<std::mutex> lock(probe_m_);
+    probe_state_ = 2;
+    probe_open_.store(true, std::memory_order_release);
+    probe_cv_.notify_all();
+  }
   mutable std::mutex spend_mutex_;  // never held while taking mutex_
   cost_report spend_;               // this busy period's results, priced
   clock::time_point period_start_ = clock::now();  // guarded by mutex_
@@ -2800,6 +2819,7 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
       cache_(std::move(cache)),
       identity_(std::move(identity)),
       identity_dump_(identity_.dump()) {
+  probe_open_ = !(options_.limits().learn && options_.limits().probe);
   if (options_.concurrency() == 0)
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
   if (options_.progress_interval().count() <= 0)
@@ -3180,6 +3200,17 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
                                {}, attempts, {}});
     return;
   }
+  if (!probe_open_.load(std::memory_order_acquire)) {  // options::probe_rate_limits
+    std::unique_lock<std::mutex> lock(probe_m_);
+    if (probe_state_ == 0) {
+      probe_state_ = 1;  // this one goes first, alone
+      j->probe = true;
+    }
+    // Polled, so that cancel() and deadlines need no wake-up of their own.
+    while (!j->probe && probe_state_ == 1 && !j->cancelled.load() && clock::now() < j->deadline)
+      probe_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    now = clock::now();
+  }
   if (!j->rate_reserved) {
     clock::time_point at = now;
     const std::size_t key = choose_key(j->cost, now, at);
@@ -3278,6 +3309,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   }
 
   if (!sent) key.limiter.unreserve(j->cost);
+  if (j->probe) open_probe(*j);
   if (j->cancelled.load() && !outcome) {
     outcome = error{error_code::cancelled, 0, "cancelled while in flight", {}, 0, {}};
     retryable = false;
@@ -3380,6 +3412,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::finish(std::unique_ptr<job> j, result<co
   {
     std::lock_guard<std::mutex> lock(mutex_);
     release_slot(*j);
+    if (j->probe) open_probe(*j);
     if (j->rate_reserved) {  // reserved capacity it will never use (cancelled, deadline)
       keys_[j->key]->limiter.unreserve(j->cost);
       j->rate_reserved = false;

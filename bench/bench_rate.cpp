@@ -60,11 +60,10 @@ row measure(const std::string& client, const std::string& route, double n_per_mi
   mock::server_options so;
   so.api_key = key;
   so.rpm = n_per_minute;
-  so.latency_ms = 20;
-  so.latency_jitter_ms = 20;
   mock::server server(so);
   server.start();
-  drain(server, anthropic_route);
+  drain(server, anthropic_route);  // at full speed: the latency is set afterwards
+  server.set_latency(20, 20);
   server.reset_stats();
 
   re::basic_engine<Provider, re::no_cache> engine(make(server), o.progress_bar(false));
@@ -121,6 +120,8 @@ int main(int argc, char** argv) {
                          false, openai_at));
   rows.push_back(measure("**requests_engine**, no limit set: learned from the headers", "Anthropic", n, count, base(),
                          true, anthropic_at));
+  rows.push_back(measure("**requests_engine**, no limit set, learned, `probe_rate_limits(true)`", "OpenAI", n, count,
+                         base().probe_rate_limits(true), false, openai_at));
   rows.push_back(measure("reference: no pacing, 429 retried after retry-after", "OpenAI", n, count,
                          base().learn_rate_limits(false), false, openai_at));
 

@@ -1414,6 +1414,25 @@ TEST_CASE("rate limits: learned from the server's headers, the run stays under i
   CHECK(server->responses_with_status(200) == 700);
 }
 
+TEST_CASE("rate limits: probe_rate_limits sends one request first to a key another job has drained") {
+  mock::server_options o;
+  o.rpm = 600;
+  auto server = start_server(o);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  {  // another job empties the key's bucket
+    re::engine<re::openai_compatible, re::no_cache> other(provider, re::options().concurrency(32).progress_bar(false));
+    for (const auto& r : other.run(prompts(600, "other job "))) REQUIRE(r);
+  }
+  const std::size_t limited_before = server->responses_with_status(429);
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, re::options().concurrency(32).max_retries(-1).progress_bar(false).probe_rate_limits(true));
+  auto results = engine.run(prompts(20, "probe "));
+  for (const auto& r : results) REQUIRE(r);
+  const std::size_t limited = server->responses_with_status(429) - limited_before;
+  MESSAGE("429 answers after the probe: " << limited);
+  CHECK(limited <= 2);  // without the probe, the first wave of 20 meets an empty bucket
+}
+
 TEST_CASE("rate limits: a tokens-per-minute limit paces large prompts, not the request count") {
   auto server = start_server();
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
