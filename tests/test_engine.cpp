@@ -573,7 +573,7 @@ TEST_CASE("broken connections: reset mid-response, truncated body, a stall past 
       return true;
     }
     if (text == "stall") {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
       return false;
     }
     return false;
@@ -582,7 +582,7 @@ TEST_CASE("broken connections: reset mid-response, truncated body, a stall past 
 
   SUBCASE("retried, then they succeed") {
     re::engine<re::openai_compatible> engine(
-        provider, re::options().concurrency(3).read_timeout(std::chrono::milliseconds(400)).initial_backoff(
+        provider, re::options().concurrency(3).read_timeout(std::chrono::milliseconds(1000)).initial_backoff(
                       std::chrono::milliseconds(10)));
     auto results =
         engine.run({re::conversation().user("reset"), re::conversation().user("stall"), re::conversation().user("ok")});
@@ -595,14 +595,15 @@ TEST_CASE("broken connections: reset mid-response, truncated body, a stall past 
   }
   SUBCASE("without retries, each is the right error") {
     re::engine<re::openai_compatible> engine(
-        provider, re::options().concurrency(3).read_timeout(std::chrono::milliseconds(400)).max_retries(0));
+        // 1 s: long enough that a slow reset (under ThreadSanitizer) is not taken for a timeout.
+        provider, re::options().concurrency(3).read_timeout(std::chrono::milliseconds(1000)).max_retries(0));
     auto t0 = std::chrono::steady_clock::now();
     auto results = engine.run({re::conversation().user("reset"), re::conversation().user("stall")});
     REQUIRE_FALSE(results[0]);
     CHECK(results[0].error().code == re::error_code::connection);
     REQUIRE_FALSE(results[1]);
     CHECK(results[1].error().code == re::error_code::timeout);
-    CHECK(ms(std::chrono::steady_clock::now() - t0) < 1400);  // the read timeout, not the stall
+    CHECK(ms(std::chrono::steady_clock::now() - t0) < 2000);  // the read timeout, not the 2.5 s stall
   }
 }
 
