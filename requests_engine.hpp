@@ -2060,6 +2060,7 @@ struct batch_job {
   std::vector<std::string> hashes;   ///< per request: its request hash (the cache key)
   std::vector<std::size_t> samples;  ///< per request: its sample index
   std::vector<batch_part> parts;
+  json user;  ///< the caller's data saved with the job (batch_settings::user_data), e.g. its input ids
 
   [[nodiscard]] std::size_t size() const noexcept { return hashes.size(); }
   /// The job's status: the least advanced unfinished part; when all are final, completed
@@ -2092,6 +2093,8 @@ class batch_settings {
   batch_settings& state_file(std::string path) { state_file_ = std::move(path); return *this; }
   /// Cap on one downloaded result file (default 4 GiB).
   batch_settings& max_download_bytes(std::size_t n) { max_download_bytes_ = n; return *this; }
+  /// Saved with the job as batch_job::user (never sent to the provider).
+  batch_settings& user_data(json j) { user_data_ = std::move(j); return *this; }
 
   [[nodiscard]] const std::optional<batch_limits>& limits() const noexcept { return limits_; }
   [[nodiscard]] std::chrono::milliseconds poll_interval() const noexcept { return poll_interval_; }
@@ -2099,6 +2102,7 @@ class batch_settings {
   [[nodiscard]] const json& metadata() const noexcept { return metadata_; }
   [[nodiscard]] const std::string& state_file() const noexcept { return state_file_; }
   [[nodiscard]] std::size_t max_download_bytes() const noexcept { return max_download_bytes_; }
+  [[nodiscard]] const json& user_data() const noexcept { return user_data_; }
 
  private:
   std::optional<batch_limits> limits_;
@@ -2107,6 +2111,7 @@ class batch_settings {
   json metadata_;
   std::string state_file_;
   std::size_t max_download_bytes_ = std::size_t(4) << 30;
+  json user_data_;
 };
 
 /// The providers' batch APIs: OpenAI Batch (and OpenAI-compatible servers that implement it)
@@ -2141,6 +2146,10 @@ class batch_client {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_job> submit(const std::vector<conversation>& batch,
                                                                 const params& p = params(),
                                                                 const std::string& name_space = std::string());
+  /// The same with one params per conversation (the sizes must match).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_job> submit(const std::vector<conversation>& batch,
+                                                                const std::vector<params>& per_request,
+                                                                const std::string& name_space = std::string());
   /// Asks the provider for the status of every unfinished part; returns the job's status.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_status> poll(batch_job& job);
   /// Polls every poll_interval until the job is final (or `timeout` passes, if non-zero:
@@ -2163,6 +2172,8 @@ class batch_client {
 
  private:
   REQUESTS_ENGINE_INLINE void init(const std::string& endpoint);
+  REQUESTS_ENGINE_INLINE result<batch_job> submit_with(const std::vector<conversation>& batch, const params* one,
+                                                       const std::vector<params>* many, const std::string& name_space);
   REQUESTS_ENGINE_INLINE result<http_response> call(const std::string& method, const std::string& url,
                                                     std::string body, std::string content_type, bool download);
   REQUESTS_ENGINE_INLINE result<json> call_json(const std::string& method, const std::string& url,
@@ -6016,7 +6027,8 @@ REQUESTS_ENGINE_INLINE json batch_job::to_json() const {
                   {"output_file_id", p.output_file_id}, {"error_file_id", p.error_file_id},
                   {"results_url", p.results_url}, {"message", p.message}});
   return {{"format", detail::batch_format}, {"api", api}, {"endpoint", endpoint}, {"identity", identity},
-          {"namespace", name_space}, {"hashes", hashes}, {"samples", samples}, {"parts", std::move(ps)}};
+          {"namespace", name_space}, {"hashes", hashes}, {"samples", samples}, {"parts", std::move(ps)},
+          {"user", user}};
 }
 
 REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
@@ -6033,6 +6045,7 @@ REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
     b.name_space = j.at("namespace").get<std::string>();
     b.hashes = j.at("hashes").get<std::vector<std::string>>();
     b.samples = j.at("samples").get<std::vector<std::size_t>>();
+    b.user = j.value("user", json());
     for (const json& p : j.at("parts")) {
       batch_part part;
       part.id = p.at("id").get<std::string>();
@@ -6272,21 +6285,42 @@ REQUESTS_ENGINE_INLINE result<batch_part> batch_client::create_part(const std::v
 
 REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit(const std::vector<conversation>& batch,
                                                               const params& p, const std::string& name_space) {
-  if (p.n() && *p.n() > 1)
+  return submit_with(batch, &p, nullptr, name_space);
+}
+
+REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit(const std::vector<conversation>& batch,
+                                                              const std::vector<params>& per_request,
+                                                              const std::string& name_space) {
+  if (per_request.size() != batch.size())
     return error{error_code::invalid_request, 0,
-                 "batch: params::n > 1 is not supported (send n copies of the conversation instead)", {}, 0, {}};
+                 "batch: " + std::to_string(batch.size()) + " conversations but " +
+                     std::to_string(per_request.size()) + " params",
+                 {}, 0, {}};
+  return submit_with(batch, nullptr, &per_request, name_space);
+}
+
+REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::vector<conversation>& batch,
+                                                                   const params* one, const std::vector<params>* many,
+                                                                   const std::string& name_space) {
   if (batch.empty()) return error{error_code::invalid_request, 0, "batch: no requests to submit", {}, 0, {}};
   batch_job job;
   job.api = api_;
   job.endpoint = endpoint_;
   job.identity = std::visit([](const auto& pr) { return pr.cache_identity(); }, provider_);
   job.name_space = name_space;
+  job.user = settings_.user_data();
   const std::string identity_dump = job.identity.dump();
   const std::string url_field = json(line_url_).dump();
   std::unordered_map<std::string, std::size_t> seen;
   std::vector<std::string> lines;
   lines.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
+    const params& p = one ? *one : (*many)[i];
+    if (p.n() && *p.n() > 1)
+      return error{error_code::invalid_request, 0,
+                   "batch: request " + std::to_string(i) +
+                       ": params::n > 1 is not supported (send n copies of the conversation instead)",
+                   {}, 0, {}};
     result<json> body = error{error_code::internal, 0, {}, {}, 0, {}};
     try {
       body = std::visit([&](const auto& pr) { return pr.make_body(batch[i], p); }, provider_);

@@ -10,6 +10,7 @@
 //   POST /v1/chat/completions   OpenAI chat completions (non-streaming)
 //   POST /v1/messages           Anthropic Messages (non-streaming)
 //   GET  /health                200 "ok"
+//   the batch APIs: /v1/files, /v1/batches, /v1/messages/batches (see add_batch_routes)
 // Anything else gets an OpenAI-shaped JSON 404.
 //
 // Mock behaviour of POST /v1/chat/completions (in this order):
