@@ -390,3 +390,37 @@ TEST_CASE("batch: over HTTPS with the test CA, with control calls failing now an
   server->stop();
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("batch: one params per conversation, and the caller's data saved with the job") {
+  fixture f;
+  f.api = "anthropic";
+  f.server = batch_server(0);
+  const std::string dir = batch_scratch("user");
+  auto client = f.client(fast().state_file(dir + "/job.json").user_data({{"ids", {"a", "b"}}}));
+  auto batch = questions(2);
+  auto job = client.submit(batch, std::vector<re::params>{re::params().max_tokens(2), re::params()});
+  REQUIRE_MESSAGE(job, job.error().describe());
+  CHECK(re::batch_job::load(dir + "/job.json").user["ids"][1] == "b");
+  REQUIRE(client.wait(*job));
+  auto results = client.fetch(*job);
+  REQUIRE(results);
+  REQUIRE((*results)[0]);
+  CHECK((*results)[0]->text == "Mock ans");  // cut at 2 tokens
+  CHECK((*results)[0]->finish_reason == "max_tokens");
+  REQUIRE((*results)[1]);
+  CHECK((*results)[1]->text == "Mock answer to: question 1");
+  // The cache keys follow the params: an online rerun with the same per-request params hits both.
+  re::basic_engine<re::anthropic, re::memory_cache> e(f.anthropic_provider(), quick(), f.cache);
+  auto cut = e.run({batch[0]}, re::params().max_tokens(2));
+  REQUIRE(cut[0]);
+  CHECK(cut[0]->from_cache);
+  CHECK(f.server->requests() == 0);
+
+  auto mismatch = client.submit(batch, std::vector<re::params>(1));
+  REQUIRE_FALSE(mismatch);
+  CHECK(mismatch.error().code == re::error_code::invalid_request);
+  auto n2 = client.submit(batch, re::params().n(2));
+  REQUIRE_FALSE(n2);
+  CHECK(n2.error().message.find("params::n") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
