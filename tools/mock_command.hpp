@@ -39,6 +39,7 @@ struct mock_args {
   int fail_429_retry_after_ms = 1000;
   std::uint64_t seed = 0;
   std::string log_requests;
+  requests_engine_mock::server::batch_mock_options batch;
 };
 
 // Writes `content` to `path` atomically: a temporary file in the same
@@ -124,6 +125,7 @@ inline int run_mock(const mock_args& args) {
     throw std::runtime_error("cannot block SIGINT/SIGTERM");
 
   requests_engine_mock::server srv(opts);  // throws std::invalid_argument for bad rates
+  srv.set_batch_options(args.batch);
   srv.start();
 
   if (!args.port_file.empty()) write_file_atomically(args.port_file, std::to_string(srv.port()) + "\n");
@@ -155,6 +157,21 @@ inline int run_mock(const mock_args& args) {
   return 0;
 }
 
+// ---- provider batch APIs: the mock's batch flags ----
+inline void add_batch_mock_flags(CLI::App* cmd, requests_engine_mock::server::batch_mock_options& b) {
+  cmd->add_option("--batch-delay-ms", b.delay_ms,
+                  "Batch APIs: time from creating a batch to its end (OpenAI: validating, in_progress, then completed)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-fail-rate", b.fail_rate,
+                  "Batch APIs: fraction of lines answered with a 400 error (lines containing \"[fail]\" always are)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--batch-expire", b.expire, "Batch APIs: batches expire with only the first half of their lines answered");
+  cmd->add_option("--batch-max-requests", b.max_requests, "Batch APIs: most requests per batch (0 = no limit)")
+      ->capture_default_str();
+}
+// ---- end of the batch flags ----
 
 /// Adds `mock` to the app; the returned flag says whether it was chosen, the function runs it.
 struct mock_command {
@@ -234,6 +251,7 @@ inline mock_command add_mock_command(CLI::App& app) {
   mock_cmd->add_option("--log-requests", mock.log_requests,
                        "Append one JSON line per model request to this file: time, path, key fingerprint (never "
                        "the key), status (0 = dropped), ms, last user text, body SHA-256");
+  add_batch_mock_flags(mock_cmd, mock.batch);
 
   return mock_command{mock_cmd, holder};
 }

@@ -4,6 +4,7 @@
 //   run    send a JSONL file of requests, write one answer per line (tools/run_command.hpp)
 //   cache  stats | verify | prune | export over a cache folder (tools/cache_command.hpp)
 //   mock   run a local OpenAI-compatible mock server (tools/mock_command.hpp, tools/mock_server.hpp)
+#include "batch_command.hpp"
 #include "cache_command.hpp"
 #include "mock_command.hpp"
 #include "run_command.hpp"
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   const requests_engine_cli::run_command run = requests_engine_cli::add_run_command(app);
   const requests_engine_cli::cache_command cache = requests_engine_cli::add_cache_command(app);
   const requests_engine_cli::mock_command mock = requests_engine_cli::add_mock_command(app);
+  requests_engine_cli::add_batch_command(app);
 
   CLI11_PARSE(app, argc, argv);
 

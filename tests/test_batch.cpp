@@ -1,0 +1,426 @@
+// Provider batch APIs (OpenAI Batch, Anthropic Message Batches) against the mock's batch
+// routes on loopback: the whole lifecycle, splitting, resume from the stored job, the cache.
+#include <doctest/doctest.h>
+
+#include "mock_server.hpp"
+#include "requests_engine.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace re = requests_engine;
+namespace mock = requests_engine_mock;
+
+namespace {
+
+const char* const batch_key = "sk-batch-3c9e1a7f5b2d4e6080a1c3e5f7092b4d";
+
+std::string batch_scratch(const std::string& name) {
+  std::string templ = (std::filesystem::temp_directory_path() / ("re-batch-" + name + "-XXXXXX")).string();
+  if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+  return templ;
+}
+
+std::unique_ptr<mock::server> batch_server(int delay_ms = 60, bool expire = false, std::size_t max_requests = 0,
+                                           mock::server_options so = {}) {
+  so.api_key = batch_key;
+  auto s = std::make_unique<mock::server>(std::move(so));
+  mock::server::batch_mock_options bo;
+  bo.delay_ms = delay_ms;
+  bo.expire = expire;
+  bo.max_requests = max_requests;
+  s->set_batch_options(bo);
+  s->start();
+  return s;
+}
+
+std::vector<re::conversation> questions(std::size_t n) {
+  std::vector<re::conversation> v;
+  for (std::size_t i = 0; i < n; ++i) v.push_back(re::conversation().user("question " + std::to_string(i)));
+  return v;
+}
+
+re::options quick() {
+  return re::options().max_retries(2).initial_backoff(std::chrono::milliseconds(5));
+}
+
+re::batch_settings fast() { return re::batch_settings().poll_interval(std::chrono::milliseconds(15)); }
+
+// The client for either API against the mock, with a shared in-memory cache.
+struct fixture {
+  std::unique_ptr<mock::server> server;
+  std::shared_ptr<re::memory_cache> cache = std::make_shared<re::memory_cache>();
+  std::string api;
+  re::openai_compatible openai_provider() const { return {batch_key, server->base_url(), "mock-model"}; }
+  re::anthropic anthropic_provider() const { return {batch_key, "claude-mock", server->origin()}; }
+  re::batch_client client(re::batch_settings s = fast(), re::options o = quick()) const {
+    re::batch_client c = api == "openai" ? re::batch_client(openai_provider(), o, s)
+                                         : re::batch_client(anthropic_provider(), o, s);
+    c.cache(cache);
+    return c;
+  }
+  // An online run of the same conversations on an engine sharing the cache.
+  std::vector<re::result<re::completion>> online(const std::vector<re::conversation>& batch,
+                                                 const std::string& ns = std::string()) const {
+    if (api == "openai") {
+      re::basic_engine<re::openai_compatible, re::memory_cache> e(openai_provider(), quick().concurrency(2), cache);
+      return e.run(batch, re::params(), ns);
+    }
+    re::basic_engine<re::anthropic, re::memory_cache> e(anthropic_provider(), quick().concurrency(2), cache);
+    return e.run(batch, re::params(), ns);
+  }
+  std::size_t model_requests() const { return server->requests(); }
+};
+
+std::string errors_of(const std::vector<re::result<re::completion>>& results) {
+  std::string s;
+  for (const auto& r : results)
+    if (!r) s += r.error().describe() + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("batch: the full lifecycle against the mock, for both APIs") {
+  for (const char* api : {"openai", "anthropic"}) {
+    CAPTURE(api);
+    fixture f;
+    f.api = api;
+    f.server = batch_server(120);
+    auto batch = questions(6);
+    batch[4] = re::conversation().user("question 4 [fail]");
+    auto client = f.client();
+
+    auto job = client.submit(batch, re::params(), "ns1");
+    REQUIRE_MESSAGE(job, job.error().describe());
+    CHECK(job->api == api);
+    CHECK(job->size() == 6);
+    REQUIRE(job->parts.size() == 1);
+    CHECK_FALSE(job->parts[0].id.empty());
+    CHECK_FALSE(re::is_final(job->status()));
+    CHECK(f.server->batches_created() == 1);
+
+    // Fetching an unfinished job is refused, not a silent half result.
+    auto early = client.fetch(*job);
+    REQUIRE_FALSE(early);
+    CHECK(early.error().code == re::error_code::invalid_request);
+
+    std::vector<re::batch_status> seen;
+    auto st = client.wait(*job, [&](const re::batch_job& j) { seen.push_back(j.status()); });
+    REQUIRE_MESSAGE(st, st.error().describe());
+    CHECK(*st == re::batch_status::completed);
+    REQUIRE(seen.size() >= 2);  // at least one poll before the end, and the final one
+    CHECK_FALSE(re::is_final(seen.front()));
+    CHECK(seen.back() == re::batch_status::completed);
+    CHECK(job->succeeded() == 5);
+    CHECK(job->failed() == 1);
+
+    auto results = client.fetch(*job);
+    REQUIRE_MESSAGE(results, results.error().describe());
+    REQUIRE(results->size() == 6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      CAPTURE(i);
+      if (i == 4) {
+        REQUIRE_FALSE((*results)[i]);
+        CHECK((*results)[i].error().code == re::error_code::bad_request);
+        CHECK((*results)[i].error().http_status == 400);
+        CHECK((*results)[i].error().message.find("on purpose") != std::string::npos);
+        continue;
+      }
+      REQUIRE_MESSAGE((*results)[i], errors_of(*results));
+      CHECK((*results)[i]->text == "Mock answer to: question " + std::to_string(i));
+      CHECK((*results)[i]->usage.input_tokens == 3);
+      CHECK((*results)[i]->usage.output_tokens == 7);
+      CHECK((*results)[i]->model == (std::string(api) == "openai" ? "mock-model" : "claude-mock"));
+      CHECK_FALSE((*results)[i]->from_cache);
+      CHECK((*results)[i]->request_hash == job->hashes[i]);
+    }
+    CHECK(f.model_requests() == 0);  // batch lines are not online requests
+    CHECK(f.cache->size() == 5);     // every success, and only those
+
+    // Batch prices: the same tokens cost half in the batch report.
+    auto online_price = re::make_cost_report(*results, re::price_table::builtin(), false);
+    auto batch_price = re::make_cost_report(*results, re::price_table::builtin(), true);
+    CHECK(batch_price.batch);
+    CHECK(batch_price.requests == 5);
+    CHECK(batch_price.failed == 1);
+
+    // An online rerun in the same namespace finds the 5 answers; only the failed one is sent.
+    auto rerun = f.online(batch, "ns1");
+    REQUIRE(rerun.size() == 6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      REQUIRE_MESSAGE(rerun[i], errors_of(rerun));
+      CHECK(rerun[i]->from_cache == (i != 4));
+      if (i != 4) CHECK(rerun[i]->text == (*results)[i]->text);
+    }
+    CHECK(f.model_requests() == 1);
+    (void)online_price;
+  }
+}
+
+TEST_CASE("batch: answers land in the disk cache; an online rerun makes zero requests") {
+  for (const char* api : {"openai", "anthropic"}) {
+    CAPTURE(api);
+    auto server = batch_server(0);
+    const std::string dir = batch_scratch("cache");
+    auto o = quick().cache_dir(dir).concurrency(2);
+    // Two identical conversations: samples 0 and 1, as an engine would number them.
+    auto batch = questions(3);
+    batch.push_back(batch[1]);
+    std::vector<re::result<re::completion>> rerun;
+    if (std::string(api) == "openai") {
+      re::openai_compatible p(batch_key, server->base_url(), "mock-model");
+      re::batch_client client(p, o, fast());
+      auto results = client.run(batch);
+      REQUIRE_MESSAGE(results, results.error().describe());
+      CHECK(errors_of(*results).empty());
+      re::engine<re::openai_compatible> engine(p, o);
+      rerun = engine.run(batch);
+    } else {
+      re::anthropic p(batch_key, "claude-mock", server->origin());
+      re::batch_client client(p, o, fast());
+      auto results = client.run(batch);
+      REQUIRE_MESSAGE(results, results.error().describe());
+      CHECK(errors_of(*results).empty());
+      re::engine<re::anthropic> engine(p, o);
+      rerun = engine.run(batch);
+    }
+    REQUIRE(rerun.size() == 4);
+    for (const auto& r : rerun) {
+      REQUIRE_MESSAGE(r, errors_of(rerun));
+      CHECK(r->from_cache);
+    }
+    CHECK(rerun[3]->text == "Mock answer to: question 1");
+    CHECK(server->requests() == 0);
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("batch: an expired batch gives the answers it has, and deadline_exceeded for the rest") {
+  for (const char* api : {"openai", "anthropic"}) {
+    CAPTURE(api);
+    fixture f;
+    f.api = api;
+    f.server = batch_server(0, /*expire=*/true);
+    auto client = f.client();
+    auto job = client.submit(questions(4));
+    REQUIRE(job);
+    auto st = client.wait(*job);
+    REQUIRE(st);
+    CHECK(*st == re::batch_status::expired);
+    auto results = client.fetch(*job);
+    REQUIRE(results);
+    REQUIRE(results->size() == 4);
+    CHECK((*results)[0]);
+    CHECK((*results)[1]);
+    for (std::size_t i : {2u, 3u}) {
+      REQUIRE_FALSE((*results)[i]);
+      CHECK((*results)[i].error().code == re::error_code::deadline_exceeded);
+    }
+    CHECK(f.cache->size() == 2);
+  }
+}
+
+TEST_CASE("batch: a job over the per-batch limits is split, and comes back in input order") {
+  for (const char* api : {"openai", "anthropic"}) {
+    CAPTURE(api);
+    fixture f;
+    f.api = api;
+    f.server = batch_server(0, false, /*mock's own limit=*/3);
+    SUBCASE("by request count") {
+      auto client = f.client(fast().limits({3, 1u << 20}));
+      auto job = client.submit(questions(7));
+      REQUIRE_MESSAGE(job, job.error().describe());
+      REQUIRE(job->parts.size() == 3);
+      CHECK(job->parts[0].first == 0);
+      CHECK(job->parts[1].first == 3);
+      CHECK(job->parts[2].first == 6);
+      CHECK(f.server->batch_sizes() == std::vector<std::size_t>{3, 3, 1});
+      REQUIRE(client.wait(*job));
+      auto results = client.fetch(*job);
+      REQUIRE(results);
+      REQUIRE(results->size() == 7);
+      for (std::size_t i = 0; i < 7; ++i) {
+        REQUIRE_MESSAGE((*results)[i], errors_of(*results));
+        CHECK((*results)[i]->text == "Mock answer to: question " + std::to_string(i));
+      }
+    }
+    SUBCASE("by size") {
+      // One line is about 100-200 bytes: 450 bytes take two or three lines.
+      auto client = f.client(fast().limits({1000, 450}));
+      auto job = client.submit(questions(7));
+      REQUIRE_MESSAGE(job, job.error().describe());
+      CHECK(job->parts.size() >= 3);
+      std::size_t next = 0;
+      for (const auto& p : job->parts) {
+        CHECK(p.first == next);
+        CHECK(p.count <= 3);
+        next += p.count;
+      }
+      CHECK(next == 7);
+      REQUIRE(client.wait(*job));
+      auto results = client.fetch(*job);
+      REQUIRE(results);
+      CHECK(errors_of(*results).empty());
+    }
+    SUBCASE("a single request over the size limit is refused before anything is sent") {
+      auto client = f.client(fast().limits({1000, 20}));
+      auto job = client.submit(questions(2));
+      REQUIRE_FALSE(job);
+      CHECK(job.error().code == re::error_code::invalid_request);
+      CHECK(f.server->batch_calls() == 0);
+    }
+  }
+}
+
+TEST_CASE("batch: a new client resumes from the stored job file; the file holds no secret") {
+  for (const char* api : {"openai", "anthropic"}) {
+    CAPTURE(api);
+    fixture f;
+    f.api = api;
+    f.server = batch_server(80);
+    const std::string dir = batch_scratch("resume");
+    const std::string state = dir + "/out.jsonl.batch.json";
+    {
+      auto first = f.client(fast().state_file(state).limits({2, 1u << 20}));
+      auto job = first.submit(questions(5), re::params(), "resume-ns");
+      REQUIRE(job);
+      CHECK(job->parts.size() == 3);
+    }  // the first client is gone, as after a crash
+    std::ifstream in(state);
+    std::stringstream text;
+    text << in.rdbuf();
+    CHECK(text.str().find(batch_key) == std::string::npos);
+    CHECK(text.str().find("resume-ns") != std::string::npos);
+
+    re::batch_job job = re::batch_job::load(state);
+    CHECK(job.parts.size() == 3);
+    CHECK(job.name_space == "resume-ns");
+    auto second = f.client();
+    auto st = second.wait(job);
+    REQUIRE_MESSAGE(st, st.error().describe());
+    CHECK(*st == re::batch_status::completed);
+    auto results = second.fetch(job);
+    REQUIRE(results);
+    REQUIRE(results->size() == 5);
+    for (std::size_t i = 0; i < 5; ++i) {
+      REQUIRE((*results)[i]);
+      CHECK((*results)[i]->text == "Mock answer to: question " + std::to_string(i));
+    }
+    // A job resumed with another provider is refused rather than mixed up.
+    re::batch_client other = std::string(api) == "openai"
+                                 ? re::batch_client(re::anthropic(batch_key, "claude-mock", f.server->origin()))
+                                 : re::batch_client(re::openai_compatible(batch_key, f.server->base_url(), "mock-model"));
+    auto refused = other.poll(job);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == re::error_code::invalid_request);
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("batch: cancel, then every request comes back cancelled") {
+  for (const char* api : {"openai", "anthropic"}) {
+    CAPTURE(api);
+    fixture f;
+    f.api = api;
+    f.server = batch_server(60000);
+    auto client = f.client();
+    auto job = client.submit(questions(3));
+    REQUIRE(job);
+    auto st = client.cancel(*job);
+    REQUIRE(st);
+    CHECK(*st == re::batch_status::cancelling);
+    st = client.wait(*job);
+    REQUIRE(st);
+    CHECK(*st == re::batch_status::cancelled);
+    auto results = client.fetch(*job);
+    REQUIRE(results);
+    for (const auto& r : *results) {
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == re::error_code::cancelled);
+    }
+    CHECK(f.cache->size() == 0);
+  }
+}
+
+TEST_CASE("batch: wait() with a timeout, a wrong key, and a job file round trip") {
+  fixture f;
+  f.api = "openai";
+  f.server = batch_server(60000);
+  auto client = f.client();
+  auto job = client.submit(questions(2));
+  REQUIRE(job);
+  auto st = client.wait(*job, {}, std::chrono::milliseconds(60));
+  REQUIRE_FALSE(st);
+  CHECK(st.error().code == re::error_code::deadline_exceeded);
+
+  const re::batch_job back = re::batch_job::from_json(job->to_json());
+  CHECK(back.to_json() == job->to_json());
+  CHECK_THROWS_AS((void)re::batch_job::from_json(re::json{{"format", "other"}}), std::invalid_argument);
+
+  const std::string wrong = "sk-wrong-0123456789abcdef0123";
+  re::batch_client bad(re::openai_compatible(wrong, f.server->base_url(), "mock-model"), quick(), fast());
+  auto refused = bad.submit(questions(1));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == re::error_code::authentication);
+  CHECK(refused.error().describe().find(wrong) == std::string::npos);
+}
+
+TEST_CASE("batch: over HTTPS with the test CA, with control calls failing now and then (retried)") {
+  mock::server_options so;
+  const std::string dir = batch_scratch("pki");
+  const auto pki = mock::make_test_pki(dir);
+  so.cert_path = pki.server_cert;
+  so.key_path = pki.server_key;
+  so.fail_500 = 0.25;
+  so.fail_reset = 0.1;
+  so.seed = 7;
+  auto server = batch_server(0, false, 0, so);
+  re::openai_compatible p(batch_key, server->base_url(), "mock-model");
+  re::batch_client client(p, quick().max_retries(8).ca_cert_file(pki.ca_cert), fast());
+  auto results = client.run(questions(3));
+  REQUIRE_MESSAGE(results, results.error().describe());
+  CHECK(errors_of(*results).empty());
+  CHECK(server->responses_with_status(500) + server->responses_with_status(0) == 0);  // model routes untouched
+  CHECK(server->batch_calls() > 5);  // upload, create, polls, download, and the retries
+  server->stop();
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("batch: one params per conversation, and the caller's data saved with the job") {
+  fixture f;
+  f.api = "anthropic";
+  f.server = batch_server(0);
+  const std::string dir = batch_scratch("user");
+  auto client = f.client(fast().state_file(dir + "/job.json").user_data({{"ids", {"a", "b"}}}));
+  auto batch = questions(2);
+  auto job = client.submit(batch, std::vector<re::params>{re::params().max_tokens(2), re::params()});
+  REQUIRE_MESSAGE(job, job.error().describe());
+  CHECK(re::batch_job::load(dir + "/job.json").user["ids"][1] == "b");
+  REQUIRE(client.wait(*job));
+  auto results = client.fetch(*job);
+  REQUIRE(results);
+  REQUIRE((*results)[0]);
+  CHECK((*results)[0]->text == "Mock ans");  // cut at 2 tokens
+  CHECK((*results)[0]->finish_reason == "max_tokens");
+  REQUIRE((*results)[1]);
+  CHECK((*results)[1]->text == "Mock answer to: question 1");
+  // The cache keys follow the params: an online rerun with the same per-request params hits both.
+  re::basic_engine<re::anthropic, re::memory_cache> e(f.anthropic_provider(), quick(), f.cache);
+  auto cut = e.run({batch[0]}, re::params().max_tokens(2));
+  REQUIRE(cut[0]);
+  CHECK(cut[0]->from_cache);
+  CHECK(f.server->requests() == 0);
+
+  auto mismatch = client.submit(batch, std::vector<re::params>(1));
+  REQUIRE_FALSE(mismatch);
+  CHECK(mismatch.error().code == re::error_code::invalid_request);
+  auto n2 = client.submit(batch, re::params().n(2));
+  REQUIRE_FALSE(n2);
+  CHECK(n2.error().message.find("params::n") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
