@@ -1300,6 +1300,8 @@ struct progress {
   std::size_t in_flight = 0;  ///< being sent right now
   std::size_t retries = 0;    ///< retries scheduled so far
   std::size_t cache_hits = 0; ///< of `done`, answers served from the cache
+  std::size_t deduplicated = 0;  ///< of `done`, answered by an identical request in flight (not sent)
+  cache_stats cache;          ///< the cache's counts since the engine was built
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
   double elapsed_seconds = 0;
@@ -1695,6 +1697,8 @@ struct job {
   std::string body;
   std::string request_hash;
   std::size_t sample = 0;    // which answer of this request (see options::distinct_samples)
+  std::size_t wanted = 1;    // how many consecutive samples it takes (params::n, slotted)
+  const conversation* source = nullptr;  // a slotted job's input, until the engine settles it
   // For params::n > 1: the sample slots this request fills (the missing ones, in order), and
   // the answers already found in the cache for the others, merged into the result.
   std::vector<std::size_t> slots;
@@ -1735,6 +1739,17 @@ class dispatcher {
   /// Queues announced jobs (or attaches them to an identical one under way). Never blocks on
   /// the network.
   REQUESTS_ENGINE_INLINE void push(std::vector<std::unique_ptr<job>> jobs);
+  /// Turns inputs 0..n-1 into jobs and hands them over, chunk by chunk, on the calling thread
+  /// and up to `threads - 1` helpers. `prepare(i)` builds input i's job (null: it delivered an
+  /// error already); the samples are then assigned in input order, chunk after chunk, so the
+  /// k-th identical request still gets sample k; `settle(j)` finishes a job after that (false:
+  /// it delivered the job's result itself). Jobs the cache answers are delivered at once,
+  /// without the queue. Returns when every job is handed over.
+  REQUESTS_ENGINE_INLINE void feed(std::size_t n, std::size_t threads,
+                                   const std::function<std::unique_ptr<job>(std::size_t)>& prepare,
+                                   const std::function<bool(job&)>& settle);
+  /// Gives a prepared job its first sample index (see options::distinct_samples).
+  REQUESTS_ENGINE_INLINE void assign(job& j);
   /// Delivers a result that never needed the network (e.g. bad input), with the callbacks.
   REQUESTS_ENGINE_INLINE void complete_now(std::size_t index, result<completion>&& r, const deliver_fn& deliver);
   /// Ends all work handed over so far: queued and waiting requests, and those in flight
@@ -1796,6 +1811,8 @@ class dispatcher {
   }
   REQUESTS_ENGINE_INLINE std::chrono::milliseconds backoff(int retry_number);
   REQUESTS_ENGINE_INLINE void tick(bool force);
+  REQUESTS_ENGINE_INLINE void emit_progress_locked();  // under callback_mutex_
+  REQUESTS_ENGINE_INLINE void ticker_main();
   // The cache's answer for a job, if it has a good one.
   REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const job& j);
   REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const cache_key& key);
@@ -1805,6 +1822,10 @@ class dispatcher {
   template <class F>
   void guarded_callback(const char* what, F&& f) {
     std::lock_guard<std::mutex> lock(callback_mutex_);
+    guarded_callback_locked(what, std::forward<F>(f));
+  }
+  template <class F>
+  void guarded_callback_locked(const char* what, F&& f) {
     try {
       f();
     } catch (const std::exception& e) {
@@ -1840,7 +1861,7 @@ class dispatcher {
   std::mutex corrupt_mutex_;
   std::set<std::string> reported_corrupt_;
   std::atomic<std::size_t> cache_hits_total_{0}, cache_misses_{0}, cache_writes_{0}, cache_write_errors_{0},
-      cache_corrupt_{0}, period_cache_hits_{0};
+      cache_corrupt_{0}, period_cache_hits_{0}, period_deduplicated_{0};
   std::atomic<std::uint64_t> cache_bytes_read_{0}, cache_bytes_written_{0};
 
   mutable std::mutex mutex_;
@@ -1875,6 +1896,10 @@ class dispatcher {
   clock::time_point period_start_ = clock::now();  // guarded by mutex_
   std::atomic<std::int64_t> last_tick_ns_{0};
   std::mutex callback_mutex_;  // callbacks are never called concurrently
+  std::mutex ticker_m_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;  // under ticker_m_
+  std::thread ticker_;        // redraws the progress while no result arrives
   std::mutex log_mutex_;
 };
 
@@ -1936,24 +1961,19 @@ class basic_engine {
     st->out.resize(batch.size());
     st->remaining = batch.size();
     dispatcher_.reserve(batch.size());
-    // Handed over in chunks as they are built, so that sending starts at once.
-    constexpr std::size_t chunk = 64;
-    std::vector<std::unique_ptr<detail::job>> jobs;
-    jobs.reserve(chunk);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      auto deliver = [st, i](result<completion>&& r) {
-        std::lock_guard<std::mutex> lock(st->m);
-        st->out[i].emplace(std::move(r));
-        if (--st->remaining == 0) st->cv.notify_all();
-      };
-      auto j = make_job(i, batch[i], p, name_space, std::move(deliver));
-      if (j) jobs.push_back(std::move(j));
-      if (jobs.size() == chunk) {
-        dispatcher_.push(std::move(jobs));
-        jobs.clear();
-      }
-    }
-    dispatcher_.push(std::move(jobs));
+    // Built on every core (the bodies, their hashes, the cache look-ups) and handed over chunk
+    // by chunk as they are ready, so that sending starts at once.
+    const unsigned cores = std::thread::hardware_concurrency();
+    dispatcher_.feed(
+        batch.size(), std::clamp<std::size_t>(cores, 1, 4),
+        [&](std::size_t i) {
+          return prepare_job(i, batch[i], p, name_space, [st, i](result<completion>&& r) {
+            std::lock_guard<std::mutex> lock(st->m);
+            st->out[i].emplace(std::move(r));
+            if (--st->remaining == 0) st->cv.notify_all();
+          });
+        },
+        [&](detail::job& j) { return settle_job(j, p); });
     std::unique_lock<std::mutex> lock(st->m);
     st->cv.wait(lock, [&] { return st->remaining == 0; });
     std::vector<result<completion>> results;
@@ -1969,9 +1989,10 @@ class basic_engine {
     auto promise = std::make_shared<std::promise<result<completion>>>();
     auto fut = promise->get_future();
     dispatcher_.reserve(1);
-    auto j = make_job(dispatcher_.next_ticket(), c, p, name_space,
-                      [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
-    if (j) {
+    auto j = prepare_job(dispatcher_.next_ticket(), c, p, name_space,
+                         [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
+    if (j) dispatcher_.assign(*j);
+    if (j && settle_job(*j, p)) {
       std::vector<std::unique_ptr<detail::job>> one;
       one.push_back(std::move(j));
       dispatcher_.push(std::move(one));
@@ -2024,23 +2045,25 @@ class basic_engine {
     }
   }
 
-  std::unique_ptr<detail::job> make_job(std::size_t index, const conversation& c, const params& p,
-                                        const std::string& name_space, detail::deliver_fn deliver) {
-    auto build = [&](const params& q) -> result<json> {
-      try {
-        return providers_.front().make_body(c, q);
-      } catch (const std::exception& e) {
-        return error{error_code::invalid_request, 0,
-                     std::string("provider failed to build the request: ") + e.what(), {}, 0, {}};
-      }
-    };
-    // n > 1 with a cache and a provider that can split answers: the n samples are n slots of
-    // the request without n, and only the missing ones are asked for.
-    const int n = p.n().value_or(1);
-    const bool slotted = n > 1 && dispatcher_.cache_enabled() && dispatcher_.provider_can_split();
-    params base = p;
-    if (slotted) base.n(std::nullopt);
-    result<json> body = build(base);
+  result<json> build_body(const conversation& c, const params& q) const {
+    try {
+      return providers_.front().make_body(c, q);
+    } catch (const std::exception& e) {
+      return error{error_code::invalid_request, 0, std::string("provider failed to build the request: ") + e.what(),
+                   {}, 0, {}};
+    }
+  }
+  // n > 1 with a cache and a provider that can split answers: the n samples are n slots of
+  // the request without n, and only the missing ones are asked for.
+  bool slotted(const params& p) const {
+    return p.n().value_or(1) > 1 && dispatcher_.cache_enabled() && dispatcher_.provider_can_split();
+  }
+  // The body and its hash, built in the caller's thread (or a feed helper), so that bad input
+  // fails before anything is sent. Null when it delivered an error already.
+  std::unique_ptr<detail::job> prepare_job(std::size_t index, const conversation& c, const params& p,
+                                           const std::string& name_space, detail::deliver_fn deliver) {
+    const bool multi = slotted(p);
+    result<json> body = multi ? build_body(c, params(p).n(std::nullopt)) : build_body(c, p);
     if (!body) {
       dispatcher_.complete_now(index, std::move(body.error()), deliver);
       return nullptr;
@@ -2051,43 +2074,47 @@ class basic_engine {
     j->request_hash = detail::request_hash_dumped(dispatcher_.identity_dump(), *body, j->body);
     j->name_space = name_space;
     j->deliver = std::move(deliver);
-    if (slotted) {
-      const auto count = static_cast<std::size_t>(n);
-      const std::size_t first =
-          options_.distinct_samples() ? dispatcher_.assign_samples(name_space, j->request_hash, count) : 0;
-      for (std::size_t k = first; k < first + count; ++k) {
-        if (auto hit = dispatcher_.lookup(j->request_hash, k))
-          j->found.emplace_back(k, std::move(*hit));
-        else
-          j->slots.push_back(k);
-      }
-      j->looked_up = true;
-      if (j->slots.empty()) {  // every sample stored: one result with n choices, no request
-        completion merged = std::move(j->found.front().second);
-        for (std::size_t i = 1; i < j->found.size(); ++i) {
-          const completion& more = j->found[i].second;
-          merged.usage += more.usage;
-          merged.choices.insert(merged.choices.end(), more.choices.begin(), more.choices.end());
-        }
-        dispatcher_.complete_now(index, std::move(merged), j->deliver);
-        return nullptr;
-      }
-      j->sample = j->slots.front();
-      const std::size_t missing = j->slots.size();
-      result<json> ask = missing > 1 ? build(base.n(static_cast<int>(missing))) : std::move(body);
-      if (!ask) {
-        dispatcher_.complete_now(index, std::move(ask.error()), j->deliver);
-        return nullptr;
-      }
-      j->body = ask->dump();
-      j->cost = detail::estimate_cost(*ask, j->body.size());
-      return j;
+    if (multi) {
+      j->wanted = static_cast<std::size_t>(*p.n());
+      j->source = &c;  // settle_job asks again for the missing samples only
+    } else {
+      j->cost = detail::estimate_cost(*body, j->body.size());
     }
-    j->sample = options_.distinct_samples() ? dispatcher_.assign_samples(name_space, j->request_hash, 1) : 0;
-    j->cost = detail::estimate_cost(*body, j->body.size());
-    // The cache is consulted by the worker that takes the job (in parallel; measured faster
-    // than looking up here, in the caller's thread, one at a time).
     return j;
+  }
+  // After the samples are assigned. A slotted job looks up its n slots and asks only for the
+  // missing ones; false when every one was stored (or the body failed), its result delivered.
+  bool settle_job(detail::job& j, const params& p) {
+    if (j.wanted <= 1) return true;
+    for (std::size_t k = j.sample; k < j.sample + j.wanted; ++k) {
+      if (auto hit = dispatcher_.lookup(j.request_hash, k))
+        j.found.emplace_back(k, std::move(*hit));
+      else
+        j.slots.push_back(k);
+    }
+    j.looked_up = true;
+    if (j.slots.empty()) {  // every sample stored: one result with n choices, no request
+      completion merged = std::move(j.found.front().second);
+      for (std::size_t i = 1; i < j.found.size(); ++i) {
+        const completion& more = j.found[i].second;
+        merged.usage += more.usage;
+        merged.choices.insert(merged.choices.end(), more.choices.begin(), more.choices.end());
+      }
+      dispatcher_.complete_now(j.index, std::move(merged), j.deliver);
+      return false;
+    }
+    j.sample = j.slots.front();
+    const std::size_t missing = j.slots.size();
+    const conversation& c = *j.source;
+    j.source = nullptr;
+    result<json> ask = build_body(c, missing > 1 ? params(p).n(static_cast<int>(missing)) : params(p).n(std::nullopt));
+    if (!ask) {
+      dispatcher_.complete_now(j.index, std::move(ask.error()), j.deliver);
+      return false;
+    }
+    j.body = ask->dump();
+    j.cost = detail::estimate_cost(*ask, j.body.size());
+    return true;
   }
 
   std::vector<Provider> providers_;  // never resized: the dispatcher holds references
@@ -3031,9 +3058,18 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
     for (auto& w : workers_) w.join();
     throw;
   }
+  if (options_.on_progress() || draw_bar_) ticker_ = std::thread([this] { ticker_main(); });
 }
 
 REQUESTS_ENGINE_INLINE dispatcher::~dispatcher() {
+  if (ticker_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(ticker_m_);
+      ticker_stop_ = true;
+    }
+    ticker_cv_.notify_all();
+    ticker_.join();
+  }
   cancel();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -3061,7 +3097,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::reserve(std::size_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (done_.load() == total_.load()) {  // idle: a new busy period starts
     period_start_ = clock::now();
-    total_ = done_ = failed_ = retries_ = period_cache_hits_ = 0;
+    total_ = done_ = failed_ = retries_ = period_cache_hits_ = period_deduplicated_ = 0;
     input_tokens_ = output_tokens_ = 0;
     std::lock_guard<std::mutex> spend_lock(spend_mutex_);
     spend_ = cost_report{};
@@ -3101,6 +3137,86 @@ REQUESTS_ENGINE_INLINE void dispatcher::complete_now(std::size_t index, result<c
                                                      const deliver_fn& deliver) {
   std::vector<std::pair<std::size_t, deliver_fn>> none;
   deliver_all(index, deliver, none, std::move(r));
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::assign(job& j) {
+  j.sample = options_.distinct_samples() ? assign_samples(j.name_space, j.request_hash, j.wanted) : 0;
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,
+                                             const std::function<std::unique_ptr<job>(std::size_t)>& prepare,
+                                             const std::function<bool(job&)>& settle) {
+  constexpr std::size_t chunk = 64;
+  const std::size_t chunks = (n + chunk - 1) / chunk;
+  std::atomic<std::size_t> next{0};
+  std::mutex order_m;
+  std::condition_variable order_cv;
+  std::size_t assigned = 0;  // chunks whose samples are assigned (under order_m)
+  bool broken = false;       // a helper threw: the others stop waiting for its chunk
+  // Building a body and looking it up take CPU time: on several threads, a replay from the
+  // cache runs on every core rather than on the caller's alone.
+  auto work = [&] {
+    try {
+      for (;;) {
+        const std::size_t c = next.fetch_add(1);
+        if (c >= chunks) return;
+        std::vector<std::unique_ptr<job>> jobs;
+        jobs.reserve(chunk);
+        for (std::size_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i)
+          if (auto j = prepare(i)) jobs.push_back(std::move(j));
+        {
+          std::unique_lock<std::mutex> lock(order_m);
+          order_cv.wait(lock, [&] { return assigned == c || broken; });
+          if (broken) return;
+          for (auto& j : jobs) assign(*j);
+          ++assigned;
+        }
+        order_cv.notify_all();
+        std::vector<std::unique_ptr<job>> send;
+        send.reserve(jobs.size());
+        for (auto& j : jobs) {
+          if (!settle(*j)) continue;
+          if (cache_ && !j->looked_up) {
+            j->looked_up = true;
+            if (auto hit = from_cache(*j)) {
+              complete_now(j->index, std::move(*hit), j->deliver);
+              continue;
+            }
+          }
+          send.push_back(std::move(j));
+        }
+        push(std::move(send));
+      }
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(order_m);
+        broken = true;
+      }
+      order_cv.notify_all();
+      throw;
+    }
+  };
+  const std::size_t helpers = std::min(threads, chunks) > 1 ? std::min(threads, chunks) - 1 : 0;
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(helpers);
+  for (std::size_t h = 0; h < helpers; ++h)
+    pool.emplace_back([&, h] {
+      try {
+        work();
+      } catch (...) {
+        errors[h] = std::current_exception();
+      }
+    });
+  std::exception_ptr mine;
+  try {
+    work();
+  } catch (...) {
+    mine = std::current_exception();
+  }
+  for (auto& t : pool) t.join();
+  if (mine) std::rethrow_exception(mine);
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
@@ -3157,6 +3273,8 @@ REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
   p.in_flight = in_flight_.load();
   p.retries = retries_.load();
   p.cache_hits = period_cache_hits_.load();
+  p.deduplicated = period_deduplicated_.load();
+  p.cache = stats();
   p.input_tokens = input_tokens_.load();
   p.output_tokens = output_tokens_.load();
   p.elapsed_seconds = std::chrono::duration<double>(clock::now() - start).count();
@@ -3615,6 +3733,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::deliver_all(std::size_t index, const del
   // Counts and callbacks first, delivery last: when run() returns or a future is ready, every
   // callback about that request has run.
   const std::size_t n = followers.size() + 1;
+  period_deduplicated_ += followers.size();
   result<completion> shared = error{};  // what the followers get: the same answer, not paid again
   if (!followers.empty()) {
     shared = r;
@@ -3659,14 +3778,43 @@ REQUESTS_ENGINE_INLINE void dispatcher::tick(bool force) {
   if (!force && now_ns - last < interval_ns) return;
   if (!force && !last_tick_ns_.compare_exchange_strong(last, now_ns)) return;
   if (force) last_tick_ns_.store(now_ns);
+  std::lock_guard<std::mutex> lock(callback_mutex_);
+  emit_progress_locked();
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::emit_progress_locked() {
   progress p = snapshot();
-  if (options_.on_progress()) guarded_callback("progress", [&] { options_.on_progress()(p); });
+  if (options_.on_progress()) guarded_callback_locked("progress", [&] { options_.on_progress()(p); });
   if (draw_bar_) {
     std::lock_guard<std::mutex> lock(log_mutex_);
     std::string line = "\r" + format_progress_bar(p, 30) + "\033[K";
     if (p.done == p.total) line += "\n";
     std::fputs(line.c_str(), stderr);
     std::fflush(stderr);
+  }
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::ticker_main() {
+  // Between results too (a long answer, a rate-limit pause): the rate, the ETA and the time
+  // keep moving. Under callback_mutex_, and only while work is outstanding, so that no
+  // progress callback runs after the last result was delivered.
+  const auto interval = options_.progress_interval();
+  const auto interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(interval).count();
+  std::unique_lock<std::mutex> lock(ticker_m_);
+  while (!ticker_stop_) {
+    ticker_cv_.wait_for(lock, interval);
+    if (ticker_stop_) break;
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> cb(callback_mutex_);
+      const auto now_ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
+      if (done_.load() < total_.load() && now_ns - last_tick_ns_.load() >= interval_ns) {
+        last_tick_ns_.store(now_ns);
+        emit_progress_locked();
+      }
+    }
+    lock.lock();
   }
 }
 

@@ -145,6 +145,10 @@ class mock {
  public:
   mock(const fs::path& dir, std::vector<std::string> flags = {}) {
     const fs::path port_file = dir / "mock.port";
+    // A mock started earlier in the same folder left its port here: waiting for the file to
+    // appear must not read that dead port before the new mock writes its own.
+    std::error_code ignored;
+    fs::remove(port_file, ignored);
     std::vector<std::string> args = {"mock", "--port", "0", "--port-file", port_file.string()};
     args.insert(args.end(), flags.begin(), flags.end());
     c_ = spawn(args, dir, "mock");

@@ -779,6 +779,121 @@ TEST_CASE("identical requests in flight at once are sent once, and every caller 
   }
 }
 
+TEST_CASE("progress: reported while no answer arrives, with every count; none after run() returns") {
+  mock::server_options so;
+  so.latency_ms = 1200;  // one slow answer: results alone would report progress only at the end
+  auto server = start_server(so);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  callback_log cb;
+  const std::string dir = scratch_dir("progress");
+  re::engine<re::openai_compatible> engine(
+      provider, cb.attach(re::options().concurrency(4).cache_dir(dir).progress_interval(std::chrono::milliseconds(100))));
+  // Four requests in flight; then two of them again from the cache; then, in a second engine,
+  // three identical requests with distinct samples off: one is sent, two share its answer.
+  auto results = engine.run(prompts(4));
+  for (auto& r : results) REQUIRE(r);
+  std::size_t reports;
+  {
+    std::lock_guard<std::mutex> lock(cb.m);
+    reports = cb.progress.size();
+    std::size_t while_waiting = 0;
+    for (const auto& p : cb.progress) {
+      if (p.done == 0) {
+        ++while_waiting;
+        CHECK(p.total == 4);
+        CHECK(p.in_flight <= 4);
+        CHECK(p.elapsed_seconds > 0);
+      }
+    }
+    // 1.2 s of waiting at 100 ms: about 11 reports; a loaded machine may draw fewer.
+    CHECK_MESSAGE(while_waiting >= 5, while_waiting << " reports while waiting");
+    CHECK_MESSAGE(while_waiting <= 14, while_waiting << " reports while waiting");
+    bool saw_in_flight = false;
+    for (const auto& p : cb.progress) saw_in_flight |= p.in_flight == 4;
+    CHECK(saw_in_flight);
+    const re::progress& last = cb.progress.back();
+    CHECK(last.done == 4);
+    CHECK(last.failed == 0);
+    CHECK(last.in_flight <= 4);
+    CHECK(last.output_tokens > 0);
+    CHECK(last.input_tokens > 0);
+    CHECK(last.requests_per_second > 0);
+    CHECK(last.cache.writes == 4);
+    CHECK(last.cache.misses == 4);
+    CHECK(last.cache.bytes_written > 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  {
+    std::lock_guard<std::mutex> lock(cb.m);
+    CHECK(cb.progress.size() == reports);  // the engine is idle: nothing more is reported
+  }
+  // Another namespace starts at sample 0 again: both come from the cache.
+  auto again = engine.run(prompts(2), re::params(), "another namespace");
+  for (auto& r : again) REQUIRE(r);
+  {
+    std::lock_guard<std::mutex> lock(cb.m);
+    const re::progress& last = cb.progress.back();
+    CHECK(last.total == 2);
+    CHECK(last.cache_hits == 2);
+    CHECK(last.cache.hits == 2);
+    CHECK(last.cache.bytes_read > 0);
+  }
+  callback_log cb2;
+  re::engine<re::openai_compatible, re::no_cache> dedup(provider,
+                                                         cb2.attach(re::options().concurrency(4).distinct_samples(false)));
+  auto same = dedup.run(std::vector<re::conversation>(3, re::conversation().user("one question")));
+  for (auto& r : same) REQUIRE(r);
+  cb2.check_each_index_once(3);
+  std::lock_guard<std::mutex> lock(cb2.m);
+  CHECK(cb2.progress.back().deduplicated == 2);
+  CHECK(cb2.progress.back().done == 3);
+}
+
+TEST_CASE("run(): a large batch is built on several threads; every input once, in order, samples in input order") {
+  auto server = start_server();
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  const std::string dir = scratch_dir("feed");
+  // 2,000 inputs (32 chunks of 64): three distinct questions, interleaved, and a bad one (an
+  // empty conversation) now and then, which must fail alone and in its own slot.
+  std::vector<re::conversation> batch;
+  for (std::size_t i = 0; i < 2000; ++i)
+    batch.push_back(i % 97 == 5 ? re::conversation() : re::conversation().user("question " + std::to_string(i % 3)));
+  callback_log cb;
+  std::vector<std::string> hashes;
+  std::vector<std::string> texts;
+  {
+    re::engine<re::openai_compatible> engine(provider, cb.attach(re::options().concurrency(16).cache_dir(dir)));
+    auto results = engine.run(batch, re::params(), "ns");
+    REQUIRE(results.size() == batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (i % 97 == 5) {
+        REQUIRE_FALSE(results[i]);
+        CHECK(results[i].error().code == re::error_code::invalid_request);
+        texts.emplace_back();
+      } else {
+        REQUIRE(results[i]);
+        CHECK(results[i]->text == "Mock answer to: question " + std::to_string(i % 3));
+        texts.push_back(results[i]->raw_body);
+      }
+    }
+    cb.check_each_index_once(batch.size());
+  }
+  const long sent = server->requests();
+  CHECK(sent == static_cast<long>(2000 - (2000 + 91) / 97));
+  // The k-th copy of a question holds sample k: a rerun, built just as concurrently, gets back
+  // each input's own stored answer (its id is unique per answer), and sends nothing.
+  server->reset_stats();
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(16).cache_dir(dir));
+  auto results = engine.run(batch, re::params(), "ns");
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (i % 97 == 5) continue;
+    REQUIRE(results[i]);
+    CHECK(results[i]->from_cache);
+    CHECK(results[i]->raw_body == texts[i]);
+  }
+  CHECK(server->requests() == 0);
+}
+
 TEST_CASE("a callback that throws is caught and reported; the batch is unharmed") {
   auto server = start_server();
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");

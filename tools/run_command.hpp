@@ -114,6 +114,8 @@ struct run_summary {
   std::size_t succeeded = 0;
   std::size_t failed = 0;
   std::size_t from_cache = 0;
+  std::size_t deduplicated = 0;  ///< answered by an identical request of this run (not sent again)
+  std::optional<re::cache_stats> cache;  ///< the cache's counts, when it is on
   std::size_t retries = 0;
   re::token_usage tokens;
   std::vector<std::string> failed_ids;
@@ -177,7 +179,15 @@ inline void print_summary(const run_summary& s, std::ostream& out) {
   }
   out << "\n";
   if (s.interrupted) out << "  not finished " << s.selected - s.succeeded - s.failed << "\n";
-  out << "  from cache   " << s.from_cache << "\n";
+  out << "  from cache   " << s.from_cache;
+  if (s.deduplicated > 0) out << " (and " << s.deduplicated << " identical requests answered once)";
+  out << "\n";
+  if (s.cache)
+    out << "  cache        " << s.cache->hits << " hits, " << s.cache->misses << " misses, " << s.cache->writes
+        << " written (" << s.cache->bytes_written / 1024 << " KiB)"
+        << (s.cache->corrupt ? ", " + std::to_string(s.cache->corrupt) + " unusable entries replaced" : std::string())
+        << (s.cache->write_errors ? ", " + std::to_string(s.cache->write_errors) + " not stored" : std::string())
+        << "\n";
   out << "  retries      " << s.retries << "\n";
   out << "  tokens       input " << s.tokens.input_tokens << " (cached " << s.tokens.cached_input_tokens
       << "), output " << s.tokens.output_tokens << "\n";
@@ -385,6 +395,15 @@ inline json summary_json(const run_summary& s, const run_args& a) {
   j["failed_ids"] = s.failed_ids;
   j["not_finished"] = s.selected - s.succeeded - s.failed;
   j["from_cache"] = s.from_cache;
+  j["deduplicated"] = s.deduplicated;
+  if (s.cache)
+    j["cache"] = {{"hits", s.cache->hits},
+                  {"misses", s.cache->misses},
+                  {"writes", s.cache->writes},
+                  {"write_errors", s.cache->write_errors},
+                  {"corrupt", s.cache->corrupt},
+                  {"bytes_read", s.cache->bytes_read},
+                  {"bytes_written", s.cache->bytes_written}};
   j["retries"] = s.retries;
   j["tokens"] = detail::usage_json(s.tokens);
   j["cost"] = s.cost.to_json();
@@ -481,6 +500,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     if (r) {
       ++sum.succeeded;
       if (r->from_cache) ++sum.from_cache;
+      if (r->deduplicated && !r->from_cache) ++sum.deduplicated;
       sum.tokens += r->usage;
     } else {
       ++sum.failed;
@@ -526,6 +546,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
 
   std::lock_guard<std::mutex> lock(m);
   sum.interrupted = interrupted.load();
+  if (!a.no_cache) sum.cache = engine.cache_statistics();
   sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
   print_summary(sum, std::cerr);
