@@ -244,7 +244,7 @@ struct content_part {
   kind type = kind::text;
   std::string text;        ///< for text
   std::string data;        ///< raw bytes for image / audio (not base64)
-  std::string media_type;  ///< "image/png", "image/jpeg", ... for images; "wav", "mp3" for audio
+  std::string media_type;  ///< "image/png", "image/jpeg", ... for images; "wav", "mp3" (or "audio/wav", ...) for audio
   std::string url;         ///< for an image given by URL instead of bytes
 
   [[nodiscard]] static content_part from_text(std::string t) {
@@ -4255,6 +4255,22 @@ REQUESTS_ENGINE_INLINE std::size_t export_jsonl(const std::string& dir, std::ost
 
 // --- openai_compatible ---------------------------------------------------------------------
 
+namespace detail {
+
+// OpenAI's input_audio takes a format ("wav", "mp3"), not a media type. content_part takes
+// either (Gemini needs the media type), so the same part must give a valid body here too.
+inline std::string openai_audio_format(std::string media) {
+  std::transform(media.begin(), media.end(), media.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  const std::string prefix = "audio/";
+  if (media.compare(0, prefix.size(), prefix) == 0) media.erase(0, prefix.size());
+  if (media == "mpeg" || media == "mpeg3" || media == "x-mpeg-3" || media == "mp3") return "mp3";
+  if (media == "wave" || media == "x-wav" || media == "vnd.wave") return "wav";
+  return media;
+}
+
+}  // namespace detail
+
 REQUESTS_ENGINE_INLINE openai_compatible::openai_compatible(const char* api_key, std::string url,
                                                             std::string model)
     : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
@@ -4299,7 +4315,9 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
                            "message " + std::to_string(i) + ": audio must be given as bytes for openai_compatible",
                            {}, 0, {}};
             parts.push_back({{"type", "input_audio"},
-                             {"input_audio", {{"data", detail::base64_encode(part.data)}, {"format", part.media_type}}}});
+                             {"input_audio",
+                              {{"data", detail::base64_encode(part.data)},
+                               {"format", detail::openai_audio_format(part.media_type)}}}});
             break;
         }
       }

@@ -411,7 +411,8 @@ TEST_CASE("run: killed with SIGKILL mid-run, the same command again finishes wit
   write_text(dir / "in.jsonl", plain_input(total));
   const fs::path out = dir / "out.jsonl";
   const fs::path cache = dir / "cache";
-  mock server(dir, {"--latency-ms", "20"});
+  const fs::path log = dir / "requests.log";
+  mock server(dir, {"--latency-ms", "20", "--log-requests", log.string()});
   const std::vector<std::string> args = {"run",           (dir / "in.jsonl").string(), "-o",      out.string(),
                                          "--model",       "m",
                                          "--concurrency", std::to_string(concurrency), "--cache-dir", cache.string()};
@@ -427,6 +428,14 @@ TEST_CASE("run: killed with SIGKILL mid-run, the same command again finishes wit
   REQUIRE(written >= 300);
   REQUIRE(written < total);  // the kill came mid-run
   CHECK(cached >= written);  // every written line was stored first
+  // The ids the first run finished: each of its lines is whole JSON (one write per line).
+  std::set<std::string> first_ids;
+  for (const std::string& l : lines_of(out)) {
+    const json j = json::parse(l, nullptr, false);
+    REQUIRE_MESSAGE(!j.is_discarded(), "a partial line after SIGKILL: " << l);
+    first_ids.insert(j["id"].get<std::string>());
+  }
+  CHECK(first_ids.size() == written);
 
   outcome second = run_cli(args, dir, "run2", server.env());
   CHECK_MESSAGE(second.status == 0, second.err);
@@ -447,6 +456,322 @@ TEST_CASE("run: killed with SIGKILL mid-run, the same command again finishes wit
   MESSAGE("the mock served " << served << " requests for " << total << " ids");
   CHECK(served >= static_cast<long>(total));
   CHECK(served <= static_cast<long>(total) + concurrency);
+
+  // Per id, from the mock's log (one line per request, the prompt in "user"): every id was
+  // asked for, and none whose line the first run wrote was asked for again.
+  std::map<std::string, int> asked;
+  for (const json& r : json_lines(log)) {
+    const std::string user = r["user"].get<std::string>();
+    REQUIRE(user.rfind("question ", 0) == 0);
+    ++asked["q" + user.substr(9)];
+  }
+  long logged = 0;
+  for (const auto& kv : asked) logged += kv.second;
+  CHECK(logged == served);
+  CHECK(asked.size() == total);
+  std::vector<std::string> asked_again;
+  for (const std::string& id : first_ids)
+    if (asked[id] != 1) asked_again.push_back(id + " (" + std::to_string(asked[id]) + " times)");
+  CHECK_MESSAGE(asked_again.empty(), asked_again.size() << " completed ids requested again, e.g. "
+                                                        << (asked_again.empty() ? "" : asked_again.front()));
+  std::size_t twice = 0;
+  for (const auto& kv : asked) twice += kv.second > 1 ? 1 : 0;
+  MESSAGE(twice << " ids were requested twice (in flight at the kill, answer lost)");
+  CHECK(twice <= static_cast<std::size_t>(concurrency));
+}
+
+namespace {
+
+json summary_of(const fs::path& p) { return json::parse(slurp(p)); }
+
+std::map<std::string, json> by_string_id(const fs::path& out) {
+  std::map<std::string, json> m;
+  for (const json& l : json_lines(out)) m[l["id"].get<std::string>()] = l;
+  return m;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+TEST_CASE("run: --temperature and --max-tokens reach the request body; a line's own values win") {
+  const fs::path dir = scratch("flags_body");
+  write_text(dir / "in.jsonl", plain_input(2) + R"({"id":"own","prompt":"own values","temperature":0.9,"max_tokens":50})"
+                                                "\n");
+  const fs::path log = dir / "requests.log";
+  mock server(dir, {"--log-requests", log.string(), "--log-bodies"});
+  outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                       "--temperature", "0.25", "--max-tokens", "2", "--no-cache", "--no-progress"},
+                      dir, "run", server.env());
+  REQUIRE_MESSAGE(o.status == 0, o.err);
+  CHECK(server.stop() == 3);
+  std::map<std::string, json> bodies;  // by the prompt
+  for (const json& r : json_lines(log)) bodies[r["user"].get<std::string>()] = r["body"];
+  REQUIRE(bodies.size() == 3);
+  for (const std::string prompt : {"question 0", "question 1"}) {
+    CAPTURE(prompt);
+    CHECK(bodies[prompt]["temperature"] == 0.25);
+    CHECK(bodies[prompt]["max_tokens"] == 2);
+    CHECK(bodies[prompt]["model"] == "m");
+  }
+  CHECK(bodies["own values"]["temperature"] == 0.9);
+  CHECK(bodies["own values"]["max_tokens"] == 50);
+  // The mock cuts an answer to max_tokens * 4 bytes: the flag shows in the output too.
+  const auto by_id = by_string_id(dir / "out.jsonl");
+  REQUIRE(by_id.size() == 3);
+  CHECK(by_id.at("q0")["text"] == "Mock ans");
+  CHECK(by_id.at("q0")["finish_reason"] == "length");
+  CHECK(by_id.at("own")["text"] == "Mock answer to: own values");
+  CHECK(by_id.at("own")["finish_reason"] == "stop");
+}
+
+TEST_CASE("run: --max-retries 0 reports the mock's injected 500, 429, 503 and resets after 1 attempt; "
+          "--max-retries 3 recovers") {
+  const fs::path dir = scratch("flags_retries");
+  constexpr int total = 40;
+  write_text(dir / "in.jsonl", plain_input(total));
+  const fs::path log = dir / "requests.log";
+  const fs::path summary = dir / "summary.json";
+  {
+    // The faults are drawn from the seed and the request's sequence number: with no retries,
+    // exactly `total` requests, so the same faults every run.
+    mock server(dir, {"--fail-500", "0.15", "--fail-429", "0.15", "--fail-overload", "0.15", "--fail-reset", "0.15",
+                      "--fail-429-retry-after-ms", "50", "--seed", "7", "--log-requests", log.string()});
+    outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                         "--max-retries", "0", "--concurrency", "4", "--no-cache", "--summary-json", summary.string()},
+                        dir, "none", server.env());
+    CHECK(o.status == 1);
+    CHECK(server.stop() == total);  // nothing was sent twice
+    const auto out = json_lines(dir / "out.jsonl");
+    REQUIRE(out.size() == total);
+    std::map<std::string, int> by_kind;  // "code/http_status"
+    std::size_t failed = 0;
+    for (const json& l : out) {
+      if (l["error"].is_null()) continue;
+      ++failed;
+      const json& e = l["error"];
+      CHECK(e["attempts"] == 1);
+      ++by_kind[e["code"].get<std::string>() + "/" + (e.contains("http_status") ? e["http_status"].dump() : "none")];
+    }
+    std::string kinds;
+    for (const auto& kv : by_kind) kinds += kv.first + " x" + std::to_string(kv.second) + "; ";
+    MESSAGE(failed << " of " << total << " failed: " << kinds);
+    CHECK(by_kind["server_error/500"] > 0);
+    CHECK(by_kind["server_error/503"] > 0);
+    CHECK(by_kind["rate_limited/429"] > 0);
+    CHECK(by_kind["connection/none"] > 0);
+    CHECK(by_kind.size() == 4);
+    // The same count on both sides: every non-200 the mock logged is a failed line.
+    std::size_t not_ok = 0;
+    for (const json& r : json_lines(log)) not_ok += r["status"] != 200 ? 1 : 0;
+    CHECK(not_ok == failed);
+    const json s = summary_of(summary);
+    CHECK(s["failed"] == failed);
+    CHECK(s["retries"] == 0);
+  }
+  {
+    // One request at a time: the draws meet the requests in one order, so this is reproducible.
+    fs::remove(log);
+    mock server(dir, {"--fail-500", "0.1", "--fail-429", "0.05", "--fail-reset", "0.05", "--fail-429-retry-after-ms",
+                      "50", "--seed", "11", "--log-requests", log.string()});
+    outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                         "--max-retries", "3", "--concurrency", "1", "--no-cache", "--summary-json", summary.string()},
+                        dir, "three", server.env());
+    CHECK_MESSAGE(o.status == 0, o.err);
+    const long served = server.stop();
+    const json s = summary_of(summary);
+    CHECK(s["succeeded"] == total);
+    CHECK(s["failed"] == 0);
+    const long retries = s["retries"].get<long>();
+    MESSAGE(retries << " retries; the mock served " << served);
+    CHECK(retries > 0);
+    CHECK(served == total + retries);
+    std::size_t not_ok = 0;
+    for (const json& r : json_lines(log)) not_ok += r["status"] != 200 ? 1 : 0;
+    CHECK(static_cast<long>(not_ok) == retries);
+    const auto by_id = by_string_id(dir / "out.jsonl");
+    REQUIRE(by_id.size() == static_cast<std::size_t>(total));
+    for (const auto& kv : by_id) CHECK(kv.second["error"].is_null());
+  }
+}
+
+TEST_CASE("run: --timeout shorter than the mock's latency gives timeout errors; --max-retries counts them") {
+  const fs::path dir = scratch("flags_timeout");
+  write_text(dir / "in.jsonl", plain_input(3));
+  mock server(dir, {"--latency-ms", "10000"});  // stop() cuts the mock's sleeps short
+  for (int retries : {0, 1}) {
+    CAPTURE(retries);
+    const auto started = std::chrono::steady_clock::now();
+    outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                         "--timeout", "0.3", "--max-retries", std::to_string(retries), "--no-cache"},
+                        dir, "run" + std::to_string(retries), server.env());
+    const double took = seconds_since(started);
+    CHECK(o.status == 1);
+    const auto out = json_lines(dir / "out.jsonl");
+    REQUIRE(out.size() == 3);
+    for (const json& l : out) {
+      CHECK(l["error"]["code"] == "timeout");
+      CHECK(l["error"]["attempts"] == retries + 1);
+      CHECK_FALSE(l["error"].contains("http_status"));
+    }
+    CHECK(took < 6.0);  // far below the 10 s latency: the answers were not waited for
+  }
+  CHECK(server.stop() == 3 + 6);
+}
+
+TEST_CASE("run: --rpm paces requests evenly; --tpm paces by tokens") {
+  const fs::path dir = scratch("flags_rates");
+  write_text(dir / "in.jsonl", plain_input(20));
+  const fs::path summary = dir / "summary.json";
+  mock server(dir);
+  // 600 per minute is one request every 100 ms, never a burst: 20 requests span 1.9 s.
+  outcome rpm = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "rpm.jsonl").string(), "--model", "m",
+                         "--rpm", "600", "--concurrency", "8", "--no-cache", "--summary-json", summary.string()},
+                        dir, "rpm", server.env());
+  REQUIRE_MESSAGE(rpm.status == 0, rpm.err);
+  const json s1 = summary_of(summary);
+  MESSAGE("--rpm 600: 20 requests in " << s1["wall_seconds"].get<double>() << " s");
+  CHECK(s1["wall_seconds"].get<double>() >= 1.7);
+  CHECK(json_lines(dir / "rpm.jsonl").size() == 20);
+
+  // 6000 tokens per minute is 100 per second. Whatever the estimate before sending (body
+  // bytes / 4 + max_tokens), the pacing counts at least the answers' real tokens, so the run
+  // lasts at least the tokens of all but the last request over 100.
+  write_text(dir / "few.jsonl", plain_input(10));
+  outcome tpm = run_cli({"run", (dir / "few.jsonl").string(), "-o", (dir / "tpm.jsonl").string(), "--model", "m",
+                         "--tpm", "6000", "--max-tokens", "10", "--concurrency", "4", "--no-cache", "--summary-json",
+                         summary.string()},
+                        dir, "tpm", server.env());
+  REQUIRE_MESSAGE(tpm.status == 0, tpm.err);
+  const json s2 = summary_of(summary);
+  const double tokens = s2["tokens"]["input_tokens"].get<double>() + s2["tokens"]["output_tokens"].get<double>();
+  const double floor_seconds = tokens * 9.0 / 10.0 / 100.0;
+  MESSAGE("--tpm 6000: " << tokens << " tokens in " << s2["wall_seconds"].get<double>() << " s (floor "
+                         << floor_seconds << " s)");
+  CHECK(tokens >= 50);
+  CHECK(s2["wall_seconds"].get<double>() >= 0.9 * floor_seconds);
+  CHECK(server.stop() == 30);
+}
+
+TEST_CASE("run: SIGINT mid-run exits 130 with only whole lines; the same command again finishes") {
+  const fs::path dir = scratch("sigint");
+  constexpr std::size_t total = 160;
+  write_text(dir / "in.jsonl", plain_input(total));
+  const fs::path out = dir / "out.jsonl";
+  mock server(dir, {"--latency-ms", "100"});
+  const std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", out.string(), "--model", "m",
+                                         "--concurrency", "8", "--cache-dir", (dir / "cache").string()};
+  child first = spawn(args, dir, "run1", server.env());
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (lines_of(out).size() < 24 && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(10ms);
+  kill(first.pid, SIGINT);
+  CHECK(wait_for(first) == 130);  // the README: "130 after Ctrl-C"
+  const std::string err = slurp(first.err);
+  CHECK(err.find("requests-engine run: interrupted") != std::string::npos);
+  CHECK(err.find("Run the same command again to finish") != std::string::npos);
+
+  const std::string text = slurp(out);
+  REQUIRE(!text.empty());
+  CHECK(text.back() == '\n');
+  std::set<std::string> ids;
+  std::size_t n = 0;
+  for (const std::string& l : lines_of(out)) {
+    const json j = json::parse(l, nullptr, false);
+    REQUIRE_MESSAGE(!j.is_discarded(), "not a whole line: " << l);
+    CHECK(j["error"].is_null());  // cancelled requests are not written
+    ids.insert(j["id"].get<std::string>());
+    ++n;
+  }
+  MESSAGE("interrupted after " << n << " lines");
+  CHECK(ids.size() == n);
+  CHECK(n >= 24);
+  CHECK(n < total);
+
+  outcome second = run_cli(args, dir, "run2", server.env());
+  CHECK_MESSAGE(second.status == 0, second.err);
+  const auto lines = json_lines(out);
+  CHECK(lines.size() == total);
+  std::set<std::string> all;
+  for (const json& l : lines) all.insert(l["id"].get<std::string>());
+  CHECK(all.size() == total);
+  std::size_t from_cache = 0;
+  for (const json& l : lines) from_cache += l["from_cache"] == true ? 1 : 0;
+  CHECK(from_cache >= n);
+  for (const std::string& id : ids) CHECK(all.count(id) == 1);
+  const long served = server.stop();
+  CHECK(served >= static_cast<long>(total));
+  CHECK(served <= static_cast<long>(total) + 8);
+}
+
+TEST_CASE("run: a failed request in the OpenAI Batch output shape: error {code, message}, response null or the "
+          "HTTP answer") {
+  const fs::path dir = scratch("batch_errors");
+  auto line = [](const std::string& id, int max_tokens) {
+    return json{{"custom_id", id},
+                {"method", "POST"},
+                {"url", "/v1/chat/completions"},
+                {"body",
+                 {{"model", "gpt-4o-mini"},
+                  {"messages", {{{"role", "user"}, {"content", "prompt of " + id}}}},
+                  {"max_tokens", max_tokens}}}}
+               .dump() +
+           "\n";
+  };
+  write_text(dir / "in.jsonl", line("good", 20) + line("rejected", 0));
+  const std::set<std::string> keys = {"id", "custom_id", "response", "error", "usage", "request_hash", "from_cache"};
+  auto keys_of = [](const json& j) {
+    std::set<std::string> k;
+    for (const auto& kv : j.items()) k.insert(kv.key());
+    return k;
+  };
+
+  // An HTTP error: the 400 as the response, and the error member.
+  mock server(dir);
+  outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--no-cache"}, dir,
+                      "http", server.env());
+  CHECK(o.status == 1);
+  std::map<std::string, json> by_custom_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_custom_id[l["custom_id"].get<std::string>()] = l;
+  REQUIRE(by_custom_id.size() == 2);
+  const json& good = by_custom_id["good"];
+  CHECK(keys_of(good) == keys);
+  CHECK(good["error"].is_null());
+  CHECK(good["response"]["status_code"] == 200);
+  const json& bad = by_custom_id["rejected"];
+  CHECK(keys_of(bad) == keys);
+  CHECK(bad["id"].get<std::string>().rfind("batch_req_", 0) == 0);
+  CHECK(bad["id"] != good["id"]);
+  REQUIRE(bad["error"].is_object());
+  CHECK(keys_of(bad["error"]) == std::set<std::string>{"code", "message"});
+  CHECK(bad["error"]["code"] == "bad_request");
+  CHECK(bad["error"]["message"].get<std::string>().find("max_tokens") != std::string::npos);
+  REQUIRE(bad["response"].is_object());
+  CHECK(bad["response"]["status_code"] == 400);
+  CHECK(bad["response"]["body"]["error"]["message"] == bad["error"]["message"]);
+  CHECK(bad["usage"].is_null());
+  CHECK(bad["request_hash"].get<std::string>().size() == 64);
+  CHECK(bad["from_cache"] == false);
+  const long served = server.stop();
+  CHECK(served == 2);
+
+  // No HTTP answer at all (nothing listens on the port any more): response null.
+  outcome down = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "down.jsonl").string(), "--no-cache",
+                          "--max-retries", "0"},
+                         dir, "down", server.env());
+  CHECK(down.status == 1);
+  const auto lines = json_lines(dir / "down.jsonl");
+  REQUIRE(lines.size() == 2);
+  for (const json& l : lines) {
+    CAPTURE(l.dump());
+    CHECK(keys_of(l) == keys);
+    CHECK(l["response"].is_null());
+    REQUIRE(l["error"].is_object());
+    CHECK(keys_of(l["error"]) == std::set<std::string>{"code", "message"});
+    CHECK(l["error"]["code"] == "connection");
+    CHECK_FALSE(l["error"]["message"].get<std::string>().empty());
+  }
 }
 
 namespace {

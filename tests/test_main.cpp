@@ -134,6 +134,35 @@ TEST_CASE("openai_compatible: tools, tool calls, JSON mode and structured output
   CHECK(c->tool_calls()[1].name == "get_time");
 }
 
+TEST_CASE("openai_compatible: audio is an input_audio part (base64 data and a format, never a media type)") {
+  re::openai_compatible p("sk-test", "http://127.0.0.1:8000/v1", "gpt-4o-audio-preview");
+  auto body_for = [&](const std::string& format) {
+    re::message m{re::role::user,
+                  {re::content_part::from_text("Transcribe this"),
+                   re::content_part::audio_bytes(std::string("RIFF\x01\x02", 6), format)}};
+    return p.make_body(re::conversation().add(m), re::params());
+  };
+  auto body = body_for("wav");
+  REQUIRE(body);
+  CHECK((*body)["messages"] == re::json::parse(R"([{"role":"user","content":[
+      {"type":"text","text":"Transcribe this"},
+      {"type":"input_audio","input_audio":{"data":"UklGRgEC","format":"wav"}}]}])"));
+  // content_part also takes a media type (Gemini needs one): OpenAI still gets its format names.
+  for (const auto& [given, sent] : std::vector<std::pair<std::string, std::string>>{
+           {"mp3", "mp3"}, {"audio/wav", "wav"}, {"audio/x-wav", "wav"}, {"audio/mpeg", "mp3"}, {"Audio/MP3", "mp3"}}) {
+    CAPTURE(given);
+    body = body_for(given);
+    REQUIRE(body);
+    CHECK((*body)["messages"][0]["content"][1]["input_audio"]["format"] == sent);
+  }
+  // Audio without bytes cannot be sent: refused before anything goes out.
+  re::content_part no_bytes = re::content_part::audio_bytes("", "wav");
+  auto refused = p.make_body(re::conversation().add(re::message{re::role::user, {no_bytes}}), re::params());
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == re::error_code::invalid_request);
+  CHECK(refused.error().message.find("audio") != std::string::npos);
+}
+
 TEST_CASE("openai_compatible builds the documented request") {
   re::openai_compatible p("sk-test", "http://127.0.0.1:8000/v1/", "m1");
   CHECK(p.endpoint() == "http://127.0.0.1:8000/v1/chat/completions");

@@ -283,6 +283,27 @@ TEST_CASE("anthropic: end to end over HTTP and HTTPS, structured output, retries
     server.reply = nullptr;
   }
 }
+TEST_CASE("anthropic: an image as bytes and by URL end to end; the server receives typed content blocks") {
+  anthropic_server server;
+  re::anthropic provider(anthropic_key, "claude-haiku-4-5", server.base(false));
+  re::engine<re::anthropic, re::no_cache> engine(provider, re::options().max_retries(0).progress_bar(false));
+  const std::string png("\x89PNG\r\n\x1a\n", 8);
+  re::message m{re::role::user,
+                {re::content_part::image_bytes(png, "image/png"), re::content_part::image_url("https://example.com/cat.jpg"),
+                 re::content_part::from_text("What is in these pictures?")}};
+  auto r = engine.submit(re::conversation().system("sys").add(m), re::params().max_tokens(100)).get();
+  REQUIRE_MESSAGE(r, (r ? std::string() : r.error().describe()));
+  CHECK(r->text == "Answer to: What is in these pictures?");
+  std::lock_guard<std::mutex> lock(server.m);
+  REQUIRE(server.bodies.size() == 1);
+  const json& b = server.bodies[0];
+  CHECK(b["system"] == "sys");
+  CHECK(b["max_tokens"] == 100);
+  CHECK(b["messages"] == json::parse(R"([{"role":"user","content":[
+      {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},
+      {"type":"image","source":{"type":"url","url":"https://example.com/cat.jpg"}},
+      {"type":"text","text":"What is in these pictures?"}]}])"));
+}
 // @end anthropic-tests
 
 // @section aws-tests
@@ -1606,6 +1627,37 @@ TEST_CASE("gemini: the Gemini API with a key end to end (tools, multimodal, JSON
                                re::params());
   REQUIRE_FALSE(url_audio);
   CHECK(url_audio.error().message.find("gemini: message 0 part 0") != std::string::npos);
+}
+
+TEST_CASE("gemini: structured output (json_schema) end to end: responseJsonSchema on the wire, the JSON back") {
+  namespace gt = google_tests;
+  const std::string key = "AIza-test-key-0123456789abcdef";
+  gt::server s;
+  gt::api_endpoint api;
+  api.install(s, "/v1beta/models/gemini-2.5-flash:generateContent");
+  s.start();
+  {
+    re::engine<re::gemini> engine(re::gemini(key, "gemini-2.5-flash", s.url() + "/"), gt::engine_options());
+    api.reply(200, R"({"candidates":[{"content":{"role":"model","parts":[{"text":"{\"city\": \"Paris\"}"}]},
+                      "finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":14,"candidatesTokenCount":6},
+                      "modelVersion":"gemini-2.5-flash"})");
+    auto r = engine.run({re::conversation().system("Answer in JSON").user("Where is the Eiffel Tower?")},
+                        re::params().json_schema("place", gt::city_schema).temperature(0));
+    REQUIRE_MESSAGE(r[0], gt::errors_of(r));
+    CHECK(re::json::parse(r[0]->text) == re::json{{"city", "Paris"}});
+    CHECK(r[0]->finish_reason == "STOP");
+    CHECK(r[0]->usage.input_tokens == 14);
+    CHECK(r[0]->usage.output_tokens == 6);
+    REQUIRE(api.count() == 1);
+    CHECK(api.last_header("x-goog-api-key") == key);
+    const re::json b = api.last_body();
+    CHECK(b["generationConfig"] == re::json{{"responseMimeType", "application/json"},
+                                            {"responseJsonSchema", gt::city_schema},
+                                            {"temperature", 0}});
+    CHECK(b["systemInstruction"] == re::json{{"parts", {{{"text", "Answer in JSON"}}}}});
+    CHECK(b["contents"] == re::json::parse(R"([{"role":"user","parts":[{"text":"Where is the Eiffel Tower?"}]}])"));
+  }
+  s.stop();
 }
 
 TEST_CASE("vertex_openai: Llama and other MaaS models through Vertex AI's OpenAI-compatible endpoint") {

@@ -39,6 +39,7 @@ struct mock_args {
   int fail_429_retry_after_ms = 1000;
   std::uint64_t seed = 0;
   std::string log_requests;
+  bool log_bodies = false;
   requests_engine_mock::server::batch_mock_options batch;
 };
 
@@ -77,6 +78,7 @@ inline int run_mock(const mock_args& args) {
   opts.fail_429_retry_after_ms = args.fail_429_retry_after_ms;
   opts.seed = args.seed;
   opts.log_requests_path = args.log_requests;
+  opts.log_request_bodies = args.log_bodies;
 
   // Keys come from the environment, never from the command line (visible in ps).
   const auto env_key = [](const std::string& name, std::string& out) {
@@ -251,6 +253,10 @@ inline mock_command add_mock_command(CLI::App& app) {
   mock_cmd->add_option("--log-requests", mock.log_requests,
                        "Append one JSON line per model request to this file: time, path, key fingerprint (never "
                        "the key), status (0 = dropped), ms, last user text, body SHA-256");
+  mock_cmd->add_flag("--log-bodies", mock.log_bodies,
+                     "With --log-requests: each line also holds the request body as received (\"body\"), to check "
+                     "what a client sends")
+      ->needs(mock_cmd->get_option("--log-requests"));
   add_batch_mock_flags(mock_cmd, mock.batch);
 
   return mock_command{mock_cmd, holder};

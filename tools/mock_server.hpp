@@ -59,7 +59,8 @@
 // Every model request is counted by path, key fingerprint and status, kept in
 // request_log() (the last 20000), and with log_requests_path appended as one
 // JSON line: time, path, key fingerprint (never the key), status (0 = dropped),
-// ms, last user text (its first 1000 bytes), body SHA-256.
+// ms, last user text (its first 1000 bytes), body SHA-256, and with
+// log_request_bodies the body itself.
 #pragma once
 
 // The installed cpp-httplib is a compiled library: every translation unit must
@@ -334,6 +335,9 @@ struct server_options {
 
   // One JSON line per model request is appended here (never the key: a fingerprint).
   std::string log_requests_path;
+  // Each log line also holds the request body as received ("body": the parsed JSON, or the
+  // text when it is not JSON), so that a test can see what a client put on the wire.
+  bool log_request_bodies = false;
 };
 
 namespace detail {
@@ -1256,6 +1260,7 @@ class server {
     int status = 0;               // 0: the connection was dropped without an answer
     std::string user_text;        // the last user message (its first max_logged_text bytes)
     std::string body_sha256;
+    std::string body;             // only with server_options::log_request_bodies
   };
   // Bounded so that a long benchmark keeps its memory: at most about 20 MB of records.
   static constexpr std::size_t max_log_records = 20000;
@@ -1567,6 +1572,7 @@ class server {
       rec_.key_fingerprint = std::move(key_fp);
       rec_.user_text = detail::utf8_prefix(detail::last_user_text(body), max_logged_text);
       rec_.body_sha256 = detail::sha256_hex(req.body);
+      if (s.opts_.log_request_bodies && s.log_file_is_open_.load()) rec_.body = req.body;
       std::lock_guard<std::mutex> lk(s_.stats_mutex_);
       ++s_.by_path_[rec_.path];
       ++s_.by_key_[rec_.key_fingerprint];
@@ -1600,6 +1606,11 @@ class server {
       line["ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(rec.finished - rec.arrival).count();
       line["user"] = rec.user_text;
       line["body_sha256"] = rec.body_sha256;
+      if (opts_.log_request_bodies) {
+        nlohmann::ordered_json body = nlohmann::ordered_json::parse(rec.body, nullptr, false);
+        line["body"] = body.is_discarded() ? nlohmann::ordered_json(rec.body) : std::move(body);
+        std::string().swap(rec.body);  // for the file only: request_log() stays small
+      }
       // Replaced, not thrown: a log line must never turn into a 500.
       const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
       std::lock_guard<std::mutex> lk(log_mutex_);
