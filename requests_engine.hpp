@@ -2151,11 +2151,12 @@ struct batch_limits {
   [[nodiscard]] static batch_limits anthropic() { return {100000, 256ull * 1024 * 1024}; }
 };
 
-/// One batch on the provider's side: a contiguous run of the job's requests.
+/// One batch on the provider's side: a contiguous run of the job's requests (less those the
+/// cache answered at submit, which are never uploaded).
 struct batch_part {
   std::string id;
   std::size_t first = 0;  ///< index in the job of its first request
-  std::size_t count = 0;
+  std::size_t count = 0;  ///< the run's length in the job, cached requests inside it included
   batch_status status = batch_status::validating;
   std::size_t succeeded = 0, failed = 0;  ///< requests finished so far, as the provider counts them
   std::string input_file_id, output_file_id, error_file_id, results_url;
@@ -2172,6 +2173,9 @@ struct batch_job {
   std::vector<std::string> hashes;   ///< per request: its request hash (the cache key)
   std::vector<std::size_t> samples;  ///< per request: its sample index
   std::vector<batch_part> parts;
+  /// Requests (indices, ascending) whose answer was already in the cache at submit: not
+  /// uploaded, fetch() reads them from the cache (from_cache, costing nothing).
+  std::vector<std::size_t> cached;
   json user;  ///< the caller's data saved with the job (batch_settings::user_data), e.g. its input ids
 
   [[nodiscard]] std::size_t size() const noexcept { return hashes.size(); }
@@ -2252,9 +2256,10 @@ class batch_client {
     return *this;
   }
 
-  /// Builds every body (a bad one fails the submit, naming its index), splits the job to the
-  /// limits and creates one provider batch per part. If a later part cannot be created, the
-  /// ones already created are cancelled and the error is returned.
+  /// Builds every body (a bad one fails the submit, naming its index), leaves out the requests
+  /// whose answer is already in the cache (batch_job::cached), splits the rest to the limits and
+  /// creates one provider batch per part (none if the cache answered everything). If a later
+  /// part cannot be created, the ones already created are cancelled and the error is returned.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_job> submit(const std::vector<conversation>& batch,
                                                                 const params& p = params(),
                                                                 const std::string& name_space = std::string());
@@ -2272,7 +2277,8 @@ class batch_client {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_status> cancel(batch_job& job);
   /// One result per request of a final job, in input order: the answers parsed by the
   /// provider's parse_response (as online answers), errors for failed, expired (code
-  /// deadline_exceeded) and cancelled requests. Successes are stored in the cache.
+  /// deadline_exceeded) and cancelled requests. Successes are stored in the cache; the
+  /// requests the cache answered at submit are read from it again (invalid_request if gone).
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> fetch(const batch_job& job);
   /// submit + wait + fetch.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> run(
@@ -2291,13 +2297,14 @@ class batch_client {
   REQUESTS_ENGINE_INLINE result<json> call_json(const std::string& method, const std::string& url,
                                                 const std::string& body = std::string(),
                                                 const std::string& content_type = "application/json");
-  REQUESTS_ENGINE_INLINE result<batch_part> create_part(const std::vector<std::string>& lines, std::size_t first,
-                                                        std::size_t count);
+  REQUESTS_ENGINE_INLINE result<batch_part> create_part(const std::vector<std::string>& lines, std::size_t lo,
+                                                        std::size_t hi);
   REQUESTS_ENGINE_INLINE void update_part(batch_part& part, const json& obj) const;
   REQUESTS_ENGINE_INLINE void map_lines(const std::string& text, const batch_job& job, const batch_part& part,
                                         std::vector<std::optional<result<completion>>>& out);
   REQUESTS_ENGINE_INLINE result<completion> parse(int status, const std::string& body) const;
   REQUESTS_ENGINE_INLINE void store(const batch_job& job, std::size_t index, const std::string& body);
+  REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const batch_job& job, std::size_t index) const;
   REQUESTS_ENGINE_INLINE error scrub(error e) const;
   REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job) const;
   REQUESTS_ENGINE_INLINE void log(const std::string& line) const;
@@ -6460,7 +6467,7 @@ REQUESTS_ENGINE_INLINE json batch_job::to_json() const {
                   {"results_url", p.results_url}, {"message", p.message}});
   return {{"format", detail::batch_format}, {"api", api}, {"endpoint", endpoint}, {"identity", identity},
           {"namespace", name_space}, {"hashes", hashes}, {"samples", samples}, {"parts", std::move(ps)},
-          {"user", user}};
+          {"cached", cached}, {"user", user}};
 }
 
 REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
@@ -6478,6 +6485,7 @@ REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
     b.hashes = j.at("hashes").get<std::vector<std::string>>();
     b.samples = j.at("samples").get<std::vector<std::size_t>>();
     b.user = j.value("user", json());
+    b.cached = j.value("cached", std::vector<std::size_t>());  // absent in files written before it existed
     for (const json& p : j.at("parts")) {
       batch_part part;
       part.id = p.at("id").get<std::string>();
@@ -6500,6 +6508,8 @@ REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
     throw bad(std::string("malformed: ") + e.what());
   }
   if (b.samples.size() != b.hashes.size()) throw bad("\"samples\" and \"hashes\" differ in length");
+  for (std::size_t c : b.cached)
+    if (c >= b.hashes.size()) throw bad("cached request " + std::to_string(c) + " is outside the job");
   if (b.api != "openai" && b.api != "anthropic") throw bad("unknown api \"" + b.api + "\"");
   return b;
 }
@@ -6672,11 +6682,10 @@ REQUESTS_ENGINE_INLINE void batch_client::update_part(batch_part& part, const js
   }
 }
 
+// Uploads lines[lo, hi); the caller sets the part's range in the job.
 REQUESTS_ENGINE_INLINE result<batch_part> batch_client::create_part(const std::vector<std::string>& lines,
-                                                                    std::size_t first, std::size_t count) {
+                                                                    std::size_t lo, std::size_t hi) {
   batch_part part;
-  part.first = first;
-  part.count = count;
   result<json> created = json();
   if (api_ == "openai") {
     std::string boundary = "requests-engine-";
@@ -6685,7 +6694,7 @@ REQUESTS_ENGINE_INLINE result<batch_part> batch_client::create_part(const std::v
                        "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--" + boundary +
                        "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"requests.jsonl\"\r\n"
                        "Content-Type: application/jsonl\r\n\r\n";
-    for (std::size_t i = first; i < first + count; ++i) {
+    for (std::size_t i = lo; i < hi; ++i) {
       form += lines[i];
       form += '\n';
     }
@@ -6702,8 +6711,8 @@ REQUESTS_ENGINE_INLINE result<batch_part> batch_client::create_part(const std::v
     created = call_json("POST", base_ + "/batches", create.dump());
   } else {
     std::string body = "{\"requests\":[";
-    for (std::size_t i = first; i < first + count; ++i) {
-      if (i != first) body += ',';
+    for (std::size_t i = lo; i < hi; ++i) {
+      if (i != lo) body += ',';
       body += lines[i];
     }
     body += "]}";
@@ -6745,6 +6754,7 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
   const std::string url_field = json(line_url_).dump();
   std::unordered_map<std::string, std::size_t> seen;
   std::vector<std::string> lines;
+  std::vector<std::size_t> sent;  // per line: its request's index in the job
   lines.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const params& p = one ? *one : (*many)[i];
@@ -6768,6 +6778,12 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
     const std::string dump = body->dump();
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
     job.samples.push_back(options_.distinct_samples() ? seen[job.hashes.back()]++ : 0);
+    // As an engine would: an answer already cached is not paid for again (nor overwritten).
+    if (from_cache(job, i)) {
+      job.cached.push_back(i);
+      continue;
+    }
+    sent.push_back(i);
     const std::string id = "\"custom_id\":\"" + std::string(detail::batch_id_prefix) + std::to_string(i) + "\"";
     lines.push_back(api_ == "openai" ? "{" + id + ",\"method\":\"POST\",\"url\":" + url_field + ",\"body\":" + dump + "}"
                                      : "{" + id + ",\"params\":" + dump + "}");
@@ -6777,8 +6793,8 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
                        " bytes) is larger than the batch size limit (" + std::to_string(limits_.max_bytes) + ")",
                    {}, 0, {}};
   }
-  auto flush = [&](std::size_t first, std::size_t count) -> std::optional<error> {
-    auto part = create_part(lines, first, count);
+  auto flush = [&](std::size_t lo, std::size_t hi) -> std::optional<error> {
+    auto part = create_part(lines, lo, hi);
     if (!part) {
       error e = part.error();
       if (!job.parts.empty()) {
@@ -6789,22 +6805,28 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
       }
       return e;
     }
+    part->first = sent[lo];
+    part->count = sent[hi - 1] + 1 - sent[lo];
     job.parts.push_back(std::move(*part));
     if (!settings_.state_file().empty()) job.save(settings_.state_file());
     return std::nullopt;
   };
+  if (lines.empty()) {  // the cache answered everything: a job with no batch, already completed
+    if (!settings_.state_file().empty()) job.save(settings_.state_file());
+    return job;
+  }
   std::size_t first = 0;
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const std::uint64_t size = lines[i].size() + 1;
     if (i > first && (i - first == limits_.max_requests || bytes + size > limits_.max_bytes)) {
-      if (auto e = flush(first, i - first)) return *e;
+      if (auto e = flush(first, i)) return *e;
       first = i;
       bytes = 0;
     }
     bytes += size;
   }
-  if (auto e = flush(first, lines.size() - first)) return *e;
+  if (auto e = flush(first, lines.size())) return *e;
   return job;
 }
 
@@ -6885,6 +6907,34 @@ REQUESTS_ENGINE_INLINE void batch_client::store(const batch_job& job, std::size_
   }
 }
 
+REQUESTS_ENGINE_INLINE std::optional<completion> batch_client::from_cache(const batch_job& job,
+                                                                         std::size_t index) const {
+  if (!cache_) return std::nullopt;
+  const cache_key key{job.hashes[index], job.samples[index]};
+  std::optional<std::string> text;
+  std::string why;
+  try {
+    text = cache_->load(key);
+  } catch (const std::exception& e) {
+    why = std::string("cannot be read: ") + e.what();
+  }
+  if (text) {
+    if (auto entry = detail::decode_cache_entry(*text, &key, why, /*body_only=*/true)) {
+      result<completion> c = parse(200, entry->body);
+      if (c) {
+        c->from_cache = true;
+        c->attempts = 0;
+        c->request_hash = key.hash;
+        return std::move(*c);
+      }
+      why = "the stored response does not parse: " + c.error().message;
+    }
+  }
+  // An unusable entry is a miss, as for an engine: the request is sent and its answer replaces it.
+  if (!why.empty()) log("cache entry " + key.name() + " is unusable (" + why + "); treated as missing");
+  return std::nullopt;
+}
+
 REQUESTS_ENGINE_INLINE void batch_client::map_lines(const std::string& text, const batch_job& job,
                                                     const batch_part& part,
                                                     std::vector<std::optional<result<completion>>>& out) {
@@ -6952,6 +7002,14 @@ REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> batch_client::fet
     return error{error_code::invalid_request, 0,
                  "batch: the job is still " + std::string(to_string(job.status())) + ": wait() for it first", {}, 0, {}};
   std::vector<std::optional<result<completion>>> out(job.size());
+  for (std::size_t i : job.cached) {
+    if (auto hit = from_cache(job, i)) out[i] = std::move(*hit);
+    else
+      out[i] = error{error_code::invalid_request, 0,
+                     "batch: the cached answer this request was not sent for is gone from the cache (pruned, or "
+                     "another cache given at fetch): send it again",
+                     {}, 0, {}};
+  }
   for (const auto& part : job.parts) {
     std::optional<error> failure;
     std::vector<std::string> urls;

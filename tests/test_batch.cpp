@@ -55,8 +55,9 @@ struct fixture {
   std::unique_ptr<mock::server> server;
   std::shared_ptr<re::memory_cache> cache = std::make_shared<re::memory_cache>();
   std::string api;
-  re::openai_compatible openai_provider() const { return {batch_key, server->base_url(), "mock-model"}; }
-  re::anthropic anthropic_provider() const { return {batch_key, "claude-mock", server->origin()}; }
+  std::string openai_model = "mock-model", anthropic_model = "claude-mock";  // the mock answers as either
+  re::openai_compatible openai_provider() const { return {batch_key, server->base_url(), openai_model}; }
+  re::anthropic anthropic_provider() const { return {batch_key, anthropic_model, server->origin()}; }
   re::batch_client client(re::batch_settings s = fast(), re::options o = quick()) const {
     re::batch_client c = api == "openai" ? re::batch_client(openai_provider(), o, s)
                                          : re::batch_client(anthropic_provider(), o, s);
@@ -142,8 +143,7 @@ TEST_CASE("batch: the full lifecycle against the mock, for both APIs") {
     CHECK(f.model_requests() == 0);  // batch lines are not online requests
     CHECK(f.cache->size() == 5);     // every success, and only those
 
-    // Batch prices: the same tokens cost half in the batch report.
-    auto online_price = re::make_cost_report(*results, re::price_table::builtin(), false);
+    // The batch report counts the answers and the failed line (dollars: see the priced test).
     auto batch_price = re::make_cost_report(*results, re::price_table::builtin(), true);
     CHECK(batch_price.batch);
     CHECK(batch_price.requests == 5);
@@ -158,7 +158,6 @@ TEST_CASE("batch: the full lifecycle against the mock, for both APIs") {
       if (i != 4) CHECK(rerun[i]->text == (*results)[i]->text);
     }
     CHECK(f.model_requests() == 1);
-    (void)online_price;
   }
 }
 
@@ -423,4 +422,150 @@ TEST_CASE("batch: one params per conversation, and the caller's data saved with 
   REQUIRE_FALSE(n2);
   CHECK(n2.error().message.find("params::n") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// The built-in rows used below, in dollars per million tokens (checked against the table, so
+// that a price update fails here loudly rather than changing what "half" means).
+struct priced_model {
+  const char* api;
+  const char* model;
+  double input, output;
+};
+const priced_model priced_models[] = {{"openai", "gpt-4o-mini", 0.15, 0.6}, {"anthropic", "claude-haiku-4-5", 1, 5}};
+
+// The mock's usage for "question N" (N one digit): 3 prompt tokens, 7 answer tokens.
+constexpr double mock_input_tokens = 3, mock_output_tokens = 7;
+
+double online_dollars(const priced_model& m, std::size_t requests) {
+  return static_cast<double>(requests) * (mock_input_tokens * m.input + mock_output_tokens * m.output) / 1e6;
+}
+
+}  // namespace
+
+TEST_CASE("batch: a priced model through the batch client is billed at half its online price") {
+  for (const auto& m : priced_models) {
+    CAPTURE(m.model);
+    const auto row = re::price_table::builtin().find(m.model);
+    REQUIRE(row);
+    REQUIRE(row->input == m.input);
+    REQUIRE(row->output == m.output);
+    REQUIRE(row->batch_discount == 0.5);
+    fixture f;
+    f.api = m.api;
+    (std::string(m.api) == "openai" ? f.openai_model : f.anthropic_model) = m.model;
+    f.server = batch_server(0);
+    auto batch = questions(5);
+    batch[2] = re::conversation().user("question 2 [fail]");
+    auto client = f.client();
+    auto results = client.run(batch);
+    REQUIRE_MESSAGE(results, results.error().describe());
+    REQUIRE(results->size() == 5);
+    for (std::size_t i = 0; i < 5; ++i) {
+      CAPTURE(i);
+      if (i == 2) {
+        CHECK_FALSE((*results)[i]);
+        continue;
+      }
+      REQUIRE_MESSAGE((*results)[i], errors_of(*results));
+      CHECK((*results)[i]->model == m.model);
+      CHECK((*results)[i]->usage.input_tokens == 3);
+      CHECK((*results)[i]->usage.output_tokens == 7);
+    }
+    const auto batch_report = re::make_cost_report(*results, re::price_table::builtin(), true);
+    const auto online_report = re::make_cost_report(*results, re::price_table::builtin(), false);
+    // 4 answers; gpt-4o-mini: 4 x (3 x 0.15 + 7 x 0.6) / 1e6 = $0.0000186 online, $0.0000093 batch;
+    // claude-haiku-4-5: 4 x (3 x 1 + 7 x 5) / 1e6 = $0.000152 online, $0.000076 batch.
+    CHECK(batch_report.batch);
+    CHECK(batch_report.complete());
+    CHECK(batch_report.requests == 4);
+    CHECK(batch_report.failed == 1);
+    CHECK(batch_report.actual == doctest::Approx(0.5 * online_dollars(m, 4)).epsilon(1e-9));
+    CHECK(batch_report.as_if == doctest::Approx(0.5 * online_dollars(m, 4)).epsilon(1e-9));
+    CHECK(online_report.actual == doctest::Approx(online_dollars(m, 4)).epsilon(1e-9));
+    REQUIRE(batch_report.models.size() == 1);
+    CHECK(batch_report.models[0].priced_as == m.model);
+    CHECK(batch_report.to_string().find("(batch prices)") != std::string::npos);
+  }
+  CHECK(online_dollars(priced_models[0], 4) == doctest::Approx(0.0000186));
+  CHECK(online_dollars(priced_models[1], 4) == doctest::Approx(0.000152));
+}
+
+TEST_CASE("batch: requests already in the cache are not uploaded; fetch gives them from the cache, at $0") {
+  for (const auto& m : priced_models) {
+    CAPTURE(m.api);
+    fixture f;
+    f.api = m.api;
+    (std::string(m.api) == "openai" ? f.openai_model : f.anthropic_model) = m.model;
+    f.server = batch_server(0);
+    const auto batch = questions(6);
+    // Half the job answered online first: questions 0, 2 and 4 are in the cache.
+    const std::vector<re::conversation> even = {batch[0], batch[2], batch[4]};
+    auto online = f.online(even);
+    REQUIRE(errors_of(online).empty());
+    REQUIRE(f.model_requests() == 3);
+    REQUIRE(f.cache->size() == 3);
+    std::vector<std::string> entries_before;
+    for (const auto& r : online) entries_before.push_back(*f.cache->load({r->request_hash, 0}));
+
+    auto client = f.client();
+    auto job = client.submit(batch);
+    REQUIRE_MESSAGE(job, job.error().describe());
+    CHECK(job->cached == std::vector<std::size_t>{0, 2, 4});
+    REQUIRE(job->parts.size() == 1);
+    CHECK(job->parts[0].first == 1);  // from the first uploaded request to the last
+    CHECK(job->parts[0].count == 5);
+    // The mock saw only the other half.
+    CHECK(f.server->batch_prompts() ==
+          std::vector<std::vector<std::string>>{{"question 1", "question 3", "question 5"}});
+    CHECK(re::batch_job::from_json(job->to_json()).cached == job->cached);  // survives a restart
+
+    REQUIRE(client.wait(*job));
+    auto results = client.fetch(*job);
+    REQUIRE_MESSAGE(results, results.error().describe());
+    REQUIRE(results->size() == 6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      CAPTURE(i);
+      REQUIRE_MESSAGE((*results)[i], errors_of(*results));
+      CHECK((*results)[i]->text == "Mock answer to: question " + std::to_string(i));
+      CHECK((*results)[i]->from_cache == (i % 2 == 0));
+      CHECK((*results)[i]->attempts == (i % 2 == 0 ? 0 : 1));
+      CHECK((*results)[i]->request_hash == job->hashes[i]);
+    }
+    // The cached answers were not overwritten by the fetch.
+    for (std::size_t k = 0; k < 3; ++k) CHECK(*f.cache->load({online[k]->request_hash, 0}) == entries_before[k]);
+    CHECK(f.cache->size() == 6);
+    // Only the 3 uploaded answers are paid for, at batch prices.
+    const auto report = re::make_cost_report(*results, re::price_table::builtin(), true);
+    CHECK(report.from_cache == 3);
+    CHECK(report.actual == doctest::Approx(0.5 * online_dollars(m, 3)).epsilon(1e-9));
+    CHECK(report.as_if == doctest::Approx(0.5 * online_dollars(m, 6)).epsilon(1e-9));
+
+    // All cached now: no batch at all, completed at once, every answer from the cache.
+    auto again = client.submit(batch);
+    REQUIRE_MESSAGE(again, again.error().describe());
+    CHECK(again->parts.empty());
+    CHECK(again->cached.size() == 6);
+    CHECK(again->status() == re::batch_status::completed);
+    CHECK(f.server->batches_created() == 1);
+    auto all = client.fetch(*again);
+    REQUIRE(all);
+    for (const auto& r : *all) {
+      REQUIRE_MESSAGE(r, errors_of(*all));
+      CHECK(r->from_cache);
+    }
+    CHECK(re::make_cost_report(*all, re::price_table::builtin(), true).actual == 0.0);
+
+    // Fetched with a cache that lacks them: an error for each, never a silent gap.
+    auto other = f.client();
+    other.cache(std::make_shared<re::memory_cache>());
+    auto gone = other.fetch(*again);
+    REQUIRE(gone);
+    for (const auto& r : *gone) {
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == re::error_code::invalid_request);
+    }
+    CHECK(f.model_requests() == 3);
+  }
 }

@@ -82,8 +82,9 @@ struct child {
   fs::path out, err;
 };
 
-child spawn(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag,
-            const std::map<std::string, std::string>& env = {}) {
+// `program` with `args` (argv[0] is the program); spawn() below runs the built binary.
+child spawn_program(const std::string& program, const std::vector<std::string>& args, const fs::path& dir,
+                    const std::string& tag, const std::map<std::string, std::string>& env = {}) {
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string kv = *e;
@@ -98,7 +99,7 @@ child spawn(const std::vector<std::string>& args, const fs::path& dir, const std
   for (auto& s : envs) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> argv_s = args;
-  argv_s.insert(argv_s.begin(), binary);
+  argv_s.insert(argv_s.begin(), program);
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -110,10 +111,15 @@ child spawn(const std::vector<std::string>& args, const fs::path& dir, const std
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, c.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const int rc = posix_spawn(&c.pid, binary.c_str(), &fa, nullptr, argv.data(), envp.data());
+  const int rc = posix_spawn(&c.pid, program.c_str(), &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
-  REQUIRE_MESSAGE(rc == 0, "posix_spawn " << binary << ": " << std::strerror(rc));
+  REQUIRE_MESSAGE(rc == 0, "posix_spawn " << program << ": " << std::strerror(rc));
   return c;
+}
+
+child spawn(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag,
+            const std::map<std::string, std::string>& env = {}) {
+  return spawn_program(binary, args, dir, tag, env);
 }
 
 // Exit status, or 128 + signal.
@@ -1127,4 +1133,214 @@ TEST_CASE("cache: stats, verify, export and prune over the folder a run filled")
   CHECK(pruned.out.find("removed    4") != std::string::npos);
   CHECK(count_cache_entries(cache) == 0);
   CHECK(run_cli({"cache", "stats", "--cache-dir", (dir / "none").string()}, dir, "none").status == 2);
+}
+
+namespace {
+
+// `requests-engine batch` against the mock, per provider: a model of the built-in price table
+// (dollars per million tokens) and the base URL the provider takes.
+struct batch_provider {
+  std::string name, model;
+  double input, output;
+  [[nodiscard]] std::string base(const mock& m) const { return name == "openai" ? m.base_url() : m.origin(); }
+};
+const std::vector<batch_provider> batch_providers = {{"openai", "o1", 15, 60}, {"anthropic", "claude-opus-4-1", 15, 75}};
+
+// After mock::stop(): {batches created, lines uploaded in them}.
+std::pair<long, long> batch_counts(const mock& m) {
+  std::smatch match;
+  const std::string& err = m.stopped_stderr();
+  if (!std::regex_search(err, match, std::regex(R"((\d+) batches created, (\d+) batch lines)"))) {
+    FAIL("no batch counts in the mock's stderr: " << err);
+    return {-1, -1};
+  }
+  return {std::stol(match[1].str()), std::stol(match[2].str())};
+}
+
+// The dollars of the cost line `batch fetch` prints: {spent, as if uncached}.
+std::pair<double, double> batch_cost_line(const std::string& out) {
+  std::smatch m;
+  if (!std::regex_search(out, m,
+                         std::regex(R"(cost: \$([0-9.]+) spent, \$([0-9.]+) as if nothing came from the cache \(batch prices\))"))) {
+    FAIL("no batch cost line in: " << out);
+    return {-1, -1};
+  }
+  return {std::stod(m[1].str()), std::stod(m[2].str())};
+}
+
+}  // namespace
+
+TEST_CASE("batch: submit, status, wait and fetch in separate processes, for openai and anthropic") {
+  for (const auto& p : batch_providers) {
+    CAPTURE(p.name);
+    const fs::path dir = scratch("batch_cli_" + p.name);
+    write_text(dir / "in.jsonl", plain_input(5) + R"({"id":"bad","prompt":"question 5 [fail]"})" "\n");
+    const std::string in = (dir / "in.jsonl").string();
+    const fs::path out = dir / "out.jsonl";
+    const fs::path state = dir / "out.jsonl.batch.json";
+    const std::string cache = (dir / "cache").string();
+    mock server(dir, {"--batch-delay-ms", "300"});
+    const std::vector<std::string> later = {"-o", out.string(), "--poll-seconds", "0.05"};
+    auto batch_cmd = [&](const std::string& action, std::vector<std::string> extra = {}) {
+      std::vector<std::string> args = {"batch", action};
+      args.insert(args.end(), extra.begin(), extra.end());
+      return args;
+    };
+    auto with = [](std::vector<std::string> a, const std::vector<std::string>& b) {
+      a.insert(a.end(), b.begin(), b.end());
+      return a;
+    };
+    const std::vector<std::string> submit_args = {"batch",        "submit",  in,      "-o",         out.string(),
+                                                  "--provider",   p.name,    "--model", p.model,    "--base-url",
+                                                  p.base(server), "--cache-dir", cache};
+
+    // Before any submit: no job file is a usage error.
+    outcome none = run_cli(with(batch_cmd("status"), later), dir, "none");
+    CHECK(none.status == 2);
+    CHECK(none.err.find("cannot read the batch job file") != std::string::npos);
+
+    outcome submit = run_cli(submit_args, dir, "submit");
+    REQUIRE_MESSAGE(submit.status == 0, submit.err);
+    CHECK(submit.out.find("job saved in " + state.string()) != std::string::npos);
+    CHECK(submit.out.find("6 requests in 1 batch(es)") != std::string::npos);
+    REQUIRE(fs::exists(state));
+    CHECK_FALSE(fs::exists(out));
+    const json job = read_json(state);
+    CHECK(job["format"] == "requests_engine.batch.v1");
+    CHECK(job["api"] == p.name);
+    REQUIRE(job["parts"].size() == 1);
+    const std::string batch_id = job["parts"][0]["id"].get<std::string>();
+    CHECK_FALSE(batch_id.empty());
+    CHECK(job["user"]["ids"] == json::array({"q0", "q1", "q2", "q3", "q4", "bad"}));
+    CHECK(job["cached"].empty());
+
+    // A second submit for the same output is refused: it would orphan the first job.
+    outcome twice = run_cli(submit_args, dir, "twice");
+    CHECK(twice.status == 2);
+    CHECK(twice.err.find("exists") != std::string::npos);
+
+    outcome status = run_cli(with(batch_cmd("status"), later), dir, "status");
+    REQUIRE_MESSAGE(status.status == 0, status.err);
+    CHECK(status.out.find(batch_id) != std::string::npos);
+    CHECK(status.out.find("6 requests in 1 batch(es)") != std::string::npos);
+
+    outcome waited = run_cli(with(batch_cmd("wait"), later), dir, "wait");
+    REQUIRE_MESSAGE(waited.status == 0, waited.err);
+    CHECK(waited.out.find("requests-engine batch: completed, 6 requests in 1 batch(es): 5 succeeded, 1 failed") !=
+          std::string::npos);
+    CHECK(waited.err.find("6/6 done, 1 failed") != std::string::npos);  // the progress line
+    CHECK(read_json(state)["parts"][0]["status"] == "completed");      // wait saved the job
+
+    outcome fetched = run_cli(with(batch_cmd("fetch"), later), dir, "fetch");
+    CHECK_MESSAGE(fetched.status == 1, fetched.err);  // a failed line: exit 1, as `run`
+    CHECK(fetched.out.find("wrote 6 results to " + out.string() + " (1 failed)") != std::string::npos);
+    const auto lines = json_lines(out);
+    REQUIRE(lines.size() == 6);
+    double online = 0;
+    for (std::size_t i = 0; i < 6; ++i) {
+      CAPTURE(i);
+      const json& l = lines[i];
+      CHECK(l["request_hash"] == job["hashes"][i]);
+      CHECK(l["from_cache"] == false);
+      if (i == 5) {
+        CHECK(l["id"] == "bad");
+        CHECK(l["error"]["code"] == "bad_request");
+        CHECK(l["error"]["http_status"] == 400);
+        CHECK(l["error"]["message"].get<std::string>().find("on purpose") != std::string::npos);
+        continue;
+      }
+      CHECK(l["id"] == "q" + std::to_string(i));
+      CHECK(l["error"].is_null());
+      CHECK(l["text"] == "Mock answer to: question " + std::to_string(i));
+      CHECK(l["model"] == p.model);
+      CHECK(l["usage"]["input_tokens"] == 3);
+      CHECK(l["usage"]["output_tokens"] == 7);
+      online += (l["usage"]["input_tokens"].get<double>() * p.input + l["usage"]["output_tokens"].get<double>() * p.output) / 1e6;
+    }
+    // 5 answers of 3 + 7 tokens: o1 5 x (45 + 420) / 1e6 = $0.002325 online, so $0.0011625 at
+    // batch prices; claude-opus-4-1 5 x (45 + 525) / 1e6 = $0.00285, so $0.001425. Printed to
+    // 6 decimals.
+    CHECK(online == doctest::Approx(p.name == "openai" ? 0.002325 : 0.00285));
+    const auto [spent, as_if] = batch_cost_line(fetched.out);
+    CHECK(spent == doctest::Approx(0.5 * online).epsilon(0.001));
+    CHECK(as_if == doctest::Approx(0.5 * online).epsilon(0.001));
+
+    // The same input again, to another output: the 5 cached answers are not sent, only the
+    // failed line is; the fetch gives the 5 from the cache at $0.
+    const fs::path out2 = dir / "again.jsonl";
+    std::vector<std::string> submit2 = submit_args;
+    submit2[4] = out2.string();
+    outcome again = run_cli(submit2, dir, "submit2");
+    REQUIRE_MESSAGE(again.status == 0, again.err);
+    CHECK(again.out.find("5 from the cache (not sent)") != std::string::npos);
+    CHECK(read_json(dir / "again.jsonl.batch.json")["cached"] == json::array({0, 1, 2, 3, 4}));
+    outcome fetched2 =
+        run_cli(with(batch_cmd("fetch"), {"-o", out2.string(), "--poll-seconds", "0.05"}), dir, "fetch2");
+    CHECK_MESSAGE(fetched2.status == 1, fetched2.err);
+    const auto lines2 = json_lines(out2);
+    REQUIRE(lines2.size() == 6);
+    for (std::size_t i = 0; i < 5; ++i) {
+      CHECK(lines2[i]["from_cache"] == true);
+      CHECK(lines2[i]["text"] == lines[i]["text"]);
+    }
+    CHECK(lines2[5]["error"]["code"] == "bad_request");
+    const auto [spent2, as_if2] = batch_cost_line(fetched2.out);
+    CHECK(spent2 == 0.0);
+    CHECK(as_if2 == doctest::Approx(0.5 * online).epsilon(0.001));
+
+    CHECK(server.stop() == 0);  // no online request: everything went through the batch routes
+    CHECK(batch_counts(server) == std::pair<long, long>{2, 7});  // 6 lines, then the failed one alone
+  }
+}
+
+TEST_CASE("batch: SIGKILLed while waiting, a fresh process fetches the stored job; no second batch") {
+  for (const auto& p : batch_providers) {
+    CAPTURE(p.name);
+    const fs::path dir = scratch("batch_kill_" + p.name);
+    constexpr std::size_t total = 8;
+    write_text(dir / "in.jsonl", plain_input(total));
+    const fs::path out = dir / "out.jsonl";
+    const fs::path state = dir / "out.jsonl.batch.json";
+    // Long enough that the batch is still running when the kill comes (the first poll follows
+    // the submit at once), short enough to keep the test quick.
+    mock server(dir, {"--batch-delay-ms", "2000"});
+    // One process that submits, then (exec: the same pid) waits.
+    auto quote = [](const std::string& a) { return "'" + a + "'"; };
+    const std::string script = quote(binary) + " batch submit " + quote((dir / "in.jsonl").string()) + " -o " +
+                               quote(out.string()) + " --provider " + p.name + " --model " + p.model +
+                               " --base-url " + quote(p.base(server)) + " --cache-dir " +
+                               quote((dir / "cache").string()) + " && exec " + quote(binary) + " batch wait -o " +
+                               quote(out.string()) + " --poll-seconds 0.05";
+    child first = spawn_program("/bin/sh", {"-c", script}, dir, "first");
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    // The wait's first progress line: the job file is written and the batch is being polled.
+    while (slurp(first.err).find(" done, ") == std::string::npos && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(10ms);
+    kill(first.pid, SIGKILL);
+    CHECK(wait_for(first) == 128 + SIGKILL);
+    const std::string progress = slurp(first.err);
+    REQUIRE_MESSAGE(progress.find(" done, ") != std::string::npos, progress);
+    CHECK_MESSAGE(progress.find("completed") == std::string::npos, progress);  // killed mid-wait
+    CHECK_FALSE(fs::exists(out));
+    REQUIRE(fs::exists(state));
+    const json job = read_json(state);
+    REQUIRE(job["parts"].size() == 1);
+
+    outcome fetched = run_cli({"batch", "fetch", "-o", out.string(), "--poll-seconds", "0.05"}, dir, "fetch");
+    REQUIRE_MESSAGE(fetched.status == 0, fetched.err);
+    CHECK(fetched.out.find("wrote 8 results") != std::string::npos);
+    CHECK(read_json(state)["parts"][0]["status"] == "completed");  // fetch saved the final status
+    const auto lines = json_lines(out);
+    CHECK(lines.size() == total);
+    std::multiset<std::string> ids;
+    for (const json& l : lines) {
+      const std::string id = l["id"].get<std::string>();
+      ids.insert(id);
+      CHECK(l["text"] == "Mock answer to: question " + id.substr(1));
+      CHECK(l["error"].is_null());
+    }
+    for (std::size_t i = 0; i < total; ++i) CHECK(ids.count("q" + std::to_string(i)) == 1);
+    CHECK(server.stop() == 0);
+    CHECK(batch_counts(server) == std::pair<long, long>{1, static_cast<long>(total)});
+  }
 }

@@ -78,7 +78,8 @@ inline re::batch_client batch_client_for(const re::batch_job& job, const batch_a
 
 inline void print_job(const re::batch_job& job, std::ostream& out) {
   out << "requests-engine batch: " << re::to_string(job.status()) << ", " << job.size() << " requests in "
-      << job.parts.size() << " batch(es): " << job.succeeded() << " succeeded, " << job.failed() << " failed\n";
+      << job.parts.size() << " batch(es): " << job.succeeded() << " succeeded, " << job.failed() << " failed, "
+      << job.cached.size() << " from the cache (not sent)\n";
   for (const auto& p : job.parts)
     out << "  " << p.id << "  " << re::to_string(p.status) << "  requests " << p.first << ".."
         << p.first + p.count - 1 << (p.message.empty() ? "" : "  (" + p.message + ")") << "\n";
@@ -91,7 +92,7 @@ inline int batch_submit(const batch_args& a) {
   const std::string state = batch_state_path(a);
   if (std::ifstream(state))
     throw usage_error(state + " exists: a job was submitted for this output already (fetch or cancel it, "
-                              "or remove the file)");
+                              "then remove the file, or choose another output)");
   input_options io;
   io.temperature = a.temperature;
   io.max_tokens = a.max_tokens;
@@ -187,8 +188,9 @@ inline int run_batch(const batch_args& a) {
       }
     } else {
       auto progress = [](const re::batch_job& j) {
-        std::cerr << "requests-engine batch: " << re::to_string(j.status()) << ", " << j.succeeded() + j.failed()
-                  << "/" << j.size() << " done, " << j.failed() << " failed\n";
+        std::cerr << "requests-engine batch: " << re::to_string(j.status()) << ", "
+                  << j.succeeded() + j.failed() + j.cached.size() << "/" << j.size() << " done, " << j.failed()
+                  << " failed\n";
       };
       auto st = a.action == "status" ? client.poll(job)
                                      : client.wait(job, progress,
@@ -204,6 +206,7 @@ inline int run_batch(const batch_args& a) {
                     << ": nothing to fetch yet (use wait)\n";
           return exit_failures;
         }
+        job.save(state);  // the final status, as wait leaves it
         return detail::batch_fetch(client, job, a);
       }
     }
@@ -226,7 +229,8 @@ inline void add_batch_command(CLI::App& app) {
                                             "price, answers within 24 hours");
   c->footer(
       "  batch submit INPUT -o OUT   read INPUT (the formats of `run`), split it to the provider's\n"
-      "                              limits, create the batches; the job goes to OUT.batch.json\n"
+      "                              limits, create the batches; the job goes to OUT.batch.json.\n"
+      "                              Requests answered in the cache already are not sent\n"
       "  batch status -o OUT         ask the provider once and print the status\n"
       "  batch wait -o OUT           poll until every batch is finished (progress on stderr)\n"
       "  batch fetch -o OUT          wait, then write OUT (the output format of `run`, in input order)\n"

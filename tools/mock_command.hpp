@@ -156,6 +156,9 @@ inline int run_mock(const mock_args& args) {
   }
   std::cerr << "requests-engine mock: " << gemini << " gemini, " << vertex << " vertex, " << bedrock << " bedrock; "
             << srv.tokens_issued() << " access tokens issued\n";
+  // The batch routes (not counted above): how many batches, and the lines uploaded in them.
+  std::cerr << "requests-engine mock: " << srv.batches_created() << " batches created, " << srv.batch_lines()
+            << " batch lines, " << srv.batch_calls() << " batch API calls\n";
   return 0;
 }
 

@@ -2145,6 +2145,27 @@ class server {
     for (const auto& p : v) out.push_back(p.second);
     return out;
   }
+  std::size_t batch_lines() const {  // lines over every batch created
+    std::size_t n = 0;
+    for (std::size_t s : batch_sizes()) n += s;
+    return n;
+  }
+  // Per batch in creation order, the last user message of each line: what was uploaded.
+  std::vector<std::vector<std::string>> batch_prompts() const {
+    std::lock_guard<std::mutex> lk(batch_mutex_);
+    std::vector<std::pair<std::uint64_t, std::vector<std::string>>> v;
+    for (const auto& kv : batches_) {
+      std::vector<std::string> texts;
+      for (const auto& l : kv.second.lines)
+        texts.push_back(detail::last_user_text(kv.second.which == api::openai ? l.second.value("body", nlohmann::json())
+                                                                             : l.second));
+      v.emplace_back(kv.second.seq, std::move(texts));
+    }
+    std::sort(v.begin(), v.end());
+    std::vector<std::vector<std::string>> out;
+    for (auto& p : v) out.push_back(std::move(p.second));
+    return out;
+  }
 
  private:
   struct mock_batch {
