@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <random>
+#include <regex>
 
 // Defined in test_cache.cpp: the work of a child process that the cache tests spawn.
 int cache_child_main(int argc, char** argv);
@@ -525,3 +527,124 @@ TEST_CASE("cost report: answers from the engine's cache cost nothing; the as-if 
   listener.join();
 }
 // @end cost-tests
+
+namespace {
+
+// Every SAX event as text, to compare the fast reader with nlohmann's parser event by event.
+struct sax_recorder final : nlohmann::json_sax<re::json> {
+  std::vector<std::string> events;
+  bool null() override { return note("null"); }
+  bool boolean(bool v) override { return note(v ? "true" : "false"); }
+  bool number_integer(number_integer_t v) override { return note("int " + std::to_string(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return note("uint " + std::to_string(v)); }
+  bool number_float(number_float_t, const string_t& s) override { return note("float " + s); }
+  bool string(string_t& v) override { return note("string " + v); }
+  bool binary(binary_t&) override { return note("binary"); }
+  bool start_object(std::size_t) override { return note("{"); }
+  bool key(string_t& k) override { return note("key " + k); }
+  bool end_object() override { return note("}"); }
+  bool start_array(std::size_t) override { return note("["); }
+  bool end_array() override { return note("]"); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+  bool note(std::string e) {
+    events.push_back(std::move(e));
+    return true;
+  }
+};
+
+// What each parser makes of `text`: accepted or not, and the events when accepted.
+struct both_parsers {
+  bool fast_ok, slow_ok;
+  std::vector<std::string> fast, slow;
+  explicit both_parsers(const std::string& text) {
+    sax_recorder f, s;
+    fast_ok = re::detail::fast_json_reader<sax_recorder>(text, f).parse();
+    slow_ok = re::json::sax_parse(text, &s);
+    fast = std::move(f.events);
+    slow = std::move(s.events);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("fast JSON reader: the same events as nlohmann's parser; never accepts what it rejects") {
+  const std::vector<std::string> valid = {
+      R"({"id":"chatcmpl-1","object":"chat.completion","created":1763800000,"model":"gpt-4o-mini",)"
+      R"("choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\"\n\u00e9\u4e2d\ud83d\ude00 \\ \/ \b\f\r\t",)"
+      R"("tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},)"
+      R"("logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":31,"completion_tokens":14,)"
+      R"("prompt_tokens_details":{"cached_tokens":0}},"temperature":0.7,"x":-12,"y":1e-3,"z":-0.5E+2,"t":true,"f":false})",
+      "  [ 1 , -0, 0, 18446744073709551615, -9223372036854775808, 9223372036854775807, [], {}, [[[]]] ] \n",
+      "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\x9f\xbf \xef\xbf\xbf\"",
+      "\"\"", "0", "-1", "3.25", "null", "{\"\":\"\"}", "{\"a\":{\"b\":[1,{\"c\":null}]}}"};
+  for (const auto& t : valid) {
+    INFO(t);
+    both_parsers p(t);
+    REQUIRE(p.slow_ok);
+    CHECK(p.fast_ok);
+    CHECK(p.fast == p.slow);
+  }
+  const std::vector<std::string> invalid = {
+      "", " ", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "[01]", "[1.]", "[.5]", "[1e]", "[-]", "[+1]",
+      "\"\\x\"", "\"\\u12G4\"", "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"a\x01\"", "\"open",
+      "tru", "nul", "[true false]", "{} {}", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf5\x80\x80\x80\"",
+      "\"\xe2\x82\"", "\"\x80\"", "[1e400]", "[-1e400]", "[1]x", "[\"a\"\"b\"]", "{\"a\":1 \"b\":2}", "NaN", "[Infinity]"};
+  for (const auto& t : invalid) {
+    INFO(t);
+    both_parsers p(t);
+    CHECK_FALSE(p.fast_ok);
+    if (p.slow_ok) MESSAGE("nlohmann accepts this one; the fast reader leaves it to nlohmann");
+  }
+  // Beyond 64 bits nlohmann gives a float: the fast reader declines and leaves it to nlohmann.
+  CHECK_FALSE(both_parsers("[18446744073709551616]").fast_ok);
+  CHECK_FALSE(both_parsers("[-9223372036854775809]").fast_ok);
+
+  // Mutations of a real answer: one to three random edits each (a byte deleted, replaced or
+  // inserted, or the text cut short). Whatever the fast reader accepts, nlohmann accepts with
+  // the same events; what nlohmann accepts, the fast reader accepts too.
+  std::mt19937 rng(20261202);
+  const std::string alphabet = "{}[]\":,\\/ -+.eE0123456789tfnu\x01\x7f\xc3\xa9\xed\xf0\x80\n";
+  std::size_t accepted = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string t = valid[static_cast<std::size_t>(round) % 2];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !t.empty(); ++e) {
+      const std::size_t at = rng() % t.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 4) {
+        case 0: t.erase(at, 1); break;
+        case 1: t[at] = c; break;
+        case 2: t.insert(at, 1, c); break;
+        default: t.resize(at); break;
+      }
+    }
+    both_parsers p(t);
+    if (p.fast_ok != p.slow_ok || (p.fast_ok && p.fast != p.slow)) {
+      INFO(t);
+      // nlohmann reads integers beyond 64 bits as floats; only that may differ.
+      const bool long_number = std::regex_search(t, std::regex("[0-9]{19,}"));
+      CHECK((long_number && !p.fast_ok && p.slow_ok));
+    }
+    accepted += p.slow_ok ? 1 : 0;
+  }
+  MESSAGE(accepted << " of 20000 mutations were still JSON");
+  CHECK(accepted > 500);  // the comparison above covered accepted texts, not only rejected ones
+}
+
+TEST_CASE("openai_compatible: an answer the fast reader declines is read by nlohmann's parser just the same") {
+  re::openai_compatible provider("k", "http://127.0.0.1:9/v1", "m");
+  re::http_response r;
+  r.status = 200;
+  // 2^64 in the usage: nlohmann reads it (as a float), the fast reader declines it.
+  r.body = R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"caf\u00e9"},)"
+           R"("finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"x":18446744073709551616}})";
+  auto c = provider.parse_response(r);
+  REQUIRE(c);
+  CHECK(c->text == "caf\xc3\xa9");
+  CHECK(c->usage.input_tokens == 3);
+  CHECK(c->usage.output_tokens == 2);
+  r.body = R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}])";
+  auto bad = provider.parse_response(r);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("not JSON") != std::string::npos);
+}
