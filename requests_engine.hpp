@@ -1492,8 +1492,9 @@ class rate_limiter {
   REQUESTS_ENGINE_INLINE void answered(std::uint64_t seq, const header_list* h, clock::time_point now);
   /// A reservation that will never be sent (cancelled, deadline, a signing failure).
   REQUESTS_ENGINE_INLINE void unreserve(const request_cost& c);
-  /// The answer's real token counts replace the estimate in the configured pacing, so it does not drift.
-  REQUESTS_ENGINE_INLINE void correct(const request_cost& estimated, std::int64_t input, std::int64_t output);
+  /// The answer's real token counts replace the estimate in the configured pacing, so it does
+  /// not drift. True when that gave capacity back (the estimate was too high).
+  REQUESTS_ENGINE_INLINE bool correct(const request_cost& estimated, std::int64_t input, std::int64_t output);
   /// Learns from x-ratelimit-* (OpenAI and compatibles) and anthropic-ratelimit-* headers, as the
   /// newest count (every reserved and in-flight request still to be counted by the server).
   REQUESTS_ENGINE_INLINE void observe(const header_list& h, clock::time_point now);
@@ -1527,6 +1528,7 @@ class rate_limiter {
     }
   };
   clock::time_point earliest_locked(const request_cost& c, clock::time_point now) const;
+  static constexpr clock::duration late_slot = std::chrono::milliseconds(20);
 
   std::mutex m_;
   pace configured_[dimensions];
@@ -1854,6 +1856,8 @@ class dispatcher {
   // The key for the next attempt (the one whose buckets allow it soonest, then the least
   // busy), with its capacity reserved; `at` is when it may go. no_key when none is left.
   REQUESTS_ENGINE_INLINE std::size_t choose_key(const request_cost& c, clock::time_point now, clock::time_point& at);
+  // When the soonest key could send it (no reservation); no_key when none is left.
+  REQUESTS_ENGINE_INLINE std::size_t earliest_key(const request_cost& c, clock::time_point now, clock::time_point& at);
   std::vector<std::string> secrets_;
   transport& transport_;
   std::unique_ptr<cache_ops> cache_;
@@ -1875,6 +1879,25 @@ class dispatcher {
   std::priority_queue<timed, std::vector<timed>, std::greater<timed>> waiting_;
   std::unordered_map<std::string, job*> leaders_;  // "hash-sample" -> the job under way for it
   std::vector<worker_slot> slots_;
+  // Requests waiting for rate capacity hold no reservation while they wait: one is at the head
+  // (asleep in head_ until head_at_, woken early when an answer gives capacity back), the rest
+  // wait in line behind it. Capacity booked ahead at the estimate would never feel what the
+  // answers give back (rate_limiter::correct), and the run would be paced by the estimate.
+  std::deque<std::unique_ptr<job>> line_;
+  std::unique_ptr<job> head_;
+  clock::time_point head_at_{};
+  job* head_job_ = nullptr;             // the head wherever it is: asleep, ready, or with a worker
+  std::atomic<bool> has_head_{false};   // head_job_ != nullptr, read without the lock
+  void next_head_locked() {             // the head is done waiting: the first in line takes its place
+    head_job_ = nullptr;
+    if (!line_.empty()) {
+      head_job_ = line_.front().get();
+      ready_.push_back(std::move(line_.front()));
+      line_.pop_front();
+      cv_.notify_one();
+    }
+    has_head_.store(head_job_ != nullptr, std::memory_order_release);
+  }
   std::uint64_t seq_ = 0;
   bool stopping_ = false;
   std::mt19937_64 rng_{std::random_device{}()};
@@ -2651,8 +2674,10 @@ REQUESTS_ENGINE_INLINE clock::time_point rate_limiter::reserve(const request_cos
   const clock::time_point t = earliest_locked(c, now);
   auto take = [&](pace& p, double units) {
     if (p.per_second <= 0 || units <= 0) return;
-    p.tat = std::max(p.tat, t) +
-            std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(units / p.per_second));
+    // A request a little late for its slot (a waiting request is woken, not pre-booked) keeps
+    // it, so that wake-up delays do not slow the pace; one that comes later starts afresh.
+    const clock::time_point base = p.tat < t && t - p.tat <= late_slot ? p.tat : std::max(p.tat, t);
+    p.tat = base + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(units / p.per_second));
   };
   take(per_second_, c.requests);
   for (std::size_t d = 0; d < dimensions; ++d) {
@@ -2688,20 +2713,24 @@ REQUESTS_ENGINE_INLINE void rate_limiter::observe(const header_list& h, clock::t
   observe_locked(h, now, 0);
 }
 
-REQUESTS_ENGINE_INLINE void rate_limiter::correct(const request_cost& estimated, std::int64_t input,
+REQUESTS_ENGINE_INLINE bool rate_limiter::correct(const request_cost& estimated, std::int64_t input,
                                                   std::int64_t output) {
   request_cost actual;
   actual.requests = 0;
   actual.input_tokens = static_cast<double>(input);
   actual.output_tokens = static_cast<double>(output);
   std::lock_guard<std::mutex> lock(m_);
+  bool gave_back = false;
   for (std::size_t d = tokens; d < dimensions; ++d) {
     const double delta = amount(actual, d) - amount(estimated, d);
     pace& p = configured_[d];
-    if (p.per_second > 0)
+    if (p.per_second > 0) {
       p.tat += std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(delta / p.per_second));
+      gave_back = gave_back || delta < 0;
+    }
     // The server's buckets are not touched: its next answer's headers carry its own count.
   }
+  return gave_back;
 }
 
 REQUESTS_ENGINE_INLINE void rate_limiter::observe_locked(const header_list& h, clock::time_point now,
@@ -3248,6 +3277,11 @@ REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
       dropped.emplace_back(waiting_.top().j);
       waiting_.pop();
     }
+    for (auto& j : line_) dropped.push_back(std::move(j));
+    line_.clear();
+    if (head_) dropped.push_back(std::move(head_));
+    head_job_ = nullptr;
+    has_head_ = false;
     for (auto& slot : slots_) {
       job* j = slot.current;
       if (!j) continue;
@@ -3308,6 +3342,7 @@ REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop(std::size_t worker) 
       ready_.emplace_back(waiting_.top().j);
       waiting_.pop();
     }
+    if (head_ && head_at_ <= now) ready_.push_back(std::move(head_));
     if (!ready_.empty()) {
       auto j = std::move(ready_.front());
       ready_.pop_front();
@@ -3315,10 +3350,12 @@ REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop(std::size_t worker) 
       j->worker = worker;
       return j;
     }
-    if (waiting_.empty()) {
+    if (waiting_.empty() && !head_) {
       cv_.wait(lock);
     } else {
-      const clock::time_point next = waiting_.top().at;  // a copy: the heap may move while we wait
+      // A copy: the heap may move while we wait.
+      clock::time_point next = waiting_.empty() ? clock::time_point::max() : waiting_.top().at;
+      if (head_) next = std::min(next, head_at_);
       cv_.wait_until(lock, next);
     }
   }
@@ -3536,7 +3573,37 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   }
   if (!j->rate_reserved) {
     clock::time_point at = now;
+    const bool behind = has_head_.load(std::memory_order_acquire);
+    const bool later = earliest_key(j->cost, now, at) != no_key && at > now;
+    if (behind || later) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      const bool in_line = head_job_ != nullptr && head_job_ != j.get();
+      if (in_line || later) {
+        if (j->cancelled.load() || stopping_) {
+          lock.unlock();
+          int attempts = j->attempts;
+          finish(std::move(j), error{error_code::cancelled, 0, "cancelled while waiting to be sent", {}, attempts, {}});
+          return;
+        }
+        release_slot(*j);
+        if (in_line) {  // first come, first served; holding no worker and no reservation
+          line_.push_back(std::move(j));
+          return;
+        }
+        head_job_ = j.get();
+        has_head_.store(true, std::memory_order_release);
+        head_at_ = std::min(at, j->deadline);
+        head_ = std::move(j);
+        cv_.notify_one();
+        return;
+      }
+      // The head (or, by a race, nobody was): it may go now.
+    }
     const std::size_t key = choose_key(j->cost, now, at);
+    if (has_head_.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (head_job_ == j.get()) next_head_locked();  // it goes: the next in line is the head
+    }
     if (key == no_key) {
       int attempts = j->attempts;
       finish(std::move(j), error{error_code::authentication, 0,
@@ -3598,8 +3665,15 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       }
     } else {
       outcome = ops_[j->key]->parse_response(*resp);
-      if (outcome && key.limiter.active())
-        key.limiter.correct(j->cost, outcome->usage.input_tokens, outcome->usage.output_tokens);
+      if (outcome && key.limiter.active() &&
+          key.limiter.correct(j->cost, outcome->usage.input_tokens, outcome->usage.output_tokens) &&
+          has_head_.load(std::memory_order_acquire)) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (head_) {  // capacity came back: the head need not sleep its whole estimate
+          head_at_ = clock::now();
+          cv_.notify_one();
+        }
+      }
       if (outcome && !j->slots.empty())
         outcome = fill_slots(*j, std::move(*outcome), resp->body);
       else if (outcome)
@@ -3709,6 +3783,21 @@ REQUESTS_ENGINE_INLINE std::size_t dispatcher::choose_key(const request_cost& c,
   return best;
 }
 
+REQUESTS_ENGINE_INLINE std::size_t dispatcher::earliest_key(const request_cost& c, clock::time_point now,
+                                                            clock::time_point& at) {
+  std::size_t best = no_key;
+  for (std::size_t k = 0; k < keys_.size(); ++k) {
+    key_state& ks = *keys_[k];
+    if (!ks.alive.load()) continue;
+    const clock::time_point t = ks.limiter.active() ? ks.limiter.earliest(c, now) : now;
+    if (best == no_key || t < at) {
+      best = k;
+      at = t;
+    }
+  }
+  return best;
+}
+
 REQUESTS_ENGINE_INLINE std::vector<std::size_t> dispatcher::rejected_keys() const {
   std::vector<std::size_t> out;
   for (std::size_t i = 0; i < keys_.size(); ++i)
@@ -3735,6 +3824,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::finish(std::unique_ptr<job> j, result<co
   {
     std::lock_guard<std::mutex> lock(mutex_);
     release_slot(*j);
+    if (head_job_ == j.get()) next_head_locked();
     if (j->probe) open_probe(*j);
     if (j->rate_reserved) {  // reserved capacity it will never use (cancelled, deadline)
       keys_[j->key]->limiter.unreserve(j->cost);

@@ -1635,3 +1635,331 @@ TEST_CASE("key pools: a key answered 401 leaves the pool once; every request suc
     CHECK(r.error().describe().find(bad) == std::string::npos);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits and key pools, continued (issue #5 audit): the input and output token buckets,
+// requests per second, the estimate corrected by usage, pools of good and of rejected keys.
+// Every test checks one result per input, each index once.
+// ---------------------------------------------------------------------------------------------
+
+namespace rate_tests {
+
+// An OpenAI chat answer with the usage the test chooses.
+void chat_answer(httplib::Response& res, const std::string& text, std::int64_t prompt_tokens,
+                 std::int64_t completion_tokens) {
+  const re::json body = {
+      {"id", "chatcmpl-rate"},
+      {"object", "chat.completion"},
+      {"created", 0},
+      {"model", "mock-model"},
+      {"choices",
+       {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", "stop"}}}},
+      {"usage",
+       {{"prompt_tokens", prompt_tokens},
+        {"completion_tokens", completion_tokens},
+        {"total_tokens", prompt_tokens + completion_tokens}}}};
+  res.status = 200;
+  res.set_content(body.dump(), "application/json");
+}
+
+// Reports as usage exactly what the engine estimates before sending (the body's bytes / 4,
+// rounded up, and max_tokens), so that correct() changes nothing and only the configured
+// pacing is measured.
+struct honest_usage {
+  std::mutex m;
+  std::vector<std::int64_t> input;  // per request, in arrival order
+  bool answer(const httplib::Request& req, httplib::Response& res) {
+    const auto body = re::json::parse(req.body, nullptr, false);
+    const auto in = static_cast<std::int64_t>((req.body.size() + 3) / 4);
+    const std::int64_t out = body.is_object() ? body.value("max_tokens", std::int64_t{0}) : 0;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      input.push_back(in);
+    }
+    chat_answer(res, "ok", in, out);
+    return true;
+  }
+  double mean_input() {
+    std::lock_guard<std::mutex> lock(m);
+    double sum = 0;
+    for (auto v : input) sum += static_cast<double>(v);
+    return input.empty() ? 0 : sum / static_cast<double>(input.size());
+  }
+};
+
+// Requests per second from arrival `skip` to the last. Each worker's first request opens its
+// connection: under ThreadSanitizer the first ones arrive up to about 0.4 s after their slot,
+// which would make a rate measured from the very first arrival look 20% too high.
+double arrival_rate(const std::vector<std::chrono::steady_clock::time_point>& arrivals, std::size_t skip) {
+  REQUIRE(arrivals.size() >= skip + 2);
+  const double seconds = std::chrono::duration<double>(arrivals.back() - arrivals[skip]).count();
+  REQUIRE(seconds > 0);
+  return static_cast<double>(arrivals.size() - 1 - skip) / seconds;
+}
+
+double rate_for_key(const mock::server& s, const std::string& key) {
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
+  for (const auto& r : s.request_log())
+    if (r.key_fingerprint == mock::server::key_fingerprint(key)) arrivals.push_back(r.arrival);
+  std::sort(arrivals.begin(), arrivals.end());
+  return arrival_rate(arrivals, 4);  // 8 workers: about 4 first connections per key
+}
+
+bool near(std::chrono::steady_clock::duration d, std::chrono::milliseconds expected) {
+  return std::chrono::abs(d - std::chrono::duration_cast<std::chrono::steady_clock::duration>(expected)) <
+         std::chrono::milliseconds(1);
+}
+
+}  // namespace rate_tests
+
+TEST_CASE("rate limits: an output-token limit paces large max_tokens; the input-token limit does not") {
+  rate_tests::honest_usage usage;  // declared first: the server's threads use it until the server stops
+  auto server = start_server();
+  server->set_on_chat([&usage](const httplib::Request& req, httplib::Response& res) { return usage.answer(req, res); });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  callback_log seen;
+  // 1,200,000 output tokens a minute is 20,000 a second: 1,000 per request is 20 requests a
+  // second. The input limit (5,000 a second) allows about 150 a second for these prompts of
+  // about 30 tokens, and only 5 a second if it counted the answer's tokens too.
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, seen.attach(re::options().concurrency(8).progress_bar(false).output_tokens_per_minute(1200000).input_tokens_per_minute(300000)));
+  auto results = engine.run(prompts(40, "out "), re::params().max_tokens(1000));
+  REQUIRE(results.size() == 40);
+  for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+  seen.check_each_index_once(40);
+  REQUIRE(server->requests() == 40);
+  const double rps = rate_tests::arrival_rate(server->arrival_times(), 8);
+  MESSAGE("output-token paced: " << rps << " requests/s (expected 20), prompts of " << usage.mean_input() << " tokens");
+  CHECK(usage.mean_input() < 60);
+  CHECK(rps >= 18.0);
+  CHECK(rps <= 22.0);
+}
+
+TEST_CASE("rate limits: an input-token limit paces large prompts; the output-token limit does not") {
+  rate_tests::honest_usage usage;
+  auto server = start_server();
+  server->set_on_chat([&usage](const httplib::Request& req, httplib::Response& res) { return usage.answer(req, res); });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  callback_log seen;
+  // 1,200,000 input tokens a minute is 20,000 a second: about 1,020 per request (4,000 bytes
+  // of prompt plus the JSON around it) is about 19.6 requests a second. The output limit
+  // (5,000 a second) allows 500 a second for max_tokens 10, and 5 if it counted the prompt.
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, seen.attach(re::options().concurrency(8).progress_bar(false).input_tokens_per_minute(1200000).output_tokens_per_minute(300000)));
+  auto results = engine.run(prompts(40, std::string(4000, 'x') + " "), re::params().max_tokens(10));
+  REQUIRE(results.size() == 40);
+  for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+  seen.check_each_index_once(40);
+  REQUIRE(server->requests() == 40);
+  const double expected = 20000.0 / usage.mean_input();
+  const double rps = rate_tests::arrival_rate(server->arrival_times(), 8);
+  MESSAGE("input-token paced: " << rps << " requests/s (expected " << expected << ")");
+  CHECK(usage.mean_input() > 1000);
+  CHECK(rps >= expected * 0.9);
+  CHECK(rps <= expected * 1.1);
+}
+
+TEST_CASE("rate limits: requests_per_second 20 sends 40 requests at 20 per second (+-10%)") {
+  auto server = start_server();
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  callback_log seen;
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, seen.attach(re::options().concurrency(8).progress_bar(false).requests_per_second(20)));
+  auto results = engine.run(prompts(40, "per second "));
+  REQUIRE(results.size() == 40);
+  for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+  seen.check_each_index_once(40);
+  const auto arrivals = server->arrival_times();
+  REQUIRE(arrivals.size() == 40);
+  const double rps = rate_tests::arrival_rate(arrivals, 8);
+  MESSAGE("measured " << rps << " requests per second");
+  CHECK(rps >= 18.0);
+  CHECK(rps <= 22.0);
+}
+
+TEST_CASE("rate limits: rate_limiter::correct gives back what the estimate took beyond the real usage") {
+  using std::chrono::milliseconds;
+  re::options::rate_limits l;
+  l.tokens_per_minute = 60000;  // 1,000 a second: 1 ms per token
+  re::detail::rate_limiter lim(l);
+  const auto t0 = re::detail::clock::now();
+  re::detail::request_cost big;
+  big.input_tokens = 100;
+  big.output_tokens = 900;  // 1 s of the bucket
+  CHECK(lim.reserve(big, t0) == t0);
+  CHECK(rate_tests::near(lim.reserve(big, t0) - t0, milliseconds(1000)));
+  // Both answers used 10 tokens, not 1,000: the bucket gets 2 x 990 ms back.
+  lim.correct(big, 4, 6);
+  lim.correct(big, 4, 6);
+  CHECK(rate_tests::near(lim.reserve(big, t0) - t0, milliseconds(20)));
+  // An answer larger than its estimate takes the difference too (2,000 used: 1 s more).
+  lim.correct(big, 1000, 1000);
+  CHECK(rate_tests::near(lim.reserve(big, t0) - t0, milliseconds(2020)));
+  // Ten requests estimated at 1,000 tokens that used 10 each leave the bucket 100 ms ahead,
+  // not 10 s: it does not drift.
+  re::detail::rate_limiter fresh(l);
+  for (int i = 0; i < 10; ++i) {
+    (void)fresh.reserve(big, t0);
+    fresh.correct(big, 4, 6);
+  }
+  CHECK(rate_tests::near(fresh.reserve(big, t0) - t0, milliseconds(100)));
+
+  // The separate input and output buckets each take their own part, and are corrected by it.
+  re::options::rate_limits split;
+  split.input_tokens_per_minute = 60000;
+  split.output_tokens_per_minute = 6000;  // 100 a second: 10 ms per token
+  re::detail::rate_limiter sides(split);
+  re::detail::request_cost c;
+  c.input_tokens = 500;  // 500 ms of the input bucket
+  c.output_tokens = 10;  // 100 ms of the output bucket
+  CHECK(sides.reserve(c, t0) == t0);
+  CHECK(rate_tests::near(sides.reserve(c, t0) - t0, milliseconds(500)));  // the input bucket waits
+  // The second went at 500 ms, so the output bucket is at 600 ms; that answer was long (100
+  // tokens, not 10): 900 ms more, and the output bucket is the one that waits.
+  sides.correct(c, 500, 100);
+  CHECK(rate_tests::near(sides.reserve(c, t0) - t0, milliseconds(1500)));
+}
+
+TEST_CASE("rate limits: a tokens-per-minute run whose answers use far fewer tokens than estimated is not paced by the estimate") {
+  auto server = start_server();  // the mock's usage: a few tokens per request
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  callback_log seen;
+  // Estimated at about 8,020 tokens each (max_tokens 8,000), 40 requests at 20,000 tokens a
+  // second need 39 x 401 ms = 15.6 s; what they really use (about 10 each) needs 20 ms. Each
+  // waits at most for the answer before it (whose usage gives the estimate back): 0.02 s
+  // measured, 1.1 s under ThreadSanitizer on a loaded machine.
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      provider, seen.attach(re::options().concurrency(4).progress_bar(false).tokens_per_minute(1200000)));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto results = engine.run(prompts(40, "corrected "), re::params().max_tokens(8000));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE(results.size() == 40);
+  for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+  seen.check_each_index_once(40);
+  const auto used = engine.current_progress();
+  const double per_request = static_cast<double>(used.input_tokens + used.output_tokens) / 40.0;
+  MESSAGE("40 requests in " << seconds << " s; " << per_request << " tokens used per request");
+  CHECK(per_request < 50);
+  CHECK(seconds < 5.0);  // the estimate alone would take 15.6 s
+}
+
+TEST_CASE("key pools: two good keys share the work, each with its own rate buckets") {
+  const std::string second = "sk-second-5e4d3c2b1a09f8e7d6c5b4a39281706f";
+  mock::server_options o;
+  o.extra_api_keys = {second};
+  o.latency_ms = 20;
+  auto server = start_server(o);
+  std::vector<re::openai_compatible> pool{re::openai_compatible(test_key, server->base_url(), "mock-model"),
+                                          re::openai_compatible(second, server->base_url(), "mock-model")};
+  SUBCASE("no limits: the least busy key gets the next request") {
+    callback_log seen;
+    re::engine<re::openai_compatible, re::no_cache> engine(pool, seen.attach(re::options().concurrency(8).progress_bar(false)));
+    auto results = engine.run(prompts(80, "two keys "));
+    REQUIRE(results.size() == 80);
+    for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+    seen.check_each_index_once(80);
+    const std::size_t a = server->requests_for_key(test_key), b = server->requests_for_key(second);
+    MESSAGE("key 1: " << a << " requests, key 2: " << b);
+    CHECK(a + b == 80);
+    CHECK(a >= 25);
+    CHECK(b >= 25);
+    CHECK(engine.rejected_keys().empty());
+  }
+  SUBCASE("20 requests per second per key: 40 requests take about half the time one key would") {
+    callback_log seen;
+    re::engine<re::openai_compatible, re::no_cache> engine(
+        pool, seen.attach(re::options().concurrency(8).progress_bar(false).requests_per_second(20)));
+    auto results = engine.run(prompts(40, "two buckets "));
+    REQUIRE(results.size() == 40);
+    for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+    seen.check_each_index_once(40);
+    const std::size_t a = server->requests_for_key(test_key), b = server->requests_for_key(second);
+    const auto arrivals = server->arrival_times();
+    const double span = std::chrono::duration<double>(arrivals.back() - arrivals.front()).count();
+    const double rate_a = rate_tests::rate_for_key(*server, test_key);
+    const double rate_b = rate_tests::rate_for_key(*server, second);
+    MESSAGE("key 1: " << a << " at " << rate_a << "/s, key 2: " << b << " at " << rate_b << "/s; all in " << span << " s");
+    CHECK(a >= 16);
+    CHECK(b >= 16);
+    CHECK(rate_a <= 22.0);
+    CHECK(rate_b <= 22.0);
+    CHECK(span < 1.4);  // one key alone: 39 x 50 ms = 1.95 s
+  }
+}
+
+TEST_CASE("key pools: a key answered 403, or 429 insufficient_quota, leaves the pool; the other does all the work") {
+  const std::string forbidden = "sk-forbidden-9a8b7c6d5e4f30211203f4e5d6c7b8a9";
+  const std::string broke = "sk-broke-0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+  mock::server_options o;
+  o.quota_exhausted_api_keys = {broke};  // 429 insufficient_quota, as OpenAI answers a key out of credit
+  auto server = start_server(o);
+  // 403 for the forbidden key, with the key in the message, as providers sometimes echo it.
+  server->set_on_chat([forbidden](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Authorization") != "Bearer " + forbidden) return false;
+    openai_error(res, 403, "The key " + forbidden + " may not be used from this region", "permission_error",
+                 "unsupported_country_region_territory");
+    return true;
+  });
+  auto pool_of = [&](const std::vector<std::string>& keys) {
+    std::vector<re::openai_compatible> pool;
+    for (const auto& k : keys) pool.emplace_back(k, server->base_url(), "mock-model");
+    return pool;
+  };
+  auto check_no_key = [&](const std::string& text) {
+    for (const auto& k : {forbidden, broke, std::string(test_key)}) {
+      CHECK(text.find(k) == std::string::npos);
+      CHECK(text.find(k.substr(k.size() - 12)) == std::string::npos);
+    }
+  };
+  for (const auto& bad : {forbidden, broke}) {
+    CAPTURE(bad);
+    server->reset_stats();
+    callback_log seen;
+    // max_retries(0): moving to another key is not a retry.
+    re::engine<re::openai_compatible, re::no_cache> engine(
+        pool_of({bad, test_key}), seen.attach(re::options().concurrency(8).max_retries(0).progress_bar(false)));
+    auto results = engine.run(prompts(60, "failover "));
+    REQUIRE(results.size() == 60);
+    for (const auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+    seen.check_each_index_once(60);
+    CHECK(engine.rejected_keys() == std::vector<std::size_t>{0});
+    CHECK(server->requests_for_key(test_key) == 60);
+    const std::size_t on_bad = server->requests_for_key(bad);
+    MESSAGE("requests sent with the rejected key: " << on_bad);
+    CHECK(on_bad >= 1);
+    CHECK(on_bad <= 8);  // the first wave at most
+    std::size_t reports = 0;
+    std::lock_guard<std::mutex> lock(seen.m);
+    for (const auto& line : seen.logs) {
+      check_no_key(line);
+      if (line.find("API key 1 of 2 was rejected") != std::string::npos) ++reports;
+    }
+    CHECK(reports == 1);
+    CHECK(seen.retries.empty());
+  }
+
+  // Every key rejected: each request fails, says so, and shows no key.
+  server->reset_stats();
+  callback_log seen;
+  re::engine<re::openai_compatible, re::no_cache> doomed(
+      pool_of({forbidden, broke}), seen.attach(re::options().concurrency(4).progress_bar(false)));
+  auto failed = doomed.run(prompts(20, "doomed "));
+  REQUIRE(failed.size() == 20);
+  seen.check_each_index_once(20);
+  for (const auto& r : failed) {
+    REQUIRE_FALSE(r);
+    INFO(r.error().describe());
+    CHECK(r.error().message.find("every API key of the pool was rejected") != std::string::npos);
+    check_no_key(r.error().describe());
+    check_no_key(r.error().provider_code);
+  }
+  CHECK(doomed.rejected_keys() == std::vector<std::size_t>{0, 1});
+  CHECK(server->requests_for_key(forbidden) + server->requests_for_key(broke) <= 8);
+  std::lock_guard<std::mutex> lock(seen.m);
+  std::size_t reports = 0;
+  for (const auto& line : seen.logs) {
+    check_no_key(line);
+    if (line.find(" of 2 was rejected") != std::string::npos) ++reports;
+  }
+  CHECK(reports == 2);
+}
