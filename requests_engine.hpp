@@ -4551,8 +4551,8 @@ class fast_json_reader {
   bool value(int depth) {
     if (p_ >= end_ || depth > max_depth) return false;
     switch (*p_) {
-      case '{': return object(depth + 1);
-      case '[': return array(depth + 1);
+      case '{': return container(true, depth + 1);
+      case '[': return container(false, depth + 1);
       case '"':
         if (!string()) return false;
         return sax_.string(buf_);
@@ -4562,54 +4562,34 @@ class fast_json_reader {
       default: return number();
     }
   }
-  bool object(int depth) {
+  // An object (members: key, colon, value) or an array (values), separated by commas.
+  bool container(bool is_object, int depth) {
     ++p_;
-    if (!sax_.start_object(static_cast<std::size_t>(-1))) return false;
+    const char close = is_object ? '}' : ']';
+    const auto unknown_size = static_cast<std::size_t>(-1);
+    if (!(is_object ? sax_.start_object(unknown_size) : sax_.start_array(unknown_size))) return false;
     skip_ws();
-    if (p_ < end_ && *p_ == '}') {
-      ++p_;
-      return sax_.end_object();
-    }
+    bool first = true;
     for (;;) {
-      if (p_ >= end_ || *p_ != '"' || !string() || !sax_.key(buf_)) return false;
-      skip_ws();
-      if (p_ >= end_ || *p_ != ':') return false;
-      ++p_;
-      skip_ws();
+      if (first && p_ < end_ && *p_ == close) break;
+      first = false;
+      if (is_object) {
+        if (p_ >= end_ || *p_ != '"' || !string() || !sax_.key(buf_)) return false;
+        skip_ws();
+        if (p_ >= end_ || *p_ != ':') return false;
+        ++p_;
+        skip_ws();
+      }
       if (!value(depth)) return false;
       skip_ws();
       if (p_ >= end_) return false;
-      if (*p_ == ',') {
-        ++p_;
-        skip_ws();
-        continue;
-      }
-      if (*p_ != '}') return false;
+      if (*p_ == close) break;
+      if (*p_ != ',') return false;
       ++p_;
-      return sax_.end_object();
-    }
-  }
-  bool array(int depth) {
-    ++p_;
-    if (!sax_.start_array(static_cast<std::size_t>(-1))) return false;
-    skip_ws();
-    if (p_ < end_ && *p_ == ']') {
-      ++p_;
-      return sax_.end_array();
-    }
-    for (;;) {
-      if (!value(depth)) return false;
       skip_ws();
-      if (p_ >= end_) return false;
-      if (*p_ == ',') {
-        ++p_;
-        skip_ws();
-        continue;
-      }
-      if (*p_ != ']') return false;
-      ++p_;
-      return sax_.end_array();
     }
+    ++p_;
+    return is_object ? sax_.end_object() : sax_.end_array();
   }
   static int hex(char c) {
     if (c >= '0' && c <= '9') return c - '0';
