@@ -10,9 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <iterator>
 #include <sstream>
 
 extern char** environ;
@@ -396,6 +398,68 @@ TEST_CASE("maintenance: stats by namespace, prune, export, stray temporary files
   CHECK_THROWS_AS((void)re::cache_maintenance::prune(dir, std::chrono::seconds(0), std::nullopt), std::invalid_argument);
   auto all_old = re::cache_maintenance::prune(dir, std::chrono::seconds(3600), std::nullopt);
   CHECK(all_old.removed == 0);  // nothing is an hour old
+
+  // Two entries written two hours ago (their metadata says so): pruning by age takes exactly
+  // those, and what is left still replays.
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".json") entries.push_back(e.path());
+  REQUIRE(entries.size() == 6);
+  std::sort(entries.begin(), entries.end());
+  for (std::size_t i = 0; i < 2; ++i) {
+    std::ifstream in(entries[i], std::ios::binary);
+    std::string meta_line, body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto nl = body.find('\n');
+    meta_line = body.substr(0, nl);
+    body = body.substr(nl + 1);
+    in.close();
+    auto meta = re::json::parse(meta_line);
+    meta["created"] = meta["created"].get<std::int64_t>() - 7200;
+    std::ofstream(entries[i], std::ios::binary | std::ios::trunc) << meta.dump() << '\n' << body;
+  }
+  auto by_age = re::cache_maintenance::prune(dir, std::chrono::seconds(3600), std::nullopt);
+  CHECK(by_age.removed == 2);
+  CHECK(count_entries(dir) == 4);
+  CHECK_FALSE(fs::exists(entries[0]));
+  CHECK_FALSE(fs::exists(entries[1]));
+  auto report = re::cache_maintenance::verify(dir, false);
+  CHECK(report.bad == 0);
+  server->reset_stats();
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4).cache_dir(dir));
+  auto again = engine.run(questions(6, "a"), re::params(), "alpha");
+  for (auto& r : again) CHECK(r);
+  CHECK(server->requests() == 2);  // the two pruned ones, asked again
+}
+
+TEST_CASE("errors are never stored: a failed request is asked again on the rerun") {
+  mock::server_options o;
+  o.api_key = cache_test_key;
+  o.fail_500 = 1.0;  // every answer a 500
+  auto failing = std::make_unique<mock::server>(o);
+  failing->start();
+  const std::string dir = fresh_dir("errors");
+  {
+    re::openai_compatible provider(cache_test_key, failing->base_url(), "mock-model");
+    re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4).cache_dir(dir).max_retries(0));
+    auto results = engine.run(questions(5));
+    REQUIRE(results.size() == 5);
+    for (auto& r : results) {
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == re::error_code::server_error);
+    }
+    CHECK(engine.cache_statistics().writes == 0);
+  }
+  CHECK(count_entries(dir) == 0);
+  auto server = cache_server();
+  re::openai_compatible provider(cache_test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4).cache_dir(dir));
+  auto results = engine.run(questions(5));
+  for (auto& r : results) {
+    REQUIRE(r);
+    CHECK_FALSE(r->from_cache);
+  }
+  CHECK(server->requests() == 5);
+  CHECK(count_entries(dir) == 5);
 }
 
 TEST_CASE("n samples fill n cache slots, and only the missing ones are asked for") {
