@@ -138,6 +138,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -3099,7 +3100,13 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
     for (auto& w : workers_) w.join();
     throw;
   }
-  if (options_.on_progress() || draw_bar_) ticker_ = std::thread([this] { ticker_main(); });
+  if (options_.on_progress() || draw_bar_) {
+    try {
+      ticker_ = std::thread([this] { ticker_main(); });
+    } catch (const std::system_error&) {
+      // No thread to be had: progress is then reported as results arrive only.
+    }
+  }
 }
 
 REQUESTS_ENGINE_INLINE dispatcher::~dispatcher() {
@@ -3240,14 +3247,19 @@ REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,
   const std::size_t helpers = std::min(threads, chunks) > 1 ? std::min(threads, chunks) - 1 : 0;
   std::vector<std::thread> pool;
   std::vector<std::exception_ptr> errors(helpers);
-  for (std::size_t h = 0; h < helpers; ++h)
-    pool.emplace_back([&, h] {
-      try {
-        work();
-      } catch (...) {
-        errors[h] = std::current_exception();
-      }
-    });
+  for (std::size_t h = 0; h < helpers; ++h) {
+    try {
+      pool.emplace_back([&, h] {
+        try {
+          work();
+        } catch (...) {
+          errors[h] = std::current_exception();
+        }
+      });
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: the others (and this one) do the work
+    }
+  }
   std::exception_ptr mine;
   try {
     work();
