@@ -3966,9 +3966,12 @@ REQUESTS_ENGINE_INLINE std::string format_progress_bar(const progress& p, std::s
   else if (p.done == p.total)
     eta = fmt_time(0);
   char buf[256];
-  std::snprintf(buf, sizeof buf, " %zu/%zu  %.1f req/s  ETA %s  failed %zu  retries %zu  tokens %s in / %s out",
-                p.done, p.total, p.requests_per_second, eta.c_str(), p.failed, p.retries,
-                fmt_tokens(p.input_tokens).c_str(), fmt_tokens(p.output_tokens).c_str());
+  // The elapsed time and the requests in flight move while no answer arrives: the bar is seen
+  // to be alive during a long answer or a rate-limit pause.
+  std::snprintf(buf, sizeof buf,
+                " %zu/%zu  in flight %zu  %.1f req/s  %s elapsed  ETA %s  failed %zu  retries %zu  tokens %s in / %s out",
+                p.done, p.total, p.in_flight, p.requests_per_second, fmt_time(p.elapsed_seconds).c_str(), eta.c_str(),
+                p.failed, p.retries, fmt_tokens(p.input_tokens).c_str(), fmt_tokens(p.output_tokens).c_str());
   std::string out = bar + buf;
   if (p.spend > 0 || p.spend_as_if > 0 || !p.spend_complete) {
     std::snprintf(buf, sizeof buf, "  $%.4f%s", p.spend, p.spend_complete ? "" : "+?");

@@ -941,6 +941,8 @@ TEST_CASE("progress bar line") {
   CHECK(line.find("50/200") != std::string::npos);
   CHECK(line.find("5.0 req/s") != std::string::npos);
   CHECK(line.find("ETA 0:00:30") != std::string::npos);
+  CHECK(line.find("0:00:10 elapsed") != std::string::npos);
+  CHECK(line.find("in flight 0") != std::string::npos);
   CHECK(line.find("failed 2") != std::string::npos);
   CHECK(line.find("retries 3") != std::string::npos);
   CHECK(line.find("tokens 12.3k in / 678 out") != std::string::npos);
