@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 jobs=${REQUESTS_ENGINE_JOBS:-2}
+# ccache (used by both builds when installed) keys on paths relative to the clone, so a fresh
+# clone on a machine that built the project before reuses those objects.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
 timings=()
 now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
 run_start=$(now_ms)
