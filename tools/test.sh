@@ -42,6 +42,11 @@ if [ "${REQUESTS_ENGINE_SKIP_DEPS:-0}" != 1 ]; then
   phase "install dependencies" bash tools/install-deps.sh
 fi
 
+# The committed single header is what its parts make (cheap: checked before any build).
+phase "header up to date" bash tools/generate-header.sh --check
+# Each part of it includes the parts it uses, so that it reads (and compiles) on its own.
+phase "parts compile alone" env REQUESTS_ENGINE_JOBS="$jobs" bash tools/check-parts.sh
+
 # CMake: what CI checks, warnings as errors.
 phase "cmake configure" cmake -S . -B build/ci -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREQUESTS_ENGINE_WERROR=ON

@@ -1,0 +1,203 @@
+// batch.hpp: the providers' batch APIs (OpenAI Batch, Anthropic Message Batches): split,
+// submit, poll, wait, cancel, resume from a saved job, fetch into the cache.
+#pragma once
+
+#include "engine.hpp"
+#include "anthropic.hpp"
+#include "openai.hpp"
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+/// Where a provider batch (or a whole job of them) stands. OpenAI's names; Anthropic's
+/// in_progress / canceling / ended map onto them.
+enum class batch_status { validating, in_progress, finalizing, completed, failed, expired, cancelling, cancelled };
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string_view to_string(batch_status s) noexcept;
+/// completed, failed, expired or cancelled: nothing will change any more.
+[[nodiscard]] inline bool is_final(batch_status s) noexcept {
+  return s == batch_status::completed || s == batch_status::failed || s == batch_status::expired ||
+         s == batch_status::cancelled;
+}
+
+/// How much one provider batch may hold; a larger job is split into several batches.
+struct batch_limits {
+  std::size_t max_requests = 0;
+  std::uint64_t max_bytes = 0;  ///< OpenAI: the input file; Anthropic: the create request's body
+  [[nodiscard]] static batch_limits openai() { return {50000, 200ull * 1024 * 1024}; }
+  [[nodiscard]] static batch_limits anthropic() { return {100000, 256ull * 1024 * 1024}; }
+};
+
+/// One batch on the provider's side: a contiguous run of the job's requests (less those the
+/// cache answered at submit, which are never uploaded).
+struct batch_part {
+  std::string id;
+  std::size_t first = 0;  ///< index in the job of its first request
+  std::size_t count = 0;  ///< the run's length in the job, cached requests inside it included
+  batch_status status = batch_status::validating;
+  std::size_t succeeded = 0, failed = 0;  ///< requests finished so far, as the provider counts them
+  std::string input_file_id, output_file_id, error_file_id, results_url;
+  std::string message;  ///< why the provider failed the whole batch, if it did
+};
+
+/// A submitted job: everything needed to poll and fetch it later, from another process
+/// (save() / load()). Holds no secret: the provider (and its key) is given again on resume.
+struct batch_job {
+  std::string api;         ///< "openai" or "anthropic"
+  std::string endpoint;    ///< the provider's endpoint (checked on resume)
+  json identity;           ///< the provider's cache identity
+  std::string name_space;  ///< the cache namespace of the answers
+  std::vector<std::string> hashes;   ///< per request: its request hash (the cache key)
+  std::vector<std::size_t> samples;  ///< per request: its sample index
+  std::vector<batch_part> parts;
+  /// Requests (indices, ascending) whose answer was already in the cache at submit: not
+  /// uploaded, fetch() reads them from the cache (from_cache, costing nothing).
+  std::vector<std::size_t> cached;
+  json user;  ///< the caller's data saved with the job (batch_settings::user_data), e.g. its input ids
+
+  [[nodiscard]] std::size_t size() const noexcept { return hashes.size(); }
+  /// The job's status: the least advanced unfinished part; when all are final, completed
+  /// only if all completed (else failed, expired or cancelled, in that order).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE batch_status status() const noexcept;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t succeeded() const noexcept;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t failed() const noexcept;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json to_json() const;
+  /// Throws std::invalid_argument naming the missing or malformed field.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE batch_job from_json(const json& j);
+  /// Written to a temporary file and renamed into place; throws std::runtime_error.
+  REQUESTS_ENGINE_INLINE void save(const std::string& path) const;
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE batch_job load(const std::string& path);
+};
+
+/// Settings of the batch client beside the engine options (which give the transport, TLS,
+/// timeouts, control-call retries and backoff, the log and the cache folder).
+class batch_settings {
+ public:
+  /// Default: the provider's documented limits (batch_limits::openai() / anthropic()).
+  batch_settings& limits(batch_limits l) { limits_ = l; return *this; }
+  /// Between two status checks in wait() (default 30 s).
+  batch_settings& poll_interval(std::chrono::milliseconds d) { poll_interval_ = d; return *this; }
+  /// OpenAI's completion_window (only "24h" is offered today).
+  batch_settings& completion_window(std::string w) { completion_window_ = std::move(w); return *this; }
+  /// OpenAI batch metadata (at most 16 string pairs).
+  batch_settings& metadata(json m) { metadata_ = std::move(m); return *this; }
+  /// When set, the job is saved here after every batch created and every poll: a crash between
+  /// two parts of a split job loses no batch id.
+  batch_settings& state_file(std::string path) { state_file_ = std::move(path); return *this; }
+  /// Cap on one downloaded result file (default 4 GiB).
+  batch_settings& max_download_bytes(std::size_t n) { max_download_bytes_ = n; return *this; }
+  /// Saved with the job as batch_job::user (never sent to the provider).
+  batch_settings& user_data(json j) { user_data_ = std::move(j); return *this; }
+
+  [[nodiscard]] const std::optional<batch_limits>& limits() const noexcept { return limits_; }
+  [[nodiscard]] std::chrono::milliseconds poll_interval() const noexcept { return poll_interval_; }
+  [[nodiscard]] const std::string& completion_window() const noexcept { return completion_window_; }
+  [[nodiscard]] const json& metadata() const noexcept { return metadata_; }
+  [[nodiscard]] const std::string& state_file() const noexcept { return state_file_; }
+  [[nodiscard]] std::size_t max_download_bytes() const noexcept { return max_download_bytes_; }
+  [[nodiscard]] const json& user_data() const noexcept { return user_data_; }
+
+ private:
+  std::optional<batch_limits> limits_;
+  std::chrono::milliseconds poll_interval_{30000};
+  std::string completion_window_ = "24h";
+  json metadata_;
+  std::string state_file_;
+  std::size_t max_download_bytes_ = std::size_t(4) << 30;
+  json user_data_;
+};
+
+/// The providers' batch APIs: OpenAI Batch (and OpenAI-compatible servers that implement it)
+/// and Anthropic Message Batches, with one lifecycle: submit, poll or wait, cancel, fetch.
+/// Each line's body is the provider's make_body(), so its request hash (the cache key) is the
+/// online one; fetched answers are written into the cache, where a later engine run finds them.
+/// Not thread-safe: one client per thread.
+class batch_client {
+ public:
+  using progress_fn = std::function<void(const batch_job&)>;
+
+  REQUESTS_ENGINE_INLINE batch_client(openai_compatible p, options o = options(), batch_settings s = batch_settings());
+  REQUESTS_ENGINE_INLINE batch_client(anthropic p, options o = options(), batch_settings s = batch_settings());
+
+  /// Stores the answers in this cache instead of the disk cache of options::cache_dir (share
+  /// it with an engine: basic_engine(provider, options, cache)).
+  template <class Cache>
+  batch_client& cache(std::shared_ptr<Cache> c) {
+    struct holder final : detail::cache_ops {
+      explicit holder(std::shared_ptr<Cache> p) : c(std::move(p)) {}
+      std::optional<std::string> load(const cache_key& k) override { return c->load(k); }
+      void store(const cache_key& k, const std::string& e) override { c->store(k, e); }
+      std::shared_ptr<Cache> c;
+    };
+    cache_ = c ? std::make_unique<holder>(std::move(c)) : nullptr;
+    return *this;
+  }
+
+  /// Builds every body (a bad one fails the submit, naming its index), leaves out the requests
+  /// whose answer is already in the cache (batch_job::cached), splits the rest to the limits and
+  /// creates one provider batch per part (none if the cache answered everything). If a later
+  /// part cannot be created, the ones already created are cancelled and the error is returned.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_job> submit(const std::vector<conversation>& batch,
+                                                                const params& p = params(),
+                                                                const std::string& name_space = std::string());
+  /// The same with one params per conversation (the sizes must match).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_job> submit(const std::vector<conversation>& batch,
+                                                                const std::vector<params>& per_request,
+                                                                const std::string& name_space = std::string());
+  /// Asks the provider for the status of every unfinished part; returns the job's status.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_status> poll(batch_job& job);
+  /// Polls every poll_interval until the job is final (or `timeout` passes, if non-zero:
+  /// deadline_exceeded); `on_progress` gets the job after each poll.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_status> wait(batch_job& job, const progress_fn& on_progress = {},
+                                                                 std::chrono::milliseconds timeout = {});
+  /// Asks the provider to cancel every unfinished part (then poll until cancelled).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_status> cancel(batch_job& job);
+  /// One result per request of a final job, in input order: the answers parsed by the
+  /// provider's parse_response (as online answers), errors for failed, expired (code
+  /// deadline_exceeded) and cancelled requests. Successes are stored in the cache; the
+  /// requests the cache answered at submit are read from it again (invalid_request if gone).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> fetch(const batch_job& job);
+  /// submit + wait + fetch.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> run(
+      const std::vector<conversation>& batch, const params& p = params(), const std::string& name_space = std::string(),
+      const progress_fn& on_progress = {});
+
+  [[nodiscard]] const batch_limits& limits() const noexcept { return limits_; }
+  [[nodiscard]] const std::string& api() const noexcept { return api_; }
+
+ private:
+  REQUESTS_ENGINE_INLINE void init(const std::string& endpoint);
+  REQUESTS_ENGINE_INLINE result<batch_job> submit_with(const std::vector<conversation>& batch, const params* one,
+                                                       const std::vector<params>* many, const std::string& name_space);
+  REQUESTS_ENGINE_INLINE result<http_response> call(const std::string& method, const std::string& url,
+                                                    std::string body, std::string content_type, bool download);
+  REQUESTS_ENGINE_INLINE result<json> call_json(const std::string& method, const std::string& url,
+                                                const std::string& body = std::string(),
+                                                const std::string& content_type = "application/json");
+  REQUESTS_ENGINE_INLINE result<batch_part> create_part(const std::vector<std::string>& lines, std::size_t lo,
+                                                        std::size_t hi);
+  REQUESTS_ENGINE_INLINE void update_part(batch_part& part, const json& obj) const;
+  REQUESTS_ENGINE_INLINE void map_lines(const std::string& text, const batch_job& job, const batch_part& part,
+                                        std::vector<std::optional<result<completion>>>& out);
+  REQUESTS_ENGINE_INLINE result<completion> parse(int status, const std::string& body) const;
+  REQUESTS_ENGINE_INLINE void store(const batch_job& job, std::size_t index, const std::string& body);
+  REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const batch_job& job, std::size_t index) const;
+  REQUESTS_ENGINE_INLINE error scrub(error e) const;
+  REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job) const;
+  REQUESTS_ENGINE_INLINE void log(const std::string& line) const;
+
+  std::variant<openai_compatible, anthropic> provider_;
+  std::string api_;
+  std::string endpoint_;  // the provider's (chat completions or messages)
+  std::string base_;      // OpenAI: .../v1; Anthropic: .../v1/messages/batches
+  std::string line_url_;  // OpenAI: the path each line names, e.g. /v1/chat/completions
+  options options_;
+  batch_settings settings_;
+  batch_limits limits_;
+  std::unique_ptr<transport> transport_, download_transport_;
+  std::unique_ptr<transport_session> session_, download_session_;
+  std::unique_ptr<detail::cache_ops> cache_;
+  std::shared_ptr<disk_cache> disk_;  // the default cache, owned here
+  std::vector<std::string> secrets_;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+REQUESTS_ENGINE_NAMESPACE_END

@@ -1,0 +1,84 @@
+// openai.hpp: OpenAI chat completions (and every server that speaks it: vLLM, Ollama,
+// llama.cpp, Groq, Together, Cerebras) and the legacy completions API.
+#pragma once
+
+#include "provider.hpp"
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+/// OpenAI chat completions, and every server that speaks it (vLLM, Ollama, llama.cpp server,
+/// Groq, Together, Cerebras, ...).
+class openai_compatible {
+ public:
+  /// `url` is a base URL ending in /v1 (the client appends /chat/completions, as the official
+  /// SDKs do) or the full endpoint ending in /chat/completions. `api_key` may be null or
+  /// empty for local servers that take no key.
+  REQUESTS_ENGINE_INLINE openai_compatible(const char* api_key, std::string url, std::string model);
+  openai_compatible(const std::string& api_key, std::string url, std::string model)
+      : openai_compatible(api_key.c_str(), std::move(url), std::move(model)) {}
+
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c,
+                                                              const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(
+      const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  /// One single-choice response per choice: the prompt tokens go to the first, the
+  /// completion tokens are shared out evenly (the remainder to the first).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
+
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& model() const noexcept { return model_; }
+
+  /// Presets, a base URL and a key variable away. The hosted ones throw std::invalid_argument
+  /// naming the variable when it is unset; the local servers take a key only if one is set.
+  /// OPENAI_API_KEY; OPENAI_BASE_URL when set, else https://api.openai.com/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible openai(std::string model);
+  /// GROQ_API_KEY; https://api.groq.com/openai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible groq(std::string model);
+  /// TOGETHER_API_KEY; https://api.together.xyz/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible together(std::string model);
+  /// CEREBRAS_API_KEY; https://api.cerebras.ai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible cerebras(std::string model);
+  /// A local vLLM server (`vllm serve`); VLLM_API_KEY if the server was started with --api-key.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible vllm(std::string model,
+                                                                     std::string base_url = "http://127.0.0.1:8000/v1");
+  /// A local Ollama server (its OpenAI-compatible endpoint); no key.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible ollama(std::string model,
+                                                                       std::string base_url = "http://127.0.0.1:11434/v1");
+  /// A llama.cpp server (`llama-server`, which serves the one model it loaded, whatever the
+  /// name); LLAMA_API_KEY if it was started with --api-key.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible llama_cpp(
+      std::string model = "default", std::string base_url = "http://127.0.0.1:8080/v1");
+
+ private:
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+};
+
+/// OpenAI's legacy text completions (`POST /v1/completions` with a `prompt`), which vLLM,
+/// llama.cpp and others also serve, for base models that take raw text. The conversation must
+/// be one user message of text: it is the prompt, sent as it is.
+class openai_completions {
+ public:
+  /// `url` is a base URL ending in /v1 (the client appends /completions) or the full endpoint.
+  REQUESTS_ENGINE_INLINE openai_completions(const char* api_key, std::string url, std::string model);
+  openai_completions(const std::string& api_key, std::string url, std::string model)
+      : openai_completions(api_key.c_str(), std::move(url), std::move(model)) {}
+
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+
+ private:
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+};
+
+REQUESTS_ENGINE_NAMESPACE_END

@@ -1,0 +1,656 @@
+// openai.ipp: the definitions of openai.hpp (the implementation half of requests_engine.hpp).
+// In the compiled mode they are compiled once, in the file that defines REQUESTS_ENGINE_IMPLEMENTATION.
+#pragma once
+
+#include "openai.hpp"
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+namespace detail {
+
+// OpenAI's input_audio takes a format ("wav", "mp3"), not a media type. content_part takes
+// either (Gemini needs the media type), so the same part must give a valid body here too.
+inline std::string openai_audio_format(std::string media) {
+  std::transform(media.begin(), media.end(), media.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  const std::string prefix = "audio/";
+  if (media.compare(0, prefix.size(), prefix) == 0) media.erase(0, prefix.size());
+  if (media == "mpeg" || media == "mpeg3" || media == "x-mpeg-3" || media == "mp3") return "mp3";
+  if (media == "wave" || media == "x-wav" || media == "vnd.wave") return "wav";
+  return media;
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE openai_compatible::openai_compatible(const char* api_key, std::string url,
+                                                            std::string model)
+    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const std::string suffix = "/chat/completions";
+  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
+    url += suffix;
+  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
+  endpoint_ = std::move(url);
+}
+
+REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversation& c,
+                                                                 const params& p) const {
+  json body = json::object();
+  body["model"] = p.model() ? *p.model() : model_;
+  if (body["model"].get_ref<const std::string&>().empty())
+    return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
+  json messages = json::array();
+  if (c.system()) messages.push_back({{"role", "system"}, {"content", *c.system()}});
+  for (std::size_t i = 0; i < c.messages().size(); ++i) {
+    const message& m = c.messages()[i];
+    json msg = {{"role", std::string(to_string(m.author))}};
+    if (m.content.size() == 1 && m.content[0].type == content_part::kind::text) {
+      msg["content"] = m.content[0].text;
+    } else {
+      json parts = json::array();
+      for (const auto& part : m.content) {
+        switch (part.type) {
+          case content_part::kind::text:
+            parts.push_back({{"type", "text"}, {"text", part.text}});
+            break;
+          case content_part::kind::image: {
+            std::string u = !part.url.empty()
+                                ? part.url
+                                : "data:" + part.media_type + ";base64," + detail::base64_encode(part.data);
+            parts.push_back({{"type", "image_url"}, {"image_url", {{"url", u}}}});
+            break;
+          }
+          case content_part::kind::audio:
+            if (part.data.empty())
+              return error{error_code::invalid_request, 0,
+                           "message " + std::to_string(i) + ": audio must be given as bytes for openai_compatible",
+                           {}, 0, {}};
+            parts.push_back({{"type", "input_audio"},
+                             {"input_audio",
+                              {{"data", detail::base64_encode(part.data)},
+                               {"format", detail::openai_audio_format(part.media_type)}}}});
+            break;
+        }
+      }
+      msg["content"] = std::move(parts);
+    }
+    messages.push_back(std::move(msg));
+  }
+  if (messages.empty())
+    return error{error_code::invalid_request, 0, "the conversation has no messages", {}, 0, {}};
+  body["messages"] = std::move(messages);
+  if (p.temperature()) body["temperature"] = *p.temperature();
+  if (p.max_tokens()) body["max_tokens"] = *p.max_tokens();
+  if (p.top_p()) body["top_p"] = *p.top_p();
+  if (!p.stop().empty()) body["stop"] = p.stop();
+  if (p.seed()) body["seed"] = *p.seed();
+  if (p.n()) body["n"] = *p.n();
+  if (p.json_schema()) {
+    body["response_format"] = {{"type", "json_schema"},
+                               {"json_schema",
+                                {{"name", p.json_schema()->name},
+                                 {"schema", p.json_schema()->schema},
+                                 {"strict", p.json_schema()->strict}}}};
+  } else if (p.json_mode()) {
+    body["response_format"] = {{"type", "json_object"}};
+  }
+  if (!p.tools().empty()) {
+    json tools = json::array();
+    for (const tool& t : p.tools()) {
+      json fn = {{"name", t.name}, {"parameters", t.parameters}};
+      if (!t.description.empty()) fn["description"] = t.description;
+      tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
+    }
+    body["tools"] = std::move(tools);
+  }
+  if (const auto& tc = p.tool_choice()) {
+    if (*tc == "auto" || *tc == "none" || *tc == "required")
+      body["tool_choice"] = *tc;
+    else
+      body["tool_choice"] = {{"type", "function"}, {"function", {{"name", *tc}}}};
+  }
+  if (!p.extra().is_null()) {
+    if (!p.extra().is_object())
+      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+    body.merge_patch(p.extra());
+  }
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE http_request openai_compatible::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
+namespace detail {
+
+// A strict JSON reader for the answers' hot path, feeding the same SAX events as
+// json::sax_parse, several times faster than nlohmann's lexer. It accepts only well-formed
+// JSON (RFC 8259, UTF-8 checked); false means "not handled here", and the caller parses again
+// with nlohmann's parser, which then also gives the error message. So it may refuse what it
+// does not care to handle (integers beyond 64 bits), but never accepts what nlohmann rejects.
+template <class Sax>
+class fast_json_reader {
+ public:
+  fast_json_reader(std::string_view text, Sax& sax) : p_(text.data()), end_(text.data() + text.size()), sax_(sax) {}
+  bool parse() {
+    skip_ws();
+    if (!value(0)) return false;
+    skip_ws();
+    return p_ == end_;
+  }
+
+ private:
+  using string_t = typename Sax::string_t;
+  static constexpr int max_depth = 512;
+  const char* p_;
+  const char* end_;
+  Sax& sax_;
+  string_t buf_;
+
+  void skip_ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    return true;
+  }
+  bool value(int depth) {
+    if (p_ >= end_ || depth > max_depth) return false;
+    switch (*p_) {
+      case '{': return container(true, depth + 1);
+      case '[': return container(false, depth + 1);
+      case '"':
+        if (!string()) return false;
+        return sax_.string(buf_);
+      case 't': return literal("true") && sax_.boolean(true);
+      case 'f': return literal("false") && sax_.boolean(false);
+      case 'n': return literal("null") && sax_.null();
+      default: return number();
+    }
+  }
+  // An object (members: key, colon, value) or an array (values), separated by commas.
+  bool container(bool is_object, int depth) {
+    ++p_;
+    const char close = is_object ? '}' : ']';
+    const auto unknown_size = static_cast<std::size_t>(-1);
+    if (!(is_object ? sax_.start_object(unknown_size) : sax_.start_array(unknown_size))) return false;
+    skip_ws();
+    bool first = true;
+    for (;;) {
+      if (first && p_ < end_ && *p_ == close) break;
+      first = false;
+      if (is_object) {
+        if (p_ >= end_ || *p_ != '"' || !string() || !sax_.key(buf_)) return false;
+        skip_ws();
+        if (p_ >= end_ || *p_ != ':') return false;
+        ++p_;
+        skip_ws();
+      }
+      if (!value(depth)) return false;
+      skip_ws();
+      if (p_ >= end_) return false;
+      if (*p_ == close) break;
+      if (*p_ != ',') return false;
+      ++p_;
+      skip_ws();
+    }
+    ++p_;
+    return is_object ? sax_.end_object() : sax_.end_array();
+  }
+  static int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  bool hex4(unsigned& v) {
+    if (end_ - p_ < 4) return false;
+    v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int h = hex(p_[i]);
+      if (h < 0) return false;
+      v = (v << 4) | static_cast<unsigned>(h);
+    }
+    p_ += 4;
+    return true;
+  }
+  void put_utf8(unsigned cp) {
+    if (cp < 0x80) {
+      buf_.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      buf_.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      buf_.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      buf_.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      buf_.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      buf_.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      buf_.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+  // One UTF-8 sequence at p_ (its first byte >= 0x80), checked as RFC 3629 defines it.
+  bool utf8_sequence() {
+    const auto b = [&](std::ptrdiff_t i) { return static_cast<unsigned char>(p_[i]); };
+    const unsigned char c = b(0);
+    std::ptrdiff_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (end_ - p_ < len || b(1) < lo || b(1) > hi) return false;
+    for (std::ptrdiff_t i = 2; i < len; ++i)
+      if (b(i) < 0x80 || b(i) > 0xBF) return false;
+    p_ += len;
+    return true;
+  }
+  // The string at p_ (its opening quote) into buf_.
+  bool string() {
+    ++p_;
+    buf_.clear();
+    for (;;) {
+      const char* run = p_;
+      while (p_ < end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20 &&
+             static_cast<unsigned char>(*p_) < 0x80)
+        ++p_;
+      buf_.append(run, static_cast<std::size_t>(p_ - run));
+      if (p_ >= end_) return false;
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        return true;
+      }
+      if (c < 0x20) return false;  // a raw control character
+      if (c >= 0x80) {
+        const char* start = p_;
+        if (!utf8_sequence()) return false;
+        buf_.append(start, static_cast<std::size_t>(p_ - start));
+        continue;
+      }
+      // A backslash.
+      if (++p_ >= end_) return false;
+      const char e = *p_++;
+      switch (e) {
+        case '"': buf_.push_back('"'); break;
+        case '\\': buf_.push_back('\\'); break;
+        case '/': buf_.push_back('/'); break;
+        case 'b': buf_.push_back('\b'); break;
+        case 'f': buf_.push_back('\f'); break;
+        case 'n': buf_.push_back('\n'); break;
+        case 'r': buf_.push_back('\r'); break;
+        case 't': buf_.push_back('\t'); break;
+        case 'u': {
+          unsigned cp;
+          if (!hex4(cp)) return false;
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // a lone low surrogate
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned low;
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          }
+          put_utf8(cp);
+          break;
+        }
+        default: return false;
+      }
+    }
+  }
+  bool number() {
+    const char* start = p_;
+    const bool negative = p_ < end_ && *p_ == '-';
+    if (negative) ++p_;
+    if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
+    std::uint64_t v = 0;
+    bool overflow = false;
+    if (*p_ == '0') {
+      ++p_;
+    } else {
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
+        const auto d = static_cast<std::uint64_t>(*p_ - '0');
+        if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) overflow = true;
+        v = v * 10 + d;
+        ++p_;
+      }
+    }
+    bool is_float = false;
+    if (p_ < end_ && *p_ == '.') {
+      is_float = true;
+      ++p_;
+      if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      is_float = true;
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    }
+    if (is_float) {
+      buf_.assign(start, static_cast<std::size_t>(p_ - start));
+      const double d = std::strtod(buf_.c_str(), nullptr);
+      if (!std::isfinite(d)) return false;  // nlohmann refuses a number that overflows
+      return sax_.number_float(d, buf_);
+    }
+    if (overflow) return false;  // nlohmann makes it a float: let it
+    if (!negative) return sax_.number_unsigned(v);
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1) return false;
+    return sax_.number_integer(v == static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1
+                                   ? std::numeric_limits<std::int64_t>::min()
+                                   : -static_cast<std::int64_t>(v));
+  }
+};
+
+// Reads an OpenAI chat completion without building a JSON tree (the hot path of every answer
+// and every cache hit): the fields a completion needs are picked up as the parser meets them.
+class openai_chat_reader final : public nlohmann::json_sax<json> {
+ public:
+  completion out;
+  std::string problem;  // empty when the shape is right
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t v) override { return integer(static_cast<std::int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return integer(static_cast<std::int64_t>(v)); }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool string(string_t& v) override {
+    if (at({"model"})) {
+      out.model = std::move(v);
+    } else if (in_choice(2) && frames_[2].key == "finish_reason") {
+      out.choices.back().finish_reason = std::move(v);
+    } else if (in_choice(3) && frames_[2].key == "message" && frames_[3].key == "content") {
+      out.choices.back().text = std::move(v);
+    } else if (in_tool_call(6) && frames_[5].key == "function") {
+      if (frames_[6].key == "name") out.choices.back().tool_calls.back().name = std::move(v);
+      if (frames_[6].key == "arguments") out.choices.back().tool_calls.back().arguments = std::move(v);
+    } else if (in_tool_call(5) && frames_[5].key == "id") {
+      out.choices.back().tool_calls.back().id = std::move(v);
+    }
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (frames_.empty()) {
+      root_object_ = true;
+    } else if (frames_.size() == 2 && frames_[0].key == "choices" && frames_[1].array) {
+      out.choices.emplace_back();
+      has_message_.push_back(false);
+    } else if (in_choice(2) && frames_[2].key == "message") {
+      has_message_.back() = true;
+    } else if (in_choice(4) && frames_[2].key == "message" && frames_[3].key == "tool_calls" && frames_[4].array) {
+      out.choices.back().tool_calls.emplace_back();
+    }
+    frames_.push_back(frame{false, {}});
+    return true;
+  }
+  bool key(string_t& k) override {
+    frames_.back().key = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    frames_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (at({"choices"})) saw_choices_ = true;
+    frames_.push_back(frame{true, {}});
+    return true;
+  }
+  bool end_array() override {
+    frames_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+  /// After a successful parse: the shape's verdict.
+  bool check() {
+    if (!root_object_) problem = "the response is not a JSON object";
+    else if (!saw_choices_ || out.choices.empty()) problem = "the response has no choices";
+    else if (std::find(has_message_.begin(), has_message_.end(), false) != has_message_.end())
+      problem = "a choice has no message";
+    return problem.empty();
+  }
+
+ private:
+  struct frame {
+    bool array;
+    std::string key;
+  };
+  // The path is exactly these keys, from the root object.
+  bool at(std::initializer_list<const char*> keys) const {
+    if (frames_.size() != keys.size()) return false;
+    std::size_t i = 0;
+    for (const char* k : keys)
+      if (frames_[i].array || frames_[i++].key != k) return false;
+    return true;
+  }
+  // Inside choices[i].message.tool_calls[k], `depth` frames deep from the root.
+  bool in_tool_call(std::size_t depth) const {
+    return in_choice(depth) && frames_[2].key == "message" && frames_[3].key == "tool_calls" && frames_[4].array &&
+           !out.choices.back().tool_calls.empty();
+  }
+  // Inside choices[i], `depth` frames deep from the root.
+  bool in_choice(std::size_t depth) const {
+    return frames_.size() == depth + 1 && frames_[0].key == "choices" && frames_[1].array && !out.choices.empty();
+  }
+  bool integer(std::int64_t v) {
+    if (frames_.size() == 2 && frames_[0].key == "usage" && !frames_[1].array) {
+      if (frames_[1].key == "prompt_tokens") out.usage.input_tokens = v;
+      if (frames_[1].key == "completion_tokens") out.usage.output_tokens = v;
+    } else if (frames_.size() == 3 && frames_[0].key == "usage" && frames_[1].key == "prompt_tokens_details" &&
+               frames_[2].key == "cached_tokens") {
+      out.usage.cached_input_tokens = v;
+    }
+    return true;
+  }
+  std::vector<frame> frames_;
+  std::vector<bool> has_message_;
+  bool root_object_ = false;
+  bool saw_choices_ = false;
+};
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE result<completion> openai_compatible::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status,
+                 why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
+  };
+  detail::openai_chat_reader fast;
+  std::optional<detail::openai_chat_reader> slow;  // nlohmann's parser, where the fast one declines
+  if (!detail::fast_json_reader<detail::openai_chat_reader>(r.body, fast).parse()) {
+    slow.emplace();
+    if (!json::sax_parse(r.body, &*slow)) return bad("the response is not JSON");
+  }
+  detail::openai_chat_reader& reader = slow ? *slow : fast;
+  if (!reader.check()) return bad(reader.problem);
+  completion c = std::move(reader.out);
+  c.text = c.choices.front().text;
+  c.finish_reason = c.choices.front().finish_reason;
+  c.raw_body = r.body;
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices(const std::string& body) const {
+  json full = json::parse(body, nullptr, false);
+  if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
+  json choices = std::move(full["choices"]);
+  const auto count = static_cast<std::int64_t>(choices.size());
+  if (count == 0) return {};
+  json usage = full.value("usage", json::object());
+  const std::int64_t prompt = usage.value("prompt_tokens", std::int64_t{0});
+  const std::int64_t completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+  std::vector<std::string> out;
+  for (std::int64_t i = 0; i < count; ++i) {
+    json one = full;
+    json c = choices[static_cast<std::size_t>(i)];
+    c["index"] = 0;
+    one["choices"] = json::array({std::move(c)});
+    if (usage.is_object() && !usage.empty()) {
+      json u = usage;
+      const std::int64_t share = completion_tokens / count + (i == 0 ? completion_tokens % count : 0);
+      u["prompt_tokens"] = i == 0 ? prompt : 0;
+      u["completion_tokens"] = share;
+      u["total_tokens"] = (i == 0 ? prompt : 0) + share;
+      if (i > 0 && u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
+        u["prompt_tokens_details"]["cached_tokens"] = 0;
+      one["usage"] = std::move(u);
+    }
+    out.push_back(one.dump());
+  }
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
+  return {{"kind", "openai_chat"}, {"endpoint", endpoint_}};
+}
+
+namespace detail {
+inline std::string env_or(const char* name, std::string fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+inline std::string required_env(const char* name, const char* preset) {
+  const char* v = std::getenv(name);
+  if (!v || !*v)
+    throw std::invalid_argument(std::string("requests_engine: openai_compatible::") + preset + "(): " + name +
+                                " is not set");
+  return v;
+}
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::openai(std::string model) {
+  return openai_compatible(detail::required_env("OPENAI_API_KEY", "openai"),
+                           detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::groq(std::string model) {
+  return openai_compatible(detail::required_env("GROQ_API_KEY", "groq"), "https://api.groq.com/openai/v1",
+                           std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::together(std::string model) {
+  return openai_compatible(detail::required_env("TOGETHER_API_KEY", "together"), "https://api.together.xyz/v1",
+                           std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::cerebras(std::string model) {
+  return openai_compatible(detail::required_env("CEREBRAS_API_KEY", "cerebras"), "https://api.cerebras.ai/v1",
+                           std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::vllm(std::string model, std::string base_url) {
+  return openai_compatible(detail::env_or("VLLM_API_KEY", ""), std::move(base_url), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::ollama(std::string model, std::string base_url) {
+  return openai_compatible(nullptr, std::move(base_url), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::string model, std::string base_url) {
+  return openai_compatible(detail::env_or("LLAMA_API_KEY", ""), std::move(base_url), std::move(model));
+}
+
+// --- openai_completions (legacy) -----------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE openai_completions::openai_completions(const char* api_key, std::string url, std::string model)
+    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const std::string suffix = "/completions";
+  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
+    url += suffix;
+  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
+  endpoint_ = std::move(url);
+}
+
+REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversation& c, const params& p) const {
+  auto unsupported = [](const std::string& what) { return detail::unsupported("openai_completions", what); };
+  if (c.system() || c.messages().size() != 1 || c.messages()[0].author != role::user)
+    return unsupported("the legacy completions API takes one prompt: give a conversation of one user message "
+                       "(no system prompt, no other messages)");
+  std::string prompt;
+  for (const auto& part : c.messages()[0].content) {
+    if (part.type != content_part::kind::text)
+      return unsupported(std::string(part.type == content_part::kind::image ? "images" : "audio") +
+                         " are not supported (the prompt is text)");
+    prompt += part.text;
+  }
+  if (p.json_mode() || p.json_schema()) return unsupported("JSON mode and structured output are not supported");
+  if (!p.tools().empty() || p.tool_choice()) return unsupported("tools are not supported");
+  json body = {{"model", p.model() ? *p.model() : model_}, {"prompt", std::move(prompt)}};
+  if (body["model"].get_ref<const std::string&>().empty())
+    return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
+  if (p.temperature()) body["temperature"] = *p.temperature();
+  if (p.max_tokens()) body["max_tokens"] = *p.max_tokens();
+  if (p.top_p()) body["top_p"] = *p.top_p();
+  if (!p.stop().empty()) body["stop"] = p.stop();
+  if (p.seed()) body["seed"] = *p.seed();
+  if (p.n()) body["n"] = *p.n();
+  if (!p.extra().is_null()) {
+    if (!p.extra().is_object())
+      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+    body.merge_patch(p.extra());
+  }
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE http_request openai_completions::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
+REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
+                 {}, 0, {}};
+  };
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
+  const auto choices = j.find("choices");
+  if (choices == j.end() || !choices->is_array() || choices->empty()) return bad("the response has no choices");
+  completion c;
+  for (const auto& ch : *choices) {
+    if (!ch.is_object() || !ch.contains("text") || !ch["text"].is_string()) return bad("a choice has no text");
+    choice one;
+    one.text = ch["text"].get<std::string>();
+    if (ch.contains("finish_reason") && ch["finish_reason"].is_string())
+      one.finish_reason = ch["finish_reason"].get<std::string>();
+    c.choices.push_back(std::move(one));
+  }
+  c.text = c.choices.front().text;
+  c.finish_reason = c.choices.front().finish_reason;
+  if (j.contains("model") && j["model"].is_string()) c.model = j["model"].get<std::string>();
+  if (j.contains("usage") && j["usage"].is_object()) {
+    const json& u = j["usage"];
+    c.usage.input_tokens = u.value("prompt_tokens", std::int64_t{0});
+    c.usage.output_tokens = u.value("completion_tokens", std::int64_t{0});
+  }
+  c.raw_body = r.body;
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE json openai_completions::cache_identity() const {
+  return {{"kind", "openai_completions"}, {"endpoint", endpoint_}};
+}
+
+REQUESTS_ENGINE_NAMESPACE_END

@@ -1,0 +1,191 @@
+// provider.hpp: the provider interface: the wire types (http_request, http_response, URLs),
+// the members a provider has (checked by static_assert), and what every provider shares.
+#pragma once
+
+#include "model.hpp"
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// Case-insensitive header lookup; empty when absent.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string find_header(const header_list& h,
+                                                             std::string_view name);
+
+/// What a provider asks the transport to send.
+struct http_request {
+  std::string method = "POST";
+  std::string url;  ///< absolute: scheme://host[:port]/path[?query]
+  header_list headers;
+  std::string body;
+  std::string content_type = "application/json";
+  /// When set (non-zero), replaces transport_options::read_timeout for this attempt; the
+  /// engine sets it so that an attempt never outlives the request's deadline.
+  std::chrono::milliseconds read_timeout{0};
+};
+
+/// What the transport got back.
+struct http_response {
+  int status = 0;
+  header_list headers;
+  std::string body;
+  [[nodiscard]] std::string header(std::string_view name) const { return find_header(headers, name); }
+};
+
+/// The parts of an absolute URL.
+struct url_parts {
+  std::string scheme;  ///< "http" or "https"
+  std::string host;
+  int port = 0;
+  std::string path;    ///< starts with '/', includes the query
+  [[nodiscard]] std::string origin() const {
+    return scheme + "://" + host + ":" + std::to_string(port);
+  }
+};
+
+/// Parses an http(s) URL; throws std::invalid_argument naming the problem.
+[[nodiscard]] REQUESTS_ENGINE_INLINE url_parts parse_url(const std::string& url);
+
+/// Maps a non-2xx status (and the provider's code) to an error code.
+[[nodiscard]] REQUESTS_ENGINE_INLINE error_code classify_status(int status,
+                                                                std::string_view provider_code);
+
+// A provider is a plain type with these members (see openai_compatible and
+// examples/custom_provider.cpp):
+//   result<json>       make_body(const conversation&, const params&) const;
+//   http_request       make_request(const std::string& body) const;   // URL, auth, signing
+//       // (or result<http_request>: called before every attempt, so a signature or a token is
+//       // always fresh; an error of code connection, timeout, rate_limited or server_error is
+//       // retried like a failed attempt, any other fails the request)
+//   result<completion> parse_response(const http_response&) const;   // any status
+//   json               cache_identity() const;                        // never a secret
+// and optionally
+//   std::vector<std::string> secrets() const;   // scrubbed from every error message
+//   std::vector<std::string> split_choices(const std::string& body) const;
+//       // a response with several choices (params::n) as one single-choice response per
+//       // choice, usage shared out: with it, n samples fill n cache slots
+
+namespace detail {
+
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string sha256_hex(std::string_view data);
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string base64_encode(std::string_view data);
+/// Replaces every secret (and provider-masked forms of it) in `text` with "[redacted]".
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string redact(std::string text,
+                                                        const std::vector<std::string>& secrets);
+/// Seconds or HTTP-date `retry-after`, or `retry-after-ms`.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_after(
+    const header_list& h);
+/// Provider-independent error for a non-2xx answer whose body is OpenAI-shaped
+/// ({"error":{"message","type","code"}}) or Anthropic-shaped, or not JSON at all.
+[[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
+/// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
+[[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
+
+}  // namespace detail
+
+namespace detail {
+
+/// The provider, type-erased so that the dispatcher is compiled once.
+class provider_ops {
+ public:
+  virtual ~provider_ops() = default;
+  virtual result<http_request> make_request(const std::string& body) const = 0;
+  virtual result<completion> parse_response(const http_response& r) const = 0;
+  virtual std::vector<std::string> secrets() const = 0;
+  /// Empty when the provider cannot split a multi-choice response.
+  virtual std::vector<std::string> split_choices(const std::string& body) const = 0;
+  virtual bool can_split() const = 0;
+};
+
+}  // namespace detail
+
+namespace detail {
+
+template <class P, class = void>
+struct has_make_body : std::false_type {};
+template <class P>
+struct has_make_body<P, std::enable_if_t<std::is_convertible_v<
+                            decltype(std::declval<const P&>().make_body(std::declval<const conversation&>(),
+                                                                        std::declval<const params&>())),
+                            result<json>>>> : std::true_type {};
+template <class P, class = void>
+struct has_make_request : std::false_type {};
+template <class P>
+struct has_make_request<P, std::enable_if_t<std::is_convertible_v<
+                               decltype(std::declval<const P&>().make_request(std::declval<const std::string&>())),
+                               result<http_request>>>> : std::true_type {};
+template <class P, class = void>
+struct has_parse_response : std::false_type {};
+template <class P>
+struct has_parse_response<P, std::enable_if_t<std::is_convertible_v<
+                                 decltype(std::declval<const P&>().parse_response(std::declval<const http_response&>())),
+                                 result<completion>>>> : std::true_type {};
+template <class P, class = void>
+struct has_cache_identity : std::false_type {};
+template <class P>
+struct has_cache_identity<
+    P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().cache_identity()), json>>>
+    : std::true_type {};
+
+/// Names the first member a provider type lacks, in plain words.
+template <class P>
+constexpr bool check_provider() {
+  static_assert(has_make_body<P>::value,
+                "requests_engine: the Provider needs a const member "
+                "`result<json> make_body(const conversation&, const params&) const` that builds the request body");
+  static_assert(has_make_request<P>::value,
+                "requests_engine: the Provider needs a const member "
+                "`http_request make_request(const std::string& body) const` (or one returning "
+                "result<http_request>) that sets the URL, the headers and any signature");
+  static_assert(has_parse_response<P>::value,
+                "requests_engine: the Provider needs a const member "
+                "`result<completion> parse_response(const http_response&) const` that reads an answer of any status");
+  static_assert(has_cache_identity<P>::value,
+                "requests_engine: the Provider needs a const member `json cache_identity() const` naming "
+                "what makes its answers differ (kind, endpoint, model; never a secret)");
+  return true;
+}
+
+template <class P, class = void>
+struct has_secrets : std::false_type {};
+template <class P>
+struct has_secrets<P, std::void_t<decltype(std::declval<const P&>().secrets())>> : std::true_type {};
+
+template <class P, class = void>
+struct has_split_choices : std::false_type {};
+template <class P>
+struct has_split_choices<P, std::void_t<decltype(std::declval<const P&>().split_choices(std::string()))>>
+    : std::true_type {};
+
+template <class Provider>
+class provider_adapter final : public provider_ops {
+ public:
+  std::vector<std::string> split_choices(const std::string& body) const override {
+    if constexpr (has_split_choices<Provider>::value) {
+      return p_.split_choices(body);
+    } else {
+      (void)body;
+      return {};
+    }
+  }
+  bool can_split() const override { return has_split_choices<Provider>::value; }
+  explicit provider_adapter(const Provider& p) : p_(p) {}
+  result<http_request> make_request(const std::string& body) const override { return p_.make_request(body); }
+  result<completion> parse_response(const http_response& r) const override {
+    return p_.parse_response(r);
+  }
+  std::vector<std::string> secrets() const override {
+    if constexpr (has_secrets<Provider>::value) {
+      return p_.secrets();
+    } else {
+      return {};
+    }
+  }
+
+ private:
+  const Provider& p_;
+};
+
+}  // namespace detail
+
+REQUESTS_ENGINE_NAMESPACE_END

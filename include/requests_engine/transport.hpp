@@ -1,0 +1,50 @@
+// transport.hpp: how requests reach the network: sessions (one per worker) and the default
+// transport over cpp-httplib, one keep-alive connection per origin.
+#pragma once
+
+#include "provider.hpp"
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+struct transport_options {
+  std::chrono::milliseconds connect_timeout{REQUESTS_ENGINE_DEFAULT_CONNECT_TIMEOUT_MS};
+  std::chrono::milliseconds read_timeout{REQUESTS_ENGINE_DEFAULT_READ_TIMEOUT_MS};
+  std::chrono::milliseconds write_timeout{REQUESTS_ENGINE_DEFAULT_WRITE_TIMEOUT_MS};
+  bool verify_tls = true;
+  std::string ca_cert_file;  ///< PEM bundle to trust instead of the system's roots
+  std::string ca_cert_dir;
+  std::size_t max_response_bytes = REQUESTS_ENGINE_DEFAULT_MAX_RESPONSE_BYTES;
+};
+
+/// One worker's connections. Used by one thread at a time.
+class transport_session {
+ public:
+  virtual ~transport_session() = default;
+  /// Sends one request. A failure without an HTTP answer is an error value (code connection,
+  /// tls, timeout, response_too_large or cancelled); an HTTP answer of any status is a value.
+  /// `cancelled` is polled while the body arrives.
+  virtual result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) = 0;
+  /// Called from another thread to abandon the exchange under way in send() (on cancel): send
+  /// must then return soon. Must be safe to call at any time, also when nothing is in flight.
+  virtual void abort() noexcept {}
+};
+
+/// Makes sessions; the engine opens one per worker thread.
+class transport {
+ public:
+  virtual ~transport() = default;
+  virtual std::unique_ptr<transport_session> open_session() = 0;
+};
+
+/// The default transport: cpp-httplib clients, one keep-alive connection per origin per worker.
+class httplib_transport : public transport {
+ public:
+  explicit httplib_transport(transport_options o) : options_(std::move(o)) {}
+  REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> open_session() override;
+  [[nodiscard]] const transport_options& options() const noexcept { return options_; }
+
+ private:
+  transport_options options_;
+};
+
+REQUESTS_ENGINE_NAMESPACE_END

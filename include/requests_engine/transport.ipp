@@ -1,0 +1,183 @@
+// transport.ipp: the definitions of transport.hpp (the implementation half of requests_engine.hpp).
+// In the compiled mode they are compiled once, in the file that defines REQUESTS_ENGINE_IMPLEMENTATION.
+#pragma once
+
+#include "transport.hpp"
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+namespace detail {
+
+class httplib_session final : public transport_session {
+ public:
+  explicit httplib_session(const transport_options& o) : o_(o) {}
+
+  result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) override {
+    url_parts u;
+    try {
+      u = parse_url(req.url);
+    } catch (const std::exception& e) {
+      return error{error_code::invalid_request, 0, e.what(), {}, 0, {}};
+    }
+    const std::string origin = u.origin();
+
+    httplib::Request hreq;
+    hreq.method = req.method;
+    hreq.path = u.path;
+    for (const auto& kv : req.headers) hreq.headers.emplace(kv.first, kv.second);
+    if (!req.body.empty() || req.method == "POST") {
+      hreq.body = req.body;
+      hreq.set_header("Content-Type", req.content_type);
+    }
+    std::string body;
+    bool too_large = false;
+    hreq.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
+      if (body.size() + len > o_.max_response_bytes) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, len);
+      return !cancelled.load(std::memory_order_relaxed);
+    };
+    httplib::Response hres;
+    httplib::Error err = httplib::Error::Success;
+    auto start = clock::now();
+    bool ok = false;
+    // A kept-alive connection the server closed while it sat idle fails as soon as the request
+    // is written, before the server could read it: that one is sent again, once, on a new
+    // connection (not a retry: nothing reached the server). Any other failure is reported.
+    for (int round = 0; round < 2; ++round) {
+      httplib::Client* client = nullptr;
+      std::size_t used_before = 0;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto& slot = clients_[origin];
+        if (!slot.client) slot.client = make_client(origin, u.scheme == "https");
+        client = slot.client.get();
+        used_before = slot.exchanges;
+        active_ = client;
+      }
+      client->set_read_timeout(req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout);
+      err = httplib::Error::Success;
+      body.clear();
+      ok = client->send(hreq, hres, err) && err == httplib::Error::Success;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        active_ = nullptr;
+        // A failed exchange leaves the connection in an unknown state: start afresh next time.
+        if (ok)
+          ++clients_[origin].exchanges;
+        else
+          clients_.erase(origin);
+      }
+      if (ok || err != httplib::Error::Write || used_before == 0 || cancelled.load()) break;
+    }
+    if (!ok) {
+      auto timeout = req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout;
+      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - start, timeout);
+    }
+    http_response out;
+    out.status = hres.status;
+    out.headers.reserve(hres.headers.size());
+    for (const auto& kv : hres.headers) out.headers.emplace_back(kv.first, kv.second);
+    out.body = std::move(body);
+    return out;
+  }
+
+  void abort() noexcept override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_) active_->stop();  // shuts the socket down; send() then fails at once
+  }
+
+ private:
+  std::unique_ptr<httplib::Client> make_client(const std::string& origin, bool https) const {
+    auto client = std::make_unique<httplib::Client>(origin);
+    client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);  // without it, Nagle against delayed ACKs caps a connection at ~25 req/s
+    client->set_connection_timeout(o_.connect_timeout);
+    client->set_read_timeout(o_.read_timeout);
+    client->set_write_timeout(o_.write_timeout);
+    client->set_follow_location(false);
+    if (https) {
+      client->enable_server_certificate_verification(o_.verify_tls);
+      if (!o_.ca_cert_file.empty() || !o_.ca_cert_dir.empty())
+        client->set_ca_cert_path(o_.ca_cert_file, o_.ca_cert_dir);
+    }
+    return client;
+  }
+
+  error transport_error(httplib::Error err, const std::string& origin, bool too_large,
+                        bool was_cancelled, clock::duration elapsed,
+                        std::chrono::milliseconds read_timeout) const {
+    error e;
+    if (too_large) {
+      e.code = error_code::response_too_large;
+      e.message = "response from " + origin + " is larger than max_response_bytes (" +
+                  std::to_string(o_.max_response_bytes) + ")";
+      return e;
+    }
+    if (was_cancelled) {
+      e.code = error_code::cancelled;
+      e.message = "cancelled while receiving the response from " + origin;
+      return e;
+    }
+    switch (err) {
+      case httplib::Error::Connection:
+        e.code = error_code::connection;
+        e.message = "could not connect to " + origin;
+        break;
+      case httplib::Error::ConnectionTimeout:
+        e.code = error_code::timeout;
+        e.message = "timed out connecting to " + origin;
+        break;
+      case httplib::Error::SSLConnection:
+        e.code = error_code::tls;
+        e.message = "TLS handshake with " + origin + " failed";
+        break;
+      case httplib::Error::SSLLoadingCerts:
+        e.code = error_code::tls;
+        e.message = "could not load the CA certificates (ca_cert_file / ca_cert_dir)";
+        break;
+      case httplib::Error::SSLServerVerification:
+        e.code = error_code::tls;
+        e.message = "the certificate of " + origin +
+                    " could not be verified (for a private CA, set options::ca_cert_file)";
+        break;
+      case httplib::Error::Read:
+        if (elapsed + std::chrono::milliseconds(50) >= read_timeout) {
+          e.code = error_code::timeout;
+          e.message = "no data from " + origin + " within the read timeout";
+        } else {
+          e.code = error_code::connection;
+          e.message = "connection to " + origin + " closed or reset while reading the response";
+        }
+        break;
+      case httplib::Error::Write:
+        e.code = error_code::connection;
+        e.message = "connection to " + origin + " failed while sending the request";
+        break;
+      default:
+        e.code = error_code::connection;
+        e.message = "request to " + origin + " failed: " + httplib::to_string(err);
+        break;
+    }
+    return e;
+  }
+
+  struct pooled {
+    std::unique_ptr<httplib::Client> client;
+    std::size_t exchanges = 0;  // answered on this client's connection so far
+  };
+  const transport_options& o_;
+  std::mutex mutex_;  // guards clients_ and active_ against abort() from another thread
+  std::map<std::string, pooled> clients_;
+  httplib::Client* active_ = nullptr;
+};
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> httplib_transport::open_session() {
+  return std::make_unique<detail::httplib_session>(options_);
+}
+
+REQUESTS_ENGINE_NAMESPACE_END
