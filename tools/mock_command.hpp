@@ -147,7 +147,7 @@ inline int run_mock(const mock_args& args) {
   std::cerr << "requests-engine mock: " << srv.requests_for_path("/v1/chat/completions") << " chat completions, "
             << srv.requests_for_path("/v1/messages") << " messages; " << srv.responses_with_status(200) << " answered 200, "
             << srv.responses_with_status(429) << " 429, " << srv.responses_with_status(0) << " dropped\n";
-  // The Gemini, Vertex AI and Bedrock routes (mock_server.hpp, add_google_aws_routes).
+  // The Gemini, Vertex AI and Bedrock routes (tools/mock/google_aws.hpp).
   std::size_t gemini = 0, vertex = 0, bedrock = 0;
   for (const auto& [path, n] : srv.requests_by_path()) {
     if (path.rfind("/v1beta/models/", 0) == 0) gemini += n;

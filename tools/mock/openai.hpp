@@ -1,0 +1,170 @@
+// requests_engine mock: OpenAI chat completions, the checks of a request and the answer to it,
+// and OpenAI's error shape (also the shape of unknown routes and of the OpenAI batch routes).
+#pragma once
+
+#include "common.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace requests_engine_mock {
+namespace detail {
+
+inline std::string openai_error_body(const std::string& message, const std::string& type, const nlohmann::json& param,
+                                     const nlohmann::json& code) {
+  nlohmann::ordered_json err;
+  err["message"] = message;
+  err["type"] = type;
+  err["param"] = param;
+  err["code"] = code;
+  nlohmann::ordered_json body;
+  body["error"] = std::move(err);
+  return body.dump();
+}
+
+inline void set_openai_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
+                             const nlohmann::json& param, const nlohmann::json& code) {
+  set_json(res, status, openai_error_body(message, type, param, code));
+}
+
+struct chat_request {
+  std::string model;
+  std::string last_user_text;
+  std::size_t prompt_bytes = 0;
+  std::int64_t n = 1;
+  std::optional<std::int64_t> max_tokens;
+};
+
+// Validates an OpenAI chat completions body. On failure fills `error` and
+// `param` (the offending property, or null) and returns false.
+inline bool parse_chat_request(const nlohmann::json& body, chat_request& out, std::string& error,
+                               nlohmann::json& param) {
+  param = nullptr;
+  if (body.is_discarded()) {
+    error =
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+        "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)";
+    return false;
+  }
+  if (!body.is_object()) {
+    error = std::string("Invalid request body: expected a JSON object, but got ") + body.type_name() + " instead.";
+    return false;
+  }
+  const auto model = body.find("model");
+  if (model == body.end()) {
+    error = "'model' is a required property";
+    param = "model";
+    return false;
+  }
+  if (!model->is_string()) {
+    error = std::string("Invalid type for 'model': expected a string, but got ") + model->type_name() + " instead.";
+    param = "model";
+    return false;
+  }
+  const auto messages = body.find("messages");
+  if (messages == body.end()) {
+    error = "'messages' is a required property";
+    param = "messages";
+    return false;
+  }
+  if (!messages->is_array()) {
+    error = std::string("Invalid type for 'messages': expected an array, but got ") + messages->type_name() +
+            " instead.";
+    param = "messages";
+    return false;
+  }
+  if (messages->empty()) {
+    error =
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array "
+        "instead.";
+    param = "messages";
+    return false;
+  }
+  out = chat_request{};
+  out.model = model->get<std::string>();
+  std::size_t i = 0;
+  for (const auto& m : *messages) {
+    const auto role = m.is_object() ? m.find("role") : m.end();
+    if (!m.is_object() || role == m.end() || !role->is_string()) {
+      error = "Invalid type for 'messages[" + std::to_string(i) + "]': expected an object with a string 'role'.";
+      param = "messages[" + std::to_string(i) + "]";
+      return false;
+    }
+    const auto content = m.find("content");
+    const std::string text = content == m.end() ? std::string() : content_text(*content);
+    out.prompt_bytes += text.size();
+    if (role->get<std::string>() == "user") out.last_user_text = text;
+    ++i;
+  }
+  std::optional<std::int64_t> n;
+  if (!optional_int_field(body, "n", 1, 128, n, error)) {
+    param = "n";
+    return false;
+  }
+  out.n = n.value_or(1);
+  std::optional<std::int64_t> max_tokens, max_completion_tokens;
+  if (!optional_int_field(body, "max_tokens", 1, INT32_MAX, max_tokens, error)) {
+    param = "max_tokens";
+    return false;
+  }
+  if (!optional_int_field(body, "max_completion_tokens", 1, INT32_MAX, max_completion_tokens, error)) {
+    param = "max_completion_tokens";
+    return false;
+  }
+  out.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
+  const auto stream = body.find("stream");
+  if (stream != body.end() && stream->is_boolean() && stream->get<bool>()) {
+    error = "Invalid 'stream': streaming responses are not supported by the requests_engine mock server.";
+    param = "stream";
+    return false;
+  }
+  return true;
+}
+
+inline std::string chat_completion_body(const chat_request& req) {
+  using ojson = nlohmann::ordered_json;
+  const std::string base = "Mock answer to: " + req.last_user_text;
+  ojson choices = ojson::array();
+  std::size_t completion_tokens = 0;
+  for (std::int64_t i = 0; i < req.n; ++i) {
+    std::string text = i == 0 ? base : base + " (sample " + std::to_string(i) + ")";
+    std::string finish_reason = "stop";
+    if (req.max_tokens && static_cast<std::size_t>(*req.max_tokens) < estimate_tokens(text.size())) {
+      text = utf8_prefix(text, static_cast<std::size_t>(*req.max_tokens) * 4U);
+      finish_reason = "length";
+    }
+    completion_tokens += estimate_tokens(text.size());
+    ojson message;
+    message["role"] = "assistant";
+    message["content"] = std::move(text);
+    ojson choice;
+    choice["index"] = i;
+    choice["message"] = std::move(message);
+    choice["logprobs"] = nullptr;
+    choice["finish_reason"] = finish_reason;
+    choices.push_back(std::move(choice));
+  }
+  const std::size_t prompt_tokens = estimate_tokens(req.prompt_bytes);
+  ojson usage;
+  usage["prompt_tokens"] = prompt_tokens;
+  usage["completion_tokens"] = completion_tokens;
+  usage["total_tokens"] = prompt_tokens + completion_tokens;
+  usage["prompt_tokens_details"] = ojson{{"cached_tokens", 0}};
+  ojson body;
+  body["id"] = "chatcmpl-" + random_hex(24);
+  body["object"] = "chat.completion";
+  body["created"] = static_cast<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  body["model"] = req.model;
+  body["choices"] = std::move(choices);
+  body["usage"] = std::move(usage);
+  body["system_fingerprint"] = "fp_mock";
+  return body.dump();
+}
+
+}  // namespace detail
+}  // namespace requests_engine_mock
