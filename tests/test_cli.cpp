@@ -136,14 +136,24 @@ struct outcome {
   std::string out, err;
 };
 
-outcome run_cli(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag,
-                const std::map<std::string, std::string>& env = {}) {
-  child c = spawn(args, dir, tag, env);
+outcome finish(const child& c) {
   outcome o;
   o.status = wait_for(c);
   o.out = slurp(c.out);
   o.err = slurp(c.err);
   return o;
+}
+
+outcome run_cli(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag,
+                const std::map<std::string, std::string>& env = {}) {
+  return finish(spawn(args, dir, tag, env));
+}
+
+// A program found on PATH (spawn_program takes a path): `/usr/bin/env PROGRAM ARGS...`.
+outcome run_program(const std::string& program, std::vector<std::string> args, const fs::path& dir,
+                    const std::string& tag) {
+  args.insert(args.begin(), program);
+  return finish(spawn_program("/usr/bin/env", args, dir, tag));
 }
 
 // `requests-engine mock --port 0 --port-file F`, ready when the file holds the port.
@@ -946,14 +956,21 @@ TEST_CASE("run --provider bedrock: SigV4-signed InvokeModel against the mock; th
 }
 
 TEST_CASE("run --provider vertex: a token from the key file's token_uri, then each of the three APIs") {
-  const char* shared = std::getenv("REQUESTS_ENGINE_SHARED_DIR");
-  REQUIRE_MESSAGE(shared != nullptr, "set REQUESTS_ENGINE_SHARED_DIR (the folder holding conformance/)");
   const fs::path dir = scratch("vertex");
   write_text(dir / "in.jsonl", plain_input(2));
   mock server(dir);
-  // The test key, pointed at the mock; written to the scratch folder only.
-  json account = read_json(fs::path(shared) / "conformance" / "google" / "service_account.json");
-  account["token_uri"] = server.origin() + "/token";
+  // A service-account key made here (the openssl command, an RSA key of 2048 bits), pointed at
+  // the mock; written to the scratch folder only.
+  outcome keygen = run_program("openssl", {"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"}, dir,
+                               "genpkey");
+  REQUIRE_MESSAGE(keygen.status == 0, "openssl genpkey: " << keygen.err);
+  REQUIRE(keygen.out.find("-----BEGIN PRIVATE KEY-----") == 0);
+  const json account = {{"type", "service_account"},
+                        {"project_id", "cli-test-project"},
+                        {"private_key_id", "cli-test-key"},
+                        {"private_key", keygen.out},
+                        {"client_email", "cli-test@cli-test-project.iam.gserviceaccount.com"},
+                        {"token_uri", server.origin() + "/token"}};
   write_text(dir / "service_account.json", account.dump());
   const std::map<std::string, std::string> env = {
       {"GOOGLE_APPLICATION_CREDENTIALS", (dir / "service_account.json").string()}};

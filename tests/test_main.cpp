@@ -2,17 +2,78 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "skips.hpp"
+
+#include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <mutex>
 #include <random>
 #include <regex>
+#include <string>
+#include <utility>
+#include <vector>
 
 // Defined in test_cache.cpp: the work of a child process that the cache tests spawn.
 int cache_child_main(int argc, char** argv);
 
+namespace {
+
+std::mutex skips_mutex;
+std::string current_test;                                  // the test case running now
+std::vector<std::pair<std::string, std::string>> skipped;  // (test case, reason)
+
+// Keeps the name of the running test case, for available_or_skip().
+struct test_name_listener : doctest::IReporter {
+  explicit test_name_listener(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats&) override {}
+  void test_case_start(const doctest::TestCaseData& in) override {
+    std::lock_guard<std::mutex> lock(skips_mutex);
+    current_test = in.m_name;
+  }
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+REGISTER_LISTENER("test_name", 1, test_name_listener);
+
+bool under_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::strcmp(ci, "true") == 0;
+}
+
+}  // namespace
+
+bool available_or_skip(bool available, const std::string& reason) {
+  if (available) return true;
+  if (under_ci()) FAIL("required under CI=true, and not here: " << reason);
+  std::string name;
+  {
+    std::lock_guard<std::mutex> lock(skips_mutex);
+    name = current_test;
+    skipped.emplace_back(name, reason);
+  }
+  std::cout << "SKIPPED \"" << name << "\": " << reason << std::endl;
+  return false;
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--child") == 0) return cache_child_main(argc, argv);
   doctest::Context context(argc, argv);
-  return context.run();
+  const int status = context.run();
+  if (!skipped.empty()) {
+    std::cout << "\n" << skipped.size() << " test case" << (skipped.size() == 1 ? "" : "s")
+              << " skipped (under CI=true they are required):\n";
+    for (const auto& [name, reason] : skipped) std::cout << "  SKIPPED \"" << name << "\": " << reason << "\n";
+  }
+  return status;
 }
 
 #include "requests_engine.hpp"

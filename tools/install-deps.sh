@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages needed to build, test and run requests_engine.
-# Fast when everything is already there: apt is not touched at all.
+# Installs the Debian/Ubuntu packages needed to build and run requests_engine, and with
+# --tests those its tests also need: the reference implementations the signing code is checked
+# against (botocore for AWS SigV4, google-auth for Google's service-account JWT), run by
+# Debian's python3. Fast when everything is already there: apt is not touched at all.
+#   bash tools/install-deps.sh [--tests]
 set -euo pipefail
 
 packages=(
@@ -8,6 +11,11 @@ packages=(
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev doctest-dev libcli11-dev
   openssl curl
 )
+case "${1:-}" in
+  "") ;;
+  --tests) packages+=(python3 python3-botocore python3-google-auth) ;;
+  *) echo "usage: bash tools/install-deps.sh [--tests]" >&2; exit 2 ;;
+esac
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   echo "install-deps: not a Debian-like system (no apt-get); install these yourself:" >&2
