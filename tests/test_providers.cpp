@@ -46,10 +46,11 @@ std::filesystem::path conformance_dir() {
 // A clone has no ../shared beside it: only the project's CI lays it there (and requires it).
 [[maybe_unused]] bool have_conformance() {
   const char* shared = std::getenv("REQUESTS_ENGINE_SHARED_DIR");
+  const std::filesystem::path where =
+      (shared ? std::filesystem::path(shared) : std::filesystem::path("..") / "shared") / "conformance";
   return available_or_skip(!conformance_dir().empty(),
-                           "no conformance data: expected " +
-                               (shared ? std::string(shared) : std::string("../shared")) +
-                               "/conformance beside the project root (REQUESTS_ENGINE_SHARED_DIR)");
+                           "no conformance data: expected " + where.lexically_normal().string() +
+                               " beside the project root (REQUESTS_ENGINE_SHARED_DIR)");
 }
 
 [[maybe_unused]] std::string slurp(const std::filesystem::path& p) {

@@ -16,8 +16,8 @@ try:
     from cryptography.hazmat.primitives import serialization
     from google.auth import jwt
 except ImportError as e:
-    print(f"google-auth is not importable by {sys.executable}: {e} (Debian: apt-get install python3-google-auth)",
-          file=sys.stderr)
+    print(f"google-auth or cryptography is not importable by {sys.executable}: {e} "
+          "(Debian: apt-get install python3-google-auth python3-cryptography)", file=sys.stderr)
     sys.exit(3)
 
 
