@@ -523,6 +523,36 @@ struct url_parts {
 //       // a response with several choices (params::n) as one single-choice response per
 //       // choice, usage shared out: with it, n samples fill n cache slots
 
+class transport_session;
+using conversation_type = conversation;
+using params_type = params;
+
+/// One request of a batch, as a batch provider (a batch_backend's function) sees it. The
+/// references stay valid for the call.
+struct batch_request {
+  const conversation_type& conversation;
+  const params_type& params;        ///< params::n() is how many samples to answer (unset: one)
+  const std::string& body;          ///< the provider's make_body, as JSON text
+  const std::string& request_hash;  ///< the cache key's hash (identical requests share it)
+  std::size_t sample = 0;           ///< which sample of this request (the first, when n > 1)
+  const std::string& name_space;
+};
+
+/// What a batch provider's send_batch gets besides the batch: the worker's transport session,
+/// the cancel flag, and a count of the HTTP requests it made.
+struct batch_context {
+  transport_session& session;
+  const std::atomic<bool>& cancelled;  ///< set by cancel(): stop early if you can
+  std::size_t http_requests = 0;       ///< the provider adds what it sent
+};
+
+// A batch provider takes many requests in one call. Besides make_body, parse_response and
+// cache_identity it has
+//   std::vector<result<std::string>> send_batch(const std::vector<batch_request>&, batch_context&) const;
+// answering each request, in order, with a response body its parse_response reads (and the
+// cache stores), or an error (retryable codes are retried, in a later batch). make_request is
+// then optional: without it the provider is fed batches only (see options::batching).
+
 namespace detail {
 
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string sha256_hex(std::string_view data);
@@ -553,6 +583,11 @@ class provider_ops {
   /// Empty when the provider cannot split a multi-choice response.
   virtual std::vector<std::string> split_choices(const std::string& body) const = 0;
   virtual bool can_split() const = 0;
+  /// A batch provider (send_batch), and one that has no single-request path (no make_request).
+  virtual bool can_batch() const = 0;
+  virtual bool must_batch() const = 0;
+  virtual std::vector<result<std::string>> send_batch(const std::vector<batch_request>& batch,
+                                                      batch_context& context) const = 0;
 };
 
 }  // namespace detail
@@ -585,13 +620,21 @@ struct has_cache_identity<
     P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().cache_identity()), json>>>
     : std::true_type {};
 
+template <class P, class = void>
+struct has_send_batch : std::false_type {};
+template <class P>
+struct has_send_batch<P, std::enable_if_t<std::is_convertible_v<
+                             decltype(std::declval<const P&>().send_batch(std::declval<const std::vector<batch_request>&>(),
+                                                                          std::declval<batch_context&>())),
+                             std::vector<result<std::string>>>>> : std::true_type {};
+
 /// Names the first member a provider type lacks, in plain words.
 template <class P>
 constexpr bool check_provider() {
   static_assert(has_make_body<P>::value,
                 "requests_engine: the Provider needs a const member "
                 "`result<json> make_body(const conversation&, const params&) const` that builds the request body");
-  static_assert(has_make_request<P>::value,
+  static_assert(has_make_request<P>::value || has_send_batch<P>::value,
                 "requests_engine: the Provider needs a const member "
                 "`http_request make_request(const std::string& body) const` (or one returning "
                 "result<http_request>) that sets the URL, the headers and any signature");
@@ -627,8 +670,27 @@ class provider_adapter final : public provider_ops {
     }
   }
   bool can_split() const override { return has_split_choices<Provider>::value; }
+  bool can_batch() const override { return has_send_batch<Provider>::value; }
+  bool must_batch() const override { return !has_make_request<Provider>::value; }
+  std::vector<result<std::string>> send_batch(const std::vector<batch_request>& batch,
+                                              batch_context& context) const override {
+    if constexpr (has_send_batch<Provider>::value) {
+      return p_.send_batch(batch, context);
+    } else {
+      (void)context;
+      return std::vector<result<std::string>>(
+          batch.size(), error{error_code::internal, 0, "this provider takes no batches", {}, 0, {}});
+    }
+  }
   explicit provider_adapter(const Provider& p) : p_(p) {}
-  result<http_request> make_request(const std::string& body) const override { return p_.make_request(body); }
+  result<http_request> make_request(const std::string& body) const override {
+    if constexpr (has_make_request<Provider>::value) {
+      return p_.make_request(body);
+    } else {
+      (void)body;
+      return error{error_code::internal, 0, "this provider takes batches only", {}, 0, {}};
+    }
+  }
   result<completion> parse_response(const http_response& r) const override {
     return p_.parse_response(r);
   }
@@ -771,6 +833,15 @@ class openai_completions {
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  /// One single-choice response per choice (params::n), usage shared out as openai_compatible does.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
+  /// With options::batching set: many requests in one HTTP request, `prompt` as an array
+  /// (vLLM, llama.cpp server and OpenAI take it). Requests that differ in more than their
+  /// prompt go in separate HTTP requests. The answer's choices[].index (prompt * n + k) maps
+  /// each choice back to its prompt; the usage, which covers the whole array, is shared out
+  /// by the length of each prompt and of its answers.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
+      const std::vector<batch_request>& batch, batch_context& context) const;
 
  private:
   std::string api_key_;
@@ -1198,6 +1269,58 @@ class gemini {
 
 REQUESTS_ENGINE_NAMESPACE_END
 
+// ---- include/requests_engine/backend.hpp ---------------------------------------------------
+// backend.hpp: batch_backend, a provider that is a function of yours taking a batch of
+// requests (a local model's batch call), fed by the engine's collector (options::batching).
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+/// A model you call yourself, a batch at a time: the engine collects single requests (from
+/// run(), or from submit() on many threads) into batches (see batching_options) and calls
+/// `function` with each. Everything in front of it works as with an HTTP provider: the cache
+/// (a stored answer never reaches the function), identical requests in flight sent once,
+/// samples per namespace, params::n asking only for the missing samples, retries, cancel.
+///
+/// The function answers every request of its batch, in order: a completion (its `text`, or
+/// `choices` when params::n asks for several; `usage` and `model` if known), or an error. An
+/// error of code rate_limited, server_error, timeout or connection is retried like an HTTP one,
+/// in a later batch; an exception fails the requests of that batch only; a request left
+/// without an answer (a shorter vector) fails alone. It is called from the engine's collector
+/// threads: up to batching_options::concurrent calls at once.
+class batch_backend {
+ public:
+  using function = std::function<std::vector<result<completion>>(const std::vector<batch_request>&)>;
+
+  /// `name` names the model (and whatever else makes its answers differ: a version, a
+  /// checkpoint): answers stored under one name are replayed for that name only.
+  REQUESTS_ENGINE_INLINE batch_backend(std::string name, function fn);
+
+  /// The request as canonical JSON (what is hashed for the cache; the function gets the
+  /// conversation and params themselves).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
+      const std::vector<batch_request>& batch, batch_context& context) const;
+  /// Reads an answer in the stored form (see encode).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
+  [[nodiscard]] json cache_identity() const { return {{"kind", "batch_backend"}, {"name", name_}}; }
+  /// One single-choice answer per choice: the input tokens go to the first, the output
+  /// tokens are shared out evenly (the remainder to the first).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
+
+  /// The stored form of an answer: {"object":"requests_engine.completion","model","choices":
+  /// [{"text","finish_reason","tool_calls"}],"usage":{...},"raw"}. A completion with no
+  /// choices stores its text as the one choice. Throws nlohmann::json's type_error on text that
+  /// is not UTF-8.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE std::string encode(const completion& c);
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
+  function fn_;
+};
+
+REQUESTS_ENGINE_NAMESPACE_END
+
 // ---- include/requests_engine/cache.hpp -----------------------------------------------------
 // cache.hpp: the content-addressed cache: keys (request hash, sample), the disk, memory and
 // null caches, the entry format, folder maintenance, and the request hash.
@@ -1537,6 +1660,9 @@ struct progress {
   std::size_t retries = 0;    ///< retries scheduled so far
   std::size_t cache_hits = 0; ///< of `done`, answers served from the cache
   std::size_t deduplicated = 0;  ///< of `done`, answered by an identical request in flight (not sent)
+  std::size_t http_requests = 0;  ///< HTTP requests sent (retries included; a prompt array is one)
+  std::size_t batches = 0;         ///< batches handed to a batch provider (see options::batching)
+  std::size_t batched = 0;         ///< requests in those batches (mean batch size: batched / batches)
   cache_stats cache;          ///< the cache's counts since the engine was built
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
@@ -1562,11 +1688,43 @@ using retry_callback = std::function<void(const retry_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
 
+/// How a batch provider's requests are collected into batches (see options::batching), set
+/// fluently: `batching_options().max_size(32).max_wait(std::chrono::milliseconds(20))`.
+class batching_options {
+ public:
+  /// The largest batch (default 32). A batch leaves at once when it is full.
+  batching_options& max_size(std::size_t n) { max_size_ = n; return *this; }
+  /// The longest a request waits for others (default 20 ms), counted from the first request of
+  /// the batch being collected: a lone request leaves after this long.
+  batching_options& max_wait(std::chrono::milliseconds w) { max_wait_ = w; return *this; }
+  /// A full batch takes everything queued behind it, so it may be larger than max_size (off by
+  /// default).
+  batching_options& overflow(bool on) { overflow_ = on; return *this; }
+  /// Batches in the backend at once (default 1; two GPUs: two).
+  batching_options& concurrent(std::size_t n) { concurrent_ = n; return *this; }
+
+  [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
+  [[nodiscard]] std::chrono::milliseconds max_wait() const noexcept { return max_wait_; }
+  [[nodiscard]] bool overflow() const noexcept { return overflow_; }
+  [[nodiscard]] std::size_t concurrent() const noexcept { return concurrent_; }
+
+ private:
+  std::size_t max_size_ = 32;
+  std::chrono::milliseconds max_wait_{20};
+  bool overflow_ = false;
+  std::size_t concurrent_ = 1;
+};
+
 /// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
 class options {
  public:
   /// Worker threads, hence requests in flight at once (default 32).
   options& concurrency(std::size_t n) { concurrency_ = n; return *this; }
+  /// Collects requests into batches for a provider that takes them (a batch_backend, or
+  /// openai_completions sending prompt arrays): see batching_options. A batch_backend is always fed
+  /// this way (with the defaults when unset); for openai_completions it switches batching on.
+  /// Rate limits and key pools are for one-request-per-call providers and do not apply.
+  options& batching(batching_options b) { batching_ = b; return *this; }
   /// Retries after the first attempt; -1 for unlimited (bounded by request_deadline).
   options& max_retries(int n) { max_retries_ = n; return *this; }
   /// First backoff delay, doubled per retry, capped by max_backoff, with jitter.
@@ -1619,6 +1777,7 @@ class options {
   options& probe_rate_limits(bool on) { limits_.probe = on; return *this; }
 
   [[nodiscard]] std::size_t concurrency() const noexcept { return concurrency_; }
+  [[nodiscard]] const std::optional<batching_options>& batching() const noexcept { return batching_; }
   [[nodiscard]] int max_retries() const noexcept { return max_retries_; }
   [[nodiscard]] std::chrono::milliseconds initial_backoff() const noexcept { return initial_backoff_; }
   [[nodiscard]] std::chrono::milliseconds max_backoff() const noexcept { return max_backoff_; }
@@ -1665,6 +1824,7 @@ class options {
   bool distinct_samples_ = true;
   bool cache_requests_ = false;
   rate_limits limits_;
+  std::optional<batching_options> batching_;
 };
 
 namespace detail {
@@ -1824,6 +1984,11 @@ struct job {
   bool rate_reserved = false;          // this attempt's capacity is reserved (it may wait for it)
   bool probe = false;                  // the engine's first request, sent alone (options::probe_rate_limits)
   int failovers = 0;                   // attempts that went to a key the server then rejected
+  // For a batch provider (options::batching): the request as the batch function sees it (for
+  // a slotted job, params with n = the missing samples), and when it joined the batch queue.
+  std::shared_ptr<const conversation> input;
+  std::shared_ptr<const params> input_params;
+  clock::time_point queued_at{};
 };
 
 /// A fixed pool of workers over a timed queue. A job waiting for its retry sits in the queue,
@@ -1872,6 +2037,10 @@ class dispatcher {
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t assign_samples(const std::string& name_space,
                                                                   const std::string& hash, std::size_t count);
   [[nodiscard]] bool provider_can_split() const { return ops_.front()->can_split(); }
+  /// Requests go to the provider in batches (see options::batching): jobs carry their input.
+  [[nodiscard]] bool batching() const noexcept { return batching_; }
+  /// Answers a job from the cache if it can (once per job): true when it delivered the result.
+  REQUESTS_ENGINE_INLINE bool answer_from_cache(job& j);
   /// Whether requests need a cost estimate: limits configured, or learned from the server.
   [[nodiscard]] bool rate_limited() const noexcept {
     for (const auto& k : keys_)
@@ -1896,8 +2065,22 @@ class dispatcher {
   struct worker_slot {
     transport_session* session = nullptr;
     job* current = nullptr;
+    std::vector<job*> batch;  // a collector's batch in the backend
   };
   REQUESTS_ENGINE_INLINE void worker_main(std::size_t id);
+  // Blocks SIGPIPE in this thread, opens its transport session and records it in its slot.
+  REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> open_worker_session(std::size_t id);
+  // Batch providers: `concurrent` collectors each take a batch from ready_ (when full, or when
+  // its first request has waited max_wait) and hand it to the provider.
+  REQUESTS_ENGINE_INLINE void collector_main(std::size_t id);
+  REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> take_batch(std::size_t id);
+  REQUESTS_ENGINE_INLINE void run_batch(std::vector<std::unique_ptr<job>> batch, transport_session& s);
+  // After an attempt: delivers a success or a final error, or schedules the retry.
+  REQUESTS_ENGINE_INLINE void conclude(std::unique_ptr<job> j, result<completion>&& outcome, bool retryable,
+                                       std::optional<std::chrono::milliseconds> retry_after);
+  // Stores a fresh answer (every slot of a multi-sample job); returns the result to deliver.
+  REQUESTS_ENGINE_INLINE result<completion> store_answer(job& j, result<completion>&& outcome,
+                                                         const std::string& response_body);
   REQUESTS_ENGINE_INLINE std::unique_ptr<job> pop(std::size_t worker);
   REQUESTS_ENGINE_INLINE void run_attempt(std::unique_ptr<job> j, transport_session& s);
   REQUESTS_ENGINE_INLINE void finish(std::unique_ptr<job> j, result<completion>&& r);
@@ -1908,7 +2091,13 @@ class dispatcher {
   // Under mutex_: the job leaves its worker's slot, so cancel() no longer reaches it.
   void release_slot(job& j) {
     if (j.worker != job::no_worker) {
-      if (slots_[j.worker].current == &j) slots_[j.worker].current = nullptr;
+      worker_slot& slot = slots_[j.worker];
+      if (slot.current == &j) slot.current = nullptr;
+      auto it = std::find(slot.batch.begin(), slot.batch.end(), &j);
+      if (it != slot.batch.end()) {
+        *it = slot.batch.back();
+        slot.batch.pop_back();
+      }
       j.worker = job::no_worker;
     }
   }
@@ -2002,6 +2191,9 @@ class dispatcher {
   // Progress of the current busy period.
   std::atomic<std::size_t> ticket_{0};
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
+  std::atomic<std::size_t> http_requests_{0}, batches_{0}, batched_{0};
+  bool batching_ = false;  // a batch provider: collectors instead of workers
+  batching_options batch_options_;
   std::atomic<std::int64_t> input_tokens_{0}, output_tokens_{0};
   // options::probe_rate_limits: until the first request has its answer, the others wait.
   std::mutex probe_m_;
@@ -2089,13 +2281,14 @@ class basic_engine {
     st->out.resize(batch.size());
     st->remaining = batch.size();
     dispatcher_.reserve(batch.size());
+    const auto shared_params = dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr;
     // Built on every core (the bodies, their hashes, the cache look-ups) and handed over chunk
     // by chunk as they are ready, so that sending starts at once.
     const unsigned cores = std::thread::hardware_concurrency();
     dispatcher_.feed(
         batch.size(), std::clamp<std::size_t>(cores, 1, 4),
         [&](std::size_t i) {
-          return prepare_job(i, batch[i], p, name_space, [st, i](result<completion>&& r) {
+          return prepare_job(i, batch[i], p, shared_params, name_space, [st, i](result<completion>&& r) {
             std::lock_guard<std::mutex> lock(st->m);
             st->out[i].emplace(std::move(r));
             if (--st->remaining == 0) st->cv.notify_all();
@@ -2117,10 +2310,12 @@ class basic_engine {
     auto promise = std::make_shared<std::promise<result<completion>>>();
     auto fut = promise->get_future();
     dispatcher_.reserve(1);
-    auto j = prepare_job(dispatcher_.next_ticket(), c, p, name_space,
+    auto j = prepare_job(dispatcher_.next_ticket(), c, p,
+                         dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr, name_space,
                          [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
     if (j) dispatcher_.assign(*j);
-    if (j && settle_job(*j, p)) {
+    // A stored answer is delivered here, at once: it never queues (nor waits for a batch).
+    if (j && settle_job(*j, p) && !dispatcher_.answer_from_cache(*j)) {
       std::vector<std::unique_ptr<detail::job>> one;
       one.push_back(std::move(j));
       dispatcher_.push(std::move(one));
@@ -2188,7 +2383,9 @@ class basic_engine {
   }
   // The body and its hash, built in the caller's thread (or a feed helper), so that bad input
   // fails before anything is sent. Null when it delivered an error already.
+  // For a batch provider, the job keeps its own copy of the input (`shared_params`: one per call).
   std::unique_ptr<detail::job> prepare_job(std::size_t index, const conversation& c, const params& p,
+                                           std::shared_ptr<const params> shared_params,
                                            const std::string& name_space, detail::deliver_fn deliver) {
     const bool multi = slotted(p);
     result<json> body = multi ? build_body(c, params(p).n(std::nullopt)) : build_body(c, p);
@@ -2202,6 +2399,10 @@ class basic_engine {
     j->request_hash = detail::request_hash_dumped(dispatcher_.identity_dump(), *body, j->body);
     j->name_space = name_space;
     j->deliver = std::move(deliver);
+    if (dispatcher_.batching()) {
+      j->input = std::make_shared<const conversation>(c);
+      j->input_params = std::move(shared_params);
+    }
     if (multi) {
       j->wanted = static_cast<std::size_t>(*p.n());
       j->source = &c;  // settle_job asks again for the missing samples only
@@ -2242,6 +2443,9 @@ class basic_engine {
     }
     j.body = ask->dump();
     j.cost = detail::estimate_cost(*ask, j.body.size());
+    if (dispatcher_.batching())  // the batch function sees how many samples to answer
+      j.input_params = std::make_shared<const params>(missing > 1 ? params(p).n(static_cast<int>(missing))
+                                                                  : params(p).n(std::nullopt));
     return true;
   }
 
@@ -3431,7 +3635,10 @@ REQUESTS_ENGINE_INLINE result<completion> openai_compatible::parse_response(cons
   return c;
 }
 
-REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices(const std::string& body) const {
+namespace detail {
+
+// Chat and legacy completions answers alike: one single-choice answer per choice.
+REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::string& body) {
   json full = json::parse(body, nullptr, false);
   if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
   json choices = std::move(full["choices"]);
@@ -3459,6 +3666,12 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices
     out.push_back(one.dump());
   }
   return out;
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices(const std::string& body) const {
+  return detail::split_openai_choices(body);
 }
 
 REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
@@ -3590,6 +3803,129 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
 
 REQUESTS_ENGINE_INLINE json openai_completions::cache_identity() const {
   return {{"kind", "openai_completions"}, {"endpoint", endpoint_}};
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> openai_completions::split_choices(const std::string& body) const {
+  return detail::split_openai_choices(body);
+}
+
+namespace detail {
+
+// `total` shared out in proportion to `weights` (largest remainder: the shares add up to it).
+inline std::vector<std::int64_t> share_out(std::int64_t total, const std::vector<std::size_t>& weights) {
+  std::vector<std::int64_t> out(weights.size(), 0);
+  if (weights.empty() || total <= 0) return out;
+  long double sum = 0;
+  for (auto w : weights) sum += static_cast<long double>(w) + 1;  // +1: an empty text still had a turn
+  std::int64_t given = 0;
+  std::vector<std::pair<long double, std::size_t>> rest;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const long double exact = static_cast<long double>(total) * (static_cast<long double>(weights[i]) + 1) / sum;
+    out[i] = static_cast<std::int64_t>(exact);
+    given += out[i];
+    rest.emplace_back(exact - static_cast<long double>(out[i]), i);
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t k = 0; given < total; ++k, ++given) ++out[rest[k % rest.size()].second];
+  return out;
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send_batch(
+    const std::vector<batch_request>& batch, batch_context& context) const {
+  std::vector<result<std::string>> out(batch.size(), error{error_code::internal, 0, "not sent", {}, 0, {}});
+  // One HTTP request per group of requests that differ in their prompt only (in one run: one
+  // group), in the order they came.
+  std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
+  std::vector<json> bodies(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    if (!bodies[i].is_object() || !bodies[i].contains("prompt") || !bodies[i]["prompt"].is_string()) {
+      out[i] = detail::unsupported("openai_completions", "a batched request needs a body with one text prompt");
+      continue;
+    }
+    json rest = bodies[i];
+    rest.erase("prompt");
+    std::string key = rest.dump();
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == key; });
+    if (g == groups.end()) {
+      groups.emplace_back(std::move(key), std::vector<std::size_t>{});
+      g = std::prev(groups.end());
+    }
+    g->second.push_back(i);
+  }
+  for (const auto& [key, members] : groups) {
+    json body = json::parse(key);
+    json prompts = json::array();
+    for (std::size_t i : members) prompts.push_back(bodies[i]["prompt"]);
+    body["prompt"] = std::move(prompts);
+    const std::int64_t n = body.contains("n") && body["n"].is_number_integer() ? body["n"].get<std::int64_t>() : 1;
+    auto fail_all = [&](const error& e) {
+      for (std::size_t i : members) out[i] = e;
+    };
+    ++context.http_requests;
+    result<http_response> resp = context.session.send(make_request(body.dump()), context.cancelled);
+    if (!resp) {
+      fail_all(resp.error());
+      continue;
+    }
+    if (resp->status < 200 || resp->status >= 300) {
+      error e = detail::error_from_response(*resp);
+      e.retry_after = detail::parse_retry_after(resp->headers);
+      fail_all(e);
+      continue;
+    }
+    json answer = json::parse(resp->body, nullptr, false);
+    if (answer.is_discarded() || !answer.is_object() || !answer.contains("choices") || !answer["choices"].is_array()) {
+      fail_all(error{error_code::invalid_response, resp->status,
+                     "the answer to a prompt array has no choices (body starts: " + resp->body.substr(0, 120) + ")",
+                     {}, 0, {}});
+      continue;
+    }
+    // choices[].index is prompt * n + k (vLLM, llama.cpp and OpenAI alike); without it, the order.
+    std::vector<json> per_prompt(members.size(), json::array());
+    const json& choices = answer["choices"];
+    for (std::size_t pos = 0; pos < choices.size(); ++pos) {
+      const json& ch = choices[pos];
+      const std::int64_t index = ch.is_object() && ch.contains("index") && ch["index"].is_number_integer()
+                                     ? ch["index"].get<std::int64_t>()
+                                     : static_cast<std::int64_t>(pos);
+      const std::int64_t prompt = n > 0 ? index / n : index;
+      if (index < 0 || prompt >= static_cast<std::int64_t>(members.size())) continue;
+      json mine = ch;
+      mine["index"] = index % std::max<std::int64_t>(n, 1);
+      per_prompt[static_cast<std::size_t>(prompt)].push_back(std::move(mine));
+    }
+    // The usage covers the whole array: each prompt's share by the length of its prompt and
+    // of its answers (the shares add up to the server's totals).
+    const json usage = answer.value("usage", json::object());
+    std::vector<std::size_t> prompt_len, answer_len;
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      prompt_len.push_back(bodies[members[k]]["prompt"].get_ref<const std::string&>().size());
+      std::size_t len = 0;
+      for (const auto& ch : per_prompt[k])
+        if (ch.contains("text") && ch["text"].is_string()) len += ch["text"].get_ref<const std::string&>().size();
+      answer_len.push_back(len);
+    }
+    const auto in = detail::share_out(usage.value("prompt_tokens", std::int64_t{0}), prompt_len);
+    const auto gen = detail::share_out(usage.value("completion_tokens", std::int64_t{0}), answer_len);
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      if (per_prompt[k].empty()) {
+        out[members[k]] = error{error_code::invalid_response, resp->status,
+                                "the answer to the prompt array has no choice for this prompt (index " +
+                                    std::to_string(k) + " of " + std::to_string(members.size()) + ")",
+                                {}, 0, {}};
+        continue;
+      }
+      json one = answer;
+      one["choices"] = std::move(per_prompt[k]);
+      if (usage.is_object() && !usage.empty())
+        one["usage"] = {{"prompt_tokens", in[k]}, {"completion_tokens", gen[k]}, {"total_tokens", in[k] + gen[k]}};
+      out[members[k]] = one.dump();
+    }
+  }
+  return out;
 }
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -4781,6 +5117,174 @@ REQUESTS_ENGINE_INLINE http_request gemini::make_request(const std::string& body
 
 REQUESTS_ENGINE_INLINE json gemini::cache_identity() const {
   return {{"kind", "gemini"}, {"endpoint", endpoint_}, {"model", model_}};
+}
+
+REQUESTS_ENGINE_NAMESPACE_END
+
+// ---- include/requests_engine/backend.ipp ---------------------------------------------------
+// backend.ipp: the definitions of backend.hpp (the implementation half of requests_engine.hpp).
+// In the compiled mode they are compiled once, in the file that defines REQUESTS_ENGINE_IMPLEMENTATION.
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+REQUESTS_ENGINE_INLINE batch_backend::batch_backend(std::string name, function fn)
+    : name_(std::move(name)), fn_(std::move(fn)) {
+  if (name_.empty()) throw std::invalid_argument("requests_engine: batch_backend needs a name (it keys the cache)");
+  if (!fn_) throw std::invalid_argument("requests_engine: batch_backend needs a function");
+}
+
+REQUESTS_ENGINE_INLINE result<json> batch_backend::make_body(const conversation& c, const params& p) const {
+  if (c.messages().empty())
+    return error{error_code::invalid_request, 0, "the conversation has no messages", {}, 0, {}};
+  json messages = json::array();
+  for (const auto& m : c.messages()) {
+    json parts = json::array();
+    for (const auto& part : m.content) {
+      switch (part.type) {
+        case content_part::kind::text:
+          parts.push_back({{"type", "text"}, {"text", part.text}});
+          break;
+        case content_part::kind::image:
+        case content_part::kind::audio: {
+          json one = {{"type", part.type == content_part::kind::image ? "image" : "audio"},
+                      {"media_type", part.media_type}};
+          if (!part.url.empty()) one["url"] = part.url;
+          if (!part.data.empty()) one["sha256"] = detail::sha256_hex(part.data);  // the bytes, not in the body
+          parts.push_back(std::move(one));
+          break;
+        }
+      }
+    }
+    messages.push_back({{"role", to_string(m.author)}, {"content", std::move(parts)}});
+  }
+  json body = {{"messages", std::move(messages)}};
+  if (c.system()) body["system"] = *c.system();
+  if (p.model()) body["model"] = *p.model();
+  if (p.temperature()) body["temperature"] = *p.temperature();
+  if (p.max_tokens()) body["max_tokens"] = *p.max_tokens();
+  if (p.top_p()) body["top_p"] = *p.top_p();
+  if (!p.stop().empty()) body["stop"] = p.stop();
+  if (p.seed()) body["seed"] = *p.seed();
+  if (p.n()) body["n"] = *p.n();
+  if (p.json_mode()) body["json_mode"] = true;
+  if (p.json_schema())
+    body["json_schema"] = {{"name", p.json_schema()->name}, {"schema", p.json_schema()->schema},
+                           {"strict", p.json_schema()->strict}};
+  if (!p.tools().empty()) {
+    json tools = json::array();
+    for (const auto& t : p.tools())
+      tools.push_back({{"name", t.name}, {"description", t.description}, {"parameters", t.parameters}});
+    body["tools"] = std::move(tools);
+  }
+  if (p.tool_choice()) body["tool_choice"] = *p.tool_choice();
+  if (!p.extra().is_null()) body["extra"] = p.extra();
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE std::string batch_backend::encode(const completion& c) {
+  json choices = json::array();
+  auto one_choice = [](const std::string& text, const std::string& finish, const std::vector<tool_call>& calls) {
+    json ch = {{"text", text}, {"finish_reason", finish}};
+    if (!calls.empty()) {
+      json tc = json::array();
+      for (const auto& call : calls) tc.push_back({{"id", call.id}, {"name", call.name}, {"arguments", call.arguments}});
+      ch["tool_calls"] = std::move(tc);
+    }
+    return ch;
+  };
+  if (c.choices.empty())
+    choices.push_back(one_choice(c.text, c.finish_reason, {}));
+  for (const auto& ch : c.choices) choices.push_back(one_choice(ch.text, ch.finish_reason, ch.tool_calls));
+  json out = {{"object", "requests_engine.completion"},
+              {"model", c.model},
+              {"choices", std::move(choices)},
+              {"usage",
+               {{"input_tokens", c.usage.input_tokens},
+                {"output_tokens", c.usage.output_tokens},
+                {"cached_input_tokens", c.usage.cached_input_tokens},
+                {"cache_write_tokens", c.usage.cache_write_tokens}}}};
+  if (!c.raw_body.empty()) out["raw"] = c.raw_body;
+  return out.dump();
+}
+
+REQUESTS_ENGINE_INLINE std::vector<result<std::string>> batch_backend::send_batch(
+    const std::vector<batch_request>& batch, batch_context& context) const {
+  (void)context;  // an in-process call: no HTTP
+  std::vector<result<completion>> answers = fn_(batch);
+  std::vector<result<std::string>> out;
+  out.reserve(answers.size());
+  for (auto& a : answers) {
+    if (!a) {
+      out.emplace_back(std::move(a.error()));
+      continue;
+    }
+    try {
+      out.emplace_back(encode(*a));
+    } catch (const std::exception& e) {
+      out.emplace_back(error{error_code::internal, 0,
+                             std::string("the batch function's answer cannot be stored: ") + e.what(), {}, 0, {}});
+    }
+  }
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const http_response& r) const {
+  auto bad = [](const std::string& why) {
+    return error{error_code::invalid_response, 0, "batch_backend: " + why, {}, 0, {}};
+  };
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("object", "") != "requests_engine.completion")
+    return bad("not a stored answer");
+  const auto choices = j.find("choices");
+  if (choices == j.end() || !choices->is_array() || choices->empty()) return bad("the answer has no choices");
+  completion c;
+  try {
+    for (const auto& ch : *choices) {
+      choice one;
+      one.text = ch.at("text").get<std::string>();
+      one.finish_reason = ch.value("finish_reason", "");
+      if (ch.contains("tool_calls"))
+        for (const auto& call : ch["tool_calls"])
+          one.tool_calls.push_back(tool_call{call.value("id", ""), call.value("name", ""), call.value("arguments", "")});
+      c.choices.push_back(std::move(one));
+    }
+    c.text = c.choices.front().text;
+    c.finish_reason = c.choices.front().finish_reason;
+    c.model = j.value("model", "");
+    if (j.contains("usage") && j["usage"].is_object()) {
+      const json& u = j["usage"];
+      c.usage.input_tokens = u.value("input_tokens", std::int64_t{0});
+      c.usage.output_tokens = u.value("output_tokens", std::int64_t{0});
+      c.usage.cached_input_tokens = u.value("cached_input_tokens", std::int64_t{0});
+      c.usage.cache_write_tokens = u.value("cache_write_tokens", std::int64_t{0});
+    }
+    c.raw_body = j.contains("raw") && j["raw"].is_string() ? j["raw"].get<std::string>() : r.body;
+  } catch (const json::exception& e) {
+    return bad(std::string("a malformed stored answer: ") + e.what());
+  }
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(const std::string& body) const {
+  json full = json::parse(body, nullptr, false);
+  if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
+  const json choices = std::move(full["choices"]);
+  const auto count = static_cast<std::int64_t>(choices.size());
+  if (count == 0) return {};
+  const json usage = full.value("usage", json::object());
+  const std::int64_t output = usage.value("output_tokens", std::int64_t{0});
+  std::vector<std::string> out;
+  for (std::int64_t i = 0; i < count; ++i) {
+    json one = full;
+    one["choices"] = json::array({choices[static_cast<std::size_t>(i)]});
+    json u = usage;
+    if (i > 0) u["input_tokens"] = u["cached_input_tokens"] = u["cache_write_tokens"] = 0;
+    u["output_tokens"] = output / count + (i == 0 ? output % count : 0);
+    one["usage"] = std::move(u);
+    out.push_back(one.dump());
+  }
+  return out;
 }
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -6102,9 +6606,25 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
   probe_open_ = !(options_.limits().learn && options_.limits().probe);
   if (options_.concurrency() == 0)
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
+  if (ops_.empty()) throw std::invalid_argument("requests_engine: the provider pool is empty");
+  batching_ = ops_.front()->must_batch() || options_.batching().has_value();
+  if (batching_) {
+    if (!ops_.front()->can_batch())
+      throw std::invalid_argument("requests_engine: options::batching is set, but this provider takes no batches "
+                                  "(batch providers: batch_backend, openai_completions)");
+    if (ops_.size() > 1)
+      throw std::invalid_argument("requests_engine: a batch provider takes one provider, not a key pool");
+    batch_options_ = options_.batching().value_or(batching_options());
+    if (batch_options_.max_size() == 0)
+      throw std::invalid_argument("requests_engine: batching_options::max_size must be at least 1");
+    if (batch_options_.concurrent() == 0)
+      throw std::invalid_argument("requests_engine: batching_options::concurrent must be at least 1");
+    if (batch_options_.max_wait().count() < 0)
+      throw std::invalid_argument("requests_engine: batching_options::max_wait must not be negative");
+    probe_open_ = true;  // one call feeds many requests: nothing to probe
+  }
   if (options_.progress_interval().count() <= 0)
     throw std::invalid_argument("requests_engine: options::progress_interval must be positive");
-  if (ops_.empty()) throw std::invalid_argument("requests_engine: the provider pool is empty");
   for (const auto& one : ops_) {
     auto more = one->secrets();
     secrets_.insert(secrets_.end(), more.begin(), more.end());
@@ -6113,11 +6633,16 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
   secrets_.erase(std::remove_if(secrets_.begin(), secrets_.end(), [](const std::string& s) { return s.empty(); }),
                  secrets_.end());
   draw_bar_ = options_.progress_bar().value_or(stderr_is_terminal());
-  slots_.resize(options_.concurrency());
-  workers_.reserve(options_.concurrency());
+  const std::size_t threads = batching_ ? batch_options_.concurrent() : options_.concurrency();
+  slots_.resize(threads);
+  workers_.reserve(threads);
   try {
-    for (std::size_t i = 0; i < options_.concurrency(); ++i)
-      workers_.emplace_back([this, i] { worker_main(i); });
+    for (std::size_t i = 0; i < threads; ++i) {
+      if (batching_)
+        workers_.emplace_back([this, i] { collector_main(i); });
+      else
+        workers_.emplace_back([this, i] { worker_main(i); });
+    }
   } catch (...) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -6173,6 +6698,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::reserve(std::size_t n) {
   if (done_.load() == total_.load()) {  // idle: a new busy period starts
     period_start_ = clock::now();
     total_ = done_ = failed_ = retries_ = period_cache_hits_ = period_deduplicated_ = 0;
+    http_requests_ = batches_ = batched_ = 0;
     input_tokens_ = output_tokens_ = 0;
     std::lock_guard<std::mutex> spend_lock(spend_mutex_);
     spend_ = cost_report{};
@@ -6185,7 +6711,9 @@ REQUESTS_ENGINE_INLINE void dispatcher::push(std::vector<std::unique_ptr<job>> j
   std::size_t queued = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    const clock::time_point now = clock::now();
     for (auto& j : jobs) {
+      j->queued_at = now;
       if (options_.deduplicate()) {
         auto key = cache_key{j->request_hash, j->sample}.name();
         auto it = leaders_.find(key);
@@ -6250,14 +6778,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,
         std::vector<std::unique_ptr<job>> send;
         send.reserve(jobs.size());
         for (auto& j : jobs) {
-          if (!settle(*j)) continue;
-          if (cache_ && !j->looked_up) {
-            j->looked_up = true;
-            if (auto hit = from_cache(*j)) {
-              complete_now(j->index, std::move(*hit), j->deliver);
-              continue;
-            }
-          }
+          if (!settle(*j) || answer_from_cache(*j)) continue;
           send.push_back(std::move(j));
         }
         push(std::move(send));
@@ -6299,6 +6820,15 @@ REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,
     if (e) std::rethrow_exception(e);
 }
 
+REQUESTS_ENGINE_INLINE bool dispatcher::answer_from_cache(job& j) {
+  if (!cache_ || j.looked_up) return false;
+  j.looked_up = true;
+  auto hit = from_cache(j);
+  if (!hit) return false;
+  complete_now(j.index, std::move(*hit), j.deliver);
+  return true;
+}
+
 REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
   std::vector<std::unique_ptr<job>> dropped;
   struct taken {
@@ -6321,9 +6851,13 @@ REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
     if (head_) dropped.push_back(std::move(head_));
     head_job_ = nullptr;
     has_head_ = false;
+    std::vector<job*> under_way;
     for (auto& slot : slots_) {
-      job* j = slot.current;
-      if (!j) continue;
+      if (slot.current) under_way.push_back(slot.current);
+      under_way.insert(under_way.end(), slot.batch.begin(), slot.batch.end());
+      if (slot.session && (slot.current || !slot.batch.empty())) slot.session->abort();
+    }
+    for (job* j : under_way) {
       j->cancelled.store(true);
       // The worker still owns the job; whoever sets `delivered` first answers its callers.
       if (!j->delivered.exchange(true)) {
@@ -6332,7 +6866,6 @@ REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
         in_flight.push_back(taken{j->index, j->deliver, std::move(j->followers), j->attempts});
         j->followers.clear();
       }
-      if (slot.session) slot.session->abort();
     }
   }
   for (auto& j : dropped) {
@@ -6359,6 +6892,9 @@ REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
   p.retries = retries_.load();
   p.cache_hits = period_cache_hits_.load();
   p.deduplicated = period_deduplicated_.load();
+  p.http_requests = http_requests_.load();
+  p.batches = batches_.load();
+  p.batched = batched_.load();
   p.cache = stats();
   p.input_tokens = input_tokens_.load();
   p.output_tokens = output_tokens_.load();
@@ -6400,7 +6936,7 @@ REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop(std::size_t worker) 
   }
 }
 
-REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t id) {
+REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> dispatcher::open_worker_session(std::size_t id) {
 #if !defined(_WIN32)
   // cpp-httplib writes to sockets without MSG_NOSIGNAL: a peer that closed its end would raise
   // SIGPIPE and kill the whole process. Blocked in this thread, the write fails with EPIPE.
@@ -6415,10 +6951,164 @@ REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t id) {
   } catch (const std::exception& e) {
     log(std::string("worker ") + std::to_string(id) + ": the transport could not open a session: " + e.what());
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    slots_[id].session = session.get();
+  std::lock_guard<std::mutex> lock(mutex_);
+  slots_[id].session = session.get();
+  return session;
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::collector_main(std::size_t id) {
+  std::unique_ptr<transport_session> session = open_worker_session(id);
+  for (;;) {
+    auto batch = take_batch(id);
+    if (batch.empty()) break;
+    const std::size_t n = batch.size();
+    if (!session) {
+      for (auto& j : batch)
+        finish(std::move(j), error{error_code::internal, 0, "the transport could not open a session", {}, 0, {}});
+      continue;
+    }
+    in_flight_.fetch_add(n);
+    run_batch(std::move(batch), *session);
+    in_flight_.fetch_sub(n);
   }
+  std::lock_guard<std::mutex> lock(mutex_);
+  slots_[id].session = nullptr;
+  slots_[id].batch.clear();
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> dispatcher::take_batch(std::size_t id) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const std::size_t max = batch_options_.max_size();
+  for (;;) {
+    if (stopping_) return {};
+    const clock::time_point now = clock::now();
+    while (!waiting_.empty() && waiting_.top().at <= now) {  // retries due: they queue again
+      job* j = waiting_.top().j;
+      j->queued_at = waiting_.top().at;
+      waiting_.pop();
+      ready_.emplace_back(j);
+    }
+    clock::time_point wake = waiting_.empty() ? clock::time_point::max() : waiting_.top().at;
+    if (!ready_.empty()) {
+      // The batch being collected started with the request at the front of the queue.
+      const bool full = ready_.size() >= max;
+      const clock::time_point due = ready_.front()->queued_at + batch_options_.max_wait();
+      if (full || now >= due) {
+        const std::size_t n = full && batch_options_.overflow() ? ready_.size() : std::min(max, ready_.size());
+        std::vector<std::unique_ptr<job>> out;
+        out.reserve(n);
+        worker_slot& slot = slots_[id];
+        for (std::size_t i = 0; i < n; ++i) {
+          out.push_back(std::move(ready_.front()));
+          ready_.pop_front();
+          out.back()->worker = id;
+          slot.batch.push_back(out.back().get());
+        }
+        if (!ready_.empty()) cv_.notify_one();  // another collector may take the rest
+        return out;
+      }
+      wake = std::min(wake, due);
+    }
+    if (wake == clock::time_point::max())
+      cv_.wait(lock);
+    else
+      cv_.wait_until(lock, wake);
+  }
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::run_batch(std::vector<std::unique_ptr<job>> batch, transport_session& s) {
+  const clock::time_point now = clock::now();
+  std::vector<std::unique_ptr<job>> go;
+  go.reserve(batch.size());
+  for (auto& j : batch) {
+    if (j->cancelled.load()) {
+      const int attempts = j->attempts;
+      finish(std::move(j), error{error_code::cancelled, 0, "cancelled before it could be sent", {}, attempts, {}});
+      continue;
+    }
+    if (cache_ && !j->looked_up) {  // submit()ted jobs are looked up already; this is a safety net
+      j->looked_up = true;
+      if (auto hit = from_cache(*j)) {
+        finish(std::move(j), std::move(*hit));
+        continue;
+      }
+    }
+    if (j->attempts == 0) {
+      j->first_sent = now;
+      if (options_.request_deadline().count() > 0) j->deadline = now + options_.request_deadline();
+    }
+    if (now >= j->deadline) {
+      const int attempts = j->attempts;
+      finish(std::move(j), error{error_code::deadline_exceeded, 0,
+                                 "the request deadline passed before it could be sent", {}, attempts, {}});
+      continue;
+    }
+    ++j->attempts;
+    go.push_back(std::move(j));
+  }
+  if (go.empty()) return;
+  // The same inputs make the same batch, whatever order the threads queued them in.
+  std::sort(go.begin(), go.end(), [](const std::unique_ptr<job>& a, const std::unique_ptr<job>& b) {
+    return a->request_hash != b->request_hash ? a->request_hash < b->request_hash : a->sample < b->sample;
+  });
+  ++batches_;
+  batched_ += go.size();
+  static const conversation no_input;
+  static const params no_params;
+  std::vector<batch_request> items;
+  items.reserve(go.size());
+  for (const auto& j : go)
+    items.push_back(batch_request{j->input ? *j->input : no_input, j->input_params ? *j->input_params : no_params,
+                                  j->body, j->request_hash, j->sample, j->name_space});
+  batch_context context{s, go.front()->cancelled};
+  std::vector<result<std::string>> answers;
+  std::string failure;
+  try {
+    answers = ops_.front()->send_batch(items, context);
+  } catch (const std::exception& e) {
+    failure = std::string("the batch backend threw: ") + e.what();
+  } catch (...) {
+    failure = "the batch backend threw a non-standard exception";
+  }
+  http_requests_ += context.http_requests;
+  if (failure.empty() && answers.size() > go.size())
+    log("the batch backend gave " + std::to_string(answers.size()) + " answers to a batch of " +
+        std::to_string(go.size()) + " requests; the extra ones are ignored");
+  for (std::size_t i = 0; i < go.size(); ++i) {
+    std::unique_ptr<job>& j = go[i];
+    result<completion> outcome = error{};
+    bool retryable = false;
+    std::optional<std::chrono::milliseconds> retry_after;
+    try {
+      if (!failure.empty()) {
+        outcome = error{error_code::internal, 0, failure + " (every request of its batch of " +
+                                                     std::to_string(go.size()) + " failed)", {}, 0, {}};
+      } else if (i >= answers.size()) {
+        outcome = error{error_code::internal, 0, "the batch backend answered " + std::to_string(answers.size()) +
+                                                     " of the " + std::to_string(go.size()) +
+                                                     " requests of its batch; this one got no answer", {}, 0, {}};
+      } else if (answers[i]) {
+        http_response r;
+        r.status = 200;
+        r.body = std::move(*answers[i]);
+        outcome = store_answer(*j, ops_.front()->parse_response(r), r.body);
+      } else {
+        outcome = std::move(answers[i].error());
+        const error_code c = outcome.error().code;
+        retryable = c == error_code::rate_limited || c == error_code::server_error || c == error_code::timeout ||
+                    c == error_code::connection;
+        retry_after = outcome.error().retry_after;
+      }
+    } catch (const std::exception& e) {
+      outcome = error{error_code::internal, 0, std::string("exception while reading a batch answer: ") + e.what(),
+                      {}, 0, {}};
+    }
+    conclude(std::move(j), std::move(outcome), retryable, retry_after);
+  }
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t id) {
+  std::unique_ptr<transport_session> session = open_worker_session(id);
   for (;;) {
     auto j = pop(id);
     if (!j) break;
@@ -6687,6 +7377,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       key.in_flight.fetch_add(1, std::memory_order_relaxed);
       const std::uint64_t seq = key.limiter.sending(j->cost);
       sent = true;
+      http_requests_.fetch_add(1, std::memory_order_relaxed);
       resp = s.send(req, j->cancelled);
       key.in_flight.fetch_sub(1, std::memory_order_relaxed);
       key.limiter.answered(seq, resp ? &resp->headers : nullptr, clock::now());
@@ -6713,10 +7404,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
           cv_.notify_one();
         }
       }
-      if (outcome && !j->slots.empty())
-        outcome = fill_slots(*j, std::move(*outcome), resp->body);
-      else if (outcome)
-        to_cache(*j, j->sample, resp->body);
+      outcome = store_answer(*j, std::move(outcome), resp->body);
       if (!outcome) {
         auto& e = outcome.error();
         if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;
@@ -6746,6 +7434,35 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
 
   if (!sent) key.limiter.unreserve(j->cost);
   if (j->probe) open_probe(*j);
+  if (!outcome && key_rejected) {
+    auto& e = outcome.error();
+    e.attempts = j->attempts;
+    if (key.alive.exchange(false))  // the first request to see it reports it
+      log("API key " + std::to_string(j->key + 1) + " of " + std::to_string(keys_.size()) +
+          " was rejected (" + e.describe() + "); it is taken out of the pool");
+    bool any_left = false;
+    for (const auto& k : keys_) any_left = any_left || k->alive.load();
+    if (any_left && !j->cancelled.load()) {
+      ++j->failovers;
+      schedule_retry(std::move(j), clock::now());
+      return;
+    }
+    e.message = "every API key of the pool was rejected; last: " + e.message;
+  }
+  conclude(std::move(j), std::move(outcome), retryable, retry_after);
+}
+
+REQUESTS_ENGINE_INLINE result<completion> dispatcher::store_answer(job& j, result<completion>&& outcome,
+                                                                  const std::string& response_body) {
+  if (outcome && !j.slots.empty())
+    outcome = fill_slots(j, std::move(*outcome), response_body);
+  else if (outcome)
+    to_cache(j, j.sample, response_body);
+  return std::move(outcome);
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<completion>&& outcome, bool retryable,
+                                                 std::optional<std::chrono::milliseconds> retry_after) {
   if (j->cancelled.load() && !outcome) {
     outcome = error{error_code::cancelled, 0, "cancelled while in flight", {}, 0, {}};
     retryable = false;
@@ -6759,19 +7476,6 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   }
   auto& e = outcome.error();
   e.attempts = j->attempts;
-  if (key_rejected) {
-    if (key.alive.exchange(false))  // the first request to see it reports it
-      log("API key " + std::to_string(j->key + 1) + " of " + std::to_string(keys_.size()) +
-          " was rejected (" + e.describe() + "); it is taken out of the pool");
-    bool any_left = false;
-    for (const auto& k : keys_) any_left = any_left || k->alive.load();
-    if (any_left && !j->cancelled.load()) {
-      ++j->failovers;
-      schedule_retry(std::move(j), clock::now());
-      return;
-    }
-    e.message = "every API key of the pool was rejected; last: " + e.message;
-  }
   const int retries_done = j->attempts - 1 - j->failovers;
   const bool budget_left = options_.max_retries() < 0 || retries_done < options_.max_retries();
   if (retryable && budget_left) {

@@ -5,8 +5,13 @@
 #include "mock_server.hpp"
 #include "requests_engine.hpp"
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <set>
+#include <thread>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -568,4 +573,472 @@ TEST_CASE("batch: requests already in the cache are not uploaded; fetch gives th
     }
     CHECK(f.model_requests() == 3);
   }
+}
+
+// ---- The collector: batch_backend and openai_completions fed batches (options::batching) ----
+
+namespace collector_tests {
+
+using namespace std::chrono_literals;
+
+// A stand-in model: answers "echo: <last user text> #<sample>" (n choices when asked), records
+// every batch it got, and can be held at a gate, slowed, or made to fail.
+struct toy_model {
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::vector<std::string>> batches;  // the prompts of each call, in the order given
+  std::vector<std::size_t> samples;               // every sample asked for
+  std::vector<std::string> hashes;                // every (hash, sample) asked for, as "hash-sample"
+  std::atomic<int> in_backend{0}, most_in_backend{0};
+  bool gated = false;
+  std::chrono::milliseconds delay{0};
+  std::function<void(const std::vector<re::batch_request>&)> before;  // may throw
+  bool drop_last = false;                                             // answer one request fewer
+
+  re::batch_backend backend(const std::string& name = "toy-v1") {
+    return re::batch_backend(name, [this](const std::vector<re::batch_request>& batch) { return answer(batch); });
+  }
+
+  std::vector<re::result<re::completion>> answer(const std::vector<re::batch_request>& batch) {
+    const int now = ++in_backend;
+    int seen = most_in_backend.load();
+    while (now > seen && !most_in_backend.compare_exchange_weak(seen, now)) {
+    }
+    struct leave {
+      std::atomic<int>& n;
+      ~leave() { --n; }
+    } on_exit{in_backend};
+    {
+      std::unique_lock<std::mutex> lock(m);
+      std::vector<std::string> texts;
+      for (const auto& r : batch) {
+        texts.push_back(r.conversation.messages().back().text());
+        samples.push_back(r.sample);
+        hashes.push_back(r.request_hash + "-" + std::to_string(r.sample));
+      }
+      batches.push_back(std::move(texts));
+      cv.notify_all();
+      cv.wait(lock, [&] { return !gated; });
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    if (before) before(batch);
+    std::vector<re::result<re::completion>> out;
+    for (const auto& r : batch) {
+      re::completion c;
+      const std::string base = "echo: " + r.conversation.messages().back().text();
+      const int n = r.params.n().value_or(1);
+      for (int k = 0; k < n; ++k)
+        c.choices.push_back(re::choice{base + " #" + std::to_string(r.sample + static_cast<std::size_t>(k)), "stop", {}});
+      c.usage.input_tokens = 3;
+      c.usage.output_tokens = 2 * n;
+      c.model = "toy";
+      out.push_back(std::move(c));
+    }
+    if (drop_last && !out.empty()) out.pop_back();
+    return out;
+  }
+  void open_gate() {
+    std::lock_guard<std::mutex> lock(m);
+    gated = false;
+    cv.notify_all();
+  }
+  // Waits until the backend has been called `n` times.
+  bool wait_calls(std::size_t n, std::chrono::milliseconds limit = 5s) {
+    std::unique_lock<std::mutex> lock(m);
+    return cv.wait_for(lock, limit, [&] { return batches.size() >= n; });
+  }
+  std::vector<std::size_t> sizes() {
+    std::lock_guard<std::mutex> lock(m);
+    std::vector<std::size_t> s;
+    for (const auto& b : batches) s.push_back(b.size());
+    return s;
+  }
+  std::size_t requests_seen() {
+    std::lock_guard<std::mutex> lock(m);
+    return samples.size();
+  }
+};
+
+re::options collecting(std::size_t size, std::chrono::milliseconds wait, std::size_t concurrent = 1,
+                       bool overflow = false) {
+  return re::options().max_retries(3).initial_backoff(5ms).batching(
+      re::batching_options().max_size(size).max_wait(wait).concurrent(concurrent).overflow(overflow));
+}
+
+std::string failures(const std::vector<re::result<re::completion>>& results) {
+  std::string s;
+  for (const auto& r : results)
+    if (!r) s += r.error().describe() + "\n";
+  return s;
+}
+
+}  // namespace collector_tests
+
+TEST_CASE("collector: under load batches fill to the limit; a lone request leaves after the wait") {
+  using namespace collector_tests;
+  toy_model model;
+  re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(8, 150ms));
+
+  SUBCASE("64 requests at once: eight full batches, answers in input order") {
+    auto results = engine.run(questions(64));
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      REQUIRE_MESSAGE(results[i], failures(results));
+      CHECK(results[i]->text == "echo: question " + std::to_string(i) + " #0");
+      CHECK_FALSE(results[i]->from_cache);
+    }
+    CHECK(model.sizes() == std::vector<std::size_t>(8, 8));
+    const re::progress p = engine.current_progress();
+    CHECK(p.batches == 8);
+    CHECK(p.batched == 64);
+    CHECK(p.http_requests == 0);  // an in-process backend
+  }
+  SUBCASE("a lone request waits max_wait for company, then goes alone") {
+    const auto start = std::chrono::steady_clock::now();
+    auto f = engine.submit(re::conversation().user("alone"));
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    auto r = f.get();
+    REQUIRE(r);
+    CHECK(r->text == "echo: alone #0");
+    CHECK(waited >= 150ms);
+    CHECK(waited < 3s);  // generous: a loaded CI machine
+    CHECK(model.sizes() == std::vector<std::size_t>{1});
+  }
+  SUBCASE("a full batch leaves at once, without waiting for the timer") {
+    re::engine<re::batch_backend, re::memory_cache> slow_timer(model.backend(), collecting(4, 60s));
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::future<re::result<re::completion>>> futures;
+    for (int i = 0; i < 4; ++i) futures.push_back(slow_timer.submit(re::conversation().user("q" + std::to_string(i))));
+    for (auto& f : futures) REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    CHECK(std::chrono::steady_clock::now() - start < 5s);  // far below the 60 s timer
+    CHECK(model.sizes() == std::vector<std::size_t>{4});
+  }
+}
+
+TEST_CASE("collector: overflow lets a full batch take everything queued; without it batches stay at the limit") {
+  using namespace collector_tests;
+  for (const bool overflow : {false, true}) {
+    CAPTURE(overflow);
+    toy_model model;
+    model.gated = true;
+    re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(8, 500ms, 1, overflow));
+    std::vector<std::future<re::result<re::completion>>> futures;
+    for (int i = 0; i < 8; ++i) futures.push_back(engine.submit(re::conversation().user("first " + std::to_string(i))));
+    REQUIRE(model.wait_calls(1));  // the first batch is in the backend, held there
+    for (int i = 0; i < 50; ++i) futures.push_back(engine.submit(re::conversation().user("then " + std::to_string(i))));
+    model.open_gate();
+    for (auto& f : futures) {
+      REQUIRE(f.wait_for(10s) == std::future_status::ready);
+      CHECK(f.get());
+    }
+    const auto sizes = model.sizes();
+    REQUIRE(sizes.size() >= 2);
+    CHECK(sizes[0] == 8);
+    if (overflow) {
+      CHECK(sizes[1] == 50);  // everything queued behind the full batch
+      CHECK(sizes.size() == 2);
+    } else {
+      for (auto s : sizes) CHECK(s <= 8);
+      CHECK(sizes.size() == 1 + 7);  // 50 = 6 * 8 + 2
+    }
+  }
+}
+
+TEST_CASE("collector: concurrent(2) keeps two batches in the backend at once, never more") {
+  using namespace collector_tests;
+  for (const std::size_t concurrent : {std::size_t{1}, std::size_t{2}}) {
+    CAPTURE(concurrent);
+    toy_model model;
+    model.delay = 80ms;
+    re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(4, 10ms, concurrent));
+    auto results = engine.run(questions(32));
+    for (auto& r : results) REQUIRE_MESSAGE(r, failures(results));
+    CHECK(model.most_in_backend.load() == static_cast<int>(concurrent));
+    CHECK(model.sizes() == std::vector<std::size_t>(8, 4));
+  }
+}
+
+TEST_CASE("collector: cache hits and identical requests in flight never reach the backend") {
+  using namespace collector_tests;
+  toy_model model;
+  auto cache = std::make_shared<re::memory_cache>();
+  re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(16, 20ms), cache);
+  auto first = engine.run(questions(20));
+  for (auto& r : first) REQUIRE(r);
+  REQUIRE(model.requests_seen() == 20);
+
+  // A rerun (a new engine, as in a new process; samples count again from 0): the cache answers.
+  re::engine<re::batch_backend, re::memory_cache> rerun(model.backend(), collecting(16, 20ms), cache);
+  auto again = rerun.run(questions(20));
+  for (std::size_t i = 0; i < again.size(); ++i) {
+    REQUIRE(again[i]);
+    CHECK(again[i]->from_cache);
+    CHECK(again[i]->text == first[i]->text);
+  }
+  CHECK(model.requests_seen() == 20);
+  // submit() too: a stored answer is delivered at once, without waiting for a batch.
+  re::engine<re::batch_backend, re::memory_cache> long_wait(model.backend(), collecting(16, 60s), cache);
+  auto f = long_wait.submit(re::conversation().user("question 3"));
+  REQUIRE(f.wait_for(2s) == std::future_status::ready);
+  CHECK(f.get()->from_cache);
+  CHECK(model.requests_seen() == 20);
+
+  // Identical requests without distinct samples: one reaches the backend, the others share it.
+  re::engine<re::batch_backend, re::memory_cache> same(model.backend(),
+                                                       collecting(16, 20ms).distinct_samples(false));
+  std::vector<re::conversation> copies(10, re::conversation().user("the same"));
+  auto shared = same.run(copies);
+  std::size_t deduplicated = 0;
+  for (auto& r : shared) {
+    REQUIRE(r);
+    CHECK(r->text == "echo: the same #0");
+    deduplicated += r->deduplicated ? 1 : 0;
+  }
+  CHECK(deduplicated == 9);
+  CHECK(model.requests_seen() == 21);
+}
+
+TEST_CASE("collector: 1,000 copies of a prompt are 1,000 samples, replayed on a rerun; namespaces start again") {
+  using namespace collector_tests;
+  toy_model model;
+  auto cache = std::make_shared<re::memory_cache>();
+  re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(64, 5ms), cache);
+  const std::vector<re::conversation> copies(1000, re::conversation().user("think of a number"));
+  auto first = engine.run(copies, re::params(), "trial");
+  std::set<std::string> texts;
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    REQUIRE(first[i]);
+    CHECK(first[i]->text == "echo: think of a number #" + std::to_string(i));  // the k-th copy is sample k
+    texts.insert(first[i]->text);
+  }
+  CHECK(texts.size() == 1000);
+  CHECK(model.requests_seen() == 1000);
+  {
+    std::set<std::size_t> samples(model.samples.begin(), model.samples.end());
+    CHECK(samples.size() == 1000);
+    CHECK(*samples.rbegin() == 999);
+    // Each batch is in (hash, sample) order, whatever order the requests were queued in.
+    std::lock_guard<std::mutex> lock(model.m);
+    REQUIRE(model.batches.front().size() == 64);
+    CHECK(std::is_sorted(model.samples.begin(), model.samples.begin() + 64));
+  }
+
+  re::engine<re::batch_backend, re::memory_cache> rerun(model.backend(), collecting(64, 5ms), cache);
+  auto replay = rerun.run(copies, re::params(), "trial");
+  for (std::size_t i = 0; i < replay.size(); ++i) {
+    REQUIRE(replay[i]);
+    CHECK(replay[i]->from_cache);
+    CHECK(replay[i]->text == first[i]->text);
+  }
+  CHECK(model.requests_seen() == 1000);
+  // Another namespace starts at sample 0 again: the same stored answers, and one more is asked for.
+  std::vector<re::conversation> more(copies);
+  more.push_back(copies.front());
+  auto other = rerun.run(more, re::params(), "another trial");
+  for (auto& r : other) REQUIRE(r);
+  CHECK(other[1000]->text == "echo: think of a number #1000");
+  CHECK_FALSE(other[1000]->from_cache);
+  CHECK(model.requests_seen() == 1001);
+}
+
+TEST_CASE("collector: params::n asks the backend only for the samples the cache lacks") {
+  using namespace collector_tests;
+  toy_model model;
+  re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(8, 5ms));
+  const re::conversation c = re::conversation().user("pick");
+  auto two = engine.submit(c, re::params().n(2)).get();
+  REQUIRE(two);
+  REQUIRE(two->choices.size() == 2);
+  auto three = engine.submit(c, re::params().n(3), "next").get();
+  REQUIRE(three);
+  REQUIRE(three->choices.size() == 3);
+  CHECK(three->choices[0].text == "echo: pick #0");
+  CHECK(three->choices[1].text == "echo: pick #1");
+  CHECK(three->choices[2].text == "echo: pick #2");
+  // The first call asked for samples 0-1 as one request with n = 2; the second only for sample 2.
+  CHECK(model.samples == std::vector<std::size_t>{0, 2});
+}
+
+TEST_CASE("collector: a throwing backend fails its own batch only; short answers fail the missing requests") {
+  using namespace collector_tests;
+  toy_model model;
+  model.before = [](const std::vector<re::batch_request>& batch) {
+    for (const auto& r : batch)
+      if (r.conversation.messages().back().text() == "question 5") throw std::runtime_error("GPU on fire");
+  };
+  re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(4, 20ms));
+  auto results = engine.run(questions(12));  // queued in input order: batches 0-3, 4-7, 8-11
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    CAPTURE(i);
+    if (i >= 4 && i < 8) {
+      REQUIRE_FALSE(results[i]);
+      CHECK(results[i].error().code == re::error_code::internal);
+      CHECK(results[i].error().message.find("GPU on fire") != std::string::npos);
+      CHECK(results[i].error().message.find("batch of 4") != std::string::npos);
+      CHECK(results[i].error().attempts == 1);  // internal errors are not retried
+    } else {
+      CHECK(results[i]);
+    }
+  }
+  // The collector goes on serving.
+  auto after = engine.submit(re::conversation().user("still there?")).get();
+  CHECK(after);
+
+  toy_model short_model;
+  short_model.drop_last = true;
+  re::engine<re::batch_backend, re::memory_cache> short_engine(short_model.backend(), collecting(4, 20ms));
+  auto partial = short_engine.run(questions(8));
+  std::size_t missing = 0;
+  for (auto& r : partial) {
+    if (r) continue;
+    ++missing;
+    CHECK(r.error().code == re::error_code::internal);
+    CHECK(r.error().message.find("answered 3 of the 4") != std::string::npos);
+  }
+  CHECK(missing == 2);  // one per batch
+}
+
+TEST_CASE("collector: a retryable error from the backend is retried in a later batch") {
+  using namespace collector_tests;
+  std::atomic<int> calls{0};
+  re::batch_backend flaky("flaky-v1", [&](const std::vector<re::batch_request>& batch) {
+    std::vector<re::result<re::completion>> out;
+    const bool busy = calls++ == 0;  // the first call: every request is rate limited
+    for (const auto& r : batch) {
+      if (busy) {
+        re::error e{re::error_code::rate_limited, 0, "busy", {}, 0, {}};
+        e.retry_after = 30ms;
+        out.emplace_back(e);
+      } else {
+        re::completion c;
+        c.text = "ok " + r.conversation.messages().back().text();
+        out.emplace_back(c);
+      }
+    }
+    return out;
+  });
+  std::vector<re::retry_info> retries;
+  std::mutex m;
+  re::options o = collecting(8, 10ms);
+  o.on_retry([&](const re::retry_info& info) {
+    std::lock_guard<std::mutex> lock(m);
+    retries.push_back(info);
+  });
+  re::engine<re::batch_backend, re::memory_cache> engine(flaky, o);
+  auto results = engine.run(questions(6));
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i], failures(results));
+    CHECK(results[i]->text == "ok question " + std::to_string(i));
+    CHECK(results[i]->attempts == 2);
+  }
+  CHECK(calls.load() == 2);
+  CHECK(retries.size() == 6);
+  for (const auto& r : retries) CHECK(r.wait == 30ms);
+}
+
+TEST_CASE("collector: cancel() answers queued and in-backend requests at once; later work runs") {
+  using namespace collector_tests;
+  toy_model model;
+  model.gated = true;
+  re::engine<re::batch_backend, re::memory_cache> engine(model.backend(), collecting(4, 20ms));
+  std::vector<std::future<re::result<re::completion>>> futures;
+  for (int i = 0; i < 10; ++i) futures.push_back(engine.submit(re::conversation().user("q" + std::to_string(i))));
+  REQUIRE(model.wait_calls(1));  // 4 in the backend (held), 6 queued
+  const auto start = std::chrono::steady_clock::now();
+  engine.cancel();
+  for (auto& f : futures) {
+    REQUIRE(f.wait_for(2s) == std::future_status::ready);
+    auto r = f.get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == re::error_code::cancelled);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  model.open_gate();
+  auto later = engine.submit(re::conversation().user("after the cancel")).get();
+  REQUIRE(later);
+  CHECK(later->text == "echo: after the cancel #0");
+}
+
+TEST_CASE("collector: misconfigurations are named") {
+  using namespace collector_tests;
+  toy_model model;
+  CHECK_THROWS_WITH_AS(re::engine<re::batch_backend>(model.backend(), collecting(0, 5ms)),
+                       doctest::Contains("max_size"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(re::engine<re::batch_backend>(model.backend(), collecting(4, 5ms, 0)),
+                       doctest::Contains("concurrent"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      (re::engine<re::openai_compatible>(re::openai_compatible("k", "http://127.0.0.1:1/v1", "m"), collecting(4, 5ms))),
+      doctest::Contains("takes no batches"), std::invalid_argument);
+  CHECK_THROWS_AS(re::batch_backend("", [](const std::vector<re::batch_request>&) {
+                    return std::vector<re::result<re::completion>>();
+                  }),
+                  std::invalid_argument);
+}
+
+TEST_CASE("collector: openai_completions sends prompt arrays; every prompt gets its own answer (HTTP and HTTPS)") {
+  using namespace collector_tests;
+  for (const bool tls : {false, true}) {
+    CAPTURE(tls);
+    mock::server_options so;
+    so.api_key = batch_key;
+    std::string ca;
+    if (tls) {
+      static const mock::tls_files pki = mock::make_test_pki(batch_scratch("pki"));
+      so.cert_path = pki.server_cert;
+      so.key_path = pki.server_key;
+      ca = pki.ca_cert;
+    }
+    auto server = std::make_unique<mock::server>(so);
+    server->start();
+    re::openai_completions provider(batch_key, server->base_url(), "mock-base");
+    re::options o = collecting(50, 500ms, 2);  // a generous wait: a slow (sanitized) feed still fills batches
+    if (tls) o.ca_cert_file(ca);
+    re::engine<re::openai_completions, re::memory_cache> engine(provider, o);
+    const std::size_t count = tls ? 200 : 1000;
+    std::vector<re::conversation> batch;
+    for (std::size_t i = 0; i < count; ++i) batch.push_back(re::conversation().user("prompt number " + std::to_string(i)));
+    auto results = engine.run(batch);
+    std::int64_t input_tokens = 0;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      REQUIRE_MESSAGE(results[i], failures(results));
+      CHECK(results[i]->text == "Mock answer to: prompt number " + std::to_string(i));
+      input_tokens += results[i]->usage.input_tokens;
+    }
+    const std::size_t sent = server->requests_for_path("/v1/completions");
+    CHECK(sent <= count / 50 + 5);  // 1,000 prompts: at most 25 HTTP requests
+    CHECK(sent >= count / 50);
+    const re::progress p = engine.current_progress();
+    CHECK(p.http_requests == sent);
+    CHECK(p.batched == count);
+    CHECK(input_tokens > 0);
+  }
+}
+
+TEST_CASE("collector: prompt arrays with n = 2 map each choice back by its index; a 429 is retried") {
+  using namespace collector_tests;
+  mock::server_options so;
+  so.api_key = batch_key;
+  so.fail_429 = 0.3;
+  so.fail_429_retry_after_ms = 20;
+  so.seed = 7;
+  auto server = std::make_unique<mock::server>(so);
+  server->start();
+  re::openai_completions provider(batch_key, server->base_url(), "mock-base");
+  re::options o = collecting(10, 20ms).max_retries(20);
+  re::engine<re::openai_completions, re::memory_cache> engine(provider, o);
+  std::vector<re::conversation> batch;
+  for (int i = 0; i < 40; ++i) batch.push_back(re::conversation().user("p" + std::to_string(i)));
+  auto results = engine.run(batch, re::params().n(2));
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i], failures(results));
+    REQUIRE(results[i]->choices.size() == 2);
+    CHECK(results[i]->choices[0].text == "Mock answer to: p" + std::to_string(i));
+    CHECK(results[i]->choices[1].text == "Mock answer to: p" + std::to_string(i) + " (sample 1)");
+  }
+  CHECK(server->responses_with_status(429) > 0);
+  CHECK(engine.current_progress().retries > 0);
+  // Each of the 2 samples is stored on its own: a rerun of n = 1 is a cache hit.
+  auto one = engine.submit(batch[3], re::params(), "again").get();
+  REQUIRE(one);
+  CHECK(one->from_cache);
 }

@@ -276,6 +276,68 @@ TEST_CASE("run: plain format; every line answered; a rerun comes from the cache"
   CHECK(server.stop() == 3);
 }
 
+TEST_CASE("run --api completions --batch-size 50: 1,000 prompts in at most 25 HTTP requests, each answer its own") {
+  const fs::path dir = scratch("prompt-arrays");
+  write_text(dir / "in.jsonl", plain_input(1000));
+  mock server(dir);
+  const std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                         "--model", "mock-base", "--api", "completions", "--batch-size", "50",
+                                         "--cache-dir", (dir / "cache").string(), "--summary-json",
+                                         (dir / "summary.json").string()};
+  outcome first = run_cli(args, dir, "run1", server.env());
+  REQUIRE_MESSAGE(first.status == 0, first.err);
+  const auto lines = json_lines(dir / "out.jsonl");
+  REQUIRE(lines.size() == 1000);
+  std::set<std::string> ids;
+  for (const json& l : lines) {
+    const std::string id = l["id"].get<std::string>();
+    ids.insert(id);
+    CHECK(l["error"].is_null());
+    CHECK(l["text"] == "Mock answer to: question " + id.substr(1));  // "q17" asked "question 17"
+    CHECK(l["from_cache"] == false);
+  }
+  CHECK(ids.size() == 1000);
+  const json summary = json::parse(slurp(dir / "summary.json"));
+  CHECK(summary["http_requests"].get<int>() <= 25);
+  CHECK(summary["mean_batch_size"].get<double>() >= 40.0);
+  CHECK(first.err.find("mean batch size") != std::string::npos);
+
+  // The rerun comes from the cache: no HTTP request at all.
+  outcome second = run_cli(args, dir, "run2", server.env());
+  REQUIRE_MESSAGE(second.status == 0, second.err);
+  CHECK(second.err.find("from cache   1000") != std::string::npos);
+  CHECK(second.err.find("http         0 requests") != std::string::npos);
+
+  const long served = server.stop();
+  CHECK(served == summary["http_requests"].get<long>());
+  CHECK(served <= 25);
+  CHECK(server.stopped_stderr().find(std::to_string(served) + " legacy completions") != std::string::npos);
+}
+
+TEST_CASE("run: --batch-size and --api are checked before anything is sent") {
+  const fs::path dir = scratch("batch-usage");
+  write_text(dir / "in.jsonl", plain_input(2));
+  const std::vector<std::string> base = {"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                         "--model", "m", "--no-cache"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args, dir, "usage", {{"OPENAI_BASE_URL", "http://127.0.0.1:1/v1"}});
+  };
+  outcome no_api = with({"--batch-size", "8"});
+  CHECK(no_api.status == 2);
+  CHECK(no_api.err.find("--batch-size sends prompt arrays: it needs --api completions") != std::string::npos);
+  outcome bad_api = with({"--api", "embeddings"});
+  CHECK(bad_api.status == 2);
+  CHECK(bad_api.err.find("--api must be chat or completions") != std::string::npos);
+  outcome wait_alone = with({"--api", "completions", "--batch-wait", "10"});
+  CHECK(wait_alone.status == 2);
+  CHECK(wait_alone.err.find("--batch-wait needs --batch-size") != std::string::npos);
+  outcome zero = with({"--api", "completions", "--batch-size", "0"});
+  CHECK(zero.status == 2);
+  CHECK(zero.err.find("--batch-size") != std::string::npos);
+}
+
 TEST_CASE("run: OpenAI Batch input gives OpenAI Batch output; --ordered keeps input order") {
   const fs::path dir = scratch("batch");
   std::string in;

@@ -8,6 +8,9 @@
 //
 // Routes:
 //   POST /v1/chat/completions   OpenAI chat completions (non-streaming)
+//   POST /v1/completions        OpenAI legacy completions, `prompt` a string or an array of
+//                               strings: choices[].index = prompt * n + sample, the choices in
+//                               reverse order (auth, limits, faults and latency as below)
 //   POST /v1/messages           Anthropic Messages (non-streaming)
 //   GET  /health                200 "ok"
 //   the batch APIs: /v1/files, /v1/batches, /v1/messages/batches (see mock/batch.hpp)

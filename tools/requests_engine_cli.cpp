@@ -23,7 +23,16 @@ int main(int argc, char** argv) {
   const requests_engine_cli::mock_command mock = requests_engine_cli::add_mock_command(app);
   requests_engine_cli::add_batch_command(app);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {  // a subcommand run from its callback (batch) ended: its status
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    // --help prints and exits 0; every other problem with the command line is a usage error,
+    // exit 2 like those found later (CLI11's own codes, 100 and up, would mean nothing to scripts).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
 
   try {
     if (run.cmd->parsed()) return run.run();

@@ -35,6 +35,9 @@ struct run_args {
   std::string input;
   std::string output;
   std::string provider = "openai";
+  std::string api = "chat";  ///< openai: chat (chat completions) or completions (legacy, prompt arrays)
+  std::size_t batch_size = 0;  ///< completions: prompts per HTTP request (0: one each)
+  std::optional<std::int64_t> batch_wait_ms;
   std::string base_url;
   std::string model;
   std::optional<double> temperature;
@@ -122,6 +125,9 @@ struct run_summary {
   re::cost_report cost;  ///< every result added as it completes
   double wall_seconds = 0;
   bool interrupted = false;
+  std::size_t http_requests = 0;  ///< sent, retries included (a prompt array is one)
+  std::size_t batches = 0;        ///< --batch-size: batches collected, and the requests in them
+  std::size_t batched = 0;
 };
 
 namespace detail {
@@ -189,6 +195,13 @@ inline void print_summary(const run_summary& s, std::ostream& out) {
         << (s.cache->write_errors ? ", " + std::to_string(s.cache->write_errors) + " not stored" : std::string())
         << "\n";
   out << "  retries      " << s.retries << "\n";
+  out << "  http         " << s.http_requests << " requests";
+  if (s.batches > 0) {
+    std::ostringstream mean;
+    mean << std::fixed << std::setprecision(1) << static_cast<double>(s.batched) / static_cast<double>(s.batches);
+    out << "; " << s.batches << " batches of " << s.batched << " prompts, mean batch size " << mean.str();
+  }
+  out << "\n";
   out << "  tokens       input " << s.tokens.input_tokens << " (cached " << s.tokens.cached_input_tokens
       << "), output " << s.tokens.output_tokens << "\n";
   out << "  cost         " << cost_line(s.cost) << "\n";
@@ -405,6 +418,9 @@ inline json summary_json(const run_summary& s, const run_args& a) {
                   {"bytes_read", s.cache->bytes_read},
                   {"bytes_written", s.cache->bytes_written}};
   j["retries"] = s.retries;
+  j["http_requests"] = s.http_requests;
+  j["batches"] = s.batches;
+  j["mean_batch_size"] = s.batches > 0 ? json(static_cast<double>(s.batched) / static_cast<double>(s.batches)) : json();
   j["tokens"] = detail::usage_json(s.tokens);
   j["cost"] = s.cost.to_json();
   j["wall_seconds"] = s.wall_seconds;
@@ -485,6 +501,12 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   if (a.tpm > 0) o.tokens_per_minute(a.tpm);
   if (!a.no_cache) o.cache_dir(a.cache_dir.empty() ? default_cache_dir() : a.cache_dir);
   if (a.no_progress) o.progress_bar(false);
+  if (a.batch_size > 0) {
+    re::batching_options b;
+    b.max_size(a.batch_size).concurrent(a.concurrency);
+    if (a.batch_wait_ms) b.max_wait(std::chrono::milliseconds(*a.batch_wait_ms));
+    o.batching(b);
+  }
   o.on_retry([&](const re::retry_info&) {
     std::lock_guard<std::mutex> lock(m);
     ++sum.retries;
@@ -544,7 +566,11 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   for (auto& f : futures) f.wait();
   signals.on_signal({});
 
+  const re::progress counts = engine.current_progress();
   std::lock_guard<std::mutex> lock(m);
+  sum.http_requests = counts.http_requests;
+  sum.batches = counts.batches;
+  sum.batched = counts.batched;
   sum.interrupted = interrupted.load();
   if (!a.no_cache) sum.cache = engine.cache_statistics();
   sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -658,6 +684,12 @@ inline int run_run(const run_args& a) {
     if (p != "openai" && p != "anthropic" && p != "bedrock" && p != "vertex" && p != "gemini")
       throw usage_error("unknown provider '" + p + "' (openai, anthropic, bedrock, vertex, gemini)");
     if (a.concurrency == 0) throw usage_error("--concurrency must be at least 1");
+    if (a.api != "chat" && a.api != "completions")
+      throw usage_error("--api must be chat or completions, got '" + a.api + "'");
+    if (a.api != "chat" && p != "openai") throw usage_error("--api is for --provider openai only");
+    if (a.batch_size > 0 && a.api != "completions")
+      throw usage_error("--batch-size sends prompt arrays: it needs --api completions");
+    if (a.batch_wait_ms && a.batch_size == 0) throw usage_error("--batch-wait needs --batch-size");
     if (!a.shard.empty()) (void)detail::parse_shard(a.shard);
     if (!a.vertex_api.empty() && p != "vertex") throw usage_error("--vertex-api is for --provider vertex only");
     if (!a.project.empty() && p != "vertex") throw usage_error("--project is for --provider vertex only");
@@ -670,7 +702,7 @@ inline int run_run(const run_args& a) {
 
     // An OpenAI Batch body goes as it is only to an OpenAI-compatible API; the others get it
     // translated field by field (run_input.hpp), so that nothing is dropped without a word.
-    const bool raw = p == "openai" || vertex_api == "openai";
+    const bool raw = (p == "openai" && a.api == "chat") || vertex_api == "openai";
     input_options io;
     io.raw_openai_body = raw;
     io.temperature = a.temperature;
@@ -682,6 +714,7 @@ inline int run_run(const run_args& a) {
                                                    : detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
       const std::string key = detail::api_key("OPENAI_API_KEY", base, "api.openai.com");
       detail::check_model(in, a, true);
+      if (a.api == "completions") return run_with(re::openai_completions(key, base, a.model), a, in, false, prices);
       return run_with(openai_passthrough<re::openai_compatible>(re::openai_compatible(key, base, a.model)), a, in,
                       true, prices);
     }
@@ -807,7 +840,19 @@ inline run_command add_run_command(CLI::App& app) {
   c->add_option("--model", a.model, "Model for lines that name none");
   c->add_option("--temperature", a.temperature, "Temperature for lines that set none");
   c->add_option("--max-tokens", a.max_tokens, "max_tokens for lines that set none")->check(CLI::PositiveNumber);
-  c->add_option("--concurrency", a.concurrency, "Requests in flight at once")->capture_default_str();
+  c->add_option("--concurrency", a.concurrency, "Requests in flight at once (with --batch-size: batches)")
+      ->capture_default_str();
+  c->add_option("--api", a.api,
+                "openai: chat (POST /chat/completions) or completions (the legacy POST /completions: each line's "
+                "prompt is sent as it is, for base models)")
+      ->capture_default_str();
+  c->add_option("--batch-size", a.batch_size,
+                "completions: up to N prompts in one HTTP request (`prompt` as an array, as vLLM, llama.cpp "
+                "server and OpenAI take it); a batch leaves when full or after --batch-wait")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  c->add_option("--batch-wait", a.batch_wait_ms,
+                "with --batch-size: the longest a prompt waits for others, in milliseconds (default 20)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}));
   c->add_option("--rpm", a.rpm, "Requests per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
   c->add_option("--tpm", a.tpm, "Tokens per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
   c->add_option("--max-retries", a.max_retries, "Retries after the first attempt (-1 = unlimited)")

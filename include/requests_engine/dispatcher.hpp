@@ -41,6 +41,11 @@ struct job {
   bool rate_reserved = false;          // this attempt's capacity is reserved (it may wait for it)
   bool probe = false;                  // the engine's first request, sent alone (options::probe_rate_limits)
   int failovers = 0;                   // attempts that went to a key the server then rejected
+  // For a batch provider (options::batching): the request as the batch function sees it (for
+  // a slotted job, params with n = the missing samples), and when it joined the batch queue.
+  std::shared_ptr<const conversation> input;
+  std::shared_ptr<const params> input_params;
+  clock::time_point queued_at{};
 };
 
 /// A fixed pool of workers over a timed queue. A job waiting for its retry sits in the queue,
@@ -89,6 +94,10 @@ class dispatcher {
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::size_t assign_samples(const std::string& name_space,
                                                                   const std::string& hash, std::size_t count);
   [[nodiscard]] bool provider_can_split() const { return ops_.front()->can_split(); }
+  /// Requests go to the provider in batches (see options::batching): jobs carry their input.
+  [[nodiscard]] bool batching() const noexcept { return batching_; }
+  /// Answers a job from the cache if it can (once per job): true when it delivered the result.
+  REQUESTS_ENGINE_INLINE bool answer_from_cache(job& j);
   /// Whether requests need a cost estimate: limits configured, or learned from the server.
   [[nodiscard]] bool rate_limited() const noexcept {
     for (const auto& k : keys_)
@@ -113,8 +122,22 @@ class dispatcher {
   struct worker_slot {
     transport_session* session = nullptr;
     job* current = nullptr;
+    std::vector<job*> batch;  // a collector's batch in the backend
   };
   REQUESTS_ENGINE_INLINE void worker_main(std::size_t id);
+  // Blocks SIGPIPE in this thread, opens its transport session and records it in its slot.
+  REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> open_worker_session(std::size_t id);
+  // Batch providers: `concurrent` collectors each take a batch from ready_ (when full, or when
+  // its first request has waited max_wait) and hand it to the provider.
+  REQUESTS_ENGINE_INLINE void collector_main(std::size_t id);
+  REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> take_batch(std::size_t id);
+  REQUESTS_ENGINE_INLINE void run_batch(std::vector<std::unique_ptr<job>> batch, transport_session& s);
+  // After an attempt: delivers a success or a final error, or schedules the retry.
+  REQUESTS_ENGINE_INLINE void conclude(std::unique_ptr<job> j, result<completion>&& outcome, bool retryable,
+                                       std::optional<std::chrono::milliseconds> retry_after);
+  // Stores a fresh answer (every slot of a multi-sample job); returns the result to deliver.
+  REQUESTS_ENGINE_INLINE result<completion> store_answer(job& j, result<completion>&& outcome,
+                                                         const std::string& response_body);
   REQUESTS_ENGINE_INLINE std::unique_ptr<job> pop(std::size_t worker);
   REQUESTS_ENGINE_INLINE void run_attempt(std::unique_ptr<job> j, transport_session& s);
   REQUESTS_ENGINE_INLINE void finish(std::unique_ptr<job> j, result<completion>&& r);
@@ -125,7 +148,13 @@ class dispatcher {
   // Under mutex_: the job leaves its worker's slot, so cancel() no longer reaches it.
   void release_slot(job& j) {
     if (j.worker != job::no_worker) {
-      if (slots_[j.worker].current == &j) slots_[j.worker].current = nullptr;
+      worker_slot& slot = slots_[j.worker];
+      if (slot.current == &j) slot.current = nullptr;
+      auto it = std::find(slot.batch.begin(), slot.batch.end(), &j);
+      if (it != slot.batch.end()) {
+        *it = slot.batch.back();
+        slot.batch.pop_back();
+      }
       j.worker = job::no_worker;
     }
   }
@@ -219,6 +248,9 @@ class dispatcher {
   // Progress of the current busy period.
   std::atomic<std::size_t> ticket_{0};
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
+  std::atomic<std::size_t> http_requests_{0}, batches_{0}, batched_{0};
+  bool batching_ = false;  // a batch provider: collectors instead of workers
+  batching_options batch_options_;
   std::atomic<std::int64_t> input_tokens_{0}, output_tokens_{0};
   // options::probe_rate_limits: until the first request has its answer, the others wait.
   std::mutex probe_m_;

@@ -19,9 +19,25 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
   probe_open_ = !(options_.limits().learn && options_.limits().probe);
   if (options_.concurrency() == 0)
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
+  if (ops_.empty()) throw std::invalid_argument("requests_engine: the provider pool is empty");
+  batching_ = ops_.front()->must_batch() || options_.batching().has_value();
+  if (batching_) {
+    if (!ops_.front()->can_batch())
+      throw std::invalid_argument("requests_engine: options::batching is set, but this provider takes no batches "
+                                  "(batch providers: batch_backend, openai_completions)");
+    if (ops_.size() > 1)
+      throw std::invalid_argument("requests_engine: a batch provider takes one provider, not a key pool");
+    batch_options_ = options_.batching().value_or(batching_options());
+    if (batch_options_.max_size() == 0)
+      throw std::invalid_argument("requests_engine: batching_options::max_size must be at least 1");
+    if (batch_options_.concurrent() == 0)
+      throw std::invalid_argument("requests_engine: batching_options::concurrent must be at least 1");
+    if (batch_options_.max_wait().count() < 0)
+      throw std::invalid_argument("requests_engine: batching_options::max_wait must not be negative");
+    probe_open_ = true;  // one call feeds many requests: nothing to probe
+  }
   if (options_.progress_interval().count() <= 0)
     throw std::invalid_argument("requests_engine: options::progress_interval must be positive");
-  if (ops_.empty()) throw std::invalid_argument("requests_engine: the provider pool is empty");
   for (const auto& one : ops_) {
     auto more = one->secrets();
     secrets_.insert(secrets_.end(), more.begin(), more.end());
@@ -30,11 +46,16 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
   secrets_.erase(std::remove_if(secrets_.begin(), secrets_.end(), [](const std::string& s) { return s.empty(); }),
                  secrets_.end());
   draw_bar_ = options_.progress_bar().value_or(stderr_is_terminal());
-  slots_.resize(options_.concurrency());
-  workers_.reserve(options_.concurrency());
+  const std::size_t threads = batching_ ? batch_options_.concurrent() : options_.concurrency();
+  slots_.resize(threads);
+  workers_.reserve(threads);
   try {
-    for (std::size_t i = 0; i < options_.concurrency(); ++i)
-      workers_.emplace_back([this, i] { worker_main(i); });
+    for (std::size_t i = 0; i < threads; ++i) {
+      if (batching_)
+        workers_.emplace_back([this, i] { collector_main(i); });
+      else
+        workers_.emplace_back([this, i] { worker_main(i); });
+    }
   } catch (...) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -90,6 +111,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::reserve(std::size_t n) {
   if (done_.load() == total_.load()) {  // idle: a new busy period starts
     period_start_ = clock::now();
     total_ = done_ = failed_ = retries_ = period_cache_hits_ = period_deduplicated_ = 0;
+    http_requests_ = batches_ = batched_ = 0;
     input_tokens_ = output_tokens_ = 0;
     std::lock_guard<std::mutex> spend_lock(spend_mutex_);
     spend_ = cost_report{};
@@ -102,7 +124,9 @@ REQUESTS_ENGINE_INLINE void dispatcher::push(std::vector<std::unique_ptr<job>> j
   std::size_t queued = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    const clock::time_point now = clock::now();
     for (auto& j : jobs) {
+      j->queued_at = now;
       if (options_.deduplicate()) {
         auto key = cache_key{j->request_hash, j->sample}.name();
         auto it = leaders_.find(key);
@@ -167,14 +191,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,
         std::vector<std::unique_ptr<job>> send;
         send.reserve(jobs.size());
         for (auto& j : jobs) {
-          if (!settle(*j)) continue;
-          if (cache_ && !j->looked_up) {
-            j->looked_up = true;
-            if (auto hit = from_cache(*j)) {
-              complete_now(j->index, std::move(*hit), j->deliver);
-              continue;
-            }
-          }
+          if (!settle(*j) || answer_from_cache(*j)) continue;
           send.push_back(std::move(j));
         }
         push(std::move(send));
@@ -216,6 +233,15 @@ REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,
     if (e) std::rethrow_exception(e);
 }
 
+REQUESTS_ENGINE_INLINE bool dispatcher::answer_from_cache(job& j) {
+  if (!cache_ || j.looked_up) return false;
+  j.looked_up = true;
+  auto hit = from_cache(j);
+  if (!hit) return false;
+  complete_now(j.index, std::move(*hit), j.deliver);
+  return true;
+}
+
 REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
   std::vector<std::unique_ptr<job>> dropped;
   struct taken {
@@ -238,9 +264,13 @@ REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
     if (head_) dropped.push_back(std::move(head_));
     head_job_ = nullptr;
     has_head_ = false;
+    std::vector<job*> under_way;
     for (auto& slot : slots_) {
-      job* j = slot.current;
-      if (!j) continue;
+      if (slot.current) under_way.push_back(slot.current);
+      under_way.insert(under_way.end(), slot.batch.begin(), slot.batch.end());
+      if (slot.session && (slot.current || !slot.batch.empty())) slot.session->abort();
+    }
+    for (job* j : under_way) {
       j->cancelled.store(true);
       // The worker still owns the job; whoever sets `delivered` first answers its callers.
       if (!j->delivered.exchange(true)) {
@@ -249,7 +279,6 @@ REQUESTS_ENGINE_INLINE void dispatcher::cancel() {
         in_flight.push_back(taken{j->index, j->deliver, std::move(j->followers), j->attempts});
         j->followers.clear();
       }
-      if (slot.session) slot.session->abort();
     }
   }
   for (auto& j : dropped) {
@@ -276,6 +305,9 @@ REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
   p.retries = retries_.load();
   p.cache_hits = period_cache_hits_.load();
   p.deduplicated = period_deduplicated_.load();
+  p.http_requests = http_requests_.load();
+  p.batches = batches_.load();
+  p.batched = batched_.load();
   p.cache = stats();
   p.input_tokens = input_tokens_.load();
   p.output_tokens = output_tokens_.load();
@@ -317,7 +349,7 @@ REQUESTS_ENGINE_INLINE std::unique_ptr<job> dispatcher::pop(std::size_t worker) 
   }
 }
 
-REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t id) {
+REQUESTS_ENGINE_INLINE std::unique_ptr<transport_session> dispatcher::open_worker_session(std::size_t id) {
 #if !defined(_WIN32)
   // cpp-httplib writes to sockets without MSG_NOSIGNAL: a peer that closed its end would raise
   // SIGPIPE and kill the whole process. Blocked in this thread, the write fails with EPIPE.
@@ -332,10 +364,164 @@ REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t id) {
   } catch (const std::exception& e) {
     log(std::string("worker ") + std::to_string(id) + ": the transport could not open a session: " + e.what());
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    slots_[id].session = session.get();
+  std::lock_guard<std::mutex> lock(mutex_);
+  slots_[id].session = session.get();
+  return session;
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::collector_main(std::size_t id) {
+  std::unique_ptr<transport_session> session = open_worker_session(id);
+  for (;;) {
+    auto batch = take_batch(id);
+    if (batch.empty()) break;
+    const std::size_t n = batch.size();
+    if (!session) {
+      for (auto& j : batch)
+        finish(std::move(j), error{error_code::internal, 0, "the transport could not open a session", {}, 0, {}});
+      continue;
+    }
+    in_flight_.fetch_add(n);
+    run_batch(std::move(batch), *session);
+    in_flight_.fetch_sub(n);
   }
+  std::lock_guard<std::mutex> lock(mutex_);
+  slots_[id].session = nullptr;
+  slots_[id].batch.clear();
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> dispatcher::take_batch(std::size_t id) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const std::size_t max = batch_options_.max_size();
+  for (;;) {
+    if (stopping_) return {};
+    const clock::time_point now = clock::now();
+    while (!waiting_.empty() && waiting_.top().at <= now) {  // retries due: they queue again
+      job* j = waiting_.top().j;
+      j->queued_at = waiting_.top().at;
+      waiting_.pop();
+      ready_.emplace_back(j);
+    }
+    clock::time_point wake = waiting_.empty() ? clock::time_point::max() : waiting_.top().at;
+    if (!ready_.empty()) {
+      // The batch being collected started with the request at the front of the queue.
+      const bool full = ready_.size() >= max;
+      const clock::time_point due = ready_.front()->queued_at + batch_options_.max_wait();
+      if (full || now >= due) {
+        const std::size_t n = full && batch_options_.overflow() ? ready_.size() : std::min(max, ready_.size());
+        std::vector<std::unique_ptr<job>> out;
+        out.reserve(n);
+        worker_slot& slot = slots_[id];
+        for (std::size_t i = 0; i < n; ++i) {
+          out.push_back(std::move(ready_.front()));
+          ready_.pop_front();
+          out.back()->worker = id;
+          slot.batch.push_back(out.back().get());
+        }
+        if (!ready_.empty()) cv_.notify_one();  // another collector may take the rest
+        return out;
+      }
+      wake = std::min(wake, due);
+    }
+    if (wake == clock::time_point::max())
+      cv_.wait(lock);
+    else
+      cv_.wait_until(lock, wake);
+  }
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::run_batch(std::vector<std::unique_ptr<job>> batch, transport_session& s) {
+  const clock::time_point now = clock::now();
+  std::vector<std::unique_ptr<job>> go;
+  go.reserve(batch.size());
+  for (auto& j : batch) {
+    if (j->cancelled.load()) {
+      const int attempts = j->attempts;
+      finish(std::move(j), error{error_code::cancelled, 0, "cancelled before it could be sent", {}, attempts, {}});
+      continue;
+    }
+    if (cache_ && !j->looked_up) {  // submit()ted jobs are looked up already; this is a safety net
+      j->looked_up = true;
+      if (auto hit = from_cache(*j)) {
+        finish(std::move(j), std::move(*hit));
+        continue;
+      }
+    }
+    if (j->attempts == 0) {
+      j->first_sent = now;
+      if (options_.request_deadline().count() > 0) j->deadline = now + options_.request_deadline();
+    }
+    if (now >= j->deadline) {
+      const int attempts = j->attempts;
+      finish(std::move(j), error{error_code::deadline_exceeded, 0,
+                                 "the request deadline passed before it could be sent", {}, attempts, {}});
+      continue;
+    }
+    ++j->attempts;
+    go.push_back(std::move(j));
+  }
+  if (go.empty()) return;
+  // The same inputs make the same batch, whatever order the threads queued them in.
+  std::sort(go.begin(), go.end(), [](const std::unique_ptr<job>& a, const std::unique_ptr<job>& b) {
+    return a->request_hash != b->request_hash ? a->request_hash < b->request_hash : a->sample < b->sample;
+  });
+  ++batches_;
+  batched_ += go.size();
+  static const conversation no_input;
+  static const params no_params;
+  std::vector<batch_request> items;
+  items.reserve(go.size());
+  for (const auto& j : go)
+    items.push_back(batch_request{j->input ? *j->input : no_input, j->input_params ? *j->input_params : no_params,
+                                  j->body, j->request_hash, j->sample, j->name_space});
+  batch_context context{s, go.front()->cancelled};
+  std::vector<result<std::string>> answers;
+  std::string failure;
+  try {
+    answers = ops_.front()->send_batch(items, context);
+  } catch (const std::exception& e) {
+    failure = std::string("the batch backend threw: ") + e.what();
+  } catch (...) {
+    failure = "the batch backend threw a non-standard exception";
+  }
+  http_requests_ += context.http_requests;
+  if (failure.empty() && answers.size() > go.size())
+    log("the batch backend gave " + std::to_string(answers.size()) + " answers to a batch of " +
+        std::to_string(go.size()) + " requests; the extra ones are ignored");
+  for (std::size_t i = 0; i < go.size(); ++i) {
+    std::unique_ptr<job>& j = go[i];
+    result<completion> outcome = error{};
+    bool retryable = false;
+    std::optional<std::chrono::milliseconds> retry_after;
+    try {
+      if (!failure.empty()) {
+        outcome = error{error_code::internal, 0, failure + " (every request of its batch of " +
+                                                     std::to_string(go.size()) + " failed)", {}, 0, {}};
+      } else if (i >= answers.size()) {
+        outcome = error{error_code::internal, 0, "the batch backend answered " + std::to_string(answers.size()) +
+                                                     " of the " + std::to_string(go.size()) +
+                                                     " requests of its batch; this one got no answer", {}, 0, {}};
+      } else if (answers[i]) {
+        http_response r;
+        r.status = 200;
+        r.body = std::move(*answers[i]);
+        outcome = store_answer(*j, ops_.front()->parse_response(r), r.body);
+      } else {
+        outcome = std::move(answers[i].error());
+        const error_code c = outcome.error().code;
+        retryable = c == error_code::rate_limited || c == error_code::server_error || c == error_code::timeout ||
+                    c == error_code::connection;
+        retry_after = outcome.error().retry_after;
+      }
+    } catch (const std::exception& e) {
+      outcome = error{error_code::internal, 0, std::string("exception while reading a batch answer: ") + e.what(),
+                      {}, 0, {}};
+    }
+    conclude(std::move(j), std::move(outcome), retryable, retry_after);
+  }
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::worker_main(std::size_t id) {
+  std::unique_ptr<transport_session> session = open_worker_session(id);
   for (;;) {
     auto j = pop(id);
     if (!j) break;
@@ -604,6 +790,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       key.in_flight.fetch_add(1, std::memory_order_relaxed);
       const std::uint64_t seq = key.limiter.sending(j->cost);
       sent = true;
+      http_requests_.fetch_add(1, std::memory_order_relaxed);
       resp = s.send(req, j->cancelled);
       key.in_flight.fetch_sub(1, std::memory_order_relaxed);
       key.limiter.answered(seq, resp ? &resp->headers : nullptr, clock::now());
@@ -630,10 +817,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
           cv_.notify_one();
         }
       }
-      if (outcome && !j->slots.empty())
-        outcome = fill_slots(*j, std::move(*outcome), resp->body);
-      else if (outcome)
-        to_cache(*j, j->sample, resp->body);
+      outcome = store_answer(*j, std::move(outcome), resp->body);
       if (!outcome) {
         auto& e = outcome.error();
         if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;
@@ -663,6 +847,35 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
 
   if (!sent) key.limiter.unreserve(j->cost);
   if (j->probe) open_probe(*j);
+  if (!outcome && key_rejected) {
+    auto& e = outcome.error();
+    e.attempts = j->attempts;
+    if (key.alive.exchange(false))  // the first request to see it reports it
+      log("API key " + std::to_string(j->key + 1) + " of " + std::to_string(keys_.size()) +
+          " was rejected (" + e.describe() + "); it is taken out of the pool");
+    bool any_left = false;
+    for (const auto& k : keys_) any_left = any_left || k->alive.load();
+    if (any_left && !j->cancelled.load()) {
+      ++j->failovers;
+      schedule_retry(std::move(j), clock::now());
+      return;
+    }
+    e.message = "every API key of the pool was rejected; last: " + e.message;
+  }
+  conclude(std::move(j), std::move(outcome), retryable, retry_after);
+}
+
+REQUESTS_ENGINE_INLINE result<completion> dispatcher::store_answer(job& j, result<completion>&& outcome,
+                                                                  const std::string& response_body) {
+  if (outcome && !j.slots.empty())
+    outcome = fill_slots(j, std::move(*outcome), response_body);
+  else if (outcome)
+    to_cache(j, j.sample, response_body);
+  return std::move(outcome);
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<completion>&& outcome, bool retryable,
+                                                 std::optional<std::chrono::milliseconds> retry_after) {
   if (j->cancelled.load() && !outcome) {
     outcome = error{error_code::cancelled, 0, "cancelled while in flight", {}, 0, {}};
     retryable = false;
@@ -676,19 +889,6 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   }
   auto& e = outcome.error();
   e.attempts = j->attempts;
-  if (key_rejected) {
-    if (key.alive.exchange(false))  // the first request to see it reports it
-      log("API key " + std::to_string(j->key + 1) + " of " + std::to_string(keys_.size()) +
-          " was rejected (" + e.describe() + "); it is taken out of the pool");
-    bool any_left = false;
-    for (const auto& k : keys_) any_left = any_left || k->alive.load();
-    if (any_left && !j->cancelled.load()) {
-      ++j->failovers;
-      schedule_retry(std::move(j), clock::now());
-      return;
-    }
-    e.message = "every API key of the pool was rejected; last: " + e.message;
-  }
   const int retries_done = j->attempts - 1 - j->failovers;
   const bool budget_left = options_.max_retries() < 0 || retries_done < options_.max_retries();
   if (retryable && budget_left) {

@@ -58,13 +58,14 @@ class basic_engine {
     st->out.resize(batch.size());
     st->remaining = batch.size();
     dispatcher_.reserve(batch.size());
+    const auto shared_params = dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr;
     // Built on every core (the bodies, their hashes, the cache look-ups) and handed over chunk
     // by chunk as they are ready, so that sending starts at once.
     const unsigned cores = std::thread::hardware_concurrency();
     dispatcher_.feed(
         batch.size(), std::clamp<std::size_t>(cores, 1, 4),
         [&](std::size_t i) {
-          return prepare_job(i, batch[i], p, name_space, [st, i](result<completion>&& r) {
+          return prepare_job(i, batch[i], p, shared_params, name_space, [st, i](result<completion>&& r) {
             std::lock_guard<std::mutex> lock(st->m);
             st->out[i].emplace(std::move(r));
             if (--st->remaining == 0) st->cv.notify_all();
@@ -86,10 +87,12 @@ class basic_engine {
     auto promise = std::make_shared<std::promise<result<completion>>>();
     auto fut = promise->get_future();
     dispatcher_.reserve(1);
-    auto j = prepare_job(dispatcher_.next_ticket(), c, p, name_space,
+    auto j = prepare_job(dispatcher_.next_ticket(), c, p,
+                         dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr, name_space,
                          [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
     if (j) dispatcher_.assign(*j);
-    if (j && settle_job(*j, p)) {
+    // A stored answer is delivered here, at once: it never queues (nor waits for a batch).
+    if (j && settle_job(*j, p) && !dispatcher_.answer_from_cache(*j)) {
       std::vector<std::unique_ptr<detail::job>> one;
       one.push_back(std::move(j));
       dispatcher_.push(std::move(one));
@@ -157,7 +160,9 @@ class basic_engine {
   }
   // The body and its hash, built in the caller's thread (or a feed helper), so that bad input
   // fails before anything is sent. Null when it delivered an error already.
+  // For a batch provider, the job keeps its own copy of the input (`shared_params`: one per call).
   std::unique_ptr<detail::job> prepare_job(std::size_t index, const conversation& c, const params& p,
+                                           std::shared_ptr<const params> shared_params,
                                            const std::string& name_space, detail::deliver_fn deliver) {
     const bool multi = slotted(p);
     result<json> body = multi ? build_body(c, params(p).n(std::nullopt)) : build_body(c, p);
@@ -171,6 +176,10 @@ class basic_engine {
     j->request_hash = detail::request_hash_dumped(dispatcher_.identity_dump(), *body, j->body);
     j->name_space = name_space;
     j->deliver = std::move(deliver);
+    if (dispatcher_.batching()) {
+      j->input = std::make_shared<const conversation>(c);
+      j->input_params = std::move(shared_params);
+    }
     if (multi) {
       j->wanted = static_cast<std::size_t>(*p.n());
       j->source = &c;  // settle_job asks again for the missing samples only
@@ -211,6 +220,9 @@ class basic_engine {
     }
     j.body = ask->dump();
     j.cost = detail::estimate_cost(*ask, j.body.size());
+    if (dispatcher_.batching())  // the batch function sees how many samples to answer
+      j.input_params = std::make_shared<const params>(missing > 1 ? params(p).n(static_cast<int>(missing))
+                                                                  : params(p).n(std::nullopt));
     return true;
   }
 

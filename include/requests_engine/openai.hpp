@@ -3,6 +3,7 @@
 #pragma once
 
 #include "provider.hpp"
+#include "transport.hpp"  // openai_completions sends prompt arrays itself
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 
@@ -74,6 +75,15 @@ class openai_completions {
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  /// One single-choice response per choice (params::n), usage shared out as openai_compatible does.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
+  /// With options::batching set: many requests in one HTTP request, `prompt` as an array
+  /// (vLLM, llama.cpp server and OpenAI take it). Requests that differ in more than their
+  /// prompt go in separate HTTP requests. The answer's choices[].index (prompt * n + k) maps
+  /// each choice back to its prompt; the usage, which covers the whole array, is shared out
+  /// by the length of each prompt and of its answers.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
+      const std::vector<batch_request>& batch, batch_context& context) const;
 
  private:
   std::string api_key_;

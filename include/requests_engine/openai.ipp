@@ -492,7 +492,10 @@ REQUESTS_ENGINE_INLINE result<completion> openai_compatible::parse_response(cons
   return c;
 }
 
-REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices(const std::string& body) const {
+namespace detail {
+
+// Chat and legacy completions answers alike: one single-choice answer per choice.
+REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::string& body) {
   json full = json::parse(body, nullptr, false);
   if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
   json choices = std::move(full["choices"]);
@@ -520,6 +523,12 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices
     out.push_back(one.dump());
   }
   return out;
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices(const std::string& body) const {
+  return detail::split_openai_choices(body);
 }
 
 REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
@@ -651,6 +660,129 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
 
 REQUESTS_ENGINE_INLINE json openai_completions::cache_identity() const {
   return {{"kind", "openai_completions"}, {"endpoint", endpoint_}};
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> openai_completions::split_choices(const std::string& body) const {
+  return detail::split_openai_choices(body);
+}
+
+namespace detail {
+
+// `total` shared out in proportion to `weights` (largest remainder: the shares add up to it).
+inline std::vector<std::int64_t> share_out(std::int64_t total, const std::vector<std::size_t>& weights) {
+  std::vector<std::int64_t> out(weights.size(), 0);
+  if (weights.empty() || total <= 0) return out;
+  long double sum = 0;
+  for (auto w : weights) sum += static_cast<long double>(w) + 1;  // +1: an empty text still had a turn
+  std::int64_t given = 0;
+  std::vector<std::pair<long double, std::size_t>> rest;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const long double exact = static_cast<long double>(total) * (static_cast<long double>(weights[i]) + 1) / sum;
+    out[i] = static_cast<std::int64_t>(exact);
+    given += out[i];
+    rest.emplace_back(exact - static_cast<long double>(out[i]), i);
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t k = 0; given < total; ++k, ++given) ++out[rest[k % rest.size()].second];
+  return out;
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send_batch(
+    const std::vector<batch_request>& batch, batch_context& context) const {
+  std::vector<result<std::string>> out(batch.size(), error{error_code::internal, 0, "not sent", {}, 0, {}});
+  // One HTTP request per group of requests that differ in their prompt only (in one run: one
+  // group), in the order they came.
+  std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
+  std::vector<json> bodies(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    if (!bodies[i].is_object() || !bodies[i].contains("prompt") || !bodies[i]["prompt"].is_string()) {
+      out[i] = detail::unsupported("openai_completions", "a batched request needs a body with one text prompt");
+      continue;
+    }
+    json rest = bodies[i];
+    rest.erase("prompt");
+    std::string key = rest.dump();
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == key; });
+    if (g == groups.end()) {
+      groups.emplace_back(std::move(key), std::vector<std::size_t>{});
+      g = std::prev(groups.end());
+    }
+    g->second.push_back(i);
+  }
+  for (const auto& [key, members] : groups) {
+    json body = json::parse(key);
+    json prompts = json::array();
+    for (std::size_t i : members) prompts.push_back(bodies[i]["prompt"]);
+    body["prompt"] = std::move(prompts);
+    const std::int64_t n = body.contains("n") && body["n"].is_number_integer() ? body["n"].get<std::int64_t>() : 1;
+    auto fail_all = [&](const error& e) {
+      for (std::size_t i : members) out[i] = e;
+    };
+    ++context.http_requests;
+    result<http_response> resp = context.session.send(make_request(body.dump()), context.cancelled);
+    if (!resp) {
+      fail_all(resp.error());
+      continue;
+    }
+    if (resp->status < 200 || resp->status >= 300) {
+      error e = detail::error_from_response(*resp);
+      e.retry_after = detail::parse_retry_after(resp->headers);
+      fail_all(e);
+      continue;
+    }
+    json answer = json::parse(resp->body, nullptr, false);
+    if (answer.is_discarded() || !answer.is_object() || !answer.contains("choices") || !answer["choices"].is_array()) {
+      fail_all(error{error_code::invalid_response, resp->status,
+                     "the answer to a prompt array has no choices (body starts: " + resp->body.substr(0, 120) + ")",
+                     {}, 0, {}});
+      continue;
+    }
+    // choices[].index is prompt * n + k (vLLM, llama.cpp and OpenAI alike); without it, the order.
+    std::vector<json> per_prompt(members.size(), json::array());
+    const json& choices = answer["choices"];
+    for (std::size_t pos = 0; pos < choices.size(); ++pos) {
+      const json& ch = choices[pos];
+      const std::int64_t index = ch.is_object() && ch.contains("index") && ch["index"].is_number_integer()
+                                     ? ch["index"].get<std::int64_t>()
+                                     : static_cast<std::int64_t>(pos);
+      const std::int64_t prompt = n > 0 ? index / n : index;
+      if (index < 0 || prompt >= static_cast<std::int64_t>(members.size())) continue;
+      json mine = ch;
+      mine["index"] = index % std::max<std::int64_t>(n, 1);
+      per_prompt[static_cast<std::size_t>(prompt)].push_back(std::move(mine));
+    }
+    // The usage covers the whole array: each prompt's share by the length of its prompt and
+    // of its answers (the shares add up to the server's totals).
+    const json usage = answer.value("usage", json::object());
+    std::vector<std::size_t> prompt_len, answer_len;
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      prompt_len.push_back(bodies[members[k]]["prompt"].get_ref<const std::string&>().size());
+      std::size_t len = 0;
+      for (const auto& ch : per_prompt[k])
+        if (ch.contains("text") && ch["text"].is_string()) len += ch["text"].get_ref<const std::string&>().size();
+      answer_len.push_back(len);
+    }
+    const auto in = detail::share_out(usage.value("prompt_tokens", std::int64_t{0}), prompt_len);
+    const auto gen = detail::share_out(usage.value("completion_tokens", std::int64_t{0}), answer_len);
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      if (per_prompt[k].empty()) {
+        out[members[k]] = error{error_code::invalid_response, resp->status,
+                                "the answer to the prompt array has no choice for this prompt (index " +
+                                    std::to_string(k) + " of " + std::to_string(members.size()) + ")",
+                                {}, 0, {}};
+        continue;
+      }
+      json one = answer;
+      one["choices"] = std::move(per_prompt[k]);
+      if (usage.is_object() && !usage.empty())
+        one["usage"] = {{"prompt_tokens", in[k]}, {"completion_tokens", gen[k]}, {"total_tokens", in[k] + gen[k]}};
+      out[members[k]] = one.dump();
+    }
+  }
+  return out;
 }
 
 REQUESTS_ENGINE_NAMESPACE_END

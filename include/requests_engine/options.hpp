@@ -18,6 +18,9 @@ struct progress {
   std::size_t retries = 0;    ///< retries scheduled so far
   std::size_t cache_hits = 0; ///< of `done`, answers served from the cache
   std::size_t deduplicated = 0;  ///< of `done`, answered by an identical request in flight (not sent)
+  std::size_t http_requests = 0;  ///< HTTP requests sent (retries included; a prompt array is one)
+  std::size_t batches = 0;         ///< batches handed to a batch provider (see options::batching)
+  std::size_t batched = 0;         ///< requests in those batches (mean batch size: batched / batches)
   cache_stats cache;          ///< the cache's counts since the engine was built
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
@@ -43,11 +46,43 @@ using retry_callback = std::function<void(const retry_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
 
+/// How a batch provider's requests are collected into batches (see options::batching), set
+/// fluently: `batching_options().max_size(32).max_wait(std::chrono::milliseconds(20))`.
+class batching_options {
+ public:
+  /// The largest batch (default 32). A batch leaves at once when it is full.
+  batching_options& max_size(std::size_t n) { max_size_ = n; return *this; }
+  /// The longest a request waits for others (default 20 ms), counted from the first request of
+  /// the batch being collected: a lone request leaves after this long.
+  batching_options& max_wait(std::chrono::milliseconds w) { max_wait_ = w; return *this; }
+  /// A full batch takes everything queued behind it, so it may be larger than max_size (off by
+  /// default).
+  batching_options& overflow(bool on) { overflow_ = on; return *this; }
+  /// Batches in the backend at once (default 1; two GPUs: two).
+  batching_options& concurrent(std::size_t n) { concurrent_ = n; return *this; }
+
+  [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
+  [[nodiscard]] std::chrono::milliseconds max_wait() const noexcept { return max_wait_; }
+  [[nodiscard]] bool overflow() const noexcept { return overflow_; }
+  [[nodiscard]] std::size_t concurrent() const noexcept { return concurrent_; }
+
+ private:
+  std::size_t max_size_ = 32;
+  std::chrono::milliseconds max_wait_{20};
+  bool overflow_ = false;
+  std::size_t concurrent_ = 1;
+};
+
 /// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
 class options {
  public:
   /// Worker threads, hence requests in flight at once (default 32).
   options& concurrency(std::size_t n) { concurrency_ = n; return *this; }
+  /// Collects requests into batches for a provider that takes them (a batch_backend, or
+  /// openai_completions sending prompt arrays): see batching_options. A batch_backend is always fed
+  /// this way (with the defaults when unset); for openai_completions it switches batching on.
+  /// Rate limits and key pools are for one-request-per-call providers and do not apply.
+  options& batching(batching_options b) { batching_ = b; return *this; }
   /// Retries after the first attempt; -1 for unlimited (bounded by request_deadline).
   options& max_retries(int n) { max_retries_ = n; return *this; }
   /// First backoff delay, doubled per retry, capped by max_backoff, with jitter.
@@ -100,6 +135,7 @@ class options {
   options& probe_rate_limits(bool on) { limits_.probe = on; return *this; }
 
   [[nodiscard]] std::size_t concurrency() const noexcept { return concurrency_; }
+  [[nodiscard]] const std::optional<batching_options>& batching() const noexcept { return batching_; }
   [[nodiscard]] int max_retries() const noexcept { return max_retries_; }
   [[nodiscard]] std::chrono::milliseconds initial_backoff() const noexcept { return initial_backoff_; }
   [[nodiscard]] std::chrono::milliseconds max_backoff() const noexcept { return max_backoff_; }
@@ -146,6 +182,7 @@ class options {
   bool distinct_samples_ = true;
   bool cache_requests_ = false;
   rate_limits limits_;
+  std::optional<batching_options> batching_;
 };
 
 namespace detail {

@@ -65,6 +65,36 @@ struct url_parts {
 //       // a response with several choices (params::n) as one single-choice response per
 //       // choice, usage shared out: with it, n samples fill n cache slots
 
+class transport_session;
+using conversation_type = conversation;
+using params_type = params;
+
+/// One request of a batch, as a batch provider (a batch_backend's function) sees it. The
+/// references stay valid for the call.
+struct batch_request {
+  const conversation_type& conversation;
+  const params_type& params;        ///< params::n() is how many samples to answer (unset: one)
+  const std::string& body;          ///< the provider's make_body, as JSON text
+  const std::string& request_hash;  ///< the cache key's hash (identical requests share it)
+  std::size_t sample = 0;           ///< which sample of this request (the first, when n > 1)
+  const std::string& name_space;
+};
+
+/// What a batch provider's send_batch gets besides the batch: the worker's transport session,
+/// the cancel flag, and a count of the HTTP requests it made.
+struct batch_context {
+  transport_session& session;
+  const std::atomic<bool>& cancelled;  ///< set by cancel(): stop early if you can
+  std::size_t http_requests = 0;       ///< the provider adds what it sent
+};
+
+// A batch provider takes many requests in one call. Besides make_body, parse_response and
+// cache_identity it has
+//   std::vector<result<std::string>> send_batch(const std::vector<batch_request>&, batch_context&) const;
+// answering each request, in order, with a response body its parse_response reads (and the
+// cache stores), or an error (retryable codes are retried, in a later batch). make_request is
+// then optional: without it the provider is fed batches only (see options::batching).
+
 namespace detail {
 
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string sha256_hex(std::string_view data);
@@ -95,6 +125,11 @@ class provider_ops {
   /// Empty when the provider cannot split a multi-choice response.
   virtual std::vector<std::string> split_choices(const std::string& body) const = 0;
   virtual bool can_split() const = 0;
+  /// A batch provider (send_batch), and one that has no single-request path (no make_request).
+  virtual bool can_batch() const = 0;
+  virtual bool must_batch() const = 0;
+  virtual std::vector<result<std::string>> send_batch(const std::vector<batch_request>& batch,
+                                                      batch_context& context) const = 0;
 };
 
 }  // namespace detail
@@ -127,13 +162,21 @@ struct has_cache_identity<
     P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().cache_identity()), json>>>
     : std::true_type {};
 
+template <class P, class = void>
+struct has_send_batch : std::false_type {};
+template <class P>
+struct has_send_batch<P, std::enable_if_t<std::is_convertible_v<
+                             decltype(std::declval<const P&>().send_batch(std::declval<const std::vector<batch_request>&>(),
+                                                                          std::declval<batch_context&>())),
+                             std::vector<result<std::string>>>>> : std::true_type {};
+
 /// Names the first member a provider type lacks, in plain words.
 template <class P>
 constexpr bool check_provider() {
   static_assert(has_make_body<P>::value,
                 "requests_engine: the Provider needs a const member "
                 "`result<json> make_body(const conversation&, const params&) const` that builds the request body");
-  static_assert(has_make_request<P>::value,
+  static_assert(has_make_request<P>::value || has_send_batch<P>::value,
                 "requests_engine: the Provider needs a const member "
                 "`http_request make_request(const std::string& body) const` (or one returning "
                 "result<http_request>) that sets the URL, the headers and any signature");
@@ -169,8 +212,27 @@ class provider_adapter final : public provider_ops {
     }
   }
   bool can_split() const override { return has_split_choices<Provider>::value; }
+  bool can_batch() const override { return has_send_batch<Provider>::value; }
+  bool must_batch() const override { return !has_make_request<Provider>::value; }
+  std::vector<result<std::string>> send_batch(const std::vector<batch_request>& batch,
+                                              batch_context& context) const override {
+    if constexpr (has_send_batch<Provider>::value) {
+      return p_.send_batch(batch, context);
+    } else {
+      (void)context;
+      return std::vector<result<std::string>>(
+          batch.size(), error{error_code::internal, 0, "this provider takes no batches", {}, 0, {}});
+    }
+  }
   explicit provider_adapter(const Provider& p) : p_(p) {}
-  result<http_request> make_request(const std::string& body) const override { return p_.make_request(body); }
+  result<http_request> make_request(const std::string& body) const override {
+    if constexpr (has_make_request<Provider>::value) {
+      return p_.make_request(body);
+    } else {
+      (void)body;
+      return error{error_code::internal, 0, "this provider takes batches only", {}, 0, {}};
+    }
+  }
   result<completion> parse_response(const http_response& r) const override {
     return p_.parse_response(r);
   }

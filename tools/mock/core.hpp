@@ -4,6 +4,7 @@
 
 #include "anthropic.hpp"
 #include "common.hpp"
+#include "completions.hpp"
 #include "openai.hpp"
 #include "rate_limiter.hpp"
 #include "sockets.hpp"
@@ -49,7 +50,7 @@ struct request_record {
 
 namespace detail {
 
-enum class api { openai, anthropic };
+enum class api { openai, openai_completions, anthropic };
 enum class key_verdict { ok, missing, wrong, invalid, out_of_credit };
 enum class fault { none, reset, status_500, status_429, overload };
 
@@ -233,7 +234,8 @@ class server_core {
     const std::optional<std::string> key = presented_key(which, req);
     request_scope scope(*this, req, res, detail::key_fingerprint(key.value_or(std::string())), body);
 
-    const char* id_header = which == api::openai ? "x-request-id" : "request-id";
+    const bool openai_shaped = which == api::openai || which == api::openai_completions;
+    const char* id_header = openai_shaped ? "x-request-id" : "request-id";
     const std::string request_id = "req_" + detail::random_hex(24);
     if (const chat_hook hook = current_hook()) {
       if (hook(req, res)) {
@@ -246,7 +248,7 @@ class server_core {
     // Auth, then validation, then the rate-limit and fault machinery, then the answer.
     detail::limit_amounts cost{};
     const key_verdict verdict = check_key(key);
-    if (which == api::openai) {
+    if (openai_shaped) {
       switch (verdict) {
         case key_verdict::ok:
           break;
@@ -260,9 +262,26 @@ class server_core {
                                    "invalid_api_key");
           return;
       }
-      detail::chat_request chat;
       std::string error;
       nlohmann::json param;
+      if (which == api::openai_completions) {
+        detail::completions_request completions;
+        if (!detail::parse_completions_request(body, completions, error, param)) {
+          detail::set_openai_error(res, 400, error, "invalid_request_error", param, nullptr);
+          return;
+        }
+        const double in = static_cast<double>(detail::estimate_tokens(detail::completions_prompt_bytes(completions)));
+        const double out = static_cast<double>(completions.max_tokens.value_or(0)) *
+                           static_cast<double>(completions.prompts.size());
+        cost = {1, in + out, in, out};
+        // Limits and faults in OpenAI's shapes, counted on this route's own path.
+        if (!serve_or_refuse(api::openai, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope))
+          return;
+        simulate_latency();
+        detail::set_json(res, 200, detail::completions_body(completions));
+        return;
+      }
+      detail::chat_request chat;
       if (!detail::parse_chat_request(body, chat, error, param)) {
         detail::set_openai_error(res, 400, error, "invalid_request_error", param, nullptr);
         return;

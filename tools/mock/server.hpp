@@ -284,6 +284,9 @@ class server {
     svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       core_.handle_model_request(detail::api::openai, req, res);
     });
+    svr.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      core_.handle_model_request(detail::api::openai_completions, req, res);
+    });
     svr.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
       core_.handle_model_request(detail::api::anthropic, req, res);
     });
