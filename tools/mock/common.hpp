@@ -157,6 +157,31 @@ inline bool constant_time_equal(const std::string& a, const std::string& b) {
 
 // Reads an optional positive integer field. Absent or null -> nullopt.
 // Returns false (with `error` set) when present but invalid.
+// The mock answers "Mock answer to: <prompt>", sample k > 0 marked " (sample k)", cut to
+// max_tokens (finish_reason "length") when it is longer.
+struct sampled_answer {
+  std::string text;
+  std::string finish_reason;
+};
+inline sampled_answer sample_answer(const std::string& base, std::int64_t k, std::optional<std::int64_t> max_tokens) {
+  sampled_answer a{k == 0 ? base : base + " (sample " + std::to_string(k) + ")", "stop"};
+  if (max_tokens && static_cast<std::size_t>(*max_tokens) < estimate_tokens(a.text.size())) {
+    a.text = utf8_prefix(a.text, static_cast<std::size_t>(*max_tokens) * 4U);
+    a.finish_reason = "length";
+  }
+  return a;
+}
+
+// A request with "stream": true (the mock answers whole responses only): fills `error` and
+// `param` in OpenAI's words.
+inline bool asks_to_stream(const nlohmann::json& body, std::string& error, nlohmann::json& param) {
+  const auto stream = body.find("stream");
+  if (stream == body.end() || !stream->is_boolean() || !stream->get<bool>()) return false;
+  error = "Invalid 'stream': streaming responses are not supported by the requests_engine mock server.";
+  param = "stream";
+  return true;
+}
+
 inline bool optional_int_field(const nlohmann::json& body, const char* key, std::int64_t min, std::int64_t max,
                                std::optional<std::int64_t>& out, std::string& error) {
   out.reset();

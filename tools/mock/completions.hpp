@@ -71,13 +71,7 @@ inline bool parse_completions_request(const nlohmann::json& body, completions_re
     param = "max_tokens";
     return false;
   }
-  const auto stream = body.find("stream");
-  if (stream != body.end() && stream->is_boolean() && stream->get<bool>()) {
-    error = "Invalid 'stream': streaming responses are not supported by the requests_engine mock server.";
-    param = "stream";
-    return false;
-  }
-  return true;
+  return !asks_to_stream(body, error, param);
 }
 
 inline std::size_t completions_prompt_bytes(const completions_request& req) {
@@ -95,12 +89,7 @@ inline std::string completions_body(const completions_request& req) {
   for (std::int64_t p = count - 1; p >= 0; --p) {
     const std::string base = "Mock answer to: " + req.prompts[static_cast<std::size_t>(p)];
     for (std::int64_t k = 0; k < req.n; ++k) {
-      std::string text = k == 0 ? base : base + " (sample " + std::to_string(k) + ")";
-      std::string finish_reason = "stop";
-      if (req.max_tokens && static_cast<std::size_t>(*req.max_tokens) < estimate_tokens(text.size())) {
-        text = utf8_prefix(text, static_cast<std::size_t>(*req.max_tokens) * 4U);
-        finish_reason = "length";
-      }
+      auto [text, finish_reason] = sample_answer(base, k, req.max_tokens);
       completion_tokens += estimate_tokens(text.size());
       ojson choice;
       choice["text"] = std::move(text);

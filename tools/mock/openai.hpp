@@ -116,13 +116,7 @@ inline bool parse_chat_request(const nlohmann::json& body, chat_request& out, st
     return false;
   }
   out.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
-  const auto stream = body.find("stream");
-  if (stream != body.end() && stream->is_boolean() && stream->get<bool>()) {
-    error = "Invalid 'stream': streaming responses are not supported by the requests_engine mock server.";
-    param = "stream";
-    return false;
-  }
-  return true;
+  return !asks_to_stream(body, error, param);
 }
 
 inline std::string chat_completion_body(const chat_request& req) {
@@ -131,12 +125,7 @@ inline std::string chat_completion_body(const chat_request& req) {
   ojson choices = ojson::array();
   std::size_t completion_tokens = 0;
   for (std::int64_t i = 0; i < req.n; ++i) {
-    std::string text = i == 0 ? base : base + " (sample " + std::to_string(i) + ")";
-    std::string finish_reason = "stop";
-    if (req.max_tokens && static_cast<std::size_t>(*req.max_tokens) < estimate_tokens(text.size())) {
-      text = utf8_prefix(text, static_cast<std::size_t>(*req.max_tokens) * 4U);
-      finish_reason = "length";
-    }
+    auto [text, finish_reason] = sample_answer(base, i, req.max_tokens);
     completion_tokens += estimate_tokens(text.size());
     ojson message;
     message["role"] = "assistant";
