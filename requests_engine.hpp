@@ -1989,6 +1989,7 @@ struct job {
   std::shared_ptr<const conversation> input;
   std::shared_ptr<const params> input_params;
   clock::time_point queued_at{};
+  std::size_t batch_pos = 0;  // its place in its collector's worker_slot::batch (guarded by dispatcher::mutex_)
 };
 
 /// A fixed pool of workers over a timed queue. A job waiting for its retry sits in the queue,
@@ -2093,9 +2094,10 @@ class dispatcher {
     if (j.worker != job::no_worker) {
       worker_slot& slot = slots_[j.worker];
       if (slot.current == &j) slot.current = nullptr;
-      auto it = std::find(slot.batch.begin(), slot.batch.end(), &j);
-      if (it != slot.batch.end()) {
-        *it = slot.batch.back();
+      // O(1): a batch of thousands leaves its slot one job at a time, under the lock.
+      if (j.batch_pos < slot.batch.size() && slot.batch[j.batch_pos] == &j) {
+        slot.batch[j.batch_pos] = slot.batch.back();
+        slot.batch[j.batch_pos]->batch_pos = j.batch_pos;
         slot.batch.pop_back();
       }
       j.worker = job::no_worker;
@@ -7002,6 +7004,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> dispatcher::take_batch(
           out.push_back(std::move(ready_.front()));
           ready_.pop_front();
           out.back()->worker = id;
+          out.back()->batch_pos = slot.batch.size();
           slot.batch.push_back(out.back().get());
         }
         if (!ready_.empty()) cv_.notify_one();  // another collector may take the rest

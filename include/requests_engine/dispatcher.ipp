@@ -415,6 +415,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> dispatcher::take_batch(
           out.push_back(std::move(ready_.front()));
           ready_.pop_front();
           out.back()->worker = id;
+          out.back()->batch_pos = slot.batch.size();
           slot.batch.push_back(out.back().get());
         }
         if (!ready_.empty()) cv_.notify_one();  // another collector may take the rest
