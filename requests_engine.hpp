@@ -374,6 +374,10 @@ class params {
   params& tools(std::vector<tool> t) { tools_ = std::move(t); return *this; }
   /// "auto", "none", "required" (must call one), or the name of the tool to call.
   params& tool_choice(std::string c) { tool_choice_ = std::move(c); return *this; }
+  /// How hard a reasoning model thinks: "minimal", "low", "medium" or "high" (OpenAI Responses
+  /// `reasoning.effort`, chat completions `reasoning_effort`). Providers without it fail the
+  /// request before sending.
+  params& reasoning_effort(std::string effort) { reasoning_effort_ = std::move(effort); return *this; }
   /// Raw JSON merged into the body last (RFC 7386 merge patch: null removes a field).
   params& extra(json patch) { extra_ = std::move(patch); return *this; }
 
@@ -394,6 +398,7 @@ class params {
   [[nodiscard]] const std::optional<structured_output>& json_schema() const noexcept { return schema_; }
   [[nodiscard]] const std::vector<tool>& tools() const noexcept { return tools_; }
   [[nodiscard]] const std::optional<std::string>& tool_choice() const noexcept { return tool_choice_; }
+  [[nodiscard]] const std::optional<std::string>& reasoning_effort() const noexcept { return reasoning_effort_; }
 
  private:
   std::optional<std::string> model_;
@@ -408,6 +413,7 @@ class params {
   std::optional<structured_output> schema_;
   std::vector<tool> tools_;
   std::optional<std::string> tool_choice_;
+  std::optional<std::string> reasoning_effort_;
 };
 
 struct token_usage {
@@ -415,12 +421,16 @@ struct token_usage {
   std::int64_t output_tokens = 0;        ///< generated tokens
   std::int64_t cached_input_tokens = 0;  ///< the part of input_tokens read from the provider's cache
   std::int64_t cache_write_tokens = 0;   ///< the part of input_tokens written to it (Anthropic)
+  /// The part of output_tokens the model spent reasoning (billed as output; 0 where the
+  /// provider does not report it apart, as Anthropic).
+  std::int64_t reasoning_tokens = 0;
   [[nodiscard]] std::int64_t total() const noexcept { return input_tokens + output_tokens; }
   token_usage& operator+=(const token_usage& o) noexcept {
     input_tokens += o.input_tokens;
     output_tokens += o.output_tokens;
     cached_input_tokens += o.cached_input_tokens;
     cache_write_tokens += o.cache_write_tokens;
+    reasoning_tokens += o.reasoning_tokens;
     return *this;
   }
 };
@@ -765,6 +775,13 @@ REQUESTS_ENGINE_NAMESPACE_END
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 
+namespace detail {
+/// `url` as an OpenAI endpoint: a base URL (".../v1") gets `suffix` ("/chat/completions",
+/// "/responses") appended, as the official SDKs do; a URL that already ends in it is kept.
+/// Throws std::invalid_argument on a malformed URL.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_view suffix);
+}  // namespace detail
+
 /// OpenAI chat completions, and every server that speaks it (vLLM, Ollama, llama.cpp server,
 /// Groq, Together, Cerebras, ...).
 class openai_compatible {
@@ -842,6 +859,37 @@ class openai_completions {
   /// by the length of each prompt and of its answers.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
       const std::vector<batch_request>& batch, batch_context& context) const;
+
+ private:
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+};
+
+/// OpenAI's Responses API (`POST /v1/responses`), the only way to some models (o1-pro,
+/// o3-pro, gpt-5-pro, the codex models). One answer per request (no params::n, stop or seed);
+/// nothing is stored on OpenAI's side (`store: false`, params::extra may say otherwise).
+class openai_responses {
+ public:
+  /// `url` is a base URL ending in /v1 (the client appends /responses) or the full endpoint.
+  REQUESTS_ENGINE_INLINE openai_responses(const char* api_key, std::string url, std::string model);
+  openai_responses(const std::string& api_key, std::string url, std::string model)
+      : openai_responses(api_key.c_str(), std::move(url), std::move(model)) {}
+
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  /// finish_reason: "stop", "tool_calls", "refusal", or for an incomplete response its reason
+  /// ("max_output_tokens", "content_filter"); a response of status "failed" is an error.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& model() const noexcept { return model_; }
+
+  /// OPENAI_API_KEY (std::invalid_argument naming it when unset); OPENAI_BASE_URL when set,
+  /// else https://api.openai.com/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses openai(std::string model);
 
  private:
   std::string api_key_;
@@ -3165,18 +3213,21 @@ inline std::string openai_audio_format(std::string media) {
   return media;
 }
 
+REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_view suffix) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
+    url += suffix;
+  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
+  return url;
+}
+
 }  // namespace detail
 
 REQUESTS_ENGINE_INLINE openai_compatible::openai_compatible(const char* api_key, std::string url,
                                                             std::string model)
-    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  const std::string suffix = "/chat/completions";
-  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
-    url += suffix;
-  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
-  endpoint_ = std::move(url);
-}
+    : api_key_(api_key ? api_key : ""),
+      endpoint_(detail::openai_endpoint(std::move(url), "/chat/completions")),
+      model_(std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversation& c,
                                                                  const params& p) const {
@@ -3230,6 +3281,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
   if (!p.stop().empty()) body["stop"] = p.stop();
   if (p.seed()) body["seed"] = *p.seed();
   if (p.n()) body["n"] = *p.n();
+  if (p.reasoning_effort()) body["reasoning_effort"] = *p.reasoning_effort();
   if (p.json_schema()) {
     body["response_format"] = {{"type", "json_schema"},
                                {"json_schema",
@@ -3605,6 +3657,9 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
     } else if (frames_.size() == 3 && frames_[0].key == "usage" && frames_[1].key == "prompt_tokens_details" &&
                frames_[2].key == "cached_tokens") {
       out.usage.cached_input_tokens = v;
+    } else if (frames_.size() == 3 && frames_[0].key == "usage" && frames_[1].key == "completion_tokens_details" &&
+               frames_[2].key == "reasoning_tokens") {
+      out.usage.reasoning_tokens = v;  // already inside completion_tokens
     }
     return true;
   }
@@ -3649,6 +3704,10 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::
   json usage = full.value("usage", json::object());
   const std::int64_t prompt = usage.value("prompt_tokens", std::int64_t{0});
   const std::int64_t completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+  const json* details = usage.contains("completion_tokens_details") && usage["completion_tokens_details"].is_object()
+                            ? &usage["completion_tokens_details"]
+                            : nullptr;
+  const std::int64_t reasoning = details ? details->value("reasoning_tokens", std::int64_t{0}) : 0;
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;
@@ -3661,6 +3720,9 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::
       u["prompt_tokens"] = i == 0 ? prompt : 0;
       u["completion_tokens"] = share;
       u["total_tokens"] = (i == 0 ? prompt : 0) + share;
+      // Reasoning tokens are part of the completion tokens: shared out the same way.
+      if (details && details->contains("reasoning_tokens"))
+        u["completion_tokens_details"]["reasoning_tokens"] = reasoning / count + (i == 0 ? reasoning % count : 0);
       if (i > 0 && u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
         u["prompt_tokens_details"]["cached_tokens"] = 0;
       one["usage"] = std::move(u);
@@ -3685,10 +3747,10 @@ inline std::string env_or(const char* name, std::string fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;
 }
-inline std::string required_env(const char* name, const char* preset) {
+inline std::string required_env(const char* name, const char* preset, const char* type = "openai_compatible") {
   const char* v = std::getenv(name);
   if (!v || !*v)
-    throw std::invalid_argument(std::string("requests_engine: openai_compatible::") + preset + "(): " + name +
+    throw std::invalid_argument(std::string("requests_engine: ") + type + "::" + preset + "(): " + name +
                                 " is not set");
   return v;
 }
@@ -3723,14 +3785,9 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::strin
 // --- openai_completions (legacy) -----------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_completions::openai_completions(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  const std::string suffix = "/completions";
-  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
-    url += suffix;
-  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
-  endpoint_ = std::move(url);
-}
+    : api_key_(api_key ? api_key : ""),
+      endpoint_(detail::openai_endpoint(std::move(url), "/completions")),
+      model_(std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversation& c, const params& p) const {
   auto unsupported = [](const std::string& what) { return detail::unsupported("openai_completions", what); };
@@ -3746,6 +3803,8 @@ REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversa
   }
   if (p.json_mode() || p.json_schema()) return unsupported("JSON mode and structured output are not supported");
   if (!p.tools().empty() || p.tool_choice()) return unsupported("tools are not supported");
+  if (p.reasoning_effort())
+    return unsupported("params::reasoning_effort is not supported (use openai_compatible or openai_responses)");
   json body = {{"model", p.model() ? *p.model() : model_}, {"prompt", std::move(prompt)}};
   if (body["model"].get_ref<const std::string&>().empty())
     return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
@@ -3930,6 +3989,201 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
   return out;
 }
 
+// --- openai_responses -----------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE openai_responses::openai_responses(const char* api_key, std::string url, std::string model)
+    : api_key_(api_key ? api_key : ""),
+      endpoint_(detail::openai_endpoint(std::move(url), "/responses")),
+      model_(std::move(model)) {}
+
+REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversation& c, const params& p) const {
+  auto unsupported = [](const std::string& what) { return detail::unsupported("openai_responses", what); };
+  // What the Responses API has no field for fails here, rather than as a 400 after a round trip.
+  if (p.n() && *p.n() != 1)
+    return unsupported("params::n is not supported (one answer per request; send the request n times: with the "
+                       "cache, each copy is its own sample)");
+  if (!p.stop().empty()) return unsupported("params::stop is not supported (the Responses API has no stop sequences)");
+  if (p.seed()) return unsupported("params::seed is not supported (the Responses API has no seed)");
+  // The API's own minimum, named as the API names it.
+  if (p.max_tokens() && *p.max_tokens() < 16)
+    return error{error_code::invalid_request, 0,
+                 "openai_responses: max_output_tokens (params::max_tokens) must be at least 16, got " +
+                     std::to_string(*p.max_tokens()),
+                 {}, 0, {}};
+  json body = json::object();
+  body["model"] = p.model() ? *p.model() : model_;
+  if (body["model"].get_ref<const std::string&>().empty())
+    return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
+  if (c.system()) body["instructions"] = *c.system();
+  json input = json::array();
+  for (std::size_t i = 0; i < c.messages().size(); ++i) {
+    const message& m = c.messages()[i];
+    const std::string where = "message " + std::to_string(i);
+    if (m.author != role::user) {
+      // Assistant turns (and system messages between turns) go back as text.
+      for (const auto& part : m.content)
+        if (part.type != content_part::kind::text)
+          return unsupported(where + ": only text is supported in " + std::string(to_string(m.author)) + " messages");
+      input.push_back({{"role", std::string(to_string(m.author))}, {"content", m.text()}});
+      continue;
+    }
+    json parts = json::array();
+    for (std::size_t k = 0; k < m.content.size(); ++k) {
+      const content_part& part = m.content[k];
+      switch (part.type) {
+        case content_part::kind::text:
+          parts.push_back({{"type", "input_text"}, {"text", part.text}});
+          break;
+        case content_part::kind::image: {
+          std::string u = !part.url.empty()
+                              ? part.url
+                              : "data:" + part.media_type + ";base64," + detail::base64_encode(part.data);
+          // detail is required by the API's schema; "auto" lets the model choose.
+          parts.push_back({{"type", "input_image"}, {"image_url", std::move(u)}, {"detail", "auto"}});
+          break;
+        }
+        case content_part::kind::audio:
+          return unsupported(where + " part " + std::to_string(k) +
+                             ": audio is not supported (the Responses API takes text, images and files; use "
+                             "openai_compatible with an audio model)");
+      }
+    }
+    input.push_back({{"role", "user"}, {"content", std::move(parts)}});
+  }
+  if (input.empty()) return error{error_code::invalid_request, 0, "the conversation has no messages", {}, 0, {}};
+  body["input"] = std::move(input);
+  if (p.max_tokens()) body["max_output_tokens"] = *p.max_tokens();
+  if (p.temperature()) body["temperature"] = *p.temperature();
+  if (p.top_p()) body["top_p"] = *p.top_p();
+  if (p.reasoning_effort()) body["reasoning"] = {{"effort", *p.reasoning_effort()}};
+  if (const auto& so = p.json_schema()) {
+    body["text"] = {{"format", {{"type", "json_schema"}, {"name", so->name}, {"schema", so->schema}, {"strict", so->strict}}}};
+  } else if (p.json_mode()) {
+    body["text"] = {{"format", {{"type", "json_object"}}}};
+  }
+  if (!p.tools().empty()) {
+    json tools = json::array();
+    for (const tool& t : p.tools()) {
+      // strict is required by the schema; false keeps any JSON Schema the caller wrote valid.
+      json fn = {{"type", "function"}, {"name", t.name}, {"parameters", t.parameters}, {"strict", false}};
+      if (!t.description.empty()) fn["description"] = t.description;
+      tools.push_back(std::move(fn));
+    }
+    body["tools"] = std::move(tools);
+  }
+  if (const auto& tc = p.tool_choice()) {
+    if (*tc == "auto" || *tc == "none" || *tc == "required")
+      body["tool_choice"] = *tc;
+    else
+      body["tool_choice"] = {{"type", "function"}, {"name", *tc}};
+  }
+  body["store"] = false;
+  if (!p.extra().is_null()) {
+    if (!p.extra().is_object())
+      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+    body.merge_patch(p.extra());
+  }
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE http_request openai_responses::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
+namespace detail {
+inline std::int64_t openai_int(const json& obj, const char* key) {
+  if (!obj.is_object()) return 0;
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+}
+inline std::string openai_str(const json& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
+                 {}, 0, {}};
+  };
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
+  const std::string status = detail::openai_str(j, "status");
+  if (status == "failed") {
+    const json err = j.value("error", json());
+    const std::string message = detail::openai_str(err, "message");
+    error e{error_code::server_error, r.status,
+            "the response failed: " + (message.empty() ? std::string("no reason given") : message), {}, 0, {}};
+    e.provider_code = detail::openai_str(err, "code");
+    // Retried as its HTTP twin would be: a server error or a rate limit; a bad prompt is final.
+    if (e.provider_code == "rate_limit_exceeded") e.code = error_code::rate_limited;
+    else if (!e.provider_code.empty() && e.provider_code != "server_error") e.code = error_code::bad_request;
+    return e;
+  }
+  const auto output = j.find("output");
+  if (output == j.end() || !output->is_array()) return bad("the response has no output");
+  choice ch;
+  bool refused = false;
+  for (const json& item : *output) {
+    const std::string type = detail::openai_str(item, "type");
+    if (type == "message" && item.contains("content") && item["content"].is_array()) {
+      for (const json& part : item["content"]) {
+        const std::string kind = detail::openai_str(part, "type");
+        if (kind == "output_text") {
+          ch.text += detail::openai_str(part, "text");
+        } else if (kind == "refusal") {
+          ch.text = detail::openai_str(part, "refusal");
+          refused = true;
+        }
+      }
+    } else if (type == "function_call") {
+      ch.tool_calls.push_back(tool_call{detail::openai_str(item, "call_id"), detail::openai_str(item, "name"),
+                                        detail::openai_str(item, "arguments")});
+    }
+    // reasoning items (and built-in tool calls) are not the answer.
+  }
+  if (status == "incomplete") {
+    ch.finish_reason = detail::openai_str(j.value("incomplete_details", json()), "reason");
+    if (ch.finish_reason.empty()) ch.finish_reason = "incomplete";
+  } else if (refused) {
+    ch.finish_reason = "refusal";
+  } else if (!ch.tool_calls.empty()) {
+    ch.finish_reason = "tool_calls";
+  } else {
+    ch.finish_reason = "stop";
+  }
+  completion c;
+  c.text = ch.text;
+  c.finish_reason = ch.finish_reason;
+  c.choices.push_back(std::move(ch));
+  c.model = detail::openai_str(j, "model");
+  if (const auto u = j.find("usage"); u != j.end() && u->is_object()) {
+    c.usage.input_tokens = detail::openai_int(*u, "input_tokens");
+    c.usage.output_tokens = detail::openai_int(*u, "output_tokens");  // reasoning included
+    c.usage.cached_input_tokens = detail::openai_int(u->value("input_tokens_details", json()), "cached_tokens");
+    c.usage.reasoning_tokens = detail::openai_int(u->value("output_tokens_details", json()), "reasoning_tokens");
+  }
+  c.raw_body = r.body;
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE json openai_responses::cache_identity() const {
+  return {{"kind", "openai_responses"}, {"endpoint", endpoint_}, {"model", model_}};
+}
+
+REQUESTS_ENGINE_INLINE openai_responses openai_responses::openai(std::string model) {
+  return openai_responses(detail::required_env("OPENAI_API_KEY", "openai", "openai_responses"),
+                          detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+}
+
 REQUESTS_ENGINE_NAMESPACE_END
 
 // ---- include/requests_engine/anthropic.ipp -------------------------------------------------
@@ -3992,6 +4246,9 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
   if (p.top_p()) body["top_p"] = *p.top_p();
   if (!p.stop().empty()) body["stop_sequences"] = p.stop();
   if (p.seed()) return unsupported(provider, "params::seed is not supported (the Messages API has no seed)");
+  if (p.reasoning_effort())
+    return unsupported(provider, "params::reasoning_effort is not supported (extended thinking takes a token "
+                                 "budget: set \"thinking\" through params::extra)");
   if (p.n() && *p.n() != 1)
     return unsupported(provider, "params::n > 1 is not supported (one answer per request; send the request n "
                                  "times: with the cache, each copy is its own sample)");
@@ -4071,6 +4328,8 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
     c.usage.cache_write_tokens = num("cache_creation_input_tokens");
     c.usage.input_tokens = num("input_tokens") + c.usage.cached_input_tokens + c.usage.cache_write_tokens;
     c.usage.output_tokens = num("output_tokens");
+    // Thinking tokens are inside output_tokens; the Messages API does not count them apart,
+    // so reasoning_tokens stays 0.
   }
   c.text = ch.text;
   c.finish_reason = ch.finish_reason;
@@ -4802,6 +5061,9 @@ REQUESTS_ENGINE_INLINE result<json> gemini_body(const conversation& c, const par
   if (!p.stop().empty()) gen["stopSequences"] = p.stop();
   if (p.seed()) gen["seed"] = *p.seed();
   if (p.n()) gen["candidateCount"] = *p.n();
+  if (p.reasoning_effort())
+    return unsupported(provider, "params::reasoning_effort is not supported (Gemini takes a thinking budget: "
+                                 "set generationConfig.thinkingConfig through params::extra)");
   if (p.json_schema()) {
     gen["responseMimeType"] = "application/json";
     gen["responseJsonSchema"] = p.json_schema()->schema;
@@ -4924,6 +5186,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_respo
     c.usage.input_tokens = json_int_field(u, "promptTokenCount") + json_int_field(u, "toolUsePromptTokenCount");
     c.usage.output_tokens = json_int_field(u, "candidatesTokenCount") + json_int_field(u, "thoughtsTokenCount");
     c.usage.cached_input_tokens = json_int_field(u, "cachedContentTokenCount");
+    c.usage.reasoning_tokens = json_int_field(u, "thoughtsTokenCount");
   }
   c.model = json_string_field(body, "modelVersion");
   c.text = c.choices.front().text;
@@ -5204,7 +5467,8 @@ REQUESTS_ENGINE_INLINE std::string batch_backend::encode(const completion& c) {
                {{"input_tokens", c.usage.input_tokens},
                 {"output_tokens", c.usage.output_tokens},
                 {"cached_input_tokens", c.usage.cached_input_tokens},
-                {"cache_write_tokens", c.usage.cache_write_tokens}}}};
+                {"cache_write_tokens", c.usage.cache_write_tokens},
+                {"reasoning_tokens", c.usage.reasoning_tokens}}}};
   if (!c.raw_body.empty()) out["raw"] = c.raw_body;
   return out.dump();
 }
@@ -5260,6 +5524,7 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
       c.usage.output_tokens = u.value("output_tokens", std::int64_t{0});
       c.usage.cached_input_tokens = u.value("cached_input_tokens", std::int64_t{0});
       c.usage.cache_write_tokens = u.value("cache_write_tokens", std::int64_t{0});
+      c.usage.reasoning_tokens = u.value("reasoning_tokens", std::int64_t{0});
     }
     c.raw_body = j.contains("raw") && j["raw"].is_string() ? j["raw"].get<std::string>() : r.body;
   } catch (const json::exception& e) {
@@ -5276,6 +5541,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(con
   if (count == 0) return {};
   const json usage = full.value("usage", json::object());
   const std::int64_t output = usage.value("output_tokens", std::int64_t{0});
+  const std::int64_t reasoning = usage.value("reasoning_tokens", std::int64_t{0});
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;
@@ -5283,6 +5549,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(con
     json u = usage;
     if (i > 0) u["input_tokens"] = u["cached_input_tokens"] = u["cache_write_tokens"] = 0;
     u["output_tokens"] = output / count + (i == 0 ? output % count : 0);
+    if (reasoning != 0) u["reasoning_tokens"] = reasoning / count + (i == 0 ? reasoning % count : 0);
     one["usage"] = std::move(u);
     out.push_back(one.dump());
   }
@@ -5762,6 +6029,9 @@ REQUESTS_ENGINE_INLINE const char* builtin_prices_json() noexcept {
 "o3":           {"input": 2,    "cached_input": 0.5,   "output": 8},
 "o3-mini":      {"input": 1.1,  "cached_input": 0.55,  "output": 4.4},
 "o4-mini":      {"input": 1.1,  "cached_input": 0.275, "output": 4.4},
+"o1-pro":       {"input": 150,  "output": 600, "note": "Responses API only"},
+"o3-pro":       {"input": 20,   "output": 80,  "note": "Responses API only"},
+"gpt-5-pro":    {"input": 15,   "output": 120, "note": "Responses API only"},
 
 "claude-opus-4-6":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25},
 "claude-opus-4-5":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25,
@@ -5846,7 +6116,8 @@ struct snapshot_bases {
   return json{{"input", u.input_tokens},
               {"output", u.output_tokens},
               {"cached_input", u.cached_input_tokens},
-              {"cache_write", u.cache_write_tokens}};
+              {"cache_write", u.cache_write_tokens},
+              {"reasoning", u.reasoning_tokens}};
 }
 
 }  // namespace detail
@@ -6206,7 +6477,8 @@ REQUESTS_ENGINE_INLINE json cost_report::to_json() const {
 REQUESTS_ENGINE_INLINE std::string cost_report::to_string() const {
   auto tokens_text = [](const token_usage& u) {
     return std::to_string(u.input_tokens) + " input (" + std::to_string(u.cached_input_tokens) + " cached, " +
-           std::to_string(u.cache_write_tokens) + " cache writes), " + std::to_string(u.output_tokens) + " output";
+           std::to_string(u.cache_write_tokens) + " cache writes), " + std::to_string(u.output_tokens) + " output" +
+           (u.reasoning_tokens > 0 ? " (" + std::to_string(u.reasoning_tokens) + " reasoning)" : std::string());
   };
   std::string s = "cost: " + detail::format_dollars(actual) + " spent, " + detail::format_dollars(as_if) +
                   " as if nothing came from the cache" + (batch ? " (batch prices)" : "");

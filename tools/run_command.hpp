@@ -233,7 +233,8 @@ inline json usage_json(const re::token_usage& u) {
   return {{"input_tokens", u.input_tokens},
           {"output_tokens", u.output_tokens},
           {"cached_input_tokens", u.cached_input_tokens},
-          {"cache_write_tokens", u.cache_write_tokens}};
+          {"cache_write_tokens", u.cache_write_tokens},
+          {"reasoning_tokens", u.reasoning_tokens}};
 }
 
 // A chat.completion body for answers from providers that do not speak OpenAI's shape, so that

@@ -60,6 +60,9 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
   if (p.top_p()) body["top_p"] = *p.top_p();
   if (!p.stop().empty()) body["stop_sequences"] = p.stop();
   if (p.seed()) return unsupported(provider, "params::seed is not supported (the Messages API has no seed)");
+  if (p.reasoning_effort())
+    return unsupported(provider, "params::reasoning_effort is not supported (extended thinking takes a token "
+                                 "budget: set \"thinking\" through params::extra)");
   if (p.n() && *p.n() != 1)
     return unsupported(provider, "params::n > 1 is not supported (one answer per request; send the request n "
                                  "times: with the cache, each copy is its own sample)");
@@ -139,6 +142,8 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
     c.usage.cache_write_tokens = num("cache_creation_input_tokens");
     c.usage.input_tokens = num("input_tokens") + c.usage.cached_input_tokens + c.usage.cache_write_tokens;
     c.usage.output_tokens = num("output_tokens");
+    // Thinking tokens are inside output_tokens; the Messages API does not count them apart,
+    // so reasoning_tokens stays 0.
   }
   c.text = ch.text;
   c.finish_reason = ch.finish_reason;

@@ -81,7 +81,8 @@ REQUESTS_ENGINE_INLINE std::string batch_backend::encode(const completion& c) {
                {{"input_tokens", c.usage.input_tokens},
                 {"output_tokens", c.usage.output_tokens},
                 {"cached_input_tokens", c.usage.cached_input_tokens},
-                {"cache_write_tokens", c.usage.cache_write_tokens}}}};
+                {"cache_write_tokens", c.usage.cache_write_tokens},
+                {"reasoning_tokens", c.usage.reasoning_tokens}}}};
   if (!c.raw_body.empty()) out["raw"] = c.raw_body;
   return out.dump();
 }
@@ -137,6 +138,7 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
       c.usage.output_tokens = u.value("output_tokens", std::int64_t{0});
       c.usage.cached_input_tokens = u.value("cached_input_tokens", std::int64_t{0});
       c.usage.cache_write_tokens = u.value("cache_write_tokens", std::int64_t{0});
+      c.usage.reasoning_tokens = u.value("reasoning_tokens", std::int64_t{0});
     }
     c.raw_body = j.contains("raw") && j["raw"].is_string() ? j["raw"].get<std::string>() : r.body;
   } catch (const json::exception& e) {
@@ -153,6 +155,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(con
   if (count == 0) return {};
   const json usage = full.value("usage", json::object());
   const std::int64_t output = usage.value("output_tokens", std::int64_t{0});
+  const std::int64_t reasoning = usage.value("reasoning_tokens", std::int64_t{0});
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;
@@ -160,6 +163,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(con
     json u = usage;
     if (i > 0) u["input_tokens"] = u["cached_input_tokens"] = u["cache_write_tokens"] = 0;
     u["output_tokens"] = output / count + (i == 0 ? output % count : 0);
+    if (reasoning != 0) u["reasoning_tokens"] = reasoning / count + (i == 0 ? reasoning % count : 0);
     one["usage"] = std::move(u);
     out.push_back(one.dump());
   }

@@ -52,6 +52,9 @@ REQUESTS_ENGINE_INLINE const char* builtin_prices_json() noexcept {
 "o3":           {"input": 2,    "cached_input": 0.5,   "output": 8},
 "o3-mini":      {"input": 1.1,  "cached_input": 0.55,  "output": 4.4},
 "o4-mini":      {"input": 1.1,  "cached_input": 0.275, "output": 4.4},
+"o1-pro":       {"input": 150,  "output": 600, "note": "Responses API only"},
+"o3-pro":       {"input": 20,   "output": 80,  "note": "Responses API only"},
+"gpt-5-pro":    {"input": 15,   "output": 120, "note": "Responses API only"},
 
 "claude-opus-4-6":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25},
 "claude-opus-4-5":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25,
@@ -136,7 +139,8 @@ struct snapshot_bases {
   return json{{"input", u.input_tokens},
               {"output", u.output_tokens},
               {"cached_input", u.cached_input_tokens},
-              {"cache_write", u.cache_write_tokens}};
+              {"cache_write", u.cache_write_tokens},
+              {"reasoning", u.reasoning_tokens}};
 }
 
 }  // namespace detail
@@ -496,7 +500,8 @@ REQUESTS_ENGINE_INLINE json cost_report::to_json() const {
 REQUESTS_ENGINE_INLINE std::string cost_report::to_string() const {
   auto tokens_text = [](const token_usage& u) {
     return std::to_string(u.input_tokens) + " input (" + std::to_string(u.cached_input_tokens) + " cached, " +
-           std::to_string(u.cache_write_tokens) + " cache writes), " + std::to_string(u.output_tokens) + " output";
+           std::to_string(u.cache_write_tokens) + " cache writes), " + std::to_string(u.output_tokens) + " output" +
+           (u.reasoning_tokens > 0 ? " (" + std::to_string(u.reasoning_tokens) + " reasoning)" : std::string());
   };
   std::string s = "cost: " + detail::format_dollars(actual) + " spent, " + detail::format_dollars(as_if) +
                   " as if nothing came from the cache" + (batch ? " (batch prices)" : "");

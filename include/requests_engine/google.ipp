@@ -337,6 +337,9 @@ REQUESTS_ENGINE_INLINE result<json> gemini_body(const conversation& c, const par
   if (!p.stop().empty()) gen["stopSequences"] = p.stop();
   if (p.seed()) gen["seed"] = *p.seed();
   if (p.n()) gen["candidateCount"] = *p.n();
+  if (p.reasoning_effort())
+    return unsupported(provider, "params::reasoning_effort is not supported (Gemini takes a thinking budget: "
+                                 "set generationConfig.thinkingConfig through params::extra)");
   if (p.json_schema()) {
     gen["responseMimeType"] = "application/json";
     gen["responseJsonSchema"] = p.json_schema()->schema;
@@ -459,6 +462,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_respo
     c.usage.input_tokens = json_int_field(u, "promptTokenCount") + json_int_field(u, "toolUsePromptTokenCount");
     c.usage.output_tokens = json_int_field(u, "candidatesTokenCount") + json_int_field(u, "thoughtsTokenCount");
     c.usage.cached_input_tokens = json_int_field(u, "cachedContentTokenCount");
+    c.usage.reasoning_tokens = json_int_field(u, "thoughtsTokenCount");
   }
   c.model = json_string_field(body, "modelVersion");
   c.text = c.choices.front().text;

@@ -119,6 +119,10 @@ class params {
   params& tools(std::vector<tool> t) { tools_ = std::move(t); return *this; }
   /// "auto", "none", "required" (must call one), or the name of the tool to call.
   params& tool_choice(std::string c) { tool_choice_ = std::move(c); return *this; }
+  /// How hard a reasoning model thinks: "minimal", "low", "medium" or "high" (OpenAI Responses
+  /// `reasoning.effort`, chat completions `reasoning_effort`). Providers without it fail the
+  /// request before sending.
+  params& reasoning_effort(std::string effort) { reasoning_effort_ = std::move(effort); return *this; }
   /// Raw JSON merged into the body last (RFC 7386 merge patch: null removes a field).
   params& extra(json patch) { extra_ = std::move(patch); return *this; }
 
@@ -139,6 +143,7 @@ class params {
   [[nodiscard]] const std::optional<structured_output>& json_schema() const noexcept { return schema_; }
   [[nodiscard]] const std::vector<tool>& tools() const noexcept { return tools_; }
   [[nodiscard]] const std::optional<std::string>& tool_choice() const noexcept { return tool_choice_; }
+  [[nodiscard]] const std::optional<std::string>& reasoning_effort() const noexcept { return reasoning_effort_; }
 
  private:
   std::optional<std::string> model_;
@@ -153,6 +158,7 @@ class params {
   std::optional<structured_output> schema_;
   std::vector<tool> tools_;
   std::optional<std::string> tool_choice_;
+  std::optional<std::string> reasoning_effort_;
 };
 
 struct token_usage {
@@ -160,12 +166,16 @@ struct token_usage {
   std::int64_t output_tokens = 0;        ///< generated tokens
   std::int64_t cached_input_tokens = 0;  ///< the part of input_tokens read from the provider's cache
   std::int64_t cache_write_tokens = 0;   ///< the part of input_tokens written to it (Anthropic)
+  /// The part of output_tokens the model spent reasoning (billed as output; 0 where the
+  /// provider does not report it apart, as Anthropic).
+  std::int64_t reasoning_tokens = 0;
   [[nodiscard]] std::int64_t total() const noexcept { return input_tokens + output_tokens; }
   token_usage& operator+=(const token_usage& o) noexcept {
     input_tokens += o.input_tokens;
     output_tokens += o.output_tokens;
     cached_input_tokens += o.cached_input_tokens;
     cache_write_tokens += o.cache_write_tokens;
+    reasoning_tokens += o.reasoning_tokens;
     return *this;
   }
 };

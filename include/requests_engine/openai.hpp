@@ -7,6 +7,13 @@
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 
+namespace detail {
+/// `url` as an OpenAI endpoint: a base URL (".../v1") gets `suffix` ("/chat/completions",
+/// "/responses") appended, as the official SDKs do; a URL that already ends in it is kept.
+/// Throws std::invalid_argument on a malformed URL.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_view suffix);
+}  // namespace detail
+
 /// OpenAI chat completions, and every server that speaks it (vLLM, Ollama, llama.cpp server,
 /// Groq, Together, Cerebras, ...).
 class openai_compatible {
@@ -84,6 +91,37 @@ class openai_completions {
   /// by the length of each prompt and of its answers.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
       const std::vector<batch_request>& batch, batch_context& context) const;
+
+ private:
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+};
+
+/// OpenAI's Responses API (`POST /v1/responses`), the only way to some models (o1-pro,
+/// o3-pro, gpt-5-pro, the codex models). One answer per request (no params::n, stop or seed);
+/// nothing is stored on OpenAI's side (`store: false`, params::extra may say otherwise).
+class openai_responses {
+ public:
+  /// `url` is a base URL ending in /v1 (the client appends /responses) or the full endpoint.
+  REQUESTS_ENGINE_INLINE openai_responses(const char* api_key, std::string url, std::string model);
+  openai_responses(const std::string& api_key, std::string url, std::string model)
+      : openai_responses(api_key.c_str(), std::move(url), std::move(model)) {}
+
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  /// finish_reason: "stop", "tool_calls", "refusal", or for an incomplete response its reason
+  /// ("max_output_tokens", "content_filter"); a response of status "failed" is an error.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& model() const noexcept { return model_; }
+
+  /// OPENAI_API_KEY (std::invalid_argument naming it when unset); OPENAI_BASE_URL when set,
+  /// else https://api.openai.com/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses openai(std::string model);
 
  private:
   std::string api_key_;

@@ -20,18 +20,21 @@ inline std::string openai_audio_format(std::string media) {
   return media;
 }
 
+REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_view suffix) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
+    url += suffix;
+  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
+  return url;
+}
+
 }  // namespace detail
 
 REQUESTS_ENGINE_INLINE openai_compatible::openai_compatible(const char* api_key, std::string url,
                                                             std::string model)
-    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  const std::string suffix = "/chat/completions";
-  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
-    url += suffix;
-  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
-  endpoint_ = std::move(url);
-}
+    : api_key_(api_key ? api_key : ""),
+      endpoint_(detail::openai_endpoint(std::move(url), "/chat/completions")),
+      model_(std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversation& c,
                                                                  const params& p) const {
@@ -85,6 +88,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
   if (!p.stop().empty()) body["stop"] = p.stop();
   if (p.seed()) body["seed"] = *p.seed();
   if (p.n()) body["n"] = *p.n();
+  if (p.reasoning_effort()) body["reasoning_effort"] = *p.reasoning_effort();
   if (p.json_schema()) {
     body["response_format"] = {{"type", "json_schema"},
                                {"json_schema",
@@ -460,6 +464,9 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
     } else if (frames_.size() == 3 && frames_[0].key == "usage" && frames_[1].key == "prompt_tokens_details" &&
                frames_[2].key == "cached_tokens") {
       out.usage.cached_input_tokens = v;
+    } else if (frames_.size() == 3 && frames_[0].key == "usage" && frames_[1].key == "completion_tokens_details" &&
+               frames_[2].key == "reasoning_tokens") {
+      out.usage.reasoning_tokens = v;  // already inside completion_tokens
     }
     return true;
   }
@@ -504,6 +511,10 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::
   json usage = full.value("usage", json::object());
   const std::int64_t prompt = usage.value("prompt_tokens", std::int64_t{0});
   const std::int64_t completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+  const json* details = usage.contains("completion_tokens_details") && usage["completion_tokens_details"].is_object()
+                            ? &usage["completion_tokens_details"]
+                            : nullptr;
+  const std::int64_t reasoning = details ? details->value("reasoning_tokens", std::int64_t{0}) : 0;
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;
@@ -516,6 +527,9 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::
       u["prompt_tokens"] = i == 0 ? prompt : 0;
       u["completion_tokens"] = share;
       u["total_tokens"] = (i == 0 ? prompt : 0) + share;
+      // Reasoning tokens are part of the completion tokens: shared out the same way.
+      if (details && details->contains("reasoning_tokens"))
+        u["completion_tokens_details"]["reasoning_tokens"] = reasoning / count + (i == 0 ? reasoning % count : 0);
       if (i > 0 && u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
         u["prompt_tokens_details"]["cached_tokens"] = 0;
       one["usage"] = std::move(u);
@@ -540,10 +554,10 @@ inline std::string env_or(const char* name, std::string fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;
 }
-inline std::string required_env(const char* name, const char* preset) {
+inline std::string required_env(const char* name, const char* preset, const char* type = "openai_compatible") {
   const char* v = std::getenv(name);
   if (!v || !*v)
-    throw std::invalid_argument(std::string("requests_engine: openai_compatible::") + preset + "(): " + name +
+    throw std::invalid_argument(std::string("requests_engine: ") + type + "::" + preset + "(): " + name +
                                 " is not set");
   return v;
 }
@@ -578,14 +592,9 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::strin
 // --- openai_completions (legacy) -----------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_completions::openai_completions(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  const std::string suffix = "/completions";
-  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
-    url += suffix;
-  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
-  endpoint_ = std::move(url);
-}
+    : api_key_(api_key ? api_key : ""),
+      endpoint_(detail::openai_endpoint(std::move(url), "/completions")),
+      model_(std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversation& c, const params& p) const {
   auto unsupported = [](const std::string& what) { return detail::unsupported("openai_completions", what); };
@@ -601,6 +610,8 @@ REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversa
   }
   if (p.json_mode() || p.json_schema()) return unsupported("JSON mode and structured output are not supported");
   if (!p.tools().empty() || p.tool_choice()) return unsupported("tools are not supported");
+  if (p.reasoning_effort())
+    return unsupported("params::reasoning_effort is not supported (use openai_compatible or openai_responses)");
   json body = {{"model", p.model() ? *p.model() : model_}, {"prompt", std::move(prompt)}};
   if (body["model"].get_ref<const std::string&>().empty())
     return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
@@ -783,6 +794,201 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
     }
   }
   return out;
+}
+
+// --- openai_responses -----------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE openai_responses::openai_responses(const char* api_key, std::string url, std::string model)
+    : api_key_(api_key ? api_key : ""),
+      endpoint_(detail::openai_endpoint(std::move(url), "/responses")),
+      model_(std::move(model)) {}
+
+REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversation& c, const params& p) const {
+  auto unsupported = [](const std::string& what) { return detail::unsupported("openai_responses", what); };
+  // What the Responses API has no field for fails here, rather than as a 400 after a round trip.
+  if (p.n() && *p.n() != 1)
+    return unsupported("params::n is not supported (one answer per request; send the request n times: with the "
+                       "cache, each copy is its own sample)");
+  if (!p.stop().empty()) return unsupported("params::stop is not supported (the Responses API has no stop sequences)");
+  if (p.seed()) return unsupported("params::seed is not supported (the Responses API has no seed)");
+  // The API's own minimum, named as the API names it.
+  if (p.max_tokens() && *p.max_tokens() < 16)
+    return error{error_code::invalid_request, 0,
+                 "openai_responses: max_output_tokens (params::max_tokens) must be at least 16, got " +
+                     std::to_string(*p.max_tokens()),
+                 {}, 0, {}};
+  json body = json::object();
+  body["model"] = p.model() ? *p.model() : model_;
+  if (body["model"].get_ref<const std::string&>().empty())
+    return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
+  if (c.system()) body["instructions"] = *c.system();
+  json input = json::array();
+  for (std::size_t i = 0; i < c.messages().size(); ++i) {
+    const message& m = c.messages()[i];
+    const std::string where = "message " + std::to_string(i);
+    if (m.author != role::user) {
+      // Assistant turns (and system messages between turns) go back as text.
+      for (const auto& part : m.content)
+        if (part.type != content_part::kind::text)
+          return unsupported(where + ": only text is supported in " + std::string(to_string(m.author)) + " messages");
+      input.push_back({{"role", std::string(to_string(m.author))}, {"content", m.text()}});
+      continue;
+    }
+    json parts = json::array();
+    for (std::size_t k = 0; k < m.content.size(); ++k) {
+      const content_part& part = m.content[k];
+      switch (part.type) {
+        case content_part::kind::text:
+          parts.push_back({{"type", "input_text"}, {"text", part.text}});
+          break;
+        case content_part::kind::image: {
+          std::string u = !part.url.empty()
+                              ? part.url
+                              : "data:" + part.media_type + ";base64," + detail::base64_encode(part.data);
+          // detail is required by the API's schema; "auto" lets the model choose.
+          parts.push_back({{"type", "input_image"}, {"image_url", std::move(u)}, {"detail", "auto"}});
+          break;
+        }
+        case content_part::kind::audio:
+          return unsupported(where + " part " + std::to_string(k) +
+                             ": audio is not supported (the Responses API takes text, images and files; use "
+                             "openai_compatible with an audio model)");
+      }
+    }
+    input.push_back({{"role", "user"}, {"content", std::move(parts)}});
+  }
+  if (input.empty()) return error{error_code::invalid_request, 0, "the conversation has no messages", {}, 0, {}};
+  body["input"] = std::move(input);
+  if (p.max_tokens()) body["max_output_tokens"] = *p.max_tokens();
+  if (p.temperature()) body["temperature"] = *p.temperature();
+  if (p.top_p()) body["top_p"] = *p.top_p();
+  if (p.reasoning_effort()) body["reasoning"] = {{"effort", *p.reasoning_effort()}};
+  if (const auto& so = p.json_schema()) {
+    body["text"] = {{"format", {{"type", "json_schema"}, {"name", so->name}, {"schema", so->schema}, {"strict", so->strict}}}};
+  } else if (p.json_mode()) {
+    body["text"] = {{"format", {{"type", "json_object"}}}};
+  }
+  if (!p.tools().empty()) {
+    json tools = json::array();
+    for (const tool& t : p.tools()) {
+      // strict is required by the schema; false keeps any JSON Schema the caller wrote valid.
+      json fn = {{"type", "function"}, {"name", t.name}, {"parameters", t.parameters}, {"strict", false}};
+      if (!t.description.empty()) fn["description"] = t.description;
+      tools.push_back(std::move(fn));
+    }
+    body["tools"] = std::move(tools);
+  }
+  if (const auto& tc = p.tool_choice()) {
+    if (*tc == "auto" || *tc == "none" || *tc == "required")
+      body["tool_choice"] = *tc;
+    else
+      body["tool_choice"] = {{"type", "function"}, {"name", *tc}};
+  }
+  body["store"] = false;
+  if (!p.extra().is_null()) {
+    if (!p.extra().is_object())
+      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+    body.merge_patch(p.extra());
+  }
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE http_request openai_responses::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
+namespace detail {
+inline std::int64_t openai_int(const json& obj, const char* key) {
+  if (!obj.is_object()) return 0;
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+}
+inline std::string openai_str(const json& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
+                 {}, 0, {}};
+  };
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
+  const std::string status = detail::openai_str(j, "status");
+  if (status == "failed") {
+    const json err = j.value("error", json());
+    const std::string message = detail::openai_str(err, "message");
+    error e{error_code::server_error, r.status,
+            "the response failed: " + (message.empty() ? std::string("no reason given") : message), {}, 0, {}};
+    e.provider_code = detail::openai_str(err, "code");
+    // Retried as its HTTP twin would be: a server error or a rate limit; a bad prompt is final.
+    if (e.provider_code == "rate_limit_exceeded") e.code = error_code::rate_limited;
+    else if (!e.provider_code.empty() && e.provider_code != "server_error") e.code = error_code::bad_request;
+    return e;
+  }
+  const auto output = j.find("output");
+  if (output == j.end() || !output->is_array()) return bad("the response has no output");
+  choice ch;
+  bool refused = false;
+  for (const json& item : *output) {
+    const std::string type = detail::openai_str(item, "type");
+    if (type == "message" && item.contains("content") && item["content"].is_array()) {
+      for (const json& part : item["content"]) {
+        const std::string kind = detail::openai_str(part, "type");
+        if (kind == "output_text") {
+          ch.text += detail::openai_str(part, "text");
+        } else if (kind == "refusal") {
+          ch.text = detail::openai_str(part, "refusal");
+          refused = true;
+        }
+      }
+    } else if (type == "function_call") {
+      ch.tool_calls.push_back(tool_call{detail::openai_str(item, "call_id"), detail::openai_str(item, "name"),
+                                        detail::openai_str(item, "arguments")});
+    }
+    // reasoning items (and built-in tool calls) are not the answer.
+  }
+  if (status == "incomplete") {
+    ch.finish_reason = detail::openai_str(j.value("incomplete_details", json()), "reason");
+    if (ch.finish_reason.empty()) ch.finish_reason = "incomplete";
+  } else if (refused) {
+    ch.finish_reason = "refusal";
+  } else if (!ch.tool_calls.empty()) {
+    ch.finish_reason = "tool_calls";
+  } else {
+    ch.finish_reason = "stop";
+  }
+  completion c;
+  c.text = ch.text;
+  c.finish_reason = ch.finish_reason;
+  c.choices.push_back(std::move(ch));
+  c.model = detail::openai_str(j, "model");
+  if (const auto u = j.find("usage"); u != j.end() && u->is_object()) {
+    c.usage.input_tokens = detail::openai_int(*u, "input_tokens");
+    c.usage.output_tokens = detail::openai_int(*u, "output_tokens");  // reasoning included
+    c.usage.cached_input_tokens = detail::openai_int(u->value("input_tokens_details", json()), "cached_tokens");
+    c.usage.reasoning_tokens = detail::openai_int(u->value("output_tokens_details", json()), "reasoning_tokens");
+  }
+  c.raw_body = r.body;
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE json openai_responses::cache_identity() const {
+  return {{"kind", "openai_responses"}, {"endpoint", endpoint_}, {"model", model_}};
+}
+
+REQUESTS_ENGINE_INLINE openai_responses openai_responses::openai(std::string model) {
+  return openai_responses(detail::required_env("OPENAI_API_KEY", "openai", "openai_responses"),
+                          detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
 }
 
 REQUESTS_ENGINE_NAMESPACE_END
