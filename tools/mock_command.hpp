@@ -147,7 +147,8 @@ inline int run_mock(const mock_args& args) {
   std::cerr << "requests-engine mock: " << srv.requests_for_path("/v1/chat/completions") << " chat completions, "
             << srv.requests_for_path("/v1/messages") << " messages; " << srv.responses_with_status(200) << " answered 200, "
             << srv.responses_with_status(429) << " 429, " << srv.responses_with_status(0) << " dropped\n";
-  std::cerr << "requests-engine mock: " << srv.requests_for_path("/v1/completions") << " legacy completions\n";
+  std::cerr << "requests-engine mock: " << srv.requests_for_path("/v1/completions") << " legacy completions, "
+            << srv.requests_for_path("/v1/responses") << " responses\n";
   // The Gemini, Vertex AI and Bedrock routes (tools/mock/google_aws.hpp).
   std::size_t gemini = 0, vertex = 0, bedrock = 0;
   for (const auto& [path, n] : srv.requests_by_path()) {
@@ -191,7 +192,7 @@ inline mock_command add_mock_command(CLI::App& app) {
   mock_args& mock = *holder;
   CLI::App* mock_cmd =
       app.add_subcommand("mock",
-                         "Run a local mock server: OpenAI-compatible POST /v1/chat/completions and Anthropic "
+                         "Run a local mock server: OpenAI-compatible POST /v1/chat/completions, /v1/responses and Anthropic "
                          "POST /v1/messages (plus GET /health), with rate limits and fault injection");
   mock_cmd->add_option("--host", mock.host, "Address to listen on")->capture_default_str();
   mock_cmd->add_option("--port", mock.port, "Port to listen on (0 = pick a free port)")

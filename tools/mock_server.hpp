@@ -11,6 +11,13 @@
 //   POST /v1/completions        OpenAI legacy completions, `prompt` a string or an array of
 //                               strings: choices[].index = prompt * n + sample, the choices in
 //                               reverse order (auth, limits, faults and latency as below)
+//   POST /v1/responses          OpenAI Responses (non-streaming; see mock/responses.hpp): 400 for
+//                               chat-only parameters, max_output_tokens < 16, an input_image
+//                               without detail, a function tool without strict or parameters;
+//                               a forced tool choice answers a function_call, "please refuse" a
+//                               refusal, text.format json_schema {"answer": ...}, a
+//                               max_output_tokens under 20 status "incomplete"
+//                               (auth, limits, faults and latency as below)
 //   POST /v1/messages           Anthropic Messages (non-streaming)
 //   GET  /health                200 "ok"
 //   the batch APIs: /v1/files, /v1/batches, /v1/messages/batches (see mock/batch.hpp)
@@ -30,7 +37,10 @@
 //      object, missing/non-string 'model', missing/empty/non-array 'messages',
 //      a message that is not an object with a string 'role', an 'n' that is not
 //      an integer in [1,128], a 'max_tokens' / 'max_completion_tokens' that is
-//      not a positive integer, and "stream": true (not supported);
+//      not a positive integer, and "stream": true (not supported); a model that
+//      OpenAI serves on /v1/responses only (o1-pro*, o3-pro*, gpt-5-pro*, *codex*)
+//      gets 404 as from OpenAI. Reasoning models (o1/o3/o4/gpt-5*, or a name with
+//      "reason") spend 16 reasoning tokens per choice, inside completion_tokens;
 //   5. a forced pause (pause_requests / pause_for): 429 rate_limit_exceeded
 //      with retry-after;
 //   6. injected faults (fail_reset, fail_500, fail_429, fail_overload), drawn

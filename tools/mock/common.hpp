@@ -95,7 +95,7 @@ inline std::string random_hex(std::size_t n) {
 
 inline std::size_t estimate_tokens(std::size_t bytes) { return std::max<std::size_t>(1, (bytes + 3) / 4); }
 
-// Text of a message "content": a string, or an array of {"type":"text","text":...}
+// Text of a message "content": a string, or an array of {"type":"text" or "input_text","text":...}
 // parts joined with "\n". Anything else: "".
 inline std::string content_text(const nlohmann::json& content) {
   if (content.is_string()) return content.get<std::string>();
@@ -106,7 +106,9 @@ inline std::string content_text(const nlohmann::json& content) {
       if (!part.is_object()) continue;
       const auto type = part.find("type");
       const auto text = part.find("text");
-      if (type == part.end() || !type->is_string() || type->get<std::string>() != "text") continue;
+      if (type == part.end() || !type->is_string() ||
+          (type->get<std::string>() != "text" && type->get<std::string>() != "input_text"))
+        continue;
       if (text == part.end() || !text->is_string()) continue;
       if (!first) out += '\n';
       out += text->get<std::string>();
@@ -127,7 +129,9 @@ inline std::string utf8_prefix(const std::string& s, std::size_t max_bytes) {
 // Text of the last user message of a "messages" array (either API's shape), for the log.
 inline std::string last_user_text(const nlohmann::json& body) {
   if (!body.is_object()) return std::string();
-  const auto messages = body.find("messages");
+  auto messages = body.find("messages");
+  if (messages == body.end()) messages = body.find("input");  // the Responses API
+  if (messages != body.end() && messages->is_string()) return messages->get<std::string>();
   if (messages == body.end() || !messages->is_array()) return std::string();
   for (auto it = messages->rbegin(); it != messages->rend(); ++it) {
     if (!it->is_object()) continue;

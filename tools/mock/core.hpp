@@ -7,6 +7,7 @@
 #include "completions.hpp"
 #include "openai.hpp"
 #include "rate_limiter.hpp"
+#include "responses.hpp"
 #include "sockets.hpp"
 
 #include <algorithm>
@@ -50,7 +51,7 @@ struct request_record {
 
 namespace detail {
 
-enum class api { openai, openai_completions, anthropic };
+enum class api { openai, openai_completions, openai_responses, anthropic };
 enum class key_verdict { ok, missing, wrong, invalid, out_of_credit };
 enum class fault { none, reset, status_500, status_429, overload };
 
@@ -225,7 +226,7 @@ class server_core {
 
   const server_options& options() const { return opts_; }
 
-  // POST /v1/chat/completions and POST /v1/messages.
+  // POST /v1/chat/completions, /v1/completions, /v1/responses and /v1/messages.
   void handle_model_request(api which, const httplib::Request& req, httplib::Response& res) {
     requests_.fetch_add(1);
     in_flight_guard guard(*this);
@@ -234,7 +235,7 @@ class server_core {
     const std::optional<std::string> key = presented_key(which, req);
     request_scope scope(*this, req, res, detail::key_fingerprint(key.value_or(std::string())), body);
 
-    const bool openai_shaped = which == api::openai || which == api::openai_completions;
+    const bool openai_shaped = which != api::anthropic;
     const char* id_header = openai_shaped ? "x-request-id" : "request-id";
     const std::string request_id = "req_" + detail::random_hex(24);
     if (const chat_hook hook = current_hook()) {
@@ -281,9 +282,31 @@ class server_core {
         detail::set_json(res, 200, detail::completions_body(completions));
         return;
       }
+      if (which == api::openai_responses) {
+        detail::responses_request responses;
+        detail::responses_refusal why;
+        if (!detail::parse_responses_request(body, responses, why)) {
+          detail::set_openai_error(res, 400, why.message, "invalid_request_error", why.param, why.code);
+          return;
+        }
+        const double in = static_cast<double>(detail::estimate_tokens(responses.prompt_bytes));
+        const double out = static_cast<double>(responses.max_output_tokens.value_or(0));
+        cost = {1, in + out, in, out};
+        if (!serve_or_refuse(api::openai, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope))
+          return;
+        simulate_latency();
+        detail::set_json(res, 200, detail::responses_body(responses));
+        return;
+      }
       detail::chat_request chat;
       if (!detail::parse_chat_request(body, chat, error, param)) {
         detail::set_openai_error(res, 400, error, "invalid_request_error", param, nullptr);
+        return;
+      }
+      if (detail::is_responses_only_model(chat.model)) {
+        detail::set_openai_error(res, 404,
+                                 "This model is only supported in v1/responses and not in v1/chat/completions.",
+                                 "invalid_request_error", "model", nullptr);
         return;
       }
       const double in = static_cast<double>(detail::estimate_tokens(chat.prompt_bytes));

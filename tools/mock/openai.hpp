@@ -31,6 +31,21 @@ inline void set_openai_error(httplib::Response& res, int status, const std::stri
   set_json(res, status, openai_error_body(message, type, param, code));
 }
 
+inline bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// The mock's reasoning models (o1, o3, o4, gpt-5 families, or a name with "reason"): they spend
+// 16 reasoning tokens per answer, counted in the output tokens.
+inline bool is_reasoning_model(const std::string& model) {
+  return starts_with(model, "o1") || starts_with(model, "o3") || starts_with(model, "o4") ||
+         starts_with(model, "gpt-5") || model.find("reason") != std::string::npos;
+}
+
+// Models OpenAI serves on /v1/responses only.
+inline bool is_responses_only_model(const std::string& model) {
+  return starts_with(model, "o1-pro") || starts_with(model, "o3-pro") || starts_with(model, "gpt-5-pro") ||
+         model.find("codex") != std::string::npos;
+}
+
 struct chat_request {
   std::string model;
   std::string last_user_text;
@@ -124,12 +139,14 @@ inline std::string chat_completion_body(const chat_request& req) {
   const std::string base = "Mock answer to: " + req.last_user_text;
   ojson choices = ojson::array();
   std::size_t completion_tokens = 0;
+  const std::size_t reasoning_per_choice = is_reasoning_model(req.model) ? 16 : 0;
   for (std::int64_t i = 0; i < req.n; ++i) {
     auto [text, finish_reason] = sample_answer(base, i, req.max_tokens);
-    completion_tokens += estimate_tokens(text.size());
+    completion_tokens += estimate_tokens(text.size()) + reasoning_per_choice;
     ojson message;
     message["role"] = "assistant";
     message["content"] = std::move(text);
+    message["refusal"] = nullptr;
     ojson choice;
     choice["index"] = i;
     choice["message"] = std::move(message);
@@ -142,7 +159,11 @@ inline std::string chat_completion_body(const chat_request& req) {
   usage["prompt_tokens"] = prompt_tokens;
   usage["completion_tokens"] = completion_tokens;
   usage["total_tokens"] = prompt_tokens + completion_tokens;
-  usage["prompt_tokens_details"] = ojson{{"cached_tokens", 0}};
+  usage["prompt_tokens_details"] = ojson{{"cached_tokens", 0}, {"audio_tokens", 0}};
+  usage["completion_tokens_details"] = ojson{{"reasoning_tokens", reasoning_per_choice * static_cast<std::size_t>(req.n)},
+                                             {"audio_tokens", 0},
+                                             {"accepted_prediction_tokens", 0},
+                                             {"rejected_prediction_tokens", 0}};
   ojson body;
   body["id"] = "chatcmpl-" + random_hex(24);
   body["object"] = "chat.completion";
