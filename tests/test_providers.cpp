@@ -2205,3 +2205,298 @@ TEST_CASE("openai_compatible presets: the hosts' base URLs and key variables") {
                        std::invalid_argument);
 }
 // @end openai-legacy-tests
+
+// --- OpenAI Responses API (openai_responses) against the mock's POST /v1/responses ----------
+
+namespace {
+namespace responses_tests {
+
+const char* const key = "sk-resp-test-5e1d0c9b8a7f6e5d4c3b2a19";
+
+const mock::tls_files& pki() {
+  static const mock::tls_files files = mock::make_test_pki(make_temp_dir("responses-pki"));
+  return files;
+}
+
+std::unique_ptr<mock::server> start(bool tls) {
+  mock::server_options so;
+  so.api_key = key;
+  if (tls) {
+    so.cert_path = pki().server_cert;
+    so.key_path = pki().server_key;
+  }
+  auto s = std::make_unique<mock::server>(so);
+  s->start();
+  return s;
+}
+
+re::options opts() { return re::options().concurrency(2).max_retries(0).progress_bar(false).ca_cert_file(pki().ca_cert); }
+
+// The body the server got last.
+json last_body(const mock::server& s) {
+  const auto bodies = s.received_bodies();
+  return bodies.empty() ? json() : bodies.back();
+}
+
+}  // namespace responses_tests
+}  // namespace
+
+TEST_CASE("openai_responses: end to end over HTTP and HTTPS (text, tools, structured output, incomplete, refusal)") {
+  using namespace responses_tests;
+  for (const bool tls : {false, true}) {
+    CAPTURE(tls);
+    auto server = start(tls);
+    REQUIRE(server->origin().rfind(tls ? "https://" : "http://", 0) == 0);
+    re::openai_responses provider(key, server->origin() + "/v1", "gpt-4.1");
+    CHECK(provider.endpoint() == server->origin() + "/v1/responses");
+    re::engine<re::openai_responses, re::no_cache> engine(provider, opts());
+
+    // Plain text: the system prompt is `instructions`, the answer the output_text.
+    auto plain = engine.run({re::conversation().system("Be brief").user("What is 2+2?")}, re::params().max_tokens(200));
+    REQUIRE(plain[0]);
+    CHECK(plain[0]->text == "Mock answer to: What is 2+2?");
+    CHECK(plain[0]->finish_reason == "stop");
+    CHECK(plain[0]->model == "gpt-4.1");
+    CHECK(plain[0]->usage.input_tokens > 0);
+    CHECK(plain[0]->usage.output_tokens > 0);
+    CHECK(plain[0]->usage.reasoning_tokens == 0);
+    CHECK(plain[0]->raw()["object"] == "response");
+    json sent = last_body(*server);
+    CHECK(sent["instructions"] == "Be brief");
+    CHECK(sent["input"] == json::parse(R"([{"role":"user","content":[{"type":"input_text","text":"What is 2+2?"}]}])"));
+    CHECK(sent["max_output_tokens"] == 200);
+    CHECK(sent["store"] == false);
+
+    // A forced tool: a function_call item back, as a tool call.
+    re::tool weather{"get_weather", "The weather in a city",
+                     json::parse(R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})")};
+    auto called = engine.run({re::conversation().user("Weather in Paris?")},
+                             re::params().tools({weather}).tool_choice("get_weather"));
+    REQUIRE(called[0]);
+    CHECK(called[0]->finish_reason == "tool_calls");
+    REQUIRE(called[0]->tool_calls().size() == 1);
+    CHECK(called[0]->tool_calls()[0].name == "get_weather");
+    CHECK(called[0]->tool_calls()[0].id.rfind("call_", 0) == 0);
+    CHECK(json::parse(called[0]->tool_calls()[0].arguments) == json{{"city", "mock"}});
+    CHECK(last_body(*server)["tool_choice"] == json{{"type", "function"}, {"name", "get_weather"}});
+
+    // Structured output: text.format json_schema; the text is the JSON.
+    const json schema = json::parse(R"({"type":"object","properties":{"answer":{"type":"string"}},"required":["answer"],)"
+                                    R"("additionalProperties":false})");
+    auto structured = engine.run({re::conversation().user("Answer as JSON")}, re::params().json_schema("reply", schema));
+    REQUIRE(structured[0]);
+    const json parsed = json::parse(structured[0]->text, nullptr, false);
+    REQUIRE(parsed.is_object());
+    CHECK(parsed["answer"] == "Mock answer to: Answer as JSON");
+    CHECK(last_body(*server)["text"] ==
+          json{{"format", {{"type", "json_schema"}, {"name", "reply"}, {"schema", schema}, {"strict", true}}}});
+
+    // A small budget: status incomplete, its reason as the finish reason.
+    auto cut = engine.run({re::conversation().user("Tell me a long story")}, re::params().max_tokens(16));
+    REQUIRE(cut[0]);
+    CHECK(cut[0]->finish_reason == "max_output_tokens");
+    CHECK(cut[0]->raw()["status"] == "incomplete");
+
+    // A refusal part: its text, finish reason "refusal".
+    auto refused = engine.run({re::conversation().user("please refuse this")});
+    REQUIRE(refused[0]);
+    CHECK(refused[0]->finish_reason == "refusal");
+    CHECK(refused[0]->text == "I'm sorry, but I can't help with that.");
+    server->stop();
+  }
+}
+
+TEST_CASE("openai_responses: errors (chat-only params, a wrong key, max_tokens below 16, what Responses cannot take)") {
+  using namespace responses_tests;
+  auto server = start(true);
+  re::openai_responses provider(key, server->origin() + "/v1/responses", "gpt-4.1");
+  CHECK(provider.endpoint() == server->origin() + "/v1/responses");
+  re::engine<re::openai_responses, re::no_cache> engine(provider, opts());
+
+  // A chat completions parameter smuggled in through params::extra: the server's 400 names it.
+  auto chat_only = engine.run({re::conversation().user("x"), re::conversation().user("y")},
+                              re::params().extra({{"response_format", {{"type", "json_object"}}}}));
+  REQUIRE_FALSE(chat_only[0]);
+  CHECK(chat_only[0].error().code == re::error_code::bad_request);
+  CHECK(chat_only[0].error().http_status == 400);
+  CHECK(chat_only[0].error().provider_code == "unsupported_parameter");
+  CHECK(chat_only[0].error().message.find("'response_format'") != std::string::npos);
+  auto messages = engine.run({re::conversation().user("x")}, re::params().extra({{"messages", json::array()}}));
+  REQUIRE_FALSE(messages[0]);
+  CHECK(messages[0].error().message == "Unknown parameter: 'messages'.");
+
+  // A wrong key: an authentication error that never shows the key.
+  const std::string wrong_key = "sk-wrong-responses-key-0123456789abcdef";
+  re::openai_responses wrong(wrong_key, server->origin() + "/v1", "gpt-4.1");
+  re::engine<re::openai_responses, re::no_cache> wrong_engine(wrong, opts());
+  auto denied = wrong_engine.run({re::conversation().user("x")});
+  REQUIRE_FALSE(denied[0]);
+  CHECK(denied[0].error().code == re::error_code::authentication);
+  CHECK(denied[0].error().provider_code == "invalid_api_key");
+  CHECK(denied[0].error().message.find(wrong_key) == std::string::npos);
+  CHECK(denied[0].error().describe().find("sk-wrong") == std::string::npos);
+
+  // Refused before sending: nothing reaches the server.
+  const std::size_t before = server->received_bodies().size();
+  auto early = engine.run({re::conversation().user("x")}, re::params().max_tokens(8));
+  REQUIRE_FALSE(early[0]);
+  CHECK(early[0].error().code == re::error_code::invalid_request);
+  CHECK(early[0].error().message.find("max_output_tokens") != std::string::npos);
+  CHECK(early[0].error().message.find("16") != std::string::npos);
+  std::vector<re::result<json>> refused;
+  for (const auto& p : {re::params().n(2), re::params().stop({"\n"}), re::params().seed(7)})
+    refused.push_back(provider.make_body(re::conversation().user("x"), p));
+  refused.push_back(provider.make_body(
+      re::conversation().add(re::message{re::role::user, {re::content_part::audio_bytes("RIFF", "wav")}}), re::params()));
+  for (const auto& r : refused) {
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == re::error_code::invalid_request);
+    CHECK(r.error().message.rfind("openai_responses: ", 0) == 0);
+  }
+  CHECK(refused[0].error().message.find("params::n") != std::string::npos);
+  CHECK(refused[1].error().message.find("params::stop") != std::string::npos);
+  CHECK(refused[2].error().message.find("params::seed") != std::string::npos);
+  CHECK(refused[3].error().message.find("audio") != std::string::npos);
+  CHECK(server->received_bodies().size() == before);
+
+  // A 200 whose status is "failed" is an error with the response's message.
+  re::http_response failed{200, {}, R"({"id":"resp_1","object":"response","status":"failed","output":[],)"
+                                    R"("error":{"code":"server_error","message":"The model broke."}})"};
+  auto f = provider.parse_response(failed);
+  REQUIRE_FALSE(f);
+  CHECK(f.error().code == re::error_code::server_error);
+  CHECK(f.error().message.find("The model broke.") != std::string::npos);
+  server->stop();
+}
+
+TEST_CASE("openai_responses: the body has the fields OpenAI's CreateResponse schema requires, and no chat-only ones") {
+  re::openai_responses p("sk-x", "https://api.openai.com/v1/", "gpt-4.1");
+  CHECK(p.endpoint() == "https://api.openai.com/v1/responses");
+  CHECK(p.cache_identity() == json{{"kind", "openai_responses"}, {"endpoint", p.endpoint()}, {"model", "gpt-4.1"}});
+  CHECK(p.secrets() == std::vector<std::string>{"sk-x"});
+  re::tool t{"lookup", "Looks up a word", json::parse(R"({"type":"object","properties":{"q":{"type":"string"}}})")};
+  auto body = p.make_body(re::conversation()
+                              .system("sys")
+                              .add(re::message{re::role::user,
+                                               {re::content_part::from_text("What is this?"),
+                                                re::content_part::image_url("https://example.com/cat.jpg"),
+                                                re::content_part::image_bytes("\x89PNG", "image/png")}})
+                              .assistant("A cat.")
+                              .user("Sure?"),
+                          re::params()
+                              .max_tokens(64)
+                              .temperature(0.2)
+                              .top_p(0.9)
+                              .tools({t})
+                              .tool_choice("required")
+                              .reasoning_effort("low"));
+  REQUIRE(body);
+  const json& b = *body;
+  CHECK(b["model"] == "gpt-4.1");
+  CHECK(b["instructions"] == "sys");
+  REQUIRE(b["input"].size() == 3);
+  const json& parts = b["input"][0]["content"];
+  CHECK(parts[0] == json{{"type", "input_text"}, {"text", "What is this?"}});
+  for (std::size_t i : {std::size_t{1}, std::size_t{2}}) {
+    CHECK(parts[i]["type"] == "input_image");
+    CHECK(parts[i]["detail"] == "auto");  // required by InputImageContent
+    CHECK(parts[i]["image_url"].is_string());
+  }
+  CHECK(parts[1]["image_url"] == "https://example.com/cat.jpg");
+  CHECK(parts[2]["image_url"] == "data:image/png;base64,iVBORw==");
+  CHECK(b["input"][1] == json{{"role", "assistant"}, {"content", "A cat."}});
+  CHECK(b["input"][2]["role"] == "user");
+  // FunctionTool requires type, name, strict and parameters (no chat-style "function" wrapper).
+  REQUIRE(b["tools"].size() == 1);
+  const json& tool = b["tools"][0];
+  CHECK(tool["type"] == "function");
+  CHECK(tool["name"] == "lookup");
+  CHECK(tool["strict"] == false);
+  CHECK(tool["parameters"] == t.parameters);
+  CHECK(tool["description"] == "Looks up a word");
+  CHECK_FALSE(tool.contains("function"));
+  CHECK(b["tool_choice"] == "required");
+  CHECK(b["max_output_tokens"] == 64);
+  CHECK(b["temperature"] == 0.2);
+  CHECK(b["top_p"] == 0.9);
+  CHECK(b["reasoning"] == json{{"effort", "low"}});
+  CHECK(b["store"] == false);
+  for (const char* chat_only : {"messages", "max_tokens", "max_completion_tokens", "n", "stop", "seed", "response_format",
+                                "reasoning_effort"})
+    CHECK_MESSAGE(!b.contains(chat_only), chat_only);
+  // json_mode is text.format json_object; extra is merged last (store may be turned back on).
+  auto json_mode = p.make_body(re::conversation().user("x"), re::params().json_mode().extra({{"store", true}}));
+  REQUIRE(json_mode);
+  CHECK((*json_mode)["text"] == json{{"format", {{"type", "json_object"}}}});
+  CHECK((*json_mode)["store"] == true);
+  CHECK((*json_mode)["input"][0]["content"] == json::parse(R"([{"type":"input_text","text":"x"}])"));
+}
+
+TEST_CASE("reasoning: tokens in usage and cost (Responses, chat completions), reasoning_effort per provider") {
+  using namespace responses_tests;
+  auto server = start(false);
+  // o3-pro on Responses: 16 reasoning tokens, inside output_tokens, billed as output at $20/$80 per 1M.
+  re::openai_responses provider(key, server->origin() + "/v1", "o3-pro");
+  re::engine<re::openai_responses, re::no_cache> engine(provider, opts());
+  auto r = engine.run({re::conversation().user("Think hard")}, re::params().reasoning_effort("high"));
+  REQUIRE(r[0]);
+  CHECK(r[0]->model == "o3-pro");
+  CHECK(r[0]->usage.reasoning_tokens == 16);
+  CHECK(r[0]->usage.output_tokens > 16);
+  CHECK(r[0]->usage.output_tokens == r[0]->raw()["usage"]["output_tokens"].get<std::int64_t>());
+  CHECK(last_body(*server)["reasoning"] == json{{"effort", "high"}});
+  const double expected = (static_cast<double>(r[0]->usage.input_tokens) * 20 +
+                           static_cast<double>(r[0]->usage.output_tokens) * 80) / 1e6;
+  const re::cost_report spent = engine.spend();
+  REQUIRE(spent.models.size() == 1);
+  CHECK(spent.models[0].priced_as == "o3-pro");
+  CHECK(spent.tokens.reasoning_tokens == 16);
+  CHECK(spent.actual == doctest::Approx(expected));
+  CHECK(spent.to_json()["tokens"]["reasoning"] == 16);
+  CHECK(spent.to_string().find("(16 reasoning)") != std::string::npos);
+  CHECK(re::price_table::builtin().find("o1-pro")->output == 600);
+  CHECK(re::price_table::builtin().find("gpt-5-pro")->input == 15);
+
+  // Chat completions: a reasoning model reports completion_tokens_details.reasoning_tokens;
+  // reasoning_effort is sent as it is; a responses-only model is a 404 with OpenAI's message.
+  re::openai_compatible chat(key, server->origin() + "/v1", "o3");
+  re::engine<re::openai_compatible, re::no_cache> chat_engine(chat, opts());
+  auto c = chat_engine.run({re::conversation().user("Think")}, re::params().reasoning_effort("minimal"));
+  REQUIRE(c[0]);
+  CHECK(c[0]->usage.reasoning_tokens == 16);
+  CHECK(c[0]->usage.output_tokens > 16);
+  CHECK(last_body(*server)["reasoning_effort"] == "minimal");
+  CHECK_FALSE(last_body(*server).contains("reasoning"));
+  CHECK(c[0]->raw()["choices"][0]["message"].contains("refusal"));
+  auto pro = chat_engine.run({re::conversation().user("x")}, re::params().model("o3-pro"));
+  REQUIRE_FALSE(pro[0]);
+  CHECK(pro[0].error().http_status == 404);
+  CHECK(pro[0].error().message ==
+        "This model is only supported in v1/responses and not in v1/chat/completions.");
+  // Two choices share the reasoning tokens out like the completion tokens.
+  auto two = chat_engine.run({re::conversation().user("n")}, re::params().n(2));
+  REQUIRE(two[0]);
+  const auto split = chat.split_choices(two[0]->raw_body);
+  REQUIRE(split.size() == 2);
+  std::int64_t shared = 0;
+  for (const auto& one : split) {
+    auto parsed = chat.parse_response(re::http_response{200, {}, one});
+    REQUIRE(parsed);
+    shared += parsed->usage.reasoning_tokens;
+  }
+  CHECK(shared == 32);
+
+  // Anthropic, Gemini and the legacy completions API have no reasoning_effort.
+  const auto effort = re::params().reasoning_effort("low");
+  auto a = re::anthropic("sk-ant", "claude-sonnet-4-5").make_body(re::conversation().user("x"), effort);
+  REQUIRE_FALSE(a);
+  CHECK(a.error().code == re::error_code::invalid_request);
+  CHECK(a.error().message.find("reasoning_effort") != std::string::npos);
+  auto g = re::gemini("gk", "gemini-2.5-flash").make_body(re::conversation().user("x"), effort);
+  REQUIRE_FALSE(g);
+  CHECK(g.error().message.find("reasoning_effort") != std::string::npos);
+  auto l = re::openai_completions("k", "http://127.0.0.1:9/v1", "m").make_body(re::conversation().user("x"), effort);
+  REQUIRE_FALSE(l);
+  CHECK(l.error().message.find("reasoning_effort") != std::string::npos);
+  server->stop();
+}
