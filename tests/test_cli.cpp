@@ -1333,13 +1333,16 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
       CHECK(l["text"] == "Mock answer to: question " + std::to_string(i));
       CHECK(l["model"] == p.model);
       CHECK(l["usage"]["input_tokens"] == 3);
-      CHECK(l["usage"]["output_tokens"] == 7);
+      // The mock's o1 reasons: 16 reasoning tokens inside its output tokens.
+      const int reasoning = p.name == "openai" ? 16 : 0;
+      CHECK(l["usage"]["output_tokens"] == 7 + reasoning);
+      CHECK(l["usage"]["reasoning_tokens"] == reasoning);
       online += (l["usage"]["input_tokens"].get<double>() * p.input + l["usage"]["output_tokens"].get<double>() * p.output) / 1e6;
     }
-    // 5 answers of 3 + 7 tokens: o1 5 x (45 + 420) / 1e6 = $0.002325 online, so $0.0011625 at
-    // batch prices; claude-opus-4-1 5 x (45 + 525) / 1e6 = $0.00285, so $0.001425. Printed to
-    // 6 decimals.
-    CHECK(online == doctest::Approx(p.name == "openai" ? 0.002325 : 0.00285));
+    // 5 answers of 3 + 7 tokens (o1: + 16 reasoning, billed as output): o1 5 x (45 + 1380) / 1e6
+    // = $0.007125 online, so $0.0035625 at batch prices; claude-opus-4-1 5 x (45 + 525) / 1e6 =
+    // $0.00285, so $0.001425. Printed to 6 decimals.
+    CHECK(online == doctest::Approx(p.name == "openai" ? 0.007125 : 0.00285));
     const auto [spent, as_if] = batch_cost_line(fetched.out);
     CHECK(spent == doctest::Approx(0.5 * online).epsilon(0.001));
     CHECK(as_if == doctest::Approx(0.5 * online).epsilon(0.001));
