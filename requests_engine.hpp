@@ -1904,6 +1904,8 @@ class options {
   /// Collects requests into batches for a provider that takes them (a batch_backend, or
   /// openai_completions sending prompt arrays): see batching_options. A batch_backend is always fed
   /// this way (with the defaults when unset); for openai_completions it switches batching on.
+  /// An embedding provider (openai_embeddings, gemini_embeddings) batches by default with its
+  /// own batching_defaults(); this replaces them.
   /// Rate limits and key pools are for one-request-per-call providers and do not apply.
   options& batching(batching_options b) { batching_ = b; return *this; }
   /// Retries after the first attempt; -1 for unlimited (bounded by request_deadline).
