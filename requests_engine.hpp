@@ -451,6 +451,8 @@ struct completion {
   token_usage usage;
   std::string model;            ///< the model that answered, as the provider reports it
   std::string raw_body;         ///< the provider's whole response, as it came
+  /// An embedding provider's answer: the vector (see engine::embed(), which gives it as an embedding).
+  std::vector<float> embedding_vector;
   /// The response as JSON (parsed on each call: results stay small until asked).
   [[nodiscard]] json raw() const { return json::parse(raw_body, nullptr, false); }
   /// The first choice's tool calls.
@@ -464,6 +466,19 @@ struct completion {
   bool deduplicated = false;
   int attempts = 0;
   std::chrono::milliseconds latency{0};  ///< from first send to final answer, retries included
+};
+
+/// One input's embedding (engine::embed(), engine::submit_embed()).
+struct embedding {
+  std::vector<float> vector;
+  [[nodiscard]] std::size_t dimension() const noexcept { return vector.size(); }
+  token_usage usage;           ///< this input's share of its HTTP request's tokens
+  std::string model;           ///< the model that answered, as the provider reports it
+  std::string request_hash;    ///< SHA-256 of the request's cache identity and body (one input)
+  bool from_cache = false;
+  bool deduplicated = false;   ///< the answer of an identical input in flight at the same time
+  int attempts = 0;
+  std::chrono::milliseconds latency{0};
 };
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -556,12 +571,44 @@ struct batch_context {
   std::size_t http_requests = 0;       ///< the provider adds what it sent
 };
 
+/// How a batch provider's requests are collected into batches (see options::batching), set
+/// fluently: `batching_options().max_size(32).max_wait(std::chrono::milliseconds(20))`.
+class batching_options {
+ public:
+  /// The largest batch (default 32). A batch leaves at once when it is full.
+  batching_options& max_size(std::size_t n) { max_size_ = n; return *this; }
+  /// The longest a request waits for others (default 20 ms), counted from the first request of
+  /// the batch being collected: a lone request leaves after this long.
+  batching_options& max_wait(std::chrono::milliseconds w) { max_wait_ = w; return *this; }
+  /// A full batch takes everything queued behind it, so it may be larger than max_size (off by
+  /// default).
+  batching_options& overflow(bool on) { overflow_ = on; return *this; }
+  /// Batches in the backend at once (default 1; two GPUs: two).
+  batching_options& concurrent(std::size_t n) { concurrent_ = n; return *this; }
+
+  [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
+  [[nodiscard]] std::chrono::milliseconds max_wait() const noexcept { return max_wait_; }
+  [[nodiscard]] bool overflow() const noexcept { return overflow_; }
+  [[nodiscard]] std::size_t concurrent() const noexcept { return concurrent_; }
+
+ private:
+  std::size_t max_size_ = 32;
+  std::chrono::milliseconds max_wait_{20};
+  bool overflow_ = false;
+  std::size_t concurrent_ = 1;
+};
+
 // A batch provider takes many requests in one call. Besides make_body, parse_response and
 // cache_identity it has
 //   std::vector<result<std::string>> send_batch(const std::vector<batch_request>&, batch_context&) const;
 // answering each request, in order, with a response body its parse_response reads (and the
 // cache stores), or an error (retryable codes are retried, in a later batch). make_request is
 // then optional: without it the provider is fed batches only (see options::batching).
+// A batch provider may also have
+//   batching_options batching_defaults() const;   // batching on by default, with these settings
+//       // (options::batching replaces them): an embedding provider packs inputs this way
+//   bool deterministic() const;                   // true: one answer per request, so identical
+//       // requests share sample 0 instead of drawing distinct samples (embeddings)
 
 namespace detail {
 
@@ -598,6 +645,10 @@ class provider_ops {
   virtual bool must_batch() const = 0;
   virtual std::vector<result<std::string>> send_batch(const std::vector<batch_request>& batch,
                                                       batch_context& context) const = 0;
+  /// The provider's own batching settings (batching on without options::batching), if any.
+  virtual std::optional<batching_options> batching_defaults() const = 0;
+  /// One answer per request: identical requests share sample 0.
+  virtual bool deterministic() const = 0;
 };
 
 }  // namespace detail
@@ -668,6 +719,20 @@ template <class P>
 struct has_split_choices<P, std::void_t<decltype(std::declval<const P&>().split_choices(std::string()))>>
     : std::true_type {};
 
+template <class P, class = void>
+struct has_batching_defaults : std::false_type {};
+template <class P>
+struct has_batching_defaults<P, std::enable_if_t<std::is_convertible_v<
+                                    decltype(std::declval<const P&>().batching_defaults()), batching_options>>>
+    : std::true_type {};
+
+template <class P, class = void>
+struct has_deterministic : std::false_type {};
+template <class P>
+struct has_deterministic<
+    P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().deterministic()), bool>>>
+    : std::true_type {};
+
 template <class Provider>
 class provider_adapter final : public provider_ops {
  public:
@@ -690,6 +755,20 @@ class provider_adapter final : public provider_ops {
       (void)context;
       return std::vector<result<std::string>>(
           batch.size(), error{error_code::internal, 0, "this provider takes no batches", {}, 0, {}});
+    }
+  }
+  std::optional<batching_options> batching_defaults() const override {
+    if constexpr (has_batching_defaults<Provider>::value && has_send_batch<Provider>::value) {
+      return batching_options(p_.batching_defaults());
+    } else {
+      return std::nullopt;
+    }
+  }
+  bool deterministic() const override {
+    if constexpr (has_deterministic<Provider>::value) {
+      return static_cast<bool>(p_.deterministic());
+    } else {
+      return false;
     }
   }
   explicit provider_adapter(const Provider& p) : p_(p) {}
@@ -1369,6 +1448,135 @@ class batch_backend {
 
 REQUESTS_ENGINE_NAMESPACE_END
 
+// ---- include/requests_engine/embeddings.hpp ------------------------------------------------
+// embeddings.hpp: embedding providers (OpenAI-compatible /v1/embeddings, Gemini
+// batchEmbedContents), fed by the collector so that many single inputs share an HTTP request.
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+/// How OpenAI sends the vectors back: JSON numbers, or base64 of little-endian float32 (a
+/// third of the bytes; the OpenAI SDKs ask for it by default).
+enum class embedding_encoding { float_array, base64 };
+
+/// OpenAI's embeddings (`POST /v1/embeddings`) and every server that speaks it (vLLM, Ollama,
+/// llama.cpp, Together, ...). An input is a conversation of one user message of text (what
+/// engine::embed() and engine::submit_embed() build); its answer is a completion whose
+/// `embedding_vector` holds the vector.
+///
+/// Batching is on by default (batching_defaults()): the engine's collector gathers single
+/// inputs, and send_batch packs them into HTTP requests of at most max_inputs() inputs (OpenAI:
+/// 2,048) and max_request_tokens() estimated tokens (OpenAI: 300,000 summed over the inputs).
+/// Each input is still a request of its own for the cache: a rerun sends only the new ones.
+class openai_embeddings {
+ public:
+  /// `url` is a base URL ending in /v1 (the client appends /embeddings) or the full endpoint.
+  /// `api_key` may be null or empty for local servers that take no key.
+  REQUESTS_ENGINE_INLINE openai_embeddings(const char* api_key, std::string url, std::string model);
+  openai_embeddings(const std::string& api_key, std::string url, std::string model)
+      : openai_embeddings(api_key.c_str(), std::move(url), std::move(model)) {}
+  /// OPENAI_API_KEY (throws std::invalid_argument naming it when unset); OPENAI_BASE_URL when
+  /// set, else https://api.openai.com/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_embeddings openai(std::string model);
+
+  /// The vectors' length (`dimensions`; text-embedding-3 and later); unset: the model's own.
+  /// Throws std::invalid_argument below 1.
+  REQUESTS_ENGINE_INLINE openai_embeddings& dimensions(std::int64_t n);
+  /// base64 by default.
+  openai_embeddings& encoding(embedding_encoding e) { encoding_ = e; return *this; }
+  /// The most inputs in one HTTP request (default 2,048, OpenAI's limit; 1 to 2,048).
+  REQUESTS_ENGINE_INLINE openai_embeddings& max_inputs(std::size_t n);
+  /// The most estimated tokens in one HTTP request (default 300,000, OpenAI's limit).
+  REQUESTS_ENGINE_INLINE openai_embeddings& max_request_tokens(std::int64_t n);
+  /// The collector's settings when options::batching is unset.
+  openai_embeddings& batching(batching_options b) { batching_ = b; return *this; }
+
+  /// {"model","input":text,"encoding_format",["dimensions"]}: one input, as sent alone, and
+  /// what is hashed for the cache. The conversation must be one user message of text, not
+  /// empty (the API refuses empty inputs); params::model and params::extra (merged in, e.g.
+  /// {"user": ...}) apply, sampling params do not.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  /// Reads a one-input answer (data[0]); the vector decoded from floats or base64.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  /// Packs the inputs into `input` arrays, sends them one HTTP request after another, and maps
+  /// the answer's data[].index back to each input. The usage covers a whole request: each
+  /// input's share is by its length. A request refused with 400 as a whole is split in two and
+  /// sent again, so that one bad input fails alone.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
+      const std::vector<batch_request>& batch, batch_context& context) const;
+  [[nodiscard]] batching_options batching_defaults() const { return batching_; }
+  [[nodiscard]] bool deterministic() const noexcept { return true; }
+
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& model() const noexcept { return model_; }
+  [[nodiscard]] std::size_t max_inputs() const noexcept { return max_inputs_; }
+  [[nodiscard]] std::int64_t max_request_tokens() const noexcept { return max_request_tokens_; }
+
+ private:
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+  std::optional<std::int64_t> dimensions_;
+  embedding_encoding encoding_ = embedding_encoding::base64;
+  std::size_t max_inputs_ = 2048;
+  std::int64_t max_request_tokens_ = 300000;
+  // Wide batches, a short wait, a few HTTP requests in flight at once.
+  batching_options batching_ = batching_options().max_size(2048).max_wait(std::chrono::milliseconds(50)).concurrent(4);
+};
+
+/// The Gemini API's embeddings (`models/{model}:batchEmbedContents`, at most 100 inputs per
+/// call), with an API key in the x-goog-api-key header. Fed by the collector only (every input
+/// goes through batchEmbedContents, a batch of one if need be). The API reports no token
+/// counts: each input's usage is estimated (4 bytes a token) for the price.
+class gemini_embeddings {
+ public:
+  /// `base_url` is the host, as in Google's SDKs.
+  REQUESTS_ENGINE_INLINE gemini_embeddings(const char* api_key, std::string model,
+                                           std::string base_url = "https://generativelanguage.googleapis.com");
+  gemini_embeddings(const std::string& api_key, std::string model,
+                    std::string base_url = "https://generativelanguage.googleapis.com")
+      : gemini_embeddings(api_key.c_str(), std::move(model), std::move(base_url)) {}
+  /// The key from GEMINI_API_KEY (or GOOGLE_API_KEY); throws std::invalid_argument if neither is set.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE gemini_embeddings from_environment(
+      std::string model, std::string base_url = "https://generativelanguage.googleapis.com");
+
+  /// `outputDimensionality`; throws std::invalid_argument below 1.
+  REQUESTS_ENGINE_INLINE gemini_embeddings& dimensions(std::int64_t n);
+  /// `taskType`: "RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", "SEMANTIC_SIMILARITY", ...
+  gemini_embeddings& task_type(std::string t) { task_type_ = std::move(t); return *this; }
+  /// The most inputs in one call (default 100, Gemini's limit; 1 to 100).
+  REQUESTS_ENGINE_INLINE gemini_embeddings& max_inputs(std::size_t n);
+  gemini_embeddings& batching(batching_options b) { batching_ = b; return *this; }
+
+  /// One EmbedContentRequest without its model: {"content":{"parts":[{"text"}]},["taskType"],
+  /// ["outputDimensionality"]} (the model is in the cache identity).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
+  /// Reads one input's stored answer: {"embedding":{"values"}} and our token estimate.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
+      const std::vector<batch_request>& batch, batch_context& context) const;
+  [[nodiscard]] batching_options batching_defaults() const { return batching_; }
+  [[nodiscard]] bool deterministic() const noexcept { return true; }
+
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& model() const noexcept { return model_; }
+
+ private:
+  std::string api_key_;
+  std::string model_;
+  std::string endpoint_;  // .../v1beta/models/{model}:batchEmbedContents
+  std::optional<std::int64_t> dimensions_;
+  std::string task_type_;
+  std::size_t max_inputs_ = 100;
+  batching_options batching_ = batching_options().max_size(100).max_wait(std::chrono::milliseconds(50)).concurrent(4);
+};
+
+REQUESTS_ENGINE_NAMESPACE_END
+
 // ---- include/requests_engine/cache.hpp -----------------------------------------------------
 // cache.hpp: the content-addressed cache: keys (request hash, sample), the disk, memory and
 // null caches, the entry format, folder maintenance, and the request hash.
@@ -1736,33 +1944,6 @@ using retry_callback = std::function<void(const retry_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
 
-/// How a batch provider's requests are collected into batches (see options::batching), set
-/// fluently: `batching_options().max_size(32).max_wait(std::chrono::milliseconds(20))`.
-class batching_options {
- public:
-  /// The largest batch (default 32). A batch leaves at once when it is full.
-  batching_options& max_size(std::size_t n) { max_size_ = n; return *this; }
-  /// The longest a request waits for others (default 20 ms), counted from the first request of
-  /// the batch being collected: a lone request leaves after this long.
-  batching_options& max_wait(std::chrono::milliseconds w) { max_wait_ = w; return *this; }
-  /// A full batch takes everything queued behind it, so it may be larger than max_size (off by
-  /// default).
-  batching_options& overflow(bool on) { overflow_ = on; return *this; }
-  /// Batches in the backend at once (default 1; two GPUs: two).
-  batching_options& concurrent(std::size_t n) { concurrent_ = n; return *this; }
-
-  [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
-  [[nodiscard]] std::chrono::milliseconds max_wait() const noexcept { return max_wait_; }
-  [[nodiscard]] bool overflow() const noexcept { return overflow_; }
-  [[nodiscard]] std::size_t concurrent() const noexcept { return concurrent_; }
-
- private:
-  std::size_t max_size_ = 32;
-  std::chrono::milliseconds max_wait_{20};
-  bool overflow_ = false;
-  std::size_t concurrent_ = 1;
-};
-
 /// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
 class options {
  public:
@@ -1771,6 +1952,8 @@ class options {
   /// Collects requests into batches for a provider that takes them (a batch_backend, or
   /// openai_completions sending prompt arrays): see batching_options. A batch_backend is always fed
   /// this way (with the defaults when unset); for openai_completions it switches batching on.
+  /// An embedding provider (openai_embeddings, gemini_embeddings) batches by default with its
+  /// own batching_defaults(); this replaces them.
   /// Rate limits and key pools are for one-request-per-call providers and do not apply.
   options& batching(batching_options b) { batching_ = b; return *this; }
   /// Retries after the first attempt; -1 for unlimited (bounded by request_deadline).
@@ -2243,6 +2426,7 @@ class dispatcher {
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
   std::atomic<std::size_t> http_requests_{0}, batches_{0}, batched_{0};
   bool batching_ = false;  // a batch provider: collectors instead of workers
+  bool deterministic_ = false;  // the provider gives one answer per request: no distinct samples
   batching_options batch_options_;
   std::atomic<std::int64_t> input_tokens_{0}, output_tokens_{0};
   // options::probe_rate_limits: until the first request has its answer, the others wait.
@@ -2359,17 +2543,34 @@ class basic_engine {
                                                        const std::string& name_space = std::string()) {
     auto promise = std::make_shared<std::promise<result<completion>>>();
     auto fut = promise->get_future();
-    dispatcher_.reserve(1);
-    auto j = prepare_job(dispatcher_.next_ticket(), c, p,
-                         dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr, name_space,
-                         [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
-    if (j) dispatcher_.assign(*j);
-    // A stored answer is delivered here, at once: it never queues (nor waits for a batch).
-    if (j && settle_job(*j, p) && !dispatcher_.answer_from_cache(*j)) {
-      std::vector<std::unique_ptr<detail::job>> one;
-      one.push_back(std::move(j));
-      dispatcher_.push(std::move(one));
-    }
+    submit_with(c, p, name_space, [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
+    return fut;
+  }
+
+  /// Embeds the texts (with an embedding provider: openai_embeddings, gemini_embeddings); one
+  /// result per text, in input order. Each text is a request of its own (cached on its own,
+  /// identical texts sent once), packed with the others into the provider's HTTP requests
+  /// by the collector. `name_space` is recorded in the cache entries.
+  [[nodiscard]] std::vector<result<embedding>> embed(const std::vector<std::string>& texts,
+                                                     const std::string& name_space = std::string()) {
+    std::vector<conversation> batch;
+    batch.reserve(texts.size());
+    for (const auto& t : texts) batch.push_back(conversation().user(t));
+    std::vector<result<completion>> done = run(batch, params(), name_space);
+    std::vector<result<embedding>> out;
+    out.reserve(done.size());
+    for (auto& r : done) out.push_back(to_embedding(std::move(r)));
+    return out;
+  }
+
+  /// Embeds one text; the future becomes ready with its embedding. Safe from any thread: many
+  /// threads embedding one text at a time fill the same HTTP requests.
+  [[nodiscard]] std::future<result<embedding>> submit_embed(const std::string& text,
+                                                            const std::string& name_space = std::string()) {
+    auto promise = std::make_shared<std::promise<result<embedding>>>();
+    auto fut = promise->get_future();
+    submit_with(conversation().user(text), params(), name_space,
+                [promise](result<completion>&& r) { promise->set_value(to_embedding(std::move(r))); });
     return fut;
   }
 
@@ -2401,6 +2602,36 @@ class basic_engine {
  private:
   // Builds the body now, in the caller's thread, so that bad input fails before anything is
   // sent. Returns null when it already delivered an error.
+  void submit_with(const conversation& c, const params& p, const std::string& name_space, detail::deliver_fn deliver) {
+    dispatcher_.reserve(1);
+    auto j = prepare_job(dispatcher_.next_ticket(), c, p,
+                         dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr, name_space,
+                         std::move(deliver));
+    if (j) dispatcher_.assign(*j);
+    // A stored answer is delivered here, at once: it never queues (nor waits for a batch).
+    if (j && settle_job(*j, p) && !dispatcher_.answer_from_cache(*j)) {
+      std::vector<std::unique_ptr<detail::job>> one;
+      one.push_back(std::move(j));
+      dispatcher_.push(std::move(one));
+    }
+  }
+  static result<embedding> to_embedding(result<completion>&& r) {
+    if (!r) return std::move(r.error());
+    if (r->embedding_vector.empty())
+      return error{error_code::invalid_response, 0,
+                   "the answer has no embedding (embed() needs an embedding provider: openai_embeddings, "
+                   "gemini_embeddings)", {}, r->attempts, {}};
+    embedding e;
+    e.vector = std::move(r->embedding_vector);
+    e.usage = r->usage;
+    e.model = std::move(r->model);
+    e.request_hash = std::move(r->request_hash);
+    e.from_cache = r->from_cache;
+    e.deduplicated = r->deduplicated;
+    e.attempts = r->attempts;
+    e.latency = r->latency;
+    return e;
+  }
   static std::vector<Provider> check_pool(std::vector<Provider> pool) {
     if (pool.empty()) throw std::invalid_argument("requests_engine: the key pool is empty");
     return pool;
@@ -5558,6 +5789,457 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(con
 
 REQUESTS_ENGINE_NAMESPACE_END
 
+// ---- include/requests_engine/embeddings.ipp ------------------------------------------------
+// embeddings.ipp: the definitions of embeddings.hpp (the implementation half of requests_engine.hpp).
+// In the compiled mode they are compiled once, in the file that defines REQUESTS_ENGINE_IMPLEMENTATION.
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+namespace detail {
+
+// The one text of an embedding input: a conversation of one user message of text, not empty.
+inline result<std::string> embedding_text(const conversation& c, std::string_view provider) {
+  if (c.system() || c.messages().size() != 1 || c.messages()[0].author != role::user)
+    return unsupported(provider, "an embedding input is one user message of text (no system prompt, no other "
+                                 "messages)");
+  std::string text;
+  for (const auto& part : c.messages()[0].content) {
+    if (part.type != content_part::kind::text)
+      return unsupported(provider, "an embedding input is text (no images or audio)");
+    text += part.text;
+  }
+  if (text.empty()) return unsupported(provider, "an embedding input must not be empty (the API refuses it)");
+  return text;
+}
+
+// Sampling and output settings mean nothing to an embedding model: say so rather than drop them.
+inline std::optional<error> embedding_params_unsupported(const params& p, std::string_view provider) {
+  if (p.temperature() || p.max_tokens() || p.top_p() || !p.stop().empty() || p.seed() || p.n().value_or(1) != 1 ||
+      p.json_mode() || p.json_schema() || !p.tools().empty() || p.tool_choice())
+    return unsupported(provider, "embeddings take no sampling, output or tool params (only params::model" +
+                                     std::string(provider == "openai_embeddings" ? " and params::extra)" : ")"));
+  return std::nullopt;
+}
+
+// Tokens an input may count for the per-request token limit, without a tokenizer: one per 3
+// bytes (English text runs about 4 bytes a token; CJK text about 3 bytes a character, one or
+// more tokens each) and one more for the input itself, so that a request stays under the limit.
+inline std::int64_t embedding_token_bound(std::size_t bytes) { return static_cast<std::int64_t>(bytes / 3 + 1); }
+
+// Sends `members` with `attempt`, which answers each of them, or returns false (answering none)
+// when the server refused the request as a whole with 400. A refused request of several inputs
+// is split in two and each half sent again, so that one bad input (too long, say) fails alone.
+template <class Attempt>
+void send_halving(const std::vector<std::size_t>& members, const Attempt& attempt) {
+  if (attempt(members, members.size() > 1) || members.size() < 2) return;
+  const auto mid = members.begin() + static_cast<std::ptrdiff_t>(members.size() / 2);
+  send_halving(std::vector<std::size_t>(members.begin(), mid), attempt);
+  send_halving(std::vector<std::size_t>(mid, members.end()), attempt);
+}
+
+inline result<std::vector<float>> decode_embedding(const json& e) {
+  std::vector<float> v;
+  if (e.is_array()) {
+    v.reserve(e.size());
+    for (const auto& x : e) {
+      if (!x.is_number()) return error{error_code::invalid_response, 0, "an embedding value is not a number", {}, 0, {}};
+      v.push_back(x.get<float>());
+    }
+    return v;
+  }
+  if (!e.is_string()) return error{error_code::invalid_response, 0, "the embedding is neither an array nor base64", {}, 0, {}};
+  // base64 of little-endian float32.
+  const std::string& s = e.get_ref<const std::string&>();
+  auto value = [](char ch) -> int {
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    if (ch == '+') return 62;
+    if (ch == '/') return 63;
+    return -1;
+  };
+  std::string bytes;
+  bytes.reserve(s.size() / 4 * 3);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : s) {
+    if (ch == '=') break;
+    const int d = value(ch);
+    if (d < 0) return error{error_code::invalid_response, 0, "the base64 embedding has a bad character", {}, 0, {}};
+    acc = (acc << 6) | static_cast<std::uint32_t>(d);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push_back(static_cast<char>((acc >> bits) & 0xffu));
+    }
+  }
+  if (bytes.size() % 4 != 0)
+    return error{error_code::invalid_response, 0, "the base64 embedding is not a whole number of float32 values", {}, 0, {}};
+  v.resize(bytes.size() / 4);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    std::uint32_t u = 0;
+    for (std::size_t k = 0; k < 4; ++k)
+      u |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i * 4 + k])) << (8 * k);
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    v[i] = f;
+  }
+  return v;
+}
+
+}  // namespace detail
+
+// --- openai_embeddings -----------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE openai_embeddings::openai_embeddings(const char* api_key, std::string url, std::string model)
+    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const std::string suffix = "/embeddings";
+  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
+    url += suffix;
+  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
+  endpoint_ = std::move(url);
+}
+
+REQUESTS_ENGINE_INLINE openai_embeddings openai_embeddings::openai(std::string model) {
+  const char* key = std::getenv("OPENAI_API_KEY");
+  if (!key || !*key) throw std::invalid_argument("requests_engine: openai_embeddings::openai(): OPENAI_API_KEY is not set");
+  return openai_embeddings(key, detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+}
+
+REQUESTS_ENGINE_INLINE openai_embeddings& openai_embeddings::dimensions(std::int64_t n) {
+  if (n < 1) throw std::invalid_argument("requests_engine: openai_embeddings::dimensions must be at least 1");
+  dimensions_ = n;
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE openai_embeddings& openai_embeddings::max_inputs(std::size_t n) {
+  if (n < 1 || n > 2048)
+    throw std::invalid_argument("requests_engine: openai_embeddings::max_inputs must be 1 to 2048");
+  max_inputs_ = n;
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE openai_embeddings& openai_embeddings::max_request_tokens(std::int64_t n) {
+  if (n < 1) throw std::invalid_argument("requests_engine: openai_embeddings::max_request_tokens must be at least 1");
+  max_request_tokens_ = n;
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE result<json> openai_embeddings::make_body(const conversation& c, const params& p) const {
+  result<std::string> text = detail::embedding_text(c, "openai_embeddings");
+  if (!text) return std::move(text.error());
+  if (auto e = detail::embedding_params_unsupported(p, "openai_embeddings")) return std::move(*e);
+  json body = {{"model", p.model() ? *p.model() : model_},
+               {"input", std::move(*text)},
+               {"encoding_format", encoding_ == embedding_encoding::base64 ? "base64" : "float"}};
+  if (body["model"].get_ref<const std::string&>().empty())
+    return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
+  if (dimensions_) body["dimensions"] = *dimensions_;
+  if (!p.extra().is_null()) {
+    if (!p.extra().is_object())
+      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+    body.merge_patch(p.extra());
+  }
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE http_request openai_embeddings::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
+REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
+  };
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
+  const auto data = j.find("data");
+  if (data == j.end() || !data->is_array() || data->empty() || !(*data)[0].is_object() ||
+      !(*data)[0].contains("embedding"))
+    return bad("the response has no embedding");
+  result<std::vector<float>> v = detail::decode_embedding((*data)[0]["embedding"]);
+  if (!v) return bad(v.error().message);
+  completion c;
+  c.embedding_vector = std::move(*v);
+  c.finish_reason = "stop";
+  if (j.contains("model") && j["model"].is_string()) c.model = j["model"].get<std::string>();
+  if (j.contains("usage") && j["usage"].is_object()) c.usage.input_tokens = j["usage"].value("prompt_tokens", std::int64_t{0});
+  c.raw_body = r.body;
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE json openai_embeddings::cache_identity() const {
+  return {{"kind", "openai_embeddings"}, {"endpoint", endpoint_}};
+}
+
+REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_batch(
+    const std::vector<batch_request>& batch, batch_context& context) const {
+  std::vector<result<std::string>> out(batch.size(), error{error_code::internal, 0, "not sent", {}, 0, {}});
+  // Inputs that differ in their text only share HTTP requests (in one run: all of them).
+  std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
+  std::vector<json> bodies(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    if (!bodies[i].is_object() || !bodies[i].contains("input") || !bodies[i]["input"].is_string()) {
+      out[i] = detail::unsupported("openai_embeddings", "a batched request needs a body with one text input");
+      continue;
+    }
+    json rest = bodies[i];
+    rest.erase("input");
+    std::string key = rest.dump();
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == key; });
+    if (g == groups.end()) {
+      groups.emplace_back(std::move(key), std::vector<std::size_t>{});
+      g = std::prev(groups.end());
+    }
+    g->second.push_back(i);
+  }
+  auto text_of = [&](std::size_t i) -> const std::string& { return bodies[i]["input"].get_ref<const std::string&>(); };
+  for (const auto& [key, members] : groups) {
+    const json rest = json::parse(key);
+    // One HTTP request: the inputs `part`, answered each on its own (false: refused as a whole).
+    auto attempt = [&](const std::vector<std::size_t>& part, bool may_split) {
+      auto fail_all = [&](const error& e) {
+        for (std::size_t i : part) out[i] = e;
+      };
+      if (context.cancelled.load()) {
+        fail_all(error{error_code::cancelled, 0, "cancelled before it could be sent", {}, 0, {}});
+        return true;
+      }
+      json body = rest;
+      json inputs = json::array();
+      for (std::size_t i : part) inputs.push_back(text_of(i));
+      body["input"] = std::move(inputs);
+      ++context.http_requests;
+      result<http_response> resp = context.session.send(make_request(body.dump()), context.cancelled);
+      if (!resp) {
+        fail_all(resp.error());
+        return true;
+      }
+      if (resp->status < 200 || resp->status >= 300) {
+        error e = detail::error_from_response(*resp);
+        if (may_split && e.code == error_code::bad_request) return false;
+        fail_all(e);
+        return true;
+      }
+      json answer = json::parse(resp->body, nullptr, false);
+      if (answer.is_discarded() || !answer.is_object() || !answer.contains("data") || !answer["data"].is_array()) {
+        fail_all(error{error_code::invalid_response, resp->status,
+                       "the answer to an input array has no data (body starts: " + resp->body.substr(0, 120) + ")",
+                       {}, 0, {}});
+        return true;
+      }
+      // data[].index is the input's place in the array, whatever order the items come in.
+      std::vector<json*> item(part.size(), nullptr);
+      json& data = answer["data"];
+      for (std::size_t pos = 0; pos < data.size(); ++pos) {
+        json& d = data[pos];
+        const std::int64_t index = d.is_object() && d.contains("index") && d["index"].is_number_integer()
+                                       ? d["index"].get<std::int64_t>()
+                                       : static_cast<std::int64_t>(pos);
+        if (index >= 0 && index < static_cast<std::int64_t>(part.size()) && d.is_object() && d.contains("embedding"))
+          item[static_cast<std::size_t>(index)] = &d;
+      }
+      const json usage = answer.value("usage", json::object());
+      std::vector<std::size_t> lengths;
+      lengths.reserve(part.size());
+      for (std::size_t i : part) lengths.push_back(text_of(i).size());
+      const auto shares = detail::share_out(usage.value("prompt_tokens", std::int64_t{0}), lengths);
+      const json model = answer.value("model", json(model_));
+      for (std::size_t k = 0; k < part.size(); ++k) {
+        if (!item[k]) {
+          out[part[k]] = error{error_code::invalid_response, resp->status,
+                               "the answer to the input array has no embedding for this input (index " +
+                                   std::to_string(k) + " of " + std::to_string(part.size()) + ")",
+                               {}, 0, {}};
+          continue;
+        }
+        // The answer this input would have had alone: what the cache stores and parse_response reads.
+        json one = {{"object", "list"},
+                    {"data", json::array({{{"object", "embedding"}, {"index", 0},
+                                           {"embedding", std::move((*item[k])["embedding"])}}})},
+                    {"model", model},
+                    {"usage", {{"prompt_tokens", shares[k]}, {"total_tokens", shares[k]}}}};
+        out[part[k]] = one.dump();
+      }
+      return true;
+    };
+    // Requests of at most max_inputs_ inputs and max_request_tokens_ estimated tokens.
+    std::vector<std::size_t> part;
+    std::int64_t tokens = 0;
+    for (std::size_t i : members) {
+      const std::int64_t t = detail::embedding_token_bound(text_of(i).size());
+      if (!part.empty() && (part.size() >= max_inputs_ || tokens + t > max_request_tokens_)) {
+        detail::send_halving(part, attempt);
+        part.clear();
+        tokens = 0;
+      }
+      part.push_back(i);
+      tokens += t;
+    }
+    if (!part.empty()) detail::send_halving(part, attempt);
+  }
+  return out;
+}
+
+// --- gemini_embeddings -----------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE gemini_embeddings::gemini_embeddings(const char* api_key, std::string model,
+                                                            std::string base_url)
+    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
+  if (model_.compare(0, 7, "models/") == 0) model_.erase(0, 7);  // the API's resource name, as SDKs accept it
+  detail::check_path_segment(model_, "model", "gemini_embeddings");
+  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+  endpoint_ = base_url + "/v1beta/models/" + model_ + ":batchEmbedContents";
+  (void)parse_url(endpoint_);  // throws std::invalid_argument on a malformed URL
+}
+
+REQUESTS_ENGINE_INLINE gemini_embeddings gemini_embeddings::from_environment(std::string model, std::string base_url) {
+  const char* key = std::getenv("GEMINI_API_KEY");
+  if (!key || !*key) key = std::getenv("GOOGLE_API_KEY");
+  if (!key || !*key)
+    throw std::invalid_argument("requests_engine: gemini_embeddings: neither GEMINI_API_KEY nor GOOGLE_API_KEY is set");
+  return gemini_embeddings(key, std::move(model), std::move(base_url));
+}
+
+REQUESTS_ENGINE_INLINE gemini_embeddings& gemini_embeddings::dimensions(std::int64_t n) {
+  if (n < 1) throw std::invalid_argument("requests_engine: gemini_embeddings::dimensions must be at least 1");
+  dimensions_ = n;
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE gemini_embeddings& gemini_embeddings::max_inputs(std::size_t n) {
+  if (n < 1 || n > 100) throw std::invalid_argument("requests_engine: gemini_embeddings::max_inputs must be 1 to 100");
+  max_inputs_ = n;
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE result<json> gemini_embeddings::make_body(const conversation& c, const params& p) const {
+  result<std::string> text = detail::embedding_text(c, "gemini_embeddings");
+  if (!text) return std::move(text.error());
+  if (auto e = detail::embedding_params_unsupported(p, "gemini_embeddings")) return std::move(*e);
+  if (!p.extra().is_null()) return detail::unsupported("gemini_embeddings", "params::extra is not supported");
+  if (p.model() && *p.model() != model_ && *p.model() != "models/" + model_)
+    return detail::unsupported("gemini_embeddings", "the model is in the URL: build a provider for '" + *p.model() + "'");
+  json body = {{"content", {{"parts", json::array({{{"text", std::move(*text)}}})}}}};
+  if (!task_type_.empty()) body["taskType"] = task_type_;
+  if (dimensions_) body["outputDimensionality"] = *dimensions_;
+  return body;
+}
+
+REQUESTS_ENGINE_INLINE result<completion> gemini_embeddings::parse_response(const http_response& r) const {
+  if (r.status < 200 || r.status >= 300) return detail::google_error_from_response(r);
+  auto bad = [&](const std::string& why) {
+    return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
+  };
+  const json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("embedding") || !j["embedding"].is_object() ||
+      !j["embedding"].contains("values"))
+    return bad("the response has no embedding");
+  result<std::vector<float>> v = detail::decode_embedding(j["embedding"]["values"]);
+  if (!v || !j["embedding"]["values"].is_array()) return bad(v ? "the values are not an array" : v.error().message);
+  completion c;
+  c.embedding_vector = std::move(*v);
+  c.finish_reason = "stop";
+  c.model = model_;
+  if (j.contains("requests_engine") && j["requests_engine"].is_object())
+    c.usage.input_tokens = j["requests_engine"].value("estimated_input_tokens", std::int64_t{0});
+  c.raw_body = r.body;
+  return c;
+}
+
+REQUESTS_ENGINE_INLINE json gemini_embeddings::cache_identity() const {
+  return {{"kind", "gemini_embeddings"}, {"endpoint", endpoint_}};
+}
+
+REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_batch(
+    const std::vector<batch_request>& batch, batch_context& context) const {
+  std::vector<result<std::string>> out(batch.size(), error{error_code::internal, 0, "not sent", {}, 0, {}});
+  std::vector<json> bodies(batch.size());
+  std::vector<std::size_t> good;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    if (!bodies[i].is_object() || !bodies[i].contains("content")) {
+      out[i] = detail::unsupported("gemini_embeddings", "a batched request needs an EmbedContentRequest body");
+      continue;
+    }
+    good.push_back(i);
+  }
+  const std::string model_name = "models/" + model_;
+  auto attempt = [&](const std::vector<std::size_t>& part, bool may_split) {
+    auto fail_all = [&](const error& e) {
+      for (std::size_t i : part) out[i] = e;
+    };
+    if (context.cancelled.load()) {
+      fail_all(error{error_code::cancelled, 0, "cancelled before it could be sent", {}, 0, {}});
+      return true;
+    }
+    json requests = json::array();
+    for (std::size_t i : part) {
+      json one = bodies[i];
+      one["model"] = model_name;
+      requests.push_back(std::move(one));
+    }
+    http_request req;
+    req.url = endpoint_;
+    req.body = json{{"requests", std::move(requests)}}.dump();
+    req.headers.emplace_back("x-goog-api-key", api_key_);
+    ++context.http_requests;
+    result<http_response> resp = context.session.send(req, context.cancelled);
+    if (!resp) {
+      fail_all(resp.error());
+      return true;
+    }
+    if (resp->status < 200 || resp->status >= 300) {
+      error e = detail::google_error_from_response(*resp);
+      if (may_split && e.code == error_code::bad_request) return false;
+      fail_all(e);
+      return true;
+    }
+    json answer = json::parse(resp->body, nullptr, false);
+    if (answer.is_discarded() || !answer.is_object() || !answer.contains("embeddings") ||
+        !answer["embeddings"].is_array() || answer["embeddings"].size() != part.size()) {
+      fail_all(error{error_code::invalid_response, resp->status,
+                     "the answer has not one embedding per request, in order (body starts: " +
+                         resp->body.substr(0, 120) + ")",
+                     {}, 0, {}});
+      return true;
+    }
+    json& embeddings = answer["embeddings"];
+    for (std::size_t k = 0; k < part.size(); ++k) {
+      json& e = embeddings[k];
+      if (!e.is_object() || !e.contains("values")) {
+        out[part[k]] = error{error_code::invalid_response, resp->status, "an embedding has no values", {}, 0, {}};
+        continue;
+      }
+      // The API reports no tokens: 4 bytes a token, for the price (see the class comment).
+      std::size_t bytes = 0;
+      for (const auto& p : bodies[part[k]]["content"].value("parts", json::array()))
+        if (p.is_object() && p.contains("text") && p["text"].is_string()) bytes += p["text"].get_ref<const std::string&>().size();
+      json one = {{"embedding", {{"values", std::move(e["values"])}}},
+                  {"requests_engine", {{"estimated_input_tokens", static_cast<std::int64_t>((bytes + 3) / 4)}}}};
+      out[part[k]] = one.dump();
+    }
+    return true;
+  };
+  for (std::size_t start = 0; start < good.size(); start += max_inputs_) {
+    const std::size_t end = std::min(good.size(), start + max_inputs_);
+    detail::send_halving(std::vector<std::size_t>(good.begin() + static_cast<std::ptrdiff_t>(start),
+                                                  good.begin() + static_cast<std::ptrdiff_t>(end)),
+                         attempt);
+  }
+  return out;
+}
+
+REQUESTS_ENGINE_NAMESPACE_END
+
 // ---- include/requests_engine/cache.ipp -----------------------------------------------------
 // cache.ipp: the definitions of cache.hpp (the implementation half of requests_engine.hpp).
 // In the compiled mode they are compiled once, in the file that defines REQUESTS_ENGINE_IMPLEMENTATION.
@@ -6032,6 +6714,9 @@ REQUESTS_ENGINE_INLINE const char* builtin_prices_json() noexcept {
 "o1-pro":       {"input": 150,  "output": 600, "note": "Responses API only"},
 "o3-pro":       {"input": 20,   "output": 80,  "note": "Responses API only"},
 "gpt-5-pro":    {"input": 15,   "output": 120, "note": "Responses API only"},
+"text-embedding-3-small": {"input": 0.02, "output": 0},
+"text-embedding-3-large": {"input": 0.13, "output": 0},
+"text-embedding-ada-002": {"input": 0.1,  "output": 0},
 
 "claude-opus-4-6":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25},
 "claude-opus-4-5":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25,
@@ -6072,6 +6757,7 @@ REQUESTS_ENGINE_INLINE const char* builtin_prices_json() noexcept {
 "gemini-2.5-flash-lite": {"input": 0.1,  "cached_input": 0.01,  "output": 0.4},
 "gemini-2.0-flash":      {"input": 0.1,  "cached_input": 0.025, "output": 0.4},
 "gemini-2.0-flash-lite": {"input": 0.075, "output": 0.3},
+"gemini-embedding-001":  {"input": 0.15, "output": 0},
 
 "llama-3.3-70b-versatile": {"input": 0.59, "output": 0.79, "note": "Groq; uncertain"},
 "llama-3.1-8b-instant":    {"input": 0.05, "output": 0.08, "note": "Groq; uncertain"},
@@ -6881,14 +7567,17 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
   if (options_.concurrency() == 0)
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
   if (ops_.empty()) throw std::invalid_argument("requests_engine: the provider pool is empty");
-  batching_ = ops_.front()->must_batch() || options_.batching().has_value();
+  const std::optional<batching_options> provider_batching = ops_.front()->batching_defaults();
+  batching_ = ops_.front()->must_batch() || options_.batching().has_value() || provider_batching.has_value();
+  deterministic_ = ops_.front()->deterministic();
   if (batching_) {
     if (!ops_.front()->can_batch())
       throw std::invalid_argument("requests_engine: options::batching is set, but this provider takes no batches "
-                                  "(batch providers: batch_backend, openai_completions)");
+                                  "(batch providers: batch_backend, openai_completions, openai_embeddings, "
+                                  "gemini_embeddings)");
     if (ops_.size() > 1)
       throw std::invalid_argument("requests_engine: a batch provider takes one provider, not a key pool");
-    batch_options_ = options_.batching().value_or(batching_options());
+    batch_options_ = options_.batching().value_or(provider_batching.value_or(batching_options()));
     if (batch_options_.max_size() == 0)
       throw std::invalid_argument("requests_engine: batching_options::max_size must be at least 1");
     if (batch_options_.concurrent() == 0)
@@ -7017,7 +7706,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::complete_now(std::size_t index, result<c
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::assign(job& j) {
-  j.sample = options_.distinct_samples() ? assign_samples(j.name_space, j.request_hash, j.wanted) : 0;
+  j.sample = options_.distinct_samples() && !deterministic_ ? assign_samples(j.name_space, j.request_hash, j.wanted) : 0;
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,

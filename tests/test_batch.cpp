@@ -1042,3 +1042,280 @@ TEST_CASE("collector: prompt arrays with n = 2 map each choice back by its index
   REQUIRE(one);
   CHECK(one->from_cache);
 }
+
+// ---- embeddings (issue #19): inputs packed into HTTP requests by the collector ----------------
+
+namespace embedding_tests {
+
+using namespace std::chrono_literals;
+
+const char* const embed_key = "sk-embed-7d1f3a9c5e2b4f6081a3c5e7f9b2d4f6";
+
+std::unique_ptr<mock::server> embed_server(bool tls = false, std::string* ca = nullptr) {
+  mock::server_options so;
+  so.api_key = embed_key;
+  if (tls) {
+    static const mock::tls_files pki = mock::make_test_pki(batch_scratch("embed-pki"));
+    so.cert_path = pki.server_cert;
+    so.key_path = pki.server_key;
+    if (ca) *ca = pki.ca_cert;
+  }
+  auto s = std::make_unique<mock::server>(so);
+  s->start();
+  return s;
+}
+
+std::string embed_failures(const std::vector<re::result<re::embedding>>& results) {
+  std::string s;
+  for (const auto& r : results)
+    if (!r) s += r.error().describe() + "\n";
+  return s.substr(0, 2000);
+}
+
+// Inputs per request the server saw on a path, oldest first (from the last 1,000 recorded bodies).
+std::vector<std::size_t> input_counts(const mock::server& s) {
+  std::vector<std::size_t> out;
+  for (const auto& b : s.received_bodies()) {
+    if (b.is_object() && b.contains("input")) out.push_back(b["input"].is_array() ? b["input"].size() : 1);
+    if (b.is_object() && b.contains("requests")) out.push_back(b["requests"].size());
+  }
+  return out;
+}
+
+}  // namespace embedding_tests
+
+TEST_CASE("embeddings: 10,000 inputs one at a time from 32 threads take at most 10 requests; a rerun with 10 new sends one") {
+  using namespace embedding_tests;
+  auto server = embed_server();
+  const std::string dir = batch_scratch("embed-cache");
+  re::openai_embeddings provider(embed_key, server->base_url(), "text-embedding-3-small");
+  std::vector<std::string> texts;
+  for (int i = 0; i < 10000; ++i) texts.push_back("document number " + std::to_string(i) + " about topic " + std::to_string(i % 37));
+  {
+    re::engine<re::openai_embeddings> engine(provider, re::options().cache_dir(dir));
+    std::vector<std::future<re::result<re::embedding>>> futures(texts.size());
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < 32; ++t)
+      threads.emplace_back([&, t] {
+        for (std::size_t i = t; i < texts.size(); i += 32) futures[i] = engine.submit_embed(texts[i]);
+      });
+    for (auto& th : threads) th.join();
+    std::size_t wrong = 0, failed = 0;
+    std::string first_failure;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      auto r = futures[i].get();
+      if (!r) {
+        if (failed++ == 0) first_failure = r.error().describe();
+        continue;
+      }
+      if (r->vector != mock::mock_embedding(texts[i], 16) || r->dimension() != 16 || r->from_cache) ++wrong;
+    }
+    CHECK_MESSAGE(failed == 0, first_failure);
+    CHECK(wrong == 0);
+    const std::size_t sent = server->requests_for_path("/v1/embeddings");
+    CHECK(sent <= 10);
+    CHECK(sent >= 5);  // 10,000 / 2,048
+    std::size_t inputs = 0;
+    for (std::size_t n : input_counts(*server)) {
+      CHECK(n <= 2048);
+      inputs += n;
+    }
+    CHECK(inputs == texts.size());
+    CHECK(engine.current_progress().http_requests == sent);
+  }
+  // A rerun that adds 10 texts embeds those 10: one request carrying 10 inputs.
+  server->reset_stats();
+  const std::size_t before = input_counts(*server).size();
+  for (int i = 0; i < 10; ++i) texts.push_back("a new document " + std::to_string(i));
+  re::engine<re::openai_embeddings> engine(provider, re::options().cache_dir(dir));
+  auto results = engine.embed(texts);
+  REQUIRE(results.size() == texts.size());
+  std::size_t cached = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i], results[i].error().describe());
+    CHECK(results[i]->vector == mock::mock_embedding(texts[i], 16));
+    cached += results[i]->from_cache ? 1 : 0;
+  }
+  CHECK(cached == 10000);
+  CHECK(server->requests_for_path("/v1/embeddings") == 1);
+  const auto counts = input_counts(*server);
+  REQUIRE(counts.size() == before + 1);
+  CHECK(counts.back() == 10);
+}
+
+TEST_CASE("embeddings: embed() keeps input order; identical texts share one answer; float and base64 agree; dimensions") {
+  using namespace embedding_tests;
+  auto server = embed_server();
+  std::vector<std::string> texts;
+  for (int i = 0; i < 300; ++i) texts.push_back("text " + std::to_string(i % 100));  // each text three times
+  re::openai_embeddings base64(embed_key, server->base_url(), "text-embedding-3-small");
+  re::engine<re::openai_embeddings, re::memory_cache> engine(base64);
+  auto results = engine.embed(texts, "first");
+  REQUIRE(results.size() == 300);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i], embed_failures(results));
+    CHECK(results[i]->vector == mock::mock_embedding(texts[i], 16));
+    CHECK(results[i]->model == "text-embedding-3-small");
+  }
+  // Embeddings are deterministic: three copies of a text are one input (sample 0), not three samples.
+  std::size_t inputs = 0;
+  for (std::size_t n : input_counts(*server)) inputs += n;
+  CHECK(inputs == 100);
+  CHECK(results[0]->request_hash == results[100]->request_hash);
+  // So another namespace replays the same stored answers.
+  const std::size_t sent = server->requests_for_path("/v1/embeddings");
+  auto again = engine.embed({"text 5", "text 6"}, "second");
+  REQUIRE(again[0]);
+  CHECK(again[0]->from_cache);
+  CHECK(server->requests_for_path("/v1/embeddings") == sent);
+  // What went on the wire is a CreateEmbeddingRequest: model, input (strings), encoding_format.
+  for (const auto& b : server->received_bodies()) {
+    for (const auto& [k, v] : b.items()) CHECK((k == "model" || k == "input" || k == "encoding_format"));
+    CHECK(b["encoding_format"] == "base64");
+    REQUIRE(b["input"].is_array());
+    for (const auto& x : b["input"]) CHECK((x.is_string() && !x.get<std::string>().empty()));
+  }
+
+  re::openai_embeddings floats = base64;
+  floats.encoding(re::embedding_encoding::float_array);
+  re::engine<re::openai_embeddings, re::memory_cache> float_engine(floats);
+  auto as_floats = float_engine.embed({"text 1", "text 2"});
+  REQUIRE(as_floats[0]);
+  REQUIRE(as_floats[1]);
+  CHECK(as_floats[0]->vector == results[1]->vector);
+  CHECK(as_floats[1]->vector == results[2]->vector);
+  CHECK(server->received_bodies().back()["encoding_format"] == "float");
+
+  re::openai_embeddings small = base64;
+  small.dimensions(8);
+  re::engine<re::openai_embeddings, re::memory_cache> small_engine(small);
+  auto eight = small_engine.submit_embed("short vectors").get();
+  REQUIRE(eight);
+  CHECK(eight->dimension() == 8);
+  CHECK(eight->vector == mock::mock_embedding("short vectors", 8));
+  CHECK(server->received_bodies().back()["dimensions"] == 8);
+  CHECK_THROWS_AS(small.dimensions(0), std::invalid_argument);
+}
+
+TEST_CASE("embeddings: over HTTPS with the test CA") {
+  using namespace embedding_tests;
+  std::string ca;
+  auto server = embed_server(true, &ca);
+  re::openai_embeddings provider(embed_key, server->base_url(), "text-embedding-3-large");
+  re::engine<re::openai_embeddings, re::memory_cache> engine(provider, re::options().ca_cert_file(ca));
+  std::vector<std::string> texts;
+  for (int i = 0; i < 500; ++i) texts.push_back("secure text " + std::to_string(i));
+  auto results = engine.embed(texts);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i], embed_failures(results));
+    CHECK(results[i]->vector == mock::mock_embedding(texts[i], 16));
+  }
+  CHECK(server->requests_for_path("/v1/embeddings") <= 2);
+}
+
+TEST_CASE("embeddings: an empty text fails alone; a bad input in a packed request fails alone; a wrong key") {
+  using namespace embedding_tests;
+  auto server = embed_server();
+  re::openai_embeddings provider(embed_key, server->base_url(), "text-embedding-3-small");
+  re::engine<re::openai_embeddings, re::memory_cache> engine(provider);
+  auto results = engine.embed({"first", "", "third"});
+  REQUIRE(results[0]);
+  REQUIRE(!results[1]);
+  REQUIRE(results[2]);
+  CHECK(results[1].error().code == re::error_code::invalid_request);
+  CHECK(results[2]->vector == mock::mock_embedding("third", 16));
+
+  // The server refuses a whole request for one input (as OpenAI does for one over 8,192
+  // tokens): the request is split in halves until that input is alone.
+  server->set_on_chat([](const httplib::Request& req, httplib::Response& res) {
+    if (req.body.find("poison") == std::string::npos) return false;
+    res.status = 400;
+    res.set_content(R"({"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":null,"code":null}})",
+                    "application/json");
+    return true;
+  });
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) texts.push_back(i == 37 ? "poison" : "clean " + std::to_string(i));
+  auto mixed = engine.embed(texts, "mixed");
+  for (std::size_t i = 0; i < mixed.size(); ++i) {
+    CAPTURE(i);
+    if (i == 37) {
+      REQUIRE(!mixed[i]);
+      CHECK(mixed[i].error().code == re::error_code::bad_request);
+      CHECK(mixed[i].error().message.find("8192") != std::string::npos);
+    } else {
+      REQUIRE(mixed[i]);
+      CHECK(mixed[i]->vector == mock::mock_embedding(texts[i], 16));
+    }
+  }
+  server->set_on_chat(nullptr);
+
+  const std::string wrong = "sk-wrong-0123456789abcdef0123456789abcdef";
+  re::engine<re::openai_embeddings, re::memory_cache> bad(re::openai_embeddings(wrong, server->base_url(), "text-embedding-3-small"),
+                                                          re::options().max_retries(0));
+  auto refused = bad.embed({"one", "two"});
+  for (const auto& r : refused) {
+    REQUIRE(!r);
+    CHECK(r.error().code == re::error_code::authentication);
+    CHECK(r.error().describe().find(wrong) == std::string::npos);
+  }
+}
+
+TEST_CASE("embeddings: spend() prices text-embedding-3-small per input token") {
+  using namespace embedding_tests;
+  auto server = embed_server();
+  re::engine<re::openai_embeddings, re::memory_cache> engine(
+      re::openai_embeddings(embed_key, server->base_url(), "text-embedding-3-small"));
+  std::vector<std::string> texts;
+  for (int i = 0; i < 100; ++i) texts.push_back("a sentence of some length, number " + std::to_string(i));
+  auto results = engine.embed(texts);
+  std::int64_t tokens = 0;
+  for (const auto& r : results) {
+    REQUIRE(r);
+    CHECK(r->usage.input_tokens > 0);
+    tokens += r->usage.input_tokens;
+  }
+  // The shares add up to the server's count for the packed request (each input 4 bytes a token, rounded up).
+  std::int64_t expected = 0;
+  for (const auto& t : texts) expected += static_cast<std::int64_t>((t.size() + 3) / 4);
+  CHECK(tokens == expected);
+  const re::cost_report spent = engine.spend();
+  CHECK(spent.complete());
+  CHECK(spent.tokens.input_tokens == tokens);
+  CHECK(spent.actual == doctest::Approx(static_cast<double>(tokens) * 0.02 / 1e6));
+}
+
+TEST_CASE("embeddings: Gemini packs 250 inputs into 3 batchEmbedContents calls, the key in a header") {
+  using namespace embedding_tests;
+  auto server = embed_server();
+  re::gemini_embeddings provider(embed_key, "gemini-embedding-001", server->origin());
+  provider.task_type("RETRIEVAL_DOCUMENT").dimensions(12);
+  re::engine<re::gemini_embeddings, re::memory_cache> engine(provider);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 250; ++i) texts.push_back("gemini text " + std::to_string(i));
+  auto results = engine.embed(texts);
+  std::int64_t tokens = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE_MESSAGE(results[i], embed_failures(results));
+    CHECK(results[i]->vector == mock::mock_embedding(texts[i], 12));
+    tokens += results[i]->usage.input_tokens;
+  }
+  CHECK(server->requests_for_path("/v1beta/models/gemini-embedding-001:batchEmbedContents") == 3);
+  for (const auto& h : server->received_headers()) CHECK(h.find("x-goog-api-key") != h.end());
+  for (const auto& b : server->received_bodies()) {
+    REQUIRE(b["requests"].size() <= 100);
+    CHECK(b["requests"][0]["model"] == "models/gemini-embedding-001");
+    CHECK(b["requests"][0]["taskType"] == "RETRIEVAL_DOCUMENT");
+    CHECK(b["requests"][0]["outputDimensionality"] == 12);
+  }
+  CHECK(tokens > 0);
+  CHECK(engine.spend().actual == doctest::Approx(static_cast<double>(tokens) * 0.15 / 1e6));
+
+  re::engine<re::gemini_embeddings, re::memory_cache> bad(
+      re::gemini_embeddings("AIzaWrongKey0123456789abcdefghij", "gemini-embedding-001", server->origin()),
+      re::options().max_retries(0));
+  auto refused = bad.submit_embed("x").get();
+  REQUIRE(!refused);
+  CHECK(refused.error().code == re::error_code::authentication);
+  CHECK(refused.error().describe().find("AIzaWrongKey") == std::string::npos);
+}

@@ -18,6 +18,11 @@
 //                               refusal, text.format json_schema {"answer": ...}, a
 //                               max_output_tokens under 20 status "incomplete"
 //                               (auth, limits, faults and latency as below)
+//   POST /v1/embeddings         OpenAI embeddings, `input` a string or an array of at most 2048
+//                               non-empty strings, `encoding_format` float or base64 (little-
+//                               endian float32), `dimensions` (default 16): each vector is
+//                               mock_embedding(input, dims), data in reverse order with their
+//                               index (auth, limits, faults and latency as below; see mock/embeddings.hpp)
 //   POST /v1/messages           Anthropic Messages (non-streaming)
 //   GET  /health                200 "ok"
 //   the batch APIs: /v1/files, /v1/batches, /v1/messages/batches (see mock/batch.hpp)

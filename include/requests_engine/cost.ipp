@@ -55,6 +55,9 @@ REQUESTS_ENGINE_INLINE const char* builtin_prices_json() noexcept {
 "o1-pro":       {"input": 150,  "output": 600, "note": "Responses API only"},
 "o3-pro":       {"input": 20,   "output": 80,  "note": "Responses API only"},
 "gpt-5-pro":    {"input": 15,   "output": 120, "note": "Responses API only"},
+"text-embedding-3-small": {"input": 0.02, "output": 0},
+"text-embedding-3-large": {"input": 0.13, "output": 0},
+"text-embedding-ada-002": {"input": 0.1,  "output": 0},
 
 "claude-opus-4-6":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25},
 "claude-opus-4-5":   {"input": 5,  "cache_write": 6.25,  "cached_input": 0.5,  "output": 25,
@@ -95,6 +98,7 @@ REQUESTS_ENGINE_INLINE const char* builtin_prices_json() noexcept {
 "gemini-2.5-flash-lite": {"input": 0.1,  "cached_input": 0.01,  "output": 0.4},
 "gemini-2.0-flash":      {"input": 0.1,  "cached_input": 0.025, "output": 0.4},
 "gemini-2.0-flash-lite": {"input": 0.075, "output": 0.3},
+"gemini-embedding-001":  {"input": 0.15, "output": 0},
 
 "llama-3.3-70b-versatile": {"input": 0.59, "output": 0.79, "note": "Groq; uncertain"},
 "llama-3.1-8b-instant":    {"input": 0.05, "output": 0.08, "note": "Groq; uncertain"},

@@ -252,6 +252,7 @@ class dispatcher {
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
   std::atomic<std::size_t> http_requests_{0}, batches_{0}, batched_{0};
   bool batching_ = false;  // a batch provider: collectors instead of workers
+  bool deterministic_ = false;  // the provider gives one answer per request: no distinct samples
   batching_options batch_options_;
   std::atomic<std::int64_t> input_tokens_{0}, output_tokens_{0};
   // options::probe_rate_limits: until the first request has its answer, the others wait.

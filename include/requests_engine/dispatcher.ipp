@@ -20,14 +20,17 @@ REQUESTS_ENGINE_INLINE dispatcher::dispatcher(const options& o, std::vector<std:
   if (options_.concurrency() == 0)
     throw std::invalid_argument("requests_engine: options::concurrency must be at least 1");
   if (ops_.empty()) throw std::invalid_argument("requests_engine: the provider pool is empty");
-  batching_ = ops_.front()->must_batch() || options_.batching().has_value();
+  const std::optional<batching_options> provider_batching = ops_.front()->batching_defaults();
+  batching_ = ops_.front()->must_batch() || options_.batching().has_value() || provider_batching.has_value();
+  deterministic_ = ops_.front()->deterministic();
   if (batching_) {
     if (!ops_.front()->can_batch())
       throw std::invalid_argument("requests_engine: options::batching is set, but this provider takes no batches "
-                                  "(batch providers: batch_backend, openai_completions)");
+                                  "(batch providers: batch_backend, openai_completions, openai_embeddings, "
+                                  "gemini_embeddings)");
     if (ops_.size() > 1)
       throw std::invalid_argument("requests_engine: a batch provider takes one provider, not a key pool");
-    batch_options_ = options_.batching().value_or(batching_options());
+    batch_options_ = options_.batching().value_or(provider_batching.value_or(batching_options()));
     if (batch_options_.max_size() == 0)
       throw std::invalid_argument("requests_engine: batching_options::max_size must be at least 1");
     if (batch_options_.concurrent() == 0)
@@ -156,7 +159,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::complete_now(std::size_t index, result<c
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::assign(job& j) {
-  j.sample = options_.distinct_samples() ? assign_samples(j.name_space, j.request_hash, j.wanted) : 0;
+  j.sample = options_.distinct_samples() && !deterministic_ ? assign_samples(j.name_space, j.request_hash, j.wanted) : 0;
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::feed(std::size_t n, std::size_t threads,

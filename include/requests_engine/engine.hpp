@@ -86,17 +86,34 @@ class basic_engine {
                                                        const std::string& name_space = std::string()) {
     auto promise = std::make_shared<std::promise<result<completion>>>();
     auto fut = promise->get_future();
-    dispatcher_.reserve(1);
-    auto j = prepare_job(dispatcher_.next_ticket(), c, p,
-                         dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr, name_space,
-                         [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
-    if (j) dispatcher_.assign(*j);
-    // A stored answer is delivered here, at once: it never queues (nor waits for a batch).
-    if (j && settle_job(*j, p) && !dispatcher_.answer_from_cache(*j)) {
-      std::vector<std::unique_ptr<detail::job>> one;
-      one.push_back(std::move(j));
-      dispatcher_.push(std::move(one));
-    }
+    submit_with(c, p, name_space, [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
+    return fut;
+  }
+
+  /// Embeds the texts (with an embedding provider: openai_embeddings, gemini_embeddings); one
+  /// result per text, in input order. Each text is a request of its own (cached on its own,
+  /// identical texts sent once), packed with the others into the provider's HTTP requests
+  /// by the collector. `name_space` is recorded in the cache entries.
+  [[nodiscard]] std::vector<result<embedding>> embed(const std::vector<std::string>& texts,
+                                                     const std::string& name_space = std::string()) {
+    std::vector<conversation> batch;
+    batch.reserve(texts.size());
+    for (const auto& t : texts) batch.push_back(conversation().user(t));
+    std::vector<result<completion>> done = run(batch, params(), name_space);
+    std::vector<result<embedding>> out;
+    out.reserve(done.size());
+    for (auto& r : done) out.push_back(to_embedding(std::move(r)));
+    return out;
+  }
+
+  /// Embeds one text; the future becomes ready with its embedding. Safe from any thread: many
+  /// threads embedding one text at a time fill the same HTTP requests.
+  [[nodiscard]] std::future<result<embedding>> submit_embed(const std::string& text,
+                                                            const std::string& name_space = std::string()) {
+    auto promise = std::make_shared<std::promise<result<embedding>>>();
+    auto fut = promise->get_future();
+    submit_with(conversation().user(text), params(), name_space,
+                [promise](result<completion>&& r) { promise->set_value(to_embedding(std::move(r))); });
     return fut;
   }
 
@@ -128,6 +145,36 @@ class basic_engine {
  private:
   // Builds the body now, in the caller's thread, so that bad input fails before anything is
   // sent. Returns null when it already delivered an error.
+  void submit_with(const conversation& c, const params& p, const std::string& name_space, detail::deliver_fn deliver) {
+    dispatcher_.reserve(1);
+    auto j = prepare_job(dispatcher_.next_ticket(), c, p,
+                         dispatcher_.batching() ? std::make_shared<const params>(p) : nullptr, name_space,
+                         std::move(deliver));
+    if (j) dispatcher_.assign(*j);
+    // A stored answer is delivered here, at once: it never queues (nor waits for a batch).
+    if (j && settle_job(*j, p) && !dispatcher_.answer_from_cache(*j)) {
+      std::vector<std::unique_ptr<detail::job>> one;
+      one.push_back(std::move(j));
+      dispatcher_.push(std::move(one));
+    }
+  }
+  static result<embedding> to_embedding(result<completion>&& r) {
+    if (!r) return std::move(r.error());
+    if (r->embedding_vector.empty())
+      return error{error_code::invalid_response, 0,
+                   "the answer has no embedding (embed() needs an embedding provider: openai_embeddings, "
+                   "gemini_embeddings)", {}, r->attempts, {}};
+    embedding e;
+    e.vector = std::move(r->embedding_vector);
+    e.usage = r->usage;
+    e.model = std::move(r->model);
+    e.request_hash = std::move(r->request_hash);
+    e.from_cache = r->from_cache;
+    e.deduplicated = r->deduplicated;
+    e.attempts = r->attempts;
+    e.latency = r->latency;
+    return e;
+  }
   static std::vector<Provider> check_pool(std::vector<Provider> pool) {
     if (pool.empty()) throw std::invalid_argument("requests_engine: the key pool is empty");
     return pool;

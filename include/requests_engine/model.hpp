@@ -196,6 +196,8 @@ struct completion {
   token_usage usage;
   std::string model;            ///< the model that answered, as the provider reports it
   std::string raw_body;         ///< the provider's whole response, as it came
+  /// An embedding provider's answer: the vector (see engine::embed(), which gives it as an embedding).
+  std::vector<float> embedding_vector;
   /// The response as JSON (parsed on each call: results stay small until asked).
   [[nodiscard]] json raw() const { return json::parse(raw_body, nullptr, false); }
   /// The first choice's tool calls.
@@ -209,6 +211,19 @@ struct completion {
   bool deduplicated = false;
   int attempts = 0;
   std::chrono::milliseconds latency{0};  ///< from first send to final answer, retries included
+};
+
+/// One input's embedding (engine::embed(), engine::submit_embed()).
+struct embedding {
+  std::vector<float> vector;
+  [[nodiscard]] std::size_t dimension() const noexcept { return vector.size(); }
+  token_usage usage;           ///< this input's share of its HTTP request's tokens
+  std::string model;           ///< the model that answered, as the provider reports it
+  std::string request_hash;    ///< SHA-256 of the request's cache identity and body (one input)
+  bool from_cache = false;
+  bool deduplicated = false;   ///< the answer of an identical input in flight at the same time
+  int attempts = 0;
+  std::chrono::milliseconds latency{0};
 };
 
 REQUESTS_ENGINE_NAMESPACE_END

@@ -46,33 +46,6 @@ using retry_callback = std::function<void(const retry_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
 
-/// How a batch provider's requests are collected into batches (see options::batching), set
-/// fluently: `batching_options().max_size(32).max_wait(std::chrono::milliseconds(20))`.
-class batching_options {
- public:
-  /// The largest batch (default 32). A batch leaves at once when it is full.
-  batching_options& max_size(std::size_t n) { max_size_ = n; return *this; }
-  /// The longest a request waits for others (default 20 ms), counted from the first request of
-  /// the batch being collected: a lone request leaves after this long.
-  batching_options& max_wait(std::chrono::milliseconds w) { max_wait_ = w; return *this; }
-  /// A full batch takes everything queued behind it, so it may be larger than max_size (off by
-  /// default).
-  batching_options& overflow(bool on) { overflow_ = on; return *this; }
-  /// Batches in the backend at once (default 1; two GPUs: two).
-  batching_options& concurrent(std::size_t n) { concurrent_ = n; return *this; }
-
-  [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
-  [[nodiscard]] std::chrono::milliseconds max_wait() const noexcept { return max_wait_; }
-  [[nodiscard]] bool overflow() const noexcept { return overflow_; }
-  [[nodiscard]] std::size_t concurrent() const noexcept { return concurrent_; }
-
- private:
-  std::size_t max_size_ = 32;
-  std::chrono::milliseconds max_wait_{20};
-  bool overflow_ = false;
-  std::size_t concurrent_ = 1;
-};
-
 /// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
 class options {
  public:
@@ -81,6 +54,8 @@ class options {
   /// Collects requests into batches for a provider that takes them (a batch_backend, or
   /// openai_completions sending prompt arrays): see batching_options. A batch_backend is always fed
   /// this way (with the defaults when unset); for openai_completions it switches batching on.
+  /// An embedding provider (openai_embeddings, gemini_embeddings) batches by default with its
+  /// own batching_defaults(); this replaces them.
   /// Rate limits and key pools are for one-request-per-call providers and do not apply.
   options& batching(batching_options b) { batching_ = b; return *this; }
   /// Retries after the first attempt; -1 for unlimited (bounded by request_deadline).

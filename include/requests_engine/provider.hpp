@@ -88,12 +88,44 @@ struct batch_context {
   std::size_t http_requests = 0;       ///< the provider adds what it sent
 };
 
+/// How a batch provider's requests are collected into batches (see options::batching), set
+/// fluently: `batching_options().max_size(32).max_wait(std::chrono::milliseconds(20))`.
+class batching_options {
+ public:
+  /// The largest batch (default 32). A batch leaves at once when it is full.
+  batching_options& max_size(std::size_t n) { max_size_ = n; return *this; }
+  /// The longest a request waits for others (default 20 ms), counted from the first request of
+  /// the batch being collected: a lone request leaves after this long.
+  batching_options& max_wait(std::chrono::milliseconds w) { max_wait_ = w; return *this; }
+  /// A full batch takes everything queued behind it, so it may be larger than max_size (off by
+  /// default).
+  batching_options& overflow(bool on) { overflow_ = on; return *this; }
+  /// Batches in the backend at once (default 1; two GPUs: two).
+  batching_options& concurrent(std::size_t n) { concurrent_ = n; return *this; }
+
+  [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
+  [[nodiscard]] std::chrono::milliseconds max_wait() const noexcept { return max_wait_; }
+  [[nodiscard]] bool overflow() const noexcept { return overflow_; }
+  [[nodiscard]] std::size_t concurrent() const noexcept { return concurrent_; }
+
+ private:
+  std::size_t max_size_ = 32;
+  std::chrono::milliseconds max_wait_{20};
+  bool overflow_ = false;
+  std::size_t concurrent_ = 1;
+};
+
 // A batch provider takes many requests in one call. Besides make_body, parse_response and
 // cache_identity it has
 //   std::vector<result<std::string>> send_batch(const std::vector<batch_request>&, batch_context&) const;
 // answering each request, in order, with a response body its parse_response reads (and the
 // cache stores), or an error (retryable codes are retried, in a later batch). make_request is
 // then optional: without it the provider is fed batches only (see options::batching).
+// A batch provider may also have
+//   batching_options batching_defaults() const;   // batching on by default, with these settings
+//       // (options::batching replaces them): an embedding provider packs inputs this way
+//   bool deterministic() const;                   // true: one answer per request, so identical
+//       // requests share sample 0 instead of drawing distinct samples (embeddings)
 
 namespace detail {
 
@@ -130,6 +162,10 @@ class provider_ops {
   virtual bool must_batch() const = 0;
   virtual std::vector<result<std::string>> send_batch(const std::vector<batch_request>& batch,
                                                       batch_context& context) const = 0;
+  /// The provider's own batching settings (batching on without options::batching), if any.
+  virtual std::optional<batching_options> batching_defaults() const = 0;
+  /// One answer per request: identical requests share sample 0.
+  virtual bool deterministic() const = 0;
 };
 
 }  // namespace detail
@@ -200,6 +236,20 @@ template <class P>
 struct has_split_choices<P, std::void_t<decltype(std::declval<const P&>().split_choices(std::string()))>>
     : std::true_type {};
 
+template <class P, class = void>
+struct has_batching_defaults : std::false_type {};
+template <class P>
+struct has_batching_defaults<P, std::enable_if_t<std::is_convertible_v<
+                                    decltype(std::declval<const P&>().batching_defaults()), batching_options>>>
+    : std::true_type {};
+
+template <class P, class = void>
+struct has_deterministic : std::false_type {};
+template <class P>
+struct has_deterministic<
+    P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().deterministic()), bool>>>
+    : std::true_type {};
+
 template <class Provider>
 class provider_adapter final : public provider_ops {
  public:
@@ -222,6 +272,20 @@ class provider_adapter final : public provider_ops {
       (void)context;
       return std::vector<result<std::string>>(
           batch.size(), error{error_code::internal, 0, "this provider takes no batches", {}, 0, {}});
+    }
+  }
+  std::optional<batching_options> batching_defaults() const override {
+    if constexpr (has_batching_defaults<Provider>::value && has_send_batch<Provider>::value) {
+      return batching_options(p_.batching_defaults());
+    } else {
+      return std::nullopt;
+    }
+  }
+  bool deterministic() const override {
+    if constexpr (has_deterministic<Provider>::value) {
+      return static_cast<bool>(p_.deterministic());
+    } else {
+      return false;
     }
   }
   explicit provider_adapter(const Provider& p) : p_(p) {}

@@ -5,6 +5,7 @@
 #include "anthropic.hpp"
 #include "common.hpp"
 #include "completions.hpp"
+#include "embeddings.hpp"
 #include "openai.hpp"
 #include "rate_limiter.hpp"
 #include "responses.hpp"
@@ -51,7 +52,7 @@ struct request_record {
 
 namespace detail {
 
-enum class api { openai, openai_completions, openai_responses, anthropic };
+enum class api { openai, openai_completions, openai_responses, openai_embeddings, anthropic };
 enum class key_verdict { ok, missing, wrong, invalid, out_of_credit };
 enum class fault { none, reset, status_500, status_429, overload };
 
@@ -296,6 +297,20 @@ class server_core {
           return;
         simulate_latency();
         detail::set_json(res, 200, detail::responses_body(responses));
+        return;
+      }
+      if (which == api::openai_embeddings) {
+        detail::embeddings_request embed;
+        if (!detail::parse_embeddings_request(body, embed, error, param)) {
+          detail::set_openai_error(res, 400, error, "invalid_request_error", param, nullptr);
+          return;
+        }
+        const double in = static_cast<double>(detail::estimate_tokens(detail::embeddings_input_bytes(embed)));
+        cost = {1, in, in, 0};
+        if (!serve_or_refuse(api::openai, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope))
+          return;
+        simulate_latency();
+        detail::set_json(res, 200, detail::embeddings_body(embed));
         return;
       }
       detail::chat_request chat;

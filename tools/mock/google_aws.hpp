@@ -29,6 +29,11 @@ namespace detail {
 //   POST /v1beta/models/{model}:generateContent     Gemini API: x-goog-api-key (or ?key=) required
 //        (403 PERMISSION_DENIED without one; with --api-key-env it must match, else 400
 //        API_KEY_INVALID); the answer in Gemini's shape with usageMetadata, modelVersion = model.
+//   POST /v1beta/models/{model}:batchEmbedContents  Gemini embeddings, the same key check: at
+//        most 100 requests, each {"model":"models/{model}","content":{"parts":[{"text"}]},
+//        ["outputDimensionality"]} (400 INVALID_ARGUMENT otherwise); {"embeddings":[{"values"}]}
+//        in request order, values = mock_embedding(text, dims) (dims default 16).
+//   POST /v1beta/models/{model}:embedContent        one such request: {"embedding":{"values"}}.
 //   POST /token                                     OAuth JWT-bearer grant (form body): the
 //        assertion's claims are checked (iss, aud ending in /token, scope), not its signature;
 //        answers {access_token, expires_in, token_type}; 400 invalid_grant otherwise.
@@ -52,27 +57,49 @@ class google_aws_routes {
   void add_google_aws_routes(httplib::Server& svr) {
     svr.Post(R"(/v1beta/models/([^/:]+):generateContent)", [this](const httplib::Request& req, httplib::Response& res) {
       serve_google_aws(req, res, [&](const nlohmann::json& body) {
-        std::optional<std::string> key;
-        if (req.has_header("x-goog-api-key")) key = req.get_header_value("x-goog-api-key");
-        else if (req.has_param("key")) key = req.get_param_value("key");
-        if (!key || key->empty()) {
-          set_google_error(res, 403, "PERMISSION_DENIED",
-                           "Method doesn't allow unregistered callers (callers without established identity). "
-                           "Please use API Key or other form of API consumer identity to call this API.");
-          return;
-        }
-        if (!core_.options().api_key.empty() && !detail::constant_time_equal(*key, core_.options().api_key)) {
-          nlohmann::json err = {{"error",
-                                 {{"code", 400},
-                                  {"message", "API key not valid. Please pass a valid API key."},
-                                  {"status", "INVALID_ARGUMENT"},
-                                  {"details", {{{"@type", "type.googleapis.com/google.rpc.ErrorInfo"},
-                                                {"reason", "API_KEY_INVALID"},
-                                                {"domain", "googleapis.com"}}}}}}};
-          detail::set_json(res, 400, err.dump());
-          return;
-        }
+        if (!gemini_key_ok(req, res)) return;
         answer_generate_content(body, req.matches[1].str(), res);
+      });
+    });
+    svr.Post(R"(/v1beta/models/([^/:]+):batchEmbedContents)", [this](const httplib::Request& req,
+                                                                       httplib::Response& res) {
+      serve_google_aws(req, res, [&](const nlohmann::json& body) {
+        if (!gemini_key_ok(req, res)) return;
+        const auto requests = body.find("requests");
+        if (requests == body.end() || !requests->is_array() || requests->empty()) {
+          set_google_error(res, 400, "INVALID_ARGUMENT", "* BatchEmbedContentsRequest.requests: requests is not specified");
+          return;
+        }
+        if (requests->size() > 100) {
+          set_google_error(res, 400, "INVALID_ARGUMENT",
+                           "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch");
+          return;
+        }
+        nlohmann::json embeddings = nlohmann::json::array();
+        for (const auto& r : *requests) {
+          std::string text, error;
+          std::size_t dims = 0;
+          if (!detail::parse_gemini_embed_request(r, req.matches[1].str(), true, text, dims, error)) {
+            set_google_error(res, 400, "INVALID_ARGUMENT", error);
+            return;
+          }
+          embeddings.push_back(detail::gemini_values(text, dims));
+        }
+        core_.simulate_latency();
+        detail::set_json(res, 200, nlohmann::json{{"embeddings", std::move(embeddings)}}.dump());
+      });
+    });
+    svr.Post(R"(/v1beta/models/([^/:]+):embedContent)", [this](const httplib::Request& req, httplib::Response& res) {
+      serve_google_aws(req, res, [&](const nlohmann::json& body) {
+        if (!gemini_key_ok(req, res)) return;
+        std::string text, error;
+        std::size_t dims = 0;
+        if (!detail::parse_gemini_embed_request(body, req.matches[1].str(), false, text, dims, error)) {
+          set_google_error(res, 400, "INVALID_ARGUMENT", error);
+          return;
+        }
+        core_.simulate_latency();
+        detail::set_json(res, 200, nlohmann::json{{"embedding", detail::gemini_values(text, dims)}}.dump());
       });
     });
     svr.Post("/token", [this](const httplib::Request& req, httplib::Response& res) { issue_token(req, res); });
@@ -144,6 +171,32 @@ class google_aws_routes {
       }
       handle(body);
     });
+  }
+
+  // The Gemini API's key: x-goog-api-key (or ?key=); 403 without one, 400 API_KEY_INVALID for
+  // a wrong one (when the server has a key). False when it has answered.
+  bool gemini_key_ok(const httplib::Request& req, httplib::Response& res) const {
+    std::optional<std::string> key;
+    if (req.has_header("x-goog-api-key")) key = req.get_header_value("x-goog-api-key");
+    else if (req.has_param("key")) key = req.get_param_value("key");
+    if (!key || key->empty()) {
+      set_google_error(res, 403, "PERMISSION_DENIED",
+                       "Method doesn't allow unregistered callers (callers without established identity). "
+                       "Please use API Key or other form of API consumer identity to call this API.");
+      return false;
+    }
+    if (!core_.options().api_key.empty() && !detail::constant_time_equal(*key, core_.options().api_key)) {
+      nlohmann::json err = {{"error",
+                             {{"code", 400},
+                              {"message", "API key not valid. Please pass a valid API key."},
+                              {"status", "INVALID_ARGUMENT"},
+                              {"details", {{{"@type", "type.googleapis.com/google.rpc.ErrorInfo"},
+                                            {"reason", "API_KEY_INVALID"},
+                                            {"domain", "googleapis.com"}}}}}}};
+      detail::set_json(res, 400, err.dump());
+      return false;
+    }
+    return true;
   }
 
   static void set_google_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {

@@ -290,6 +290,9 @@ class server {
     svr.Post("/v1/responses", [this](const httplib::Request& req, httplib::Response& res) {
       core_.handle_model_request(detail::api::openai_responses, req, res);
     });
+    svr.Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
+      core_.handle_model_request(detail::api::openai_embeddings, req, res);
+    });
     svr.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
       core_.handle_model_request(detail::api::anthropic, req, res);
     });
