@@ -2744,7 +2744,8 @@ using engine = basic_engine<Provider, Cache>;
 REQUESTS_ENGINE_NAMESPACE_END
 
 // ---- include/requests_engine/batch.hpp -----------------------------------------------------
-// batch.hpp: the providers' batch APIs (OpenAI Batch, Anthropic Message Batches): split,
+// batch.hpp: the providers' batch APIs (OpenAI Batch for chat completions, responses and
+// embeddings; Anthropic Message Batches): split,
 // submit, poll, wait, cancel, resume from a saved job, fetch into the cache.
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
@@ -2855,7 +2856,14 @@ class batch_client {
  public:
   using progress_fn = std::function<void(const batch_job&)>;
 
+  /// OpenAI Batch with /v1/chat/completions lines.
   REQUESTS_ENGINE_INLINE batch_client(openai_compatible p, options o = options(), batch_settings s = batch_settings());
+  /// OpenAI Batch with /v1/responses lines.
+  REQUESTS_ENGINE_INLINE batch_client(openai_responses p, options o = options(), batch_settings s = batch_settings());
+  /// OpenAI Batch with /v1/embeddings lines, one input each (so that each is cached on its own;
+  /// OpenAI's limit of 50,000 embedding inputs per batch is then its 50,000 lines). Identical
+  /// inputs share one answer, as online.
+  REQUESTS_ENGINE_INLINE batch_client(openai_embeddings p, options o = options(), batch_settings s = batch_settings());
   REQUESTS_ENGINE_INLINE batch_client(anthropic p, options o = options(), batch_settings s = batch_settings());
 
   /// Stores the answers in this cache instead of the disk cache of options::cache_dir (share
@@ -2925,11 +2933,12 @@ class batch_client {
   REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job) const;
   REQUESTS_ENGINE_INLINE void log(const std::string& line) const;
 
-  std::variant<openai_compatible, anthropic> provider_;
+  std::variant<openai_compatible, openai_responses, openai_embeddings, anthropic> provider_;
   std::string api_;
-  std::string endpoint_;  // the provider's (chat completions or messages)
+  std::string endpoint_;  // the provider's (chat completions, responses, embeddings or messages)
   std::string base_;      // OpenAI: .../v1; Anthropic: .../v1/messages/batches
   std::string line_url_;  // OpenAI: the path each line names, e.g. /v1/chat/completions
+  bool shared_samples_ = false;  // embeddings: identical inputs share sample 0
   options options_;
   batch_settings settings_;
   batch_limits limits_;
@@ -8788,6 +8797,17 @@ REQUESTS_ENGINE_INLINE batch_client::batch_client(openai_compatible p, options o
   init(std::get<openai_compatible>(provider_).endpoint());
 }
 
+REQUESTS_ENGINE_INLINE batch_client::batch_client(openai_responses p, options o, batch_settings s)
+    : provider_(std::move(p)), api_("openai"), options_(std::move(o)), settings_(std::move(s)) {
+  init(std::get<openai_responses>(provider_).endpoint());
+}
+
+REQUESTS_ENGINE_INLINE batch_client::batch_client(openai_embeddings p, options o, batch_settings s)
+    : provider_(std::move(p)), api_("openai"), options_(std::move(o)), settings_(std::move(s)) {
+  shared_samples_ = true;
+  init(std::get<openai_embeddings>(provider_).endpoint());
+}
+
 REQUESTS_ENGINE_INLINE batch_client::batch_client(anthropic p, options o, batch_settings s)
     : provider_(std::move(p)), api_("anthropic"), options_(std::move(o)), settings_(std::move(s)) {
   init(std::get<anthropic>(provider_).endpoint());
@@ -8796,8 +8816,15 @@ REQUESTS_ENGINE_INLINE batch_client::batch_client(anthropic p, options o, batch_
 REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
   endpoint_ = endpoint;
   if (api_ == "openai") {
-    // The constructor made sure it ends in /chat/completions: the base is what precedes it.
-    base_ = endpoint.substr(0, endpoint.size() - std::string_view("/chat/completions").size());
+    // The provider made sure its endpoint ends in /chat/completions, /responses or /embeddings:
+    // the base (.../v1) is what precedes it.
+    const std::string_view suffix = std::holds_alternative<openai_compatible>(provider_)  ? "/chat/completions"
+                                    : std::holds_alternative<openai_responses>(provider_) ? "/responses"
+                                                                                          : "/embeddings";
+    if (endpoint.size() < suffix.size() || endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) != 0)
+      throw std::invalid_argument("requests_engine: batch_client: the endpoint " + endpoint + " does not end in " +
+                                  std::string(suffix));
+    base_ = endpoint.substr(0, endpoint.size() - suffix.size());
     line_url_ = parse_url(endpoint).path;
   } else {
     base_ = endpoint + "/batches";
@@ -9024,7 +9051,7 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
     }
     const std::string dump = body->dump();
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
-    job.samples.push_back(options_.distinct_samples() ? seen[job.hashes.back()]++ : 0);
+    job.samples.push_back(options_.distinct_samples() && !shared_samples_ ? seen[job.hashes.back()]++ : 0);
     // As an engine would: an answer already cached is not paid for again (nor overwritten).
     if (from_cache(job, i)) {
       job.cached.push_back(i);

@@ -327,9 +327,18 @@ TEST_CASE("run: --batch-size and --api are checked before anything is sent") {
   outcome no_api = with({"--batch-size", "8"});
   CHECK(no_api.status == 2);
   CHECK(no_api.err.find("--batch-size sends prompt arrays: it needs --api completions") != std::string::npos);
-  outcome bad_api = with({"--api", "embeddings"});
+  outcome bad_api = with({"--api", "chats"});
   CHECK(bad_api.status == 2);
-  CHECK(bad_api.err.find("--api must be chat or completions") != std::string::npos);
+  CHECK(bad_api.err.find("--api must be chat, completions, responses or embeddings, got 'chats'") != std::string::npos);
+  outcome plain_embeddings = with({"--api", "embeddings"});
+  CHECK(plain_embeddings.status == 2);
+  CHECK(plain_embeddings.err.find("use requests-engine embed") != std::string::npos);
+  outcome dims = with({"--dimensions", "8"});
+  CHECK(dims.status == 2);
+  CHECK(dims.err.find("--dimensions is for embeddings only") != std::string::npos);
+  outcome anthropic_responses = with({"--provider", "anthropic", "--api", "responses"});
+  CHECK(anthropic_responses.status == 2);
+  CHECK(anthropic_responses.err.find("--api responses is for --provider openai only") != std::string::npos);
   outcome wait_alone = with({"--api", "completions", "--batch-wait", "10"});
   CHECK(wait_alone.status == 2);
   CHECK(wait_alone.err.find("--batch-wait needs --batch-size") != std::string::npos);
@@ -376,6 +385,176 @@ TEST_CASE("run: OpenAI Batch input gives OpenAI Batch output; --ordered keeps in
   }
   CHECK(ids.size() == 40);
   CHECK(server.stop() == 40);
+}
+
+namespace {
+
+// After mock::stop(): how many requests the mock served on a route ("responses", "embeddings").
+long served_on(const mock& m, const std::string& route) {
+  std::smatch match;
+  const std::string& err = m.stopped_stderr();
+  if (!std::regex_search(err, match, std::regex("(\\d+) " + route + "[,\\n]"))) {
+    FAIL("no count of " << route << " in the mock's stderr: " << err);
+    return -1;
+  }
+  return std::stol(match[1].str());
+}
+
+std::string responses_line(const std::string& id, const std::string& model, const std::string& question) {
+  return json{{"custom_id", id},
+              {"method", "POST"},
+              {"url", "/v1/responses"},
+              {"body",
+               {{"model", model},
+                {"instructions", "Be brief"},
+                {"input", json::array({{{"role", "user"}, {"content", json::array({{{"type", "input_text"}, {"text", question}}})}}})},
+                {"max_output_tokens", 200}}}}
+             .dump() +
+         "\n";
+}
+
+std::string embeddings_line(const std::string& id, const std::string& text) {
+  return json{{"custom_id", id},
+              {"method", "POST"},
+              {"url", "/v1/embeddings"},
+              {"body", {{"model", "text-embedding-3-small"}, {"input", text}}}}
+             .dump() +
+         "\n";
+}
+
+}  // namespace
+
+TEST_CASE("run: /v1/responses lines go to the Responses API as they are; other providers get them translated") {
+  const fs::path dir = scratch("responses");
+  std::string in;
+  for (int i = 0; i < 4; ++i) in += responses_line("r" + std::to_string(i), "o3-pro", "question " + std::to_string(i));
+  write_text(dir / "in.jsonl", in + R"({"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}})" "\n");
+  mock server(dir);
+  outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--ordered",
+                       "--cache-dir", (dir / "cache").string()},
+                      dir, "run", server.env());
+  CHECK(o.status == 1);  // the chat line is skipped: one endpoint per file
+  CHECK(o.err.find("line 5: id 'c': 'url' /v1/chat/completions differs from the file's /v1/responses") !=
+        std::string::npos);
+  const auto out = json_lines(dir / "out.jsonl");
+  REQUIRE(out.size() == 4);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const json& l = out[i];
+    CHECK(l["custom_id"] == "r" + std::to_string(i));
+    CHECK(l["error"].is_null());
+    const json& body = l["response"]["body"];
+    CHECK(body["object"] == "response");  // the Responses API's own answer
+    CHECK(body["status"] == "completed");
+    CHECK(body["model"] == "o3-pro");
+    json message;  // a reasoning model's output starts with its reasoning item
+    for (const json& item : body["output"])
+      if (item["type"] == "message") message = item;
+    REQUIRE(message.is_object());
+    CHECK(message["content"][0]["text"] == "Mock answer to: question " + std::to_string(i));
+    CHECK(l["usage"]["reasoning_tokens"] == 16);  // o3-pro reasons (the mock's rule)
+    CHECK(l["usage"]["output_tokens"].get<int>() > 16);
+  }
+  CHECK(o.err.find("(reasoning 64)") != std::string::npos);
+  CHECK(o.err.find("cost         actual $") != std::string::npos);  // o3-pro is priced
+
+  // Plain input through --api responses.
+  write_text(dir / "plain.jsonl", plain_input(2));
+  outcome plain = run_cli({"run", (dir / "plain.jsonl").string(), "-o", (dir / "plain-out.jsonl").string(), "--api",
+                           "responses", "--model", "gpt-5-pro", "--no-cache"},
+                          dir, "plain", server.env());
+  CHECK_MESSAGE(plain.status == 0, plain.err);
+  for (const json& l : json_lines(dir / "plain-out.jsonl")) {
+    CHECK(l["text"] == "Mock answer to: question " + l["id"].get<std::string>().substr(1));
+    CHECK(l["finish_reason"] == "stop");
+  }
+
+  // Another provider: the Responses body is translated, and the answer comes back as a response.
+  write_text(dir / "only-responses.jsonl", in);
+  outcome a = run_cli({"run", (dir / "only-responses.jsonl").string(), "-o", (dir / "a-out.jsonl").string(),
+                       "--provider", "anthropic", "--model", "claude-haiku-4-5", "--base-url", server.origin(),
+                       "--no-cache"},
+                      dir, "anthropic");
+  CHECK_MESSAGE(a.status == 0, a.err);
+  const auto aout = json_lines(dir / "a-out.jsonl");
+  REQUIRE(aout.size() == 4);
+  for (const json& l : aout) {
+    const json& body = l["response"]["body"];
+    CHECK(body["object"] == "response");
+    CHECK(body["output"][0]["type"] == "message");
+    CHECK(body["output"][0]["content"][0]["text"] ==
+          "Mock answer to: question " + l["custom_id"].get<std::string>().substr(1));
+  }
+  server.stop();
+  CHECK(served_on(server, "responses") == 6);
+}
+
+TEST_CASE("embed: one vector per text, packed into few requests; a rerun embeds only the new texts") {
+  const fs::path dir = scratch("embed");
+  std::string in;
+  for (int i = 0; i < 500; ++i) in += json{{"id", "t" + std::to_string(i)}, {"text", "text number " + std::to_string(i)}}.dump() + "\n";
+  in += R"({"id":"same","text":"text number 7"})" "\n";
+  write_text(dir / "in.jsonl", in + R"({"id":"empty","text":""})" "\n");
+  mock server(dir);
+  const std::vector<std::string> args = {"embed", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                         "--model", "text-embedding-3-small", "--cache-dir", (dir / "cache").string(),
+                                         "--summary-json", (dir / "summary.json").string()};
+  outcome first = run_cli(args, dir, "embed1", server.env());
+  CHECK(first.status == 1);  // the empty text is reported and skipped
+  CHECK(first.err.find("line 502: id 'empty': 'text' must be a non-empty string") != std::string::npos);
+  std::map<std::string, json> by_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
+  REQUIRE(by_id.size() == 501);
+  std::set<std::string> distinct;
+  for (const auto& [id, l] : by_id) {
+    CHECK(l["error"].is_null());
+    REQUIRE(l["embedding"].is_array());
+    CHECK(l["embedding"].size() == 16);  // the mock's default size
+    CHECK(l["model"] == "text-embedding-3-small");
+    CHECK(l["usage"]["input_tokens"].get<int>() > 0);
+    distinct.insert(l["embedding"].dump());
+  }
+  CHECK(distinct.size() == 500);                            // each text its own vector...
+  CHECK(by_id["same"]["embedding"] == by_id["t7"]["embedding"]);  // ...and the same text the same one
+  const json summary = json::parse(slurp(dir / "summary.json"));
+  CHECK(summary["http_requests"].get<int>() <= 2);  // 500 texts fit in one request of 2,048
+  CHECK(summary["cost"]["actual_usd"].get<double>() > 0);  // text-embedding-3-small is priced
+
+  // Ten more texts: only they are sent.
+  for (int i = 500; i < 510; ++i) in += json{{"id", "t" + std::to_string(i)}, {"text", "text number " + std::to_string(i)}}.dump() + "\n";
+  write_text(dir / "in.jsonl", in);
+  outcome second = run_cli(args, dir, "embed2", server.env());
+  CHECK_MESSAGE(second.status == 0, second.err);
+  CHECK(second.err.find("from cache   501") != std::string::npos);
+  CHECK(json::parse(slurp(dir / "summary.json"))["http_requests"] == 1);
+  const auto again = json_lines(dir / "out.jsonl");
+  CHECK(again.size() == 511);
+  for (const json& l : again)
+    if (by_id.count(l["id"].get<std::string>())) CHECK(l["embedding"] == by_id[l["id"].get<std::string>()]["embedding"]);
+
+  // --dimensions, and a Batch file of /v1/embeddings lines through `run`.
+  write_text(dir / "batch.jsonl", embeddings_line("e0", "text number 1") + embeddings_line("e1", "another text"));
+  outcome b = run_cli({"run", (dir / "batch.jsonl").string(), "-o", (dir / "b-out.jsonl").string(), "--dimensions",
+                       "8", "--no-cache", "--ordered"},
+                      dir, "batch", server.env());
+  CHECK_MESSAGE(b.status == 0, b.err);
+  const auto bout = json_lines(dir / "b-out.jsonl");
+  REQUIRE(bout.size() == 2);
+  for (const json& l : bout) {
+    const json& body = l["response"]["body"];
+    CHECK(body["object"] == "list");
+    CHECK(body["data"][0]["object"] == "embedding");
+    CHECK(body["data"][0]["embedding"].size() == 8);
+    CHECK(body["model"] == "text-embedding-3-small");
+  }
+  outcome bad = run_cli({"embed", (dir / "batch.jsonl").string(), "-o", (dir / "x.jsonl").string(), "--provider",
+                         "anthropic", "--no-cache"},
+                        dir, "bad", server.env());
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("embeddings: --provider openai or gemini") != std::string::npos);
+  server.stop();
+  const long served = served_on(server, "embeddings");  // the first run's, the rerun's one, the Batch file's
+  CHECK(served >= summary["http_requests"].get<long>() + 2);
+  CHECK(served <= summary["http_requests"].get<long>() + 3);
 }
 
 TEST_CASE("run: a malformed line is reported with its number and skipped; failures give exit 1") {

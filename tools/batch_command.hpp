@@ -38,6 +38,7 @@ struct batch_args {
   double timeout_seconds = 0;
   int max_retries = 5;
   std::string ca_cert;
+  std::optional<std::int64_t> dimensions;
 };
 
 namespace detail {
@@ -67,10 +68,19 @@ inline re::batch_settings batch_settings_of(const batch_args& a) {
 inline re::batch_client batch_client_for(const re::batch_job& job, const batch_args& a) {
   const std::string cache = job.user.is_object() ? job.user.value("cache_dir", std::string()) : std::string();
   re::batch_settings s = batch_settings_of(a);
-  if (job.api == "openai")
-    return re::batch_client(re::openai_compatible(api_key("OPENAI_API_KEY", job.endpoint, "api.openai.com"),
-                                                  job.endpoint, std::string()),
-                            batch_options(a, cache), s);
+  if (job.api == "openai") {
+    const std::string key = api_key("OPENAI_API_KEY", job.endpoint, "api.openai.com");
+    const std::string url = job.user.is_object() ? job.user.value("url", std::string()) : std::string();
+    if (url == "/v1/responses")
+      return re::batch_client(re::openai_responses(key, job.endpoint, std::string()), batch_options(a, cache), s);
+    if (url == "/v1/embeddings") {
+      // The model and the size are part of the provider's identity, which the job must match.
+      re::openai_embeddings e(key, job.endpoint, job.identity.value("model", std::string()));
+      if (job.user.contains("dimensions")) e.dimensions(job.user["dimensions"].get<std::int64_t>());
+      return re::batch_client(std::move(e), batch_options(a, cache), s);
+    }
+    return re::batch_client(re::openai_compatible(key, job.endpoint, std::string()), batch_options(a, cache), s);
+  }
   return re::batch_client(re::anthropic(api_key("ANTHROPIC_API_KEY", job.endpoint, "api.anthropic.com"),
                                         std::string(), job.endpoint),
                           batch_options(a, cache), s);
@@ -101,7 +111,16 @@ inline int batch_submit(const batch_args& a) {
   if (in.items.empty()) throw usage_error("batch: no request to submit in " + a.input);
   run_args ra;
   ra.model = a.model;
-  check_model(in, ra, false);
+  ra.provider = p;
+  ra.dimensions = a.dimensions;
+  const std::string api = api_of_url(in.batch_url);  // "" for plain input: chat
+  if ((api == "responses" || api == "embeddings") && p != "openai")
+    throw usage_error("batch: " + in.batch_url + " lines go to --provider openai only");
+  if (a.dimensions && api != "embeddings") throw usage_error("batch: --dimensions is for /v1/embeddings lines only");
+  std::int64_t dims = 0;  // embeddings: the vectors' size (0: the model's)
+  if (api == "embeddings") dims = embedding_dimensions(in, ra).value_or(0);
+  const std::string model = api == "embeddings" ? single_model(in, ra, true) : a.model;
+  if (api != "embeddings") check_model(in, ra, false);
 
   std::vector<re::conversation> convs;
   std::vector<re::params> pars;
@@ -116,15 +135,26 @@ inline int batch_submit(const batch_args& a) {
       a.no_cache ? std::string()
                  : std::filesystem::absolute(a.cache_dir.empty() ? default_cache_dir() : a.cache_dir).string();
   re::batch_settings s = batch_settings_of(a);
-  s.state_file(state).user_data({{"input", a.input},
-                                 {"format", in.format == input_format::openai_batch ? "openai_batch" : "plain"},
-                                 {"cache_dir", cache},
-                                 {"ids", std::move(ids)}});
+  json user = {{"input", a.input},
+               {"format", in.format == input_format::openai_batch ? "openai_batch" : "plain"},
+               {"url", in.batch_url},
+               {"cache_dir", cache},
+               {"ids", std::move(ids)}};
+  if (dims > 0) user["dimensions"] = dims;
+  s.state_file(state).user_data(std::move(user));
   std::optional<re::batch_client> client;
   if (p == "openai") {
     const std::string base = !a.base_url.empty() ? a.base_url : env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
-    client.emplace(re::openai_compatible(api_key("OPENAI_API_KEY", base, "api.openai.com"), base, a.model),
-                   batch_options(a, cache), s);
+    const std::string key = api_key("OPENAI_API_KEY", base, "api.openai.com");
+    if (api == "responses") {
+      client.emplace(re::openai_responses(key, base, a.model), batch_options(a, cache), s);
+    } else if (api == "embeddings") {
+      re::openai_embeddings e(key, base, model);
+      if (dims > 0) e.dimensions(dims);
+      client.emplace(std::move(e), batch_options(a, cache), s);
+    } else {
+      client.emplace(re::openai_compatible(key, base, a.model), batch_options(a, cache), s);
+    }
   } else {
     if (a.model.empty()) throw usage_error("--provider anthropic needs --model");
     const std::string base = !a.base_url.empty() ? a.base_url : env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
@@ -161,7 +191,7 @@ inline int batch_fetch(re::batch_client& client, const re::batch_job& job, const
       item.id_text = item.id.is_string() ? item.id.get<std::string>() : item.id.dump();
       item.hash = job.hashes[i];
       failed += (*results)[i] ? 0 : 1;
-      out << output_line(item, format, job.api == "openai", (*results)[i]);
+      out << output_line(item, format, user.value("url", std::string()), job.api == "openai", (*results)[i]);
     }
     if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
   }
@@ -228,7 +258,9 @@ inline void add_batch_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("batch", "Provider batch APIs (OpenAI Batch, Anthropic Message Batches): half "
                                             "price, answers within 24 hours");
   c->footer(
-      "  batch submit INPUT -o OUT   read INPUT (the formats of `run`), split it to the provider's\n"
+      "  batch submit INPUT -o OUT   read INPUT (the formats of `run`; OpenAI Batch lines may name\n"
+      "                              /v1/chat/completions, /v1/responses or /v1/embeddings), split it\n"
+      "                              to the provider's\n"
       "                              limits, create the batches; the job goes to OUT.batch.json.\n"
       "                              Requests answered in the cache already are not sent\n"
       "  batch status -o OUT         ask the provider once and print the status\n"
@@ -264,6 +296,8 @@ inline void add_batch_command(CLI::App& app) {
   c->add_option("--max-retries", a->max_retries, "Retries of each API call on 429, 5xx and broken connections")
       ->capture_default_str();
   c->add_option("--ca-cert", a->ca_cert, "PEM file of CA certificates to trust (a private server)");
+  c->add_option("--dimensions", a->dimensions, "/v1/embeddings lines: the vectors' size (submit)")
+      ->check(CLI::PositiveNumber);
   c->callback([a] {
     const int rc = run_batch(*a);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -133,7 +133,7 @@ inline int run_mock(const mock_args& args) {
   if (!args.port_file.empty()) write_file_atomically(args.port_file, std::to_string(srv.port()) + "\n");
 
   std::cout << "requests-engine mock: listening on " << srv.base_url()
-            << " (OpenAI-compatible chat and legacy completions, Anthropic messages"
+            << " (OpenAI-compatible chat and legacy completions, responses, embeddings; Anthropic messages"
             << (opts.api_key.empty() && opts.extra_api_keys.empty() ? "" : "; API key required") << ca_note << ")"
             << std::endl;
 
@@ -148,7 +148,8 @@ inline int run_mock(const mock_args& args) {
             << srv.requests_for_path("/v1/messages") << " messages; " << srv.responses_with_status(200) << " answered 200, "
             << srv.responses_with_status(429) << " 429, " << srv.responses_with_status(0) << " dropped\n";
   std::cerr << "requests-engine mock: " << srv.requests_for_path("/v1/completions") << " legacy completions, "
-            << srv.requests_for_path("/v1/responses") << " responses\n";
+            << srv.requests_for_path("/v1/responses") << " responses, " << srv.requests_for_path("/v1/embeddings")
+            << " embeddings\n";
   // The Gemini, Vertex AI and Bedrock routes (tools/mock/google_aws.hpp).
   std::size_t gemini = 0, vertex = 0, bedrock = 0;
   for (const auto& [path, n] : srv.requests_by_path()) {

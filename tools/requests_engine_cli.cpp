@@ -2,6 +2,7 @@
 //
 // Subcommands:
 //   run    send a JSONL file of requests, write one answer per line (tools/run_command.hpp)
+//   embed  embed a JSONL file of texts, write one vector per line (tools/run_command.hpp)
 //   cache  stats | verify | prune | export over a cache folder (tools/cache_command.hpp)
 //   mock   run a local OpenAI-compatible mock server (tools/mock_command.hpp, tools/mock_server.hpp)
 #include "batch_command.hpp"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const requests_engine_cli::run_command run = requests_engine_cli::add_run_command(app);
+  const requests_engine_cli::run_command embed = requests_engine_cli::add_embed_command(app);
   const requests_engine_cli::cache_command cache = requests_engine_cli::add_cache_command(app);
   const requests_engine_cli::mock_command mock = requests_engine_cli::add_mock_command(app);
   requests_engine_cli::add_batch_command(app);
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
 
   try {
     if (run.cmd->parsed()) return run.run();
+    if (embed.cmd->parsed()) return embed.run();
     if (cache.cmd->parsed()) return cache.run();
     if (mock.cmd->parsed()) return mock.run();
   } catch (const std::exception& e) {

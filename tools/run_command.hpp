@@ -35,7 +35,12 @@ struct run_args {
   std::string input;
   std::string output;
   std::string provider = "openai";
-  std::string api = "chat";  ///< openai: chat (chat completions) or completions (legacy, prompt arrays)
+  /// openai: chat, completions (legacy, prompt arrays), responses or embeddings; empty: the
+  /// input's OpenAI Batch url chooses (chat for plain input)
+  std::string api;
+  std::string command = "run";  ///< the subcommand, for messages
+  bool embed = false;  ///< `embed`: {"id","text"} lines in, {"id","embedding",...} lines out
+  std::optional<std::int64_t> dimensions;  ///< embeddings: the vectors' size (models that take it)
   std::size_t batch_size = 0;  ///< completions: prompts per HTTP request (0: one each)
   std::optional<std::int64_t> batch_wait_ms;
   std::string base_url;
@@ -83,7 +88,8 @@ class openai_passthrough {
   explicit openai_passthrough(Inner inner) : inner_(std::move(inner)) {}
 
   [[nodiscard]] re::result<json> make_body(const re::conversation& c, const re::params& p) const {
-    if (!c.messages().empty() || !p.extra().is_object() || !p.extra().contains("messages"))
+    if (!c.messages().empty() || !p.extra().is_object() ||
+        !(p.extra().contains("messages") || p.extra().contains("input")))
       return inner_.make_body(c, p);
     json body = p.extra();
     if (!body.contains("model")) {
@@ -99,6 +105,8 @@ class openai_passthrough {
   }
   [[nodiscard]] json cache_identity() const { return inner_.cache_identity(); }
   [[nodiscard]] std::vector<std::string> secrets() const { return inner_.secrets(); }
+  // Only where the inner provider has it (the Responses API has no n).
+  template <class I = Inner, class = decltype(std::declval<const I&>().split_choices(std::string()))>
   [[nodiscard]] std::vector<std::string> split_choices(const std::string& body) const {
     return inner_.split_choices(body);
   }
@@ -168,8 +176,8 @@ inline std::string cost_line(const re::cost_report& c) {
 }
 
 /// The end-of-run report on `out`.
-inline void print_summary(const run_summary& s, std::ostream& out) {
-  out << "requests-engine run: " << (s.interrupted ? "interrupted" : "done") << "\n";
+inline void print_summary(const run_summary& s, std::ostream& out, const std::string& command = "run") {
+  out << "requests-engine " << command << ": " << (s.interrupted ? "interrupted" : "done") << "\n";
   out << "  requests     " << s.selected;
   if (!s.shard.empty()) out << " (shard " << s.shard << ")";
   out << " from " << s.input_lines << " input lines";
@@ -203,7 +211,9 @@ inline void print_summary(const run_summary& s, std::ostream& out) {
   }
   out << "\n";
   out << "  tokens       input " << s.tokens.input_tokens << " (cached " << s.tokens.cached_input_tokens
-      << "), output " << s.tokens.output_tokens << "\n";
+      << "), output " << s.tokens.output_tokens;
+  if (s.tokens.reasoning_tokens > 0) out << " (reasoning " << s.tokens.reasoning_tokens << ")";
+  out << "\n";
   out << "  cost         " << cost_line(s.cost) << "\n";
   std::ostringstream rate;
   rate << std::fixed << std::setprecision(2) << s.wall_seconds << " s";
@@ -258,6 +268,45 @@ inline json chat_completion_body(const re::completion& c) {
   return {{"object", "chat.completion"}, {"model", c.model}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
 }
 
+// A Responses API body (object "response") for answers from other providers, so that an OpenAI
+// Batch output file of /v1/responses lines always holds responses.
+inline json responses_body(const re::completion& c) {
+  json output = json::array();
+  const std::string id = c.request_hash.substr(0, std::min<std::size_t>(c.request_hash.size(), 32));
+  if (!c.text.empty() || c.tool_calls().empty())
+    output.push_back({{"type", "message"},
+                      {"id", "msg_" + id},
+                      {"status", "completed"},
+                      {"role", "assistant"},
+                      {"content", json::array({{{"type", "output_text"}, {"text", c.text}, {"annotations", json::array()}}})}});
+  for (const auto& t : c.tool_calls())
+    output.push_back({{"type", "function_call"}, {"id", "fc_" + t.id}, {"call_id", t.id}, {"name", t.name},
+                      {"arguments", t.arguments}, {"status", "completed"}});
+  const bool incomplete = c.finish_reason == "length" || c.finish_reason == "max_tokens" ||
+                          c.finish_reason == "max_output_tokens" || c.finish_reason == "MAX_TOKENS";
+  json usage = {{"input_tokens", c.usage.input_tokens},
+                {"input_tokens_details", {{"cached_tokens", c.usage.cached_input_tokens}}},
+                {"output_tokens", c.usage.output_tokens},
+                {"output_tokens_details", {{"reasoning_tokens", c.usage.reasoning_tokens}}},
+                {"total_tokens", c.usage.total()}};
+  return {{"id", "resp_" + id},
+          {"object", "response"},
+          {"status", incomplete ? "incomplete" : "completed"},
+          {"incomplete_details", incomplete ? json{{"reason", "max_output_tokens"}} : json()},
+          {"error", nullptr},
+          {"model", c.model},
+          {"output", std::move(output)},
+          {"usage", std::move(usage)}};
+}
+
+// An embeddings list (OpenAI's shape) of one vector.
+inline json embeddings_body(const re::completion& c) {
+  return {{"object", "list"},
+          {"data", json::array({{{"object", "embedding"}, {"index", 0}, {"embedding", c.embedding_vector}}})},
+          {"model", c.model},
+          {"usage", {{"prompt_tokens", c.usage.input_tokens}, {"total_tokens", c.usage.input_tokens}}}};
+}
+
 inline json error_json(const re::error& e) {
   json j = {{"code", std::string(re::to_string(e.code))}, {"message", e.message}, {"attempts", e.attempts}};
   if (e.http_status != 0) j["http_status"] = e.http_status;
@@ -265,16 +314,22 @@ inline json error_json(const re::error& e) {
   return j;
 }
 
-inline std::string output_line(const input_item& item, input_format format, bool openai_shaped_body,
-                               const re::result<re::completion>& r) {
+// `batch_url`: the OpenAI Batch input's endpoint (its answers' shape); `openai_shaped_body`:
+// the provider's own answer has that shape already.
+inline std::string output_line(const input_item& item, input_format format, const std::string& batch_url,
+                               bool openai_shaped_body, const re::result<re::completion>& r) {
+  const bool embeddings = batch_url == "/v1/embeddings" || (r && !r->embedding_vector.empty());
   const std::string hash = r ? r->request_hash : item.hash;
   json line;
   if (format == input_format::openai_batch) {
     line["id"] = "batch_req_" + re::detail::sha256_hex(item.id_text).substr(0, 32);
     line["custom_id"] = item.id;
     if (r) {
-      json body = openai_shaped_body ? r->raw() : json();
-      if (body.is_discarded() || !body.is_object()) body = chat_completion_body(*r);
+      json body = openai_shaped_body && !embeddings ? r->raw() : json();
+      if (body.is_discarded() || !body.is_object())
+        body = embeddings                        ? embeddings_body(*r)
+               : batch_url == "/v1/responses" ? responses_body(*r)
+                                                 : chat_completion_body(*r);
       line["response"] = {{"status_code", 200}, {"request_id", ""}, {"body", std::move(body)}};
       line["error"] = nullptr;
     } else {
@@ -290,7 +345,11 @@ inline std::string output_line(const input_item& item, input_format format, bool
     }
   } else {
     line["id"] = item.id;
-    if (r) {
+    if (r && embeddings) {
+      line["embedding"] = r->embedding_vector;
+      line["model"] = r->model;
+      line["error"] = nullptr;
+    } else if (r) {
       line["text"] = r->text;
       line["finish_reason"] = r->finish_reason;
       if (!r->tool_calls().empty()) {
@@ -461,7 +520,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   run_summary sum;
   sum.input_lines = in.lines;
   sum.skipped_lines = in.problems.size();
-  for (const auto& p : in.problems) std::cerr << "requests-engine run: " << a.input << ": " << p << "\n";
+  for (const auto& p : in.problems) std::cerr << "requests-engine " << a.command << ": " << a.input << ": " << p << "\n";
 
   std::pair<std::size_t, std::size_t> shard{1, 1};
   if (!a.shard.empty()) {
@@ -529,7 +588,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
       ++sum.failed;
       sum.failed_ids.push_back(item.id_text);
     }
-    std::string line = detail::output_line(item, in.format, openai_shaped_body, r);
+    std::string line = detail::output_line(item, in.format, in.batch_url, openai_shaped_body, r);
     try {
       if (!a.ordered) {
         detail::write_all(fd, line);
@@ -576,7 +635,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   if (!a.no_cache) sum.cache = engine.cache_statistics();
   sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
-  print_summary(sum, std::cerr);
+  print_summary(sum, std::cerr, a.command);
   if (!a.summary_json.empty()) {
     try {
       detail::write_summary_file(a.summary_json, summary_json(sum, a).dump(2) + "\n");
@@ -585,11 +644,11 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     }
   }
   if (!write_error.empty()) {
-    std::cerr << "requests-engine run: error: " << write_error << "\n";
+    std::cerr << "requests-engine " << a.command << ": error: " << write_error << "\n";
     return exit_failures;
   }
   if (sum.interrupted) {
-    std::cerr << "requests-engine run: interrupted; " << sum.written << " results are in " << a.output
+    std::cerr << "requests-engine " << a.command << ": interrupted; " << sum.written << " results are in " << a.output
               << ". Run the same command again to finish"
               << (a.no_cache ? " (with --no-cache everything is sent again)." : ": stored answers come from the cache.")
               << "\n";
@@ -664,6 +723,21 @@ inline std::string vertex_api_for(const run_args& a) {
   return "openai";
 }
 
+// The vectors' size: --dimensions, else the one every line that names one gives (one per run:
+// it is the provider's setting).
+inline std::optional<std::int64_t> embedding_dimensions(const input_file& in, const run_args& a) {
+  std::optional<std::int64_t> d = a.dimensions;
+  for (const auto& item : in.items) {
+    if (!item.dimensions) continue;
+    if (!d) d = item.dimensions;
+    if (*item.dimensions != *d)
+      throw usage_error("id '" + item.id_text + "' (line " + std::to_string(item.line) + ") asks for " +
+                        std::to_string(*item.dimensions) + " dimensions, but this run sends " + std::to_string(*d) +
+                        ": run the lines of each size separately");
+  }
+  return d;
+}
+
 inline re::price_table load_prices(const std::string& path) {
   if (path.empty()) return re::price_table::builtin();
   try {
@@ -685,10 +759,26 @@ inline int run_run(const run_args& a) {
     if (p != "openai" && p != "anthropic" && p != "bedrock" && p != "vertex" && p != "gemini")
       throw usage_error("unknown provider '" + p + "' (openai, anthropic, bedrock, vertex, gemini)");
     if (a.concurrency == 0) throw usage_error("--concurrency must be at least 1");
-    if (a.api != "chat" && a.api != "completions")
-      throw usage_error("--api must be chat or completions, got '" + a.api + "'");
-    if (a.api != "chat" && p != "openai") throw usage_error("--api is for --provider openai only");
-    if (a.batch_size > 0 && a.api != "completions")
+    // The API: --api, else the one the OpenAI Batch input's url names (one per file), else chat.
+    const std::string url_api = detail::api_of_url(detail::first_batch_url(a.input));
+    std::string api = a.api;
+    if (a.embed) {
+      if (!api.empty() && api != "embeddings") throw usage_error("embed sends embeddings: --api must be embeddings");
+      api = "embeddings";
+    }
+    if (api.empty()) api = url_api.empty() ? "chat" : url_api;
+    if (api != "chat" && api != "completions" && api != "responses" && api != "embeddings")
+      throw usage_error("--api must be chat, completions, responses or embeddings, got '" + api + "'");
+    if (!url_api.empty() && url_api != "chat" && url_api != api)
+      throw usage_error("the input's lines are /v1/" + url_api + " requests: --api " + api + " cannot send them");
+    if (api == "embeddings" && url_api.empty() && !a.embed)
+      throw usage_error("embeddings of plain input: use requests-engine embed (its lines are {\"id\", \"text\"})");
+    if (api == "embeddings" && p != "openai" && p != "gemini")
+      throw usage_error("embeddings: --provider openai or gemini");
+    if (!a.api.empty() && a.api != "chat" && a.api != "embeddings" && p != "openai")
+      throw usage_error("--api " + a.api + " is for --provider openai only");
+    if (a.dimensions && api != "embeddings") throw usage_error("--dimensions is for embeddings only");
+    if (a.batch_size > 0 && api != "completions")
       throw usage_error("--batch-size sends prompt arrays: it needs --api completions");
     if (a.batch_wait_ms && a.batch_size == 0) throw usage_error("--batch-wait needs --batch-size");
     if (!a.shard.empty()) (void)detail::parse_shard(a.shard);
@@ -703,9 +793,11 @@ inline int run_run(const run_args& a) {
 
     // An OpenAI Batch body goes as it is only to an OpenAI-compatible API; the others get it
     // translated field by field (run_input.hpp), so that nothing is dropped without a word.
-    const bool raw = (p == "openai" && a.api == "chat") || vertex_api == "openai";
+    const bool raw = (p == "openai" && api == "chat") || vertex_api == "openai";
     input_options io;
     io.raw_openai_body = raw;
+    io.raw_responses_body = p == "openai" && api == "responses";
+    io.embed = api == "embeddings";
     io.temperature = a.temperature;
     io.max_tokens = a.max_tokens;
     input_file in = read_input(a.input, io);
@@ -714,8 +806,16 @@ inline int run_run(const run_args& a) {
       const std::string base = !a.base_url.empty() ? a.base_url
                                                    : detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
       const std::string key = detail::api_key("OPENAI_API_KEY", base, "api.openai.com");
+      if (api == "embeddings") {
+        re::openai_embeddings e(key, base, detail::single_model(in, a, true));
+        if (const std::int64_t d = detail::embedding_dimensions(in, a).value_or(0); d > 0) e.dimensions(d);
+        return run_with(std::move(e), a, in, true, prices);
+      }
       detail::check_model(in, a, true);
-      if (a.api == "completions") return run_with(re::openai_completions(key, base, a.model), a, in, false, prices);
+      if (api == "completions") return run_with(re::openai_completions(key, base, a.model), a, in, false, prices);
+      if (api == "responses")
+        return run_with(openai_passthrough<re::openai_responses>(re::openai_responses(key, base, a.model)), a, in,
+                        true, prices);
       return run_with(openai_passthrough<re::openai_compatible>(re::openai_compatible(key, base, a.model)), a, in,
                       true, prices);
     }
@@ -734,6 +834,11 @@ inline int run_run(const run_args& a) {
                           "(keys are read from the environment only, never from the command line)");
       const std::string model = detail::single_model(in, a, true);
       const std::string base = a.base_url.empty() ? "https://generativelanguage.googleapis.com" : a.base_url;
+      if (api == "embeddings") {
+        re::gemini_embeddings e(key, model, base);
+        if (const std::int64_t d = detail::embedding_dimensions(in, a).value_or(0); d > 0) e.dimensions(d);
+        return run_with(std::move(e), a, in, false, prices);
+      }
       return run_with(re::gemini(key, model, base), a, in, false, prices);
     }
     if (p == "bedrock") {
@@ -765,15 +870,50 @@ inline int run_run(const run_args& a) {
       return run_with(re::vertex_gemini(tokens, region, model, a.project, a.base_url), a, in, false, prices);
     return run_with(re::vertex_anthropic(tokens, region, model, a.project, a.base_url), a, in, false, prices);
   } catch (const usage_error& e) {
-    std::cerr << "requests-engine run: error: " << e.what() << "\n";
+    std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
     return exit_usage;
   } catch (const std::invalid_argument& e) {  // a malformed base URL, a bad option, a bad key file
-    std::cerr << "requests-engine run: error: " << e.what() << "\n";
+    std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
     return exit_usage;
   } catch (const std::runtime_error& e) {  // the input file, the cache folder
-    std::cerr << "requests-engine run: error: " << e.what() << "\n";
+    std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
     return exit_usage;
   }
+}
+
+/// The options `run` and `embed` share: files, model, pace, retries, cache, output, cost.
+inline void add_run_options(CLI::App* c, run_args& a) {
+  c->add_option("input", a.input, "Input JSONL file")->required();
+  c->add_option("-o,--output", a.output, "Output JSONL file (rewritten on every run)")->required();
+  c->add_option("--base-url", a.base_url,
+                "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1; "
+                "$ANTHROPIC_BASE_URL or https://api.anthropic.com; https://bedrock-runtime.{region}.amazonaws.com; "
+                "https://{region}-aiplatform.googleapis.com; https://generativelanguage.googleapis.com)");
+  c->add_option("--model", a.model, "Model for lines that name none");
+  c->add_option("--concurrency", a.concurrency, "Requests in flight at once (with --batch-size: batches)")
+      ->capture_default_str();
+  c->add_option("--rpm", a.rpm, "Requests per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
+  c->add_option("--tpm", a.tpm, "Tokens per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
+  c->add_option("--max-retries", a.max_retries, "Retries after the first attempt (-1 = unlimited)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1000000));
+  c->add_option("--timeout", a.timeout_seconds, "Seconds an attempt may wait for its answer (default 600)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--cache-dir", a.cache_dir,
+                "Answer cache folder (default: $REQUESTS_ENGINE_CACHE_DIR or ./requests_engine_cache)");
+  c->add_option("--namespace", a.name_space,
+                "Cache namespace: inside one, the k-th identical request gets sample k; another starts at 0");
+  c->add_flag("--no-cache", a.no_cache, "Neither read nor store answers (a rerun sends everything again)");
+  c->add_flag("--ordered", a.ordered, "Write the output in input order (each line once all before it are done)");
+  c->add_flag("--no-progress", a.no_progress, "No progress bar (it is shown only on a terminal anyway)");
+  c->add_option("--prices", a.prices,
+                "JSON price table merged over the built-in one (dollars per million tokens; see the README)");
+  c->add_option("--summary-json", a.summary_json, "Also write the end-of-run summary to this file as JSON");
+  c->add_option("--shard", a.shard,
+                "K/N: send only the K-th of N shards (1 <= K <= N, split by request hash), so that N machines "
+                "can share one job and one cache folder");
+  c->add_option("--dimensions", a.dimensions, "embeddings: the vectors' size, for models that take it")
+      ->check(CLI::PositiveNumber);
 }
 
 /// Adds `run` to the app; the returned struct says whether it was chosen and runs it.
@@ -792,7 +932,9 @@ inline run_command add_run_command(CLI::App& app) {
       "  OpenAI Batch: {\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{...}}\n"
       "      With --provider openai (or Vertex AI's OpenAI API) the body is sent as it is; other\n"
       "      providers get it translated, and its \"model\" (an OpenAI model) is not used: --model\n"
-      "      names the model.\n"
+      "      names the model. The url may also be /v1/responses (the Responses API; other\n"
+      "      providers get those bodies translated too) or /v1/embeddings (see `embed`): one\n"
+      "      endpoint per file, and it chooses the API unless --api does.\n"
       "  plain:        {\"id\":\"a\",\"prompt\":\"...\"} or {\"id\":\"a\",\"messages\":[...]}, optional \"system\",\n"
       "      \"model\", \"temperature\", \"max_tokens\", \"top_p\", \"stop\", \"seed\", \"n\", \"json_mode\",\n"
       "      \"extra\" (JSON merged into the request body).\n"
@@ -824,13 +966,8 @@ inline run_command add_run_command(CLI::App& app) {
       "  summary (counts, tokens, the cost report, failed ids, wall time, rate) as JSON.\n"
       "Exit status: 0 all answered; 1 some requests failed or lines were skipped (the summary\n"
       "  names the failed ids); 2 bad usage, nothing sent; 130 interrupted.");
-  c->add_option("input", a.input, "Input JSONL file")->required();
-  c->add_option("-o,--output", a.output, "Output JSONL file (rewritten on every run)")->required();
   c->add_option("--provider", a.provider, "openai, anthropic, bedrock, vertex or gemini")->capture_default_str();
-  c->add_option("--base-url", a.base_url,
-                "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1; "
-                "$ANTHROPIC_BASE_URL or https://api.anthropic.com; https://bedrock-runtime.{region}.amazonaws.com; "
-                "https://{region}-aiplatform.googleapis.com; https://generativelanguage.googleapis.com)");
+  add_run_options(c, a);
   c->add_option("--region", a.region,
                 "bedrock: AWS region (default $AWS_REGION, then $AWS_DEFAULT_REGION); vertex: location "
                 "(default us-central1)");
@@ -838,15 +975,12 @@ inline run_command add_run_command(CLI::App& app) {
   c->add_option("--vertex-api", a.vertex_api,
                 "vertex: openai, gemini or anthropic (default: gemini for --model gemini-*, anthropic for "
                 "claude-*, otherwise openai)");
-  c->add_option("--model", a.model, "Model for lines that name none");
   c->add_option("--temperature", a.temperature, "Temperature for lines that set none");
   c->add_option("--max-tokens", a.max_tokens, "max_tokens for lines that set none")->check(CLI::PositiveNumber);
-  c->add_option("--concurrency", a.concurrency, "Requests in flight at once (with --batch-size: batches)")
-      ->capture_default_str();
   c->add_option("--api", a.api,
-                "openai: chat (POST /chat/completions) or completions (the legacy POST /completions: each line's "
-                "prompt is sent as it is, for base models)")
-      ->capture_default_str();
+                "openai: chat (POST /chat/completions), completions (the legacy POST /completions: each line's "
+                "prompt is sent as it is, for base models), responses (POST /responses) or embeddings (POST "
+                "/embeddings; see `embed`). Default: the API the OpenAI Batch input's url names, else chat");
   c->add_option("--batch-size", a.batch_size,
                 "completions: up to N prompts in one HTTP request (`prompt` as an array, as vLLM, llama.cpp "
                 "server and OpenAI take it); a batch leaves when full or after --batch-wait")
@@ -854,26 +988,27 @@ inline run_command add_run_command(CLI::App& app) {
   c->add_option("--batch-wait", a.batch_wait_ms,
                 "with --batch-size: the longest a prompt waits for others, in milliseconds (default 20)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}));
-  c->add_option("--rpm", a.rpm, "Requests per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
-  c->add_option("--tpm", a.tpm, "Tokens per minute (0 = no limit)")->check(CLI::NonNegativeNumber);
-  c->add_option("--max-retries", a.max_retries, "Retries after the first attempt (-1 = unlimited)")
-      ->capture_default_str()
-      ->check(CLI::Range(-1, 1000000));
-  c->add_option("--timeout", a.timeout_seconds, "Seconds an attempt may wait for its answer (default 600)")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--cache-dir", a.cache_dir,
-                "Answer cache folder (default: $REQUESTS_ENGINE_CACHE_DIR or ./requests_engine_cache)");
-  c->add_option("--namespace", a.name_space,
-                "Cache namespace: inside one, the k-th identical request gets sample k; another starts at 0");
-  c->add_flag("--no-cache", a.no_cache, "Neither read nor store answers (a rerun sends everything again)");
-  c->add_flag("--ordered", a.ordered, "Write the output in input order (each line once all before it are done)");
-  c->add_flag("--no-progress", a.no_progress, "No progress bar (it is shown only on a terminal anyway)");
-  c->add_option("--prices", a.prices,
-                "JSON price table merged over the built-in one (dollars per million tokens; see the README)");
-  c->add_option("--summary-json", a.summary_json, "Also write the end-of-run summary to this file as JSON");
-  c->add_option("--shard", a.shard,
-                "K/N: send only the K-th of N shards (1 <= K <= N, split by request hash), so that N machines "
-                "can share one job and one cache folder");
+  return run_command{c, holder};
+}
+
+/// Adds `embed`: {"id","text"} lines (or OpenAI Batch /v1/embeddings lines) in, one vector per line out.
+inline run_command add_embed_command(CLI::App& app) {
+  auto holder = std::make_shared<run_args>();
+  run_args& a = *holder;
+  a.command = "embed";
+  a.embed = true;
+  CLI::App* c = app.add_subcommand("embed", "Embed every text of a JSONL file; write one vector per line");
+  c->footer(
+      "Input: {\"id\":\"a\",\"text\":\"...\"} per line, or OpenAI Batch lines\n"
+      "  {\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{\"model\",\"input\":\"...\"}}\n"
+      "  (one input string per line: each text is cached on its own).\n"
+      "Output: {\"id\",\"embedding\":[...],\"model\",\"usage\",\"error\"} per line (OpenAI Batch input gives\n"
+      "  OpenAI Batch output, each body an embeddings list). Single texts are packed into requests of\n"
+      "  up to 2,048 inputs (OpenAI) or 100 (Gemini); a rerun embeds only the texts not in the cache.\n"
+      "Providers: openai (OPENAI_API_KEY, OPENAI_BASE_URL), gemini (GEMINI_API_KEY).\n"
+      "Exit status: 0 all embedded; 1 some failed or lines were skipped; 2 bad usage; 130 interrupted.");
+  c->add_option("--provider", a.provider, "openai or gemini")->capture_default_str();
+  add_run_options(c, a);
   return run_command{c, holder};
 }
 

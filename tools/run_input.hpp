@@ -26,6 +26,7 @@ struct input_item {
   re::conversation conv;  ///< empty when `par.extra()` carries a whole OpenAI body (see openai_passthrough)
   re::params par;
   std::string hash;       ///< request hash, when the provider could build the body
+  std::optional<std::int64_t> dimensions;  ///< embeddings: the line's "dimensions", if any
 };
 
 struct input_file {
@@ -33,12 +34,18 @@ struct input_file {
   std::vector<input_item> items;
   std::size_t lines = 0;              ///< non-empty lines read
   std::vector<std::string> problems;  ///< "line N: why", one per skipped line
+  /// OpenAI Batch: the endpoint every line names (one per file, as in OpenAI's Batch API),
+  /// normalised: /v1/chat/completions, /v1/responses or /v1/embeddings.
+  std::string batch_url;
 };
 
 /// How the input is translated: the OpenAI Batch body goes through unchanged to the OpenAI
 /// provider; other providers get it translated into the engine's model.
 struct input_options {
-  bool raw_openai_body = false;
+  bool raw_openai_body = false;     ///< chat completions lines: the body goes as it is
+  bool raw_responses_body = false;  ///< /v1/responses lines: the body goes as it is
+  /// `embed`: plain lines are {"id", "text"}, and OpenAI Batch lines must be /v1/embeddings.
+  bool embed = false;
   std::optional<double> temperature;      ///< default when a line sets none
   std::optional<std::int64_t> max_tokens;  ///< default when a line sets none
 };
@@ -291,6 +298,238 @@ inline bool translate_openai_body(const json& body, re::conversation& conv, re::
   return true;
 }
 
+// The API an OpenAI Batch line's url names ("chat", "responses", "embeddings"), or empty.
+inline std::string api_of_url(const std::string& url) {
+  if (url == "/v1/chat/completions" || url == "/chat/completions") return "chat";
+  if (url == "/v1/responses" || url == "/responses") return "responses";
+  if (url == "/v1/embeddings" || url == "/embeddings") return "embeddings";
+  return std::string();
+}
+
+// Responses API tools ({"type":"function","name",...}, flat) and tool_choice.
+inline bool responses_tools(const json& body, re::params& p, std::string& why) {
+  if (body.contains("tools")) {
+    std::vector<re::tool> tools;
+    if (!body["tools"].is_array()) {
+      why = "'tools' must be an array";
+      return false;
+    }
+    for (const auto& t : body["tools"]) {
+      if (!t.is_object() || t.value("type", std::string()) != "function" || !t.contains("name") ||
+          !t["name"].is_string()) {
+        why = "'tools' must be a list of {\"type\":\"function\",\"name\",...} (other tool types have no "
+              "equivalent outside --provider openai)";
+        return false;
+      }
+      tools.push_back(re::tool{t["name"].get<std::string>(), t.value("description", std::string()),
+                               t.value("parameters", json::object())});
+    }
+    p.tools(std::move(tools));
+  }
+  if (body.contains("tool_choice")) {
+    const json& tc = body["tool_choice"];
+    if (tc.is_string()) {
+      p.tool_choice(tc.get<std::string>());
+    } else if (tc.is_object() && tc.value("type", std::string()) == "function" && tc.contains("name") &&
+               tc["name"].is_string()) {
+      p.tool_choice(tc["name"].get<std::string>());
+    } else {
+      why = "'tool_choice' must be a string or {\"type\":\"function\",\"name\"}";
+      return false;
+    }
+  }
+  return true;
+}
+
+// A Responses API `input`: a string, or a list of message items whose content is a string or
+// input_text / input_image / output_text parts.
+inline bool responses_input(const json& input, re::conversation& conv, std::string& why) {
+  if (input.is_string()) {
+    conv.user(input.get<std::string>());
+    return true;
+  }
+  if (!input.is_array() || input.empty()) {
+    why = "'input' must be a string or a non-empty array of items";
+    return false;
+  }
+  std::string system;
+  for (std::size_t i = 0; i < input.size(); ++i) {
+    const json& m = input[i];
+    const std::string where = "input[" + std::to_string(i) + "]";
+    const std::string type = m.is_object() ? m.value("type", std::string("message")) : std::string();
+    if (type != "message" || !m.contains("role") || !m["role"].is_string()) {
+      why = where + " must be a message item with a string 'role' (item type '" + type +
+            "' has no equivalent outside --provider openai)";
+      return false;
+    }
+    for (const auto& field : m.items()) {
+      if (field.key() != "role" && field.key() != "content" && field.key() != "type") {
+        why = where + ": field '" + field.key() + "' is not supported outside --provider openai";
+        return false;
+      }
+    }
+    const std::string r = m["role"].get<std::string>();
+    re::message msg;
+    if (r == "user") {
+      msg.author = re::role::user;
+    } else if (r == "assistant") {
+      msg.author = re::role::assistant;
+    } else if (r != "system" && r != "developer") {
+      why = where + ": role '" + r + "' is not supported (system, developer, user, assistant)";
+      return false;
+    }
+    const json content = m.value("content", json());
+    if (content.is_string()) {
+      msg.content.push_back(re::content_part::from_text(content.get<std::string>()));
+    } else if (content.is_array()) {
+      for (std::size_t k = 0; k < content.size(); ++k) {
+        const json& part = content[k];
+        const std::string pw = where + ".content[" + std::to_string(k) + "]";
+        const std::string pt = part.is_object() ? part.value("type", std::string()) : std::string();
+        if ((pt == "input_text" || pt == "output_text") && part.contains("text") && part["text"].is_string()) {
+          msg.content.push_back(re::content_part::from_text(part["text"].get<std::string>()));
+        } else if (pt == "input_image" && part.contains("image_url") && part["image_url"].is_string()) {
+          re::content_part p;
+          if (!image_part(part["image_url"].get<std::string>(), p, why)) {
+            why = pw + ": " + why;
+            return false;
+          }
+          msg.content.push_back(std::move(p));
+        } else {
+          why = pw + ": a content part must be input_text, output_text or input_image with an image_url";
+          return false;
+        }
+      }
+    } else {
+      why = where + ": 'content' must be a string or an array of parts";
+      return false;
+    }
+    if (r == "system" || r == "developer") {
+      system += (system.empty() ? "" : "\n\n") + msg.text();
+      continue;
+    }
+    conv.add(std::move(msg));
+  }
+  if (!system.empty()) conv.system(conv.system() ? *conv.system() + "\n\n" + system : system);
+  if (conv.messages().empty()) {
+    why = "'input' holds no user or assistant message";
+    return false;
+  }
+  return true;
+}
+
+// A Responses API body for a provider other than OpenAI's Responses API: translated field by
+// field into the engine's model; a field without an equivalent refuses the line.
+inline bool translate_responses_body(const json& body, re::conversation& conv, re::params& p, std::string& why) {
+  static const std::set<std::string> known = {"model", "input", "instructions", "max_output_tokens", "temperature",
+                                              "top_p", "text", "tools", "tool_choice", "reasoning", "store",
+                                              "metadata", "user"};
+  for (const auto& field : body.items()) {
+    if (known.count(field.key()) == 0) {
+      why = "body field '" + field.key() + "' of a /v1/responses line has no equivalent here";
+      return false;
+    }
+  }
+  if (body.contains("instructions")) {
+    if (!body["instructions"].is_string()) {
+      why = "'instructions' must be a string";
+      return false;
+    }
+    conv.system(body["instructions"].get<std::string>());
+  }
+  if (!responses_input(body.value("input", json()), conv, why)) return false;
+  std::optional<double> temperature, top_p;
+  std::optional<std::int64_t> max_output;
+  if (!number_field(body, "temperature", temperature, why) || !number_field(body, "top_p", top_p, why) ||
+      !integer_field(body, "max_output_tokens", max_output, why))
+    return false;
+  if (temperature) p.temperature(*temperature);
+  if (top_p) p.top_p(*top_p);
+  if (max_output) p.max_tokens(*max_output);
+  if (body.contains("model") && body["model"].is_string()) p.model(body["model"].get<std::string>());
+  if (body.contains("text")) {
+    const json& t = body["text"];
+    const json format = t.is_object() ? t.value("format", json()) : json();
+    const std::string type = format.is_object() ? format.value("type", std::string()) : std::string();
+    if (type == "json_object") {
+      p.json_mode();
+    } else if (type == "json_schema" && format.contains("schema") && format["schema"].is_object()) {
+      p.json_schema(format.value("name", std::string("output")), format["schema"], format.value("strict", false));
+    } else if (type != "text") {
+      why = "'text.format' must be text, json_object or json_schema (with a 'schema')";
+      return false;
+    }
+  }
+  if (body.contains("reasoning")) {
+    const json& r = body["reasoning"];
+    if (!r.is_object() || (r.size() == 1 && !r.contains("effort")) || r.size() > 1 ||
+        (r.contains("effort") && !r["effort"].is_string())) {
+      why = "'reasoning' must be {\"effort\": \"minimal\"|\"low\"|\"medium\"|\"high\"}";
+      return false;
+    }
+    if (r.contains("effort")) p.reasoning_effort(r["effort"].get<std::string>());
+  }
+  return responses_tools(body, p, why);
+}
+
+// An /v1/embeddings line: one input string (each input is cached on its own, so an array is
+// split into lines), the model, and optionally dimensions and encoding_format.
+inline bool read_embeddings_body(const json& body, input_item& item, std::string& why) {
+  static const std::set<std::string> known = {"model", "input", "dimensions", "encoding_format", "user"};
+  for (const auto& field : body.items()) {
+    if (known.count(field.key()) == 0) {
+      why = "body field '" + field.key() + "' is not an embeddings field (model, input, dimensions, encoding_format)";
+      return false;
+    }
+  }
+  const json input = body.value("input", json());
+  if (input.is_array()) {
+    why = "'input' must be one string per line (each input is cached on its own): put each text on a line of its own";
+    return false;
+  }
+  if (!input.is_string() || input.get<std::string>().empty()) {
+    why = "'input' must be a non-empty string";
+    return false;
+  }
+  item.conv.user(input.get<std::string>());
+  if (body.contains("model")) {
+    if (!body["model"].is_string()) {
+      why = "'model' must be a string";
+      return false;
+    }
+    item.par.model(body["model"].get<std::string>());
+  }
+  if (body.contains("dimensions")) {
+    if (!body["dimensions"].is_number_integer() || body["dimensions"].get<std::int64_t>() < 1) {
+      why = "'dimensions' must be an integer of at least 1";
+      return false;
+    }
+    item.dimensions = body["dimensions"].get<std::int64_t>();
+  }
+  if (body.contains("encoding_format") &&
+      !(body["encoding_format"] == "float" || body["encoding_format"] == "base64")) {
+    why = "'encoding_format' must be float or base64";
+    return false;
+  }
+  return true;
+}
+
+// A plain `embed` line: {"id", "text"}.
+inline bool read_embed_line(const json& o, input_item& item, std::string& why) {
+  for (const auto& field : o.items()) {
+    if (field.key() != "id" && field.key() != "text") {
+      why = "unknown field '" + field.key() + "' (an embed line is {\"id\", \"text\"})";
+      return false;
+    }
+  }
+  if (!o.contains("text") || !o["text"].is_string() || o["text"].get<std::string>().empty()) {
+    why = "'text' must be a non-empty string";
+    return false;
+  }
+  item.conv.user(o["text"].get<std::string>());
+  return true;
+}
+
 inline bool read_plain_line(const json& o, const input_options& opt, input_item& item, std::string& why) {
   static const std::set<std::string> known = {"id",   "prompt", "messages", "system", "model", "temperature",
                                               "top_p", "max_tokens", "max_completion_tokens", "seed", "n",
@@ -348,7 +587,9 @@ inline bool read_plain_line(const json& o, const input_options& opt, input_item&
   return true;
 }
 
-inline bool read_batch_line(const json& o, const input_options& opt, input_item& item, std::string& why) {
+// An OpenAI Batch line whose url (checked by read_input) names `api`.
+inline bool read_batch_line(const json& o, const input_options& opt, const std::string& api, input_item& item,
+                            std::string& why) {
   for (const auto& field : o.items()) {
     if (field.key() != "custom_id" && field.key() != "method" && field.key() != "url" && field.key() != "body") {
       why = "unknown field '" + field.key() + "' (expected custom_id, method, url, body)";
@@ -359,36 +600,61 @@ inline bool read_batch_line(const json& o, const input_options& opt, input_item&
     why = "'method' must be POST";
     return false;
   }
-  const std::string url = o.value("url", std::string("/v1/chat/completions"));
-  if (url != "/v1/chat/completions" && url != "/chat/completions") {
-    why = "'url' must be /v1/chat/completions (the only endpoint requests-engine run sends)";
-    return false;
-  }
   if (!o.contains("body") || !o["body"].is_object()) {
-    why = "'body' must be an object (a chat completions request)";
+    why = "'body' must be an object (the request's body)";
     return false;
   }
   json body = o["body"];
-  if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty()) {
-    why = "'body.messages' must be a non-empty array";
-    return false;
-  }
   if (body.contains("stream") && body["stream"] == true) {
     why = "'body.stream' must not be true (answers are read whole)";
     return false;
   }
-  if (opt.raw_openai_body) {
-    if (!body.contains("temperature") && opt.temperature) body["temperature"] = *opt.temperature;
-    if (!body.contains("max_tokens") && !body.contains("max_completion_tokens") && opt.max_tokens)
-      body["max_tokens"] = *opt.max_tokens;
-    item.par.extra(std::move(body));
-    return true;
-  }
   body.erase("stream");
-  if (!translate_openai_body(body, item.conv, item.par, why)) return false;
+  if (api == "embeddings") return read_embeddings_body(body, item, why);
+  if (api == "responses") {
+    if (!body.contains("input")) {
+      why = "'body.input' is required in a /v1/responses line";
+      return false;
+    }
+    if (opt.raw_responses_body) {
+      if (!body.contains("temperature") && opt.temperature) body["temperature"] = *opt.temperature;
+      if (!body.contains("max_output_tokens") && opt.max_tokens) body["max_output_tokens"] = *opt.max_tokens;
+      item.par.extra(std::move(body));
+      return true;
+    }
+    if (!translate_responses_body(body, item.conv, item.par, why)) return false;
+  } else {
+    if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty()) {
+      why = "'body.messages' must be a non-empty array";
+      return false;
+    }
+    if (opt.raw_openai_body) {
+      if (!body.contains("temperature") && opt.temperature) body["temperature"] = *opt.temperature;
+      if (!body.contains("max_tokens") && !body.contains("max_completion_tokens") && opt.max_tokens)
+        body["max_tokens"] = *opt.max_tokens;
+      item.par.extra(std::move(body));
+      return true;
+    }
+    if (!translate_openai_body(body, item.conv, item.par, why)) return false;
+  }
   if (!item.par.temperature() && opt.temperature) item.par.temperature(*opt.temperature);
   if (!item.par.max_tokens() && opt.max_tokens) item.par.max_tokens(*opt.max_tokens);
   return true;
+}
+
+/// The url of the first OpenAI Batch line of a file ("" for a plain file or an unreadable
+/// one): it chooses the API before the file is read (see read_input).
+inline std::string first_batch_url(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  while (std::getline(in, line)) {
+    json o = json::parse(line, nullptr, false);
+    if (o.is_discarded() || !o.is_object()) continue;
+    if (!o.contains("custom_id")) return std::string();
+    const std::string api = api_of_url(o.value("url", std::string("/v1/chat/completions")));
+    return api.empty() ? std::string() : api == "chat" ? "/v1/chat/completions" : "/v1/" + api;
+  }
+  return std::string();
 }
 
 }  // namespace detail
@@ -445,8 +711,28 @@ inline input_file read_input(const std::string& path, const input_options& opt) 
       problem("duplicate id '" + item.id_text + "'");
       continue;
     }
-    std::string why;
-    const bool ok = *format == input_format::openai_batch ? detail::read_batch_line(o, opt, item, why)
+    std::string why, api;
+    if (*format == input_format::openai_batch) {
+      const json url = o.value("url", json("/v1/chat/completions"));
+      api = url.is_string() ? detail::api_of_url(url.get<std::string>()) : std::string();
+      if (api.empty()) {
+        problem("id '" + item.id_text + "': 'url' must be /v1/chat/completions, /v1/responses or /v1/embeddings");
+        continue;
+      }
+      const std::string normal = api == "chat" ? "/v1/chat/completions" : "/v1/" + api;
+      if (opt.embed && api != "embeddings") {
+        problem("id '" + item.id_text + "': requests-engine embed takes /v1/embeddings lines, not " + normal);
+        continue;
+      }
+      if (f.batch_url.empty()) f.batch_url = normal;
+      if (normal != f.batch_url) {
+        problem("id '" + item.id_text + "': 'url' " + normal + " differs from the file's " + f.batch_url +
+                " (one endpoint per file, as in OpenAI's Batch API)");
+        continue;
+      }
+    }
+    const bool ok = *format == input_format::openai_batch ? detail::read_batch_line(o, opt, api, item, why)
+                    : opt.embed                           ? detail::read_embed_line(o, item, why)
                                                           : detail::read_plain_line(o, opt, item, why);
     if (!ok) {
       seen.erase(item.id_text);

@@ -1,9 +1,11 @@
-// batch.hpp: the providers' batch APIs (OpenAI Batch, Anthropic Message Batches): split,
+// batch.hpp: the providers' batch APIs (OpenAI Batch for chat completions, responses and
+// embeddings; Anthropic Message Batches): split,
 // submit, poll, wait, cancel, resume from a saved job, fetch into the cache.
 #pragma once
 
 #include "engine.hpp"
 #include "anthropic.hpp"
+#include "embeddings.hpp"
 #include "openai.hpp"
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
@@ -114,7 +116,14 @@ class batch_client {
  public:
   using progress_fn = std::function<void(const batch_job&)>;
 
+  /// OpenAI Batch with /v1/chat/completions lines.
   REQUESTS_ENGINE_INLINE batch_client(openai_compatible p, options o = options(), batch_settings s = batch_settings());
+  /// OpenAI Batch with /v1/responses lines.
+  REQUESTS_ENGINE_INLINE batch_client(openai_responses p, options o = options(), batch_settings s = batch_settings());
+  /// OpenAI Batch with /v1/embeddings lines, one input each (so that each is cached on its own;
+  /// OpenAI's limit of 50,000 embedding inputs per batch is then its 50,000 lines). Identical
+  /// inputs share one answer, as online.
+  REQUESTS_ENGINE_INLINE batch_client(openai_embeddings p, options o = options(), batch_settings s = batch_settings());
   REQUESTS_ENGINE_INLINE batch_client(anthropic p, options o = options(), batch_settings s = batch_settings());
 
   /// Stores the answers in this cache instead of the disk cache of options::cache_dir (share
@@ -184,11 +193,12 @@ class batch_client {
   REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job) const;
   REQUESTS_ENGINE_INLINE void log(const std::string& line) const;
 
-  std::variant<openai_compatible, anthropic> provider_;
+  std::variant<openai_compatible, openai_responses, openai_embeddings, anthropic> provider_;
   std::string api_;
-  std::string endpoint_;  // the provider's (chat completions or messages)
+  std::string endpoint_;  // the provider's (chat completions, responses, embeddings or messages)
   std::string base_;      // OpenAI: .../v1; Anthropic: .../v1/messages/batches
   std::string line_url_;  // OpenAI: the path each line names, e.g. /v1/chat/completions
+  bool shared_samples_ = false;  // embeddings: identical inputs share sample 0
   options options_;
   batch_settings settings_;
   batch_limits limits_;

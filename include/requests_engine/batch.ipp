@@ -148,6 +148,17 @@ REQUESTS_ENGINE_INLINE batch_client::batch_client(openai_compatible p, options o
   init(std::get<openai_compatible>(provider_).endpoint());
 }
 
+REQUESTS_ENGINE_INLINE batch_client::batch_client(openai_responses p, options o, batch_settings s)
+    : provider_(std::move(p)), api_("openai"), options_(std::move(o)), settings_(std::move(s)) {
+  init(std::get<openai_responses>(provider_).endpoint());
+}
+
+REQUESTS_ENGINE_INLINE batch_client::batch_client(openai_embeddings p, options o, batch_settings s)
+    : provider_(std::move(p)), api_("openai"), options_(std::move(o)), settings_(std::move(s)) {
+  shared_samples_ = true;
+  init(std::get<openai_embeddings>(provider_).endpoint());
+}
+
 REQUESTS_ENGINE_INLINE batch_client::batch_client(anthropic p, options o, batch_settings s)
     : provider_(std::move(p)), api_("anthropic"), options_(std::move(o)), settings_(std::move(s)) {
   init(std::get<anthropic>(provider_).endpoint());
@@ -156,8 +167,15 @@ REQUESTS_ENGINE_INLINE batch_client::batch_client(anthropic p, options o, batch_
 REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
   endpoint_ = endpoint;
   if (api_ == "openai") {
-    // The constructor made sure it ends in /chat/completions: the base is what precedes it.
-    base_ = endpoint.substr(0, endpoint.size() - std::string_view("/chat/completions").size());
+    // The provider made sure its endpoint ends in /chat/completions, /responses or /embeddings:
+    // the base (.../v1) is what precedes it.
+    const std::string_view suffix = std::holds_alternative<openai_compatible>(provider_)  ? "/chat/completions"
+                                    : std::holds_alternative<openai_responses>(provider_) ? "/responses"
+                                                                                          : "/embeddings";
+    if (endpoint.size() < suffix.size() || endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) != 0)
+      throw std::invalid_argument("requests_engine: batch_client: the endpoint " + endpoint + " does not end in " +
+                                  std::string(suffix));
+    base_ = endpoint.substr(0, endpoint.size() - suffix.size());
     line_url_ = parse_url(endpoint).path;
   } else {
     base_ = endpoint + "/batches";
@@ -384,7 +402,7 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
     }
     const std::string dump = body->dump();
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
-    job.samples.push_back(options_.distinct_samples() ? seen[job.hashes.back()]++ : 0);
+    job.samples.push_back(options_.distinct_samples() && !shared_samples_ ? seen[job.hashes.back()]++ : 0);
     // As an engine would: an answer already cached is not paid for again (nor overwritten).
     if (from_cache(job, i)) {
       job.cached.push_back(i);
