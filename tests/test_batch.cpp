@@ -1319,3 +1319,97 @@ TEST_CASE("embeddings: Gemini packs 250 inputs into 3 batchEmbedContents calls, 
   CHECK(refused.error().code == re::error_code::authentication);
   CHECK(refused.error().describe().find("AIzaWrongKey") == std::string::npos);
 }
+
+TEST_CASE("batch: /v1/responses lines through OpenAI Batch; the answers are the ones an online openai_responses run reads") {
+  auto server = batch_server(60);
+  auto cache = std::make_shared<re::memory_cache>();
+  re::openai_responses provider(batch_key, server->base_url(), "o3-pro");  // answers only on /v1/responses
+  re::batch_client client(provider, quick(), fast());
+  client.cache(cache);
+  CHECK(client.api() == "openai");
+  auto batch = questions(5);
+  batch[2] = re::conversation().user("question 2 [fail]");
+  auto results = client.run(batch, re::params().max_tokens(64), "r");
+  REQUIRE_MESSAGE(results, results.error().describe());
+  REQUIRE(results->size() == 5);
+  for (std::size_t i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    if (i == 2) {
+      REQUIRE_FALSE((*results)[i]);
+      CHECK((*results)[i].error().code == re::error_code::bad_request);
+      continue;
+    }
+    REQUIRE_MESSAGE((*results)[i], errors_of(*results));
+    CHECK((*results)[i]->text == "Mock answer to: question " + std::to_string(i));
+    CHECK((*results)[i]->usage.reasoning_tokens == 16);  // the mock's reasoning models think
+    CHECK((*results)[i]->model == "o3-pro");
+  }
+  CHECK(server->batches_created() == 1);
+  CHECK(server->requests_for_path("/v1/responses") == 0);  // batch lines are not online requests
+
+  // An online run of the same requests finds every answer but the failed one in the cache.
+  re::basic_engine<re::openai_responses, re::memory_cache> online(provider, quick().concurrency(2), cache);
+  auto rerun = online.run(batch, re::params().max_tokens(64), "r");
+  for (std::size_t i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    REQUIRE_MESSAGE(rerun[i], errors_of(rerun));
+    CHECK(rerun[i]->from_cache == (i != 2));
+    CHECK(rerun[i]->text == "Mock answer to: " + batch[i].messages().back().text());
+  }
+  CHECK(server->requests_for_path("/v1/responses") == 1);
+
+  // A chat-completions batch cannot carry a responses-only model: its lines fail one by one.
+  re::batch_client chat(re::openai_compatible(batch_key, server->base_url(), "o3-pro"), quick(), fast());
+  chat.cache(cache);
+  auto refused = chat.run(questions(2), re::params(), "c");
+  REQUIRE_MESSAGE(refused, refused.error().describe());
+  for (const auto& r : *refused) {
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("only supported in v1/responses") != std::string::npos);
+  }
+}
+
+TEST_CASE("batch: /v1/embeddings lines through OpenAI Batch, one input each; an online embed() then sends nothing") {
+  auto server = batch_server(60);
+  auto cache = std::make_shared<re::memory_cache>();
+  re::openai_embeddings provider(batch_key, server->base_url(), "text-embedding-3-small");
+  re::batch_client client(provider, quick(), fast());
+  client.cache(cache);
+  std::vector<std::string> texts = {"alpha", "beta", "alpha", "gamma", "delta [fail]", "beta"};
+  std::vector<re::conversation> batch;
+  for (const auto& t : texts) batch.push_back(re::conversation().user(t));
+  auto job = client.submit(batch, re::params(), "e");
+  REQUIRE_MESSAGE(job, job.error().describe());
+  CHECK(job->size() == 6);
+  CHECK(job->hashes[0] == job->hashes[2]);  // identical inputs are one request
+  auto st = client.wait(*job);
+  REQUIRE_MESSAGE(st, st.error().describe());
+  CHECK(*st == re::batch_status::completed);
+  CHECK(job->succeeded() == 3);  // alpha, beta, gamma: each sent once
+  CHECK(job->failed() == 1);
+  auto results = client.fetch(*job);
+  REQUIRE_MESSAGE(results, results.error().describe());
+  REQUIRE(results->size() == 6);
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    CAPTURE(i);
+    if (i == 4) {
+      REQUIRE_FALSE((*results)[i]);
+      CHECK((*results)[i].error().code == re::error_code::bad_request);
+      continue;
+    }
+    REQUIRE_MESSAGE((*results)[i], errors_of(*results));
+    CHECK((*results)[i]->embedding_vector == mock::mock_embedding(texts[i], 16));  // base64 on the wire, read back
+    CHECK((*results)[i]->usage.input_tokens > 0);
+    CHECK((*results)[i]->deduplicated == (i == 2 || i == 5));  // the repeats of alpha and beta
+  }
+  CHECK(server->requests_for_path("/v1/embeddings") == 0);
+
+  re::basic_engine<re::openai_embeddings, re::memory_cache> online(provider, quick(), cache);
+  auto again = online.embed({"gamma", "alpha", "beta"}, "e");
+  for (const auto& r : again) {
+    REQUIRE(r);
+    CHECK(r->from_cache);
+  }
+  CHECK(again[0]->vector == mock::mock_embedding("gamma", 16));
+  CHECK(server->requests_for_path("/v1/embeddings") == 0);
+}

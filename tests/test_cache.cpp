@@ -238,8 +238,14 @@ TEST_CASE("a writer killed with SIGKILL mid-batch, several times: every entry pa
   const std::string dir = fresh_dir("sigkill");
   const std::size_t n = 600;
   for (int round = 0; round < 3; ++round) {
+    // Killed once it has written something new (a fixed delay fails on a slow, loaded or
+    // sanitized build, where the child may not have stored anything yet), a little later each round.
+    const std::size_t before = count_entries(dir);
     pid_t child = spawn_child(server->base_url(), dir, n, "killed");
-    std::this_thread::sleep_for(std::chrono::milliseconds(250 + 150 * round));
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (count_entries(dir) <= before + static_cast<std::size_t>(20 * round) &&
+           std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     REQUIRE(kill(child, SIGKILL) == 0);
     CHECK(wait_exit(child) == 128 + SIGKILL);
     auto report = re::cache_maintenance::verify(dir, false);

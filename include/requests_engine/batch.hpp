@@ -122,7 +122,7 @@ class batch_client {
   REQUESTS_ENGINE_INLINE batch_client(openai_responses p, options o = options(), batch_settings s = batch_settings());
   /// OpenAI Batch with /v1/embeddings lines, one input each (so that each is cached on its own;
   /// OpenAI's limit of 50,000 embedding inputs per batch is then its 50,000 lines). Identical
-  /// inputs share one answer, as online.
+  /// inputs in a job are sent once and share its answer (marked deduplicated), as online.
   REQUESTS_ENGINE_INLINE batch_client(openai_embeddings p, options o = options(), batch_settings s = batch_settings());
   REQUESTS_ENGINE_INLINE batch_client(anthropic p, options o = options(), batch_settings s = batch_settings());
 

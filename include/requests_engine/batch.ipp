@@ -402,12 +402,17 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
     }
     const std::string dump = body->dump();
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
-    job.samples.push_back(options_.distinct_samples() && !shared_samples_ ? seen[job.hashes.back()]++ : 0);
+    std::size_t& copies = seen[job.hashes.back()];
+    // Embeddings: an input already in this job is sent once; fetch() gives its answer to both.
+    const bool repeat = shared_samples_ && copies > 0;
+    job.samples.push_back(options_.distinct_samples() && !shared_samples_ ? copies : 0);
+    ++copies;
     // As an engine would: an answer already cached is not paid for again (nor overwritten).
     if (from_cache(job, i)) {
       job.cached.push_back(i);
       continue;
     }
+    if (repeat) continue;
     sent.push_back(i);
     const std::string id = "\"custom_id\":\"" + std::string(detail::batch_id_prefix) + std::to_string(i) + "\"";
     lines.push_back(api_ == "openai" ? "{" + id + ",\"method\":\"POST\",\"url\":" + url_field + ",\"body\":" + dump + "}"
@@ -635,8 +640,10 @@ REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> batch_client::fet
                      "another cache given at fetch): send it again",
                      {}, 0, {}};
   }
-  for (const auto& part : job.parts) {
-    std::optional<error> failure;
+  std::vector<std::optional<error>> failures(job.parts.size());
+  for (std::size_t k = 0; k < job.parts.size(); ++k) {
+    const batch_part& part = job.parts[k];
+    std::optional<error>& failure = failures[k];
     std::vector<std::string> urls;
     if (api_ == "openai") {
       for (const std::string* f : {&part.output_file_id, &part.error_file_id})
@@ -659,6 +666,20 @@ REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> batch_client::fet
       }
       map_lines(r->body, job, part, out);
     }
+  }
+  if (shared_samples_) {
+    // An input repeated in the job was sent once (submit): the repeat gets the first one's answer.
+    std::unordered_map<std::string, std::size_t> first;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const auto [it, fresh] = first.emplace(job.hashes[i], i);
+      if (fresh || out[i] || !out[it->second]) continue;
+      out[i] = *out[it->second];
+      if (*out[i]) (*out[i])->deduplicated = true;
+    }
+  }
+  for (std::size_t k = 0; k < job.parts.size(); ++k) {
+    const batch_part& part = job.parts[k];
+    const std::optional<error>& failure = failures[k];
     for (std::size_t i = part.first; i < part.first + part.count; ++i) {
       if (out[i]) continue;
       if (failure) out[i] = *failure;

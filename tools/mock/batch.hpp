@@ -5,7 +5,9 @@
 #include "anthropic.hpp"
 #include "common.hpp"
 #include "core.hpp"
+#include "embeddings.hpp"
 #include "openai.hpp"
+#include "responses.hpp"
 #include "sockets.hpp"
 
 #include <algorithm>
@@ -118,9 +120,12 @@ class batch_routes {
     svr.Post("/v1/batches", [this](const Request& req, Response& res) {
       if (!batch_auth(api::openai, req, res)) return;
       const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-      if (!body.is_object() || body.value("endpoint", "") != "/v1/chat/completions" ||
-          body.value("completion_window", "") != "24h" || !body.contains("input_file_id")) {
-        detail::set_openai_error(res, 400, "input_file_id, endpoint /v1/chat/completions and completion_window 24h are required.",
+      const std::string endpoint = body.is_object() && body["endpoint"].is_string() ? body["endpoint"].get<std::string>() : "";
+      if (!body.is_object() || !is_batch_endpoint(endpoint) || body.value("completion_window", "") != "24h" ||
+          !body.contains("input_file_id")) {
+        detail::set_openai_error(res, 400,
+                                 "input_file_id, an endpoint (/v1/chat/completions, /v1/responses or /v1/embeddings) and "
+                                 "completion_window 24h are required.",
                                  "invalid_request_error", nullptr, nullptr);
         return;
       }
@@ -311,21 +316,53 @@ class batch_routes {
       detail::set_anthropic_error(res, 404, "not_found_error", "No such " + what);
   }
 
+  // The endpoints OpenAI's Batch API serves that the mock answers.
+  static bool is_batch_endpoint(const std::string& endpoint) {
+    return endpoint == "/v1/chat/completions" || endpoint == "/v1/responses" || endpoint == "/v1/embeddings";
+  }
+
+  // The answer to one OpenAI line whose url is `endpoint`: fills `out` or `error`, and `text` with
+  // the text that may ask for a failure ("[fail]").
+  static void answer_openai_line(const std::string& endpoint, const nlohmann::json& body, std::string& out,
+                                 std::string& error, std::string& text) {
+    nlohmann::json param;
+    if (endpoint == "/v1/responses") {
+      detail::responses_request responses;
+      detail::responses_refusal why;
+      if (detail::parse_responses_request(body, responses, why))
+        out = detail::responses_body(responses);
+      else
+        error = why.message;
+      text = responses.last_user_text;
+    } else if (endpoint == "/v1/embeddings") {
+      detail::embeddings_request embed;
+      if (detail::parse_embeddings_request(body, embed, error, param)) out = detail::embeddings_body(embed);
+      for (const auto& input : embed.inputs) text += input;
+    } else {
+      detail::chat_request chat;
+      if (detail::parse_chat_request(body, chat, error, param)) {
+        if (detail::is_responses_only_model(chat.model))
+          error = "This model is only supported in v1/responses and not in v1/chat/completions.";
+        else
+          out = detail::chat_completion_body(chat);
+      }
+      text = chat.last_user_text;
+    }
+  }
+
   // One line's answer: {status, body}. Under batch_mutex_.
-  std::pair<int, nlohmann::json> answer_line(api which, const nlohmann::json& request) {
+  std::pair<int, nlohmann::json> answer_line(const mock_batch& b, const nlohmann::json& request) {
+    const api which = b.which;
     const bool fail_drawn =
         batch_opts_.fail_rate > 0 && detail::seeded_uniform(core_.options().seed ^ 0xba7cULL, batch_line_seq_++) < batch_opts_.fail_rate;
     std::string error, text;
     std::string out;
     if (which == api::openai) {
-      detail::chat_request chat;
-      nlohmann::json param;
-      const nlohmann::json body = request.value("body", nlohmann::json());
-      if (request.value("method", "") != "POST" || request.value("url", "") != "/v1/chat/completions")
-        error = "Each line must be a POST to /v1/chat/completions.";
-      else if (detail::parse_chat_request(body, chat, error, param))
-        out = detail::chat_completion_body(chat);
-      text = chat.last_user_text;
+      // OpenAI: every line is a POST to the batch's own endpoint.
+      if (request.value("method", "") != "POST" || request.value("url", "") != b.endpoint)
+        error = "Each line must be a POST to " + b.endpoint + ", the batch's endpoint.";
+      else
+        answer_openai_line(b.endpoint, request.value("body", nlohmann::json()), out, error, text);
     } else {
       detail::messages_request msg;
       if (detail::parse_messages_request(request, msg, error)) out = detail::messages_body(msg);
@@ -383,7 +420,7 @@ class batch_routes {
           add(b.results, {{"custom_id", cid}, {"result", {{"type", "expired"}}}});
         continue;
       }
-      auto [status, body] = answer_line(b.which, b.lines[i].second);
+      auto [status, body] = answer_line(b, b.lines[i].second);
       status == 200 ? ++b.succeeded : ++b.failed;
       if (b.which == api::openai)
         add(status == 200 ? output : errors,
