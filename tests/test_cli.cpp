@@ -1554,6 +1554,59 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
   }
 }
 
+TEST_CASE("batch: /v1/responses and /v1/embeddings lines through submit, wait and fetch; a rerun is all from the cache") {
+  const fs::path dir = scratch("batch_endpoints");
+  std::string responses, embeddings;
+  for (int i = 0; i < 3; ++i) responses += responses_line("r" + std::to_string(i), "o3-pro", "question " + std::to_string(i));
+  for (int i = 0; i < 3; ++i) embeddings += embeddings_line("e" + std::to_string(i), "text " + std::to_string(i % 2));
+  write_text(dir / "responses.jsonl", responses);
+  write_text(dir / "embeddings.jsonl", embeddings);
+  const std::string cache = (dir / "cache").string();
+  mock server(dir, {"--batch-delay-ms", "100"});
+  for (const std::string kind : {"responses", "embeddings"}) {
+    CAPTURE(kind);
+    const std::string in = (dir / (kind + ".jsonl")).string();
+    const fs::path out = dir / (kind + "-out.jsonl");
+    outcome submit = run_cli({"batch", "submit", in, "-o", out.string(), "--base-url", server.base_url(),
+                              "--cache-dir", cache},
+                             dir, kind + "-submit", server.env());
+    REQUIRE_MESSAGE(submit.status == 0, submit.err);
+    const json job = read_json(dir / (kind + "-out.jsonl.batch.json"));
+    CHECK(job["user"]["url"] == "/v1/" + kind);
+    outcome fetched = run_cli({"batch", "fetch", "-o", out.string(), "--poll-seconds", "0.05"}, dir, kind + "-fetch",
+                              server.env());
+    REQUIRE_MESSAGE(fetched.status == 0, fetched.err);
+    const auto lines = json_lines(out);
+    REQUIRE(lines.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+      CAPTURE(i);
+      const json& l = lines[i];
+      CHECK(l["error"].is_null());
+      const json& body = l["response"]["body"];
+      if (kind == "responses") {
+        CHECK(l["custom_id"] == "r" + std::to_string(i));
+        CHECK(body["object"] == "response");
+        CHECK(body["model"] == "o3-pro");
+        CHECK(l["usage"]["reasoning_tokens"] == 16);
+      } else {
+        CHECK(l["custom_id"] == "e" + std::to_string(i));
+        CHECK(body["object"] == "list");
+        REQUIRE(body["data"][0]["embedding"].is_array());
+        CHECK(body["data"][0]["embedding"].size() == 16);
+        if (i == 2) CHECK(body["data"][0]["embedding"] == lines[0]["response"]["body"]["data"][0]["embedding"]);
+      }
+    }
+    // The same file online: every answer from the cache the batch filled.
+    outcome rerun = run_cli({"run", in, "-o", (dir / (kind + "-rerun.jsonl")).string(), "--cache-dir", cache},
+                            dir, kind + "-rerun", server.env());
+    CHECK_MESSAGE(rerun.status == 0, rerun.err);
+    CHECK(rerun.err.find("from cache   3") != std::string::npos);
+  }
+  CHECK(server.stop() == 0);  // nothing online: the batches answered, then the cache
+  // 3 responses lines, 2 embedding lines (text 0 twice is sent once).
+  CHECK(batch_counts(server) == std::pair<long, long>{2, 5});
+}
+
 TEST_CASE("batch: SIGKILLed while waiting, a fresh process fetches the stored job; no second batch") {
   for (const auto& p : batch_providers) {
     CAPTURE(p.name);
