@@ -859,11 +859,29 @@ namespace detail {
 /// "/responses") appended, as the official SDKs do; a URL that already ends in it is kept.
 /// Throws std::invalid_argument on a malformed URL.
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_view suffix);
+
+/// What every OpenAI provider (chat, legacy completions, Responses, embeddings) holds and
+/// sends alike: the key, the endpoint, the model, and a POST with `Authorization: Bearer`.
+class openai_connection {
+ public:
+  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
+  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& model() const noexcept { return model_; }
+
+ protected:
+  /// `url` as openai_endpoint() makes it; `api_key` may be null or empty (no Authorization).
+  REQUESTS_ENGINE_INLINE openai_connection(const char* api_key, std::string url, std::string_view suffix,
+                                           std::string model);
+  std::string api_key_;
+  std::string endpoint_;
+  std::string model_;
+};
 }  // namespace detail
 
 /// OpenAI chat completions, and every server that speaks it (vLLM, Ollama, llama.cpp server,
 /// Groq, Together, Cerebras, ...).
-class openai_compatible {
+class openai_compatible : public detail::openai_connection {
  public:
   /// `url` is a base URL ending in /v1 (the client appends /chat/completions, as the official
   /// SDKs do) or the full endpoint ending in /chat/completions. `api_key` may be null or
@@ -874,17 +892,12 @@ class openai_compatible {
 
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c,
                                                               const params& p) const;
-  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(
       const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
   /// One single-choice response per choice: the prompt tokens go to the first, the
   /// completion tokens are shared out evenly (the remainder to the first).
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
-
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
-  [[nodiscard]] const std::string& model() const noexcept { return model_; }
 
   /// Presets, a base URL and a key variable away. The hosted ones throw std::invalid_argument
   /// naming the variable when it is unset; the local servers take a key only if one is set.
@@ -906,17 +919,12 @@ class openai_compatible {
   /// name); LLAMA_API_KEY if it was started with --api-key.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible llama_cpp(
       std::string model = "default", std::string base_url = "http://127.0.0.1:8080/v1");
-
- private:
-  std::string api_key_;
-  std::string endpoint_;
-  std::string model_;
 };
 
 /// OpenAI's legacy text completions (`POST /v1/completions` with a `prompt`), which vLLM,
 /// llama.cpp and others also serve, for base models that take raw text. The conversation must
 /// be one user message of text: it is the prompt, sent as it is.
-class openai_completions {
+class openai_completions : public detail::openai_connection {
  public:
   /// `url` is a base URL ending in /v1 (the client appends /completions) or the full endpoint.
   REQUESTS_ENGINE_INLINE openai_completions(const char* api_key, std::string url, std::string model);
@@ -924,11 +932,8 @@ class openai_completions {
       : openai_completions(api_key.c_str(), std::move(url), std::move(model)) {}
 
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
-  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   /// One single-choice response per choice (params::n), usage shared out as openai_compatible does.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
   /// With options::batching set: many requests in one HTTP request, `prompt` as an array
@@ -938,17 +943,12 @@ class openai_completions {
   /// by the length of each prompt and of its answers.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
       const std::vector<batch_request>& batch, batch_context& context) const;
-
- private:
-  std::string api_key_;
-  std::string endpoint_;
-  std::string model_;
 };
 
 /// OpenAI's Responses API (`POST /v1/responses`), the only way to some models (o1-pro,
 /// o3-pro, gpt-5-pro, the codex models). One answer per request (no params::n, stop or seed);
 /// nothing is stored on OpenAI's side (`store: false`, params::extra may say otherwise).
-class openai_responses {
+class openai_responses : public detail::openai_connection {
  public:
   /// `url` is a base URL ending in /v1 (the client appends /responses) or the full endpoint.
   REQUESTS_ENGINE_INLINE openai_responses(const char* api_key, std::string url, std::string model);
@@ -956,24 +956,14 @@ class openai_responses {
       : openai_responses(api_key.c_str(), std::move(url), std::move(model)) {}
 
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
-  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
   /// finish_reason: "stop", "tool_calls", "refusal", or for an incomplete response its reason
   /// ("max_output_tokens", "content_filter"); a response of status "failed" is an error.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
-
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
-  [[nodiscard]] const std::string& model() const noexcept { return model_; }
 
   /// OPENAI_API_KEY (std::invalid_argument naming it when unset); OPENAI_BASE_URL when set,
   /// else https://api.openai.com/v1.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses openai(std::string model);
-
- private:
-  std::string api_key_;
-  std::string endpoint_;
-  std::string model_;
 };
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -1467,7 +1457,7 @@ enum class embedding_encoding { float_array, base64 };
 /// inputs, and send_batch packs them into HTTP requests of at most max_inputs() inputs (OpenAI:
 /// 2,048) and max_request_tokens() estimated tokens (OpenAI: 300,000 summed over the inputs).
 /// Each input is still a request of its own for the cache: a rerun sends only the new ones.
-class openai_embeddings {
+class openai_embeddings : public detail::openai_connection {
  public:
   /// `url` is a base URL ending in /v1 (the client appends /embeddings) or the full endpoint.
   /// `api_key` may be null or empty for local servers that take no key.
@@ -1495,11 +1485,9 @@ class openai_embeddings {
   /// empty (the API refuses empty inputs); params::model and params::extra (merged in, e.g.
   /// {"user": ...}) apply, sampling params do not.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
-  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
   /// Reads a one-input answer (data[0]); the vector decoded from floats or base64.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
   /// Packs the inputs into `input` arrays, sends them one HTTP request after another, and maps
   /// the answer's data[].index back to each input. The usage covers a whole request: each
   /// input's share is by its length. A request refused with 400 as a whole is split in two and
@@ -1509,15 +1497,10 @@ class openai_embeddings {
   [[nodiscard]] batching_options batching_defaults() const { return batching_; }
   [[nodiscard]] bool deterministic() const noexcept { return true; }
 
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
-  [[nodiscard]] const std::string& model() const noexcept { return model_; }
   [[nodiscard]] std::size_t max_inputs() const noexcept { return max_inputs_; }
   [[nodiscard]] std::int64_t max_request_tokens() const noexcept { return max_request_tokens_; }
 
  private:
-  std::string api_key_;
-  std::string endpoint_;
-  std::string model_;
   std::optional<std::int64_t> dimensions_;
   embedding_encoding encoding_ = embedding_encoding::base64;
   std::size_t max_inputs_ = 2048;
@@ -3461,13 +3444,24 @@ REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_
   return url;
 }
 
+REQUESTS_ENGINE_INLINE openai_connection::openai_connection(const char* api_key, std::string url,
+                                                            std::string_view suffix, std::string model)
+    : api_key_(api_key ? api_key : ""), endpoint_(openai_endpoint(std::move(url), suffix)), model_(std::move(model)) {}
+
+REQUESTS_ENGINE_INLINE http_request openai_connection::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
 }  // namespace detail
 
 REQUESTS_ENGINE_INLINE openai_compatible::openai_compatible(const char* api_key, std::string url,
                                                             std::string model)
-    : api_key_(api_key ? api_key : ""),
-      endpoint_(detail::openai_endpoint(std::move(url), "/chat/completions")),
-      model_(std::move(model)) {}
+    : openai_connection(api_key, std::move(url), "/chat/completions", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversation& c,
                                                                  const params& p) const {
@@ -3552,15 +3546,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_compatible::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 namespace detail {
@@ -4025,9 +4010,7 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::strin
 // --- openai_completions (legacy) -----------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_completions::openai_completions(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""),
-      endpoint_(detail::openai_endpoint(std::move(url), "/completions")),
-      model_(std::move(model)) {}
+    : openai_connection(api_key, std::move(url), "/completions", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversation& c, const params& p) const {
   auto unsupported = [](const std::string& what) { return detail::unsupported("openai_completions", what); };
@@ -4060,15 +4043,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversa
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_completions::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(const http_response& r) const {
@@ -4232,9 +4206,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
 // --- openai_responses -----------------------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_responses::openai_responses(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""),
-      endpoint_(detail::openai_endpoint(std::move(url), "/responses")),
-      model_(std::move(model)) {}
+    : openai_connection(api_key, std::move(url), "/responses", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversation& c, const params& p) const {
   auto unsupported = [](const std::string& what) { return detail::unsupported("openai_responses", what); };
@@ -4324,15 +4296,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_responses::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 namespace detail {
@@ -5901,19 +5864,11 @@ inline result<std::vector<float>> decode_embedding(const json& e) {
 // --- openai_embeddings -----------------------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_embeddings::openai_embeddings(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  const std::string suffix = "/embeddings";
-  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
-    url += suffix;
-  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
-  endpoint_ = std::move(url);
-}
+    : openai_connection(api_key, std::move(url), "/embeddings", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE openai_embeddings openai_embeddings::openai(std::string model) {
-  const char* key = std::getenv("OPENAI_API_KEY");
-  if (!key || !*key) throw std::invalid_argument("requests_engine: openai_embeddings::openai(): OPENAI_API_KEY is not set");
-  return openai_embeddings(key, detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+  return openai_embeddings(detail::required_env("OPENAI_API_KEY", "openai", "openai_embeddings"),
+                           detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
 }
 
 REQUESTS_ENGINE_INLINE openai_embeddings& openai_embeddings::dimensions(std::int64_t n) {
@@ -5951,15 +5906,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_embeddings::make_body(const conversat
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_embeddings::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(const http_response& r) const {

@@ -100,6 +100,67 @@ inline bool image_part(const std::string& url, re::content_part& out, std::strin
   return true;
 }
 
+// One content part of a chat message: text, image_url or input_audio, added to `into`.
+inline bool chat_part(const json& part, const std::string& pw, re::message& into, std::string& why) {
+  const std::string type = part.is_object() ? part.value("type", std::string()) : std::string();
+  if (type == "text" && part.contains("text") && part["text"].is_string()) {
+    into.content.push_back(re::content_part::from_text(part["text"].get<std::string>()));
+  } else if (type == "image_url" && part.contains("image_url")) {
+    const json& iu = part["image_url"];
+    const json url = iu.is_object() ? iu.value("url", json()) : iu;
+    re::content_part p;
+    if (!url.is_string() || !image_part(url.get<std::string>(), p, why)) {
+      if (why.empty()) why = "'image_url' needs a string 'url'";
+      why = pw + ": " + why;
+      return false;
+    }
+    into.content.push_back(std::move(p));
+  } else if (type == "input_audio" && part.contains("input_audio") && part["input_audio"].is_object()) {
+    const json& a = part["input_audio"];
+    std::string bytes;
+    if (!a.contains("data") || !a["data"].is_string() || !a.contains("format") || !a["format"].is_string() ||
+        !base64_decode(a["data"].get<std::string>(), bytes)) {
+      why = pw + ": 'input_audio' needs base64 'data' and a 'format'";
+      return false;
+    }
+    into.content.push_back(re::content_part::audio_bytes(std::move(bytes), a["format"].get<std::string>()));
+  } else {
+    why = pw + ": a content part must be text, image_url or input_audio";
+    return false;
+  }
+  return true;
+}
+
+// The role and content every OpenAI-shaped message has (chat messages, Responses input items):
+// the role as a re::role (system and developer: role::system), the content a string or an
+// array of parts, each read by `read_part(part, "where.content[k]", msg, why)`.
+inline bool read_role_and_content(const json& m, const std::string& where, re::message& msg, std::string& why,
+                                  bool (*read_part)(const json&, const std::string&, re::message&, std::string&)) {
+  const std::string r = m["role"].get<std::string>();
+  if (r == "system" || r == "developer") {
+    msg.author = re::role::system;
+  } else if (r == "user") {
+    msg.author = re::role::user;
+  } else if (r == "assistant") {
+    msg.author = re::role::assistant;
+  } else {
+    why = where + ": role '" + r + "' is not supported by requests-engine run (system, developer, user, assistant)";
+    return false;
+  }
+  const json content = m.value("content", json());
+  if (content.is_string()) {
+    msg.content.push_back(re::content_part::from_text(content.get<std::string>()));
+    return true;
+  }
+  if (!content.is_array()) {
+    why = where + ": 'content' must be a string or an array of parts";
+    return false;
+  }
+  for (std::size_t k = 0; k < content.size(); ++k)
+    if (!read_part(content[k], where + ".content[" + std::to_string(k) + "]", msg, why)) return false;
+  return true;
+}
+
 // OpenAI-shaped messages (role + content as a string or a list of parts) into a conversation.
 inline bool to_conversation(const json& messages, re::conversation& conv, std::string& why) {
   if (!messages.is_array() || messages.empty()) {
@@ -119,56 +180,8 @@ inline bool to_conversation(const json& messages, re::conversation& conv, std::s
         return false;
       }
     }
-    const std::string r = m["role"].get<std::string>();
     re::message msg;
-    if (r == "system" || r == "developer") {
-      msg.author = re::role::system;
-    } else if (r == "user") {
-      msg.author = re::role::user;
-    } else if (r == "assistant") {
-      msg.author = re::role::assistant;
-    } else {
-      why = where + ": role '" + r + "' is not supported by requests-engine run (system, developer, user, assistant)";
-      return false;
-    }
-    const json content = m.value("content", json());
-    if (content.is_string()) {
-      msg.content.push_back(re::content_part::from_text(content.get<std::string>()));
-    } else if (content.is_array()) {
-      for (std::size_t k = 0; k < content.size(); ++k) {
-        const json& part = content[k];
-        const std::string pw = where + ".content[" + std::to_string(k) + "]";
-        const std::string type = part.is_object() ? part.value("type", std::string()) : std::string();
-        if (type == "text" && part.contains("text") && part["text"].is_string()) {
-          msg.content.push_back(re::content_part::from_text(part["text"].get<std::string>()));
-        } else if (type == "image_url" && part.contains("image_url")) {
-          const json& iu = part["image_url"];
-          const json url = iu.is_object() ? iu.value("url", json()) : iu;
-          re::content_part p;
-          if (!url.is_string() || !image_part(url.get<std::string>(), p, why)) {
-            if (why.empty()) why = "'image_url' needs a string 'url'";
-            why = pw + ": " + why;
-            return false;
-          }
-          msg.content.push_back(std::move(p));
-        } else if (type == "input_audio" && part.contains("input_audio") && part["input_audio"].is_object()) {
-          const json& a = part["input_audio"];
-          std::string bytes;
-          if (!a.contains("data") || !a["data"].is_string() || !a.contains("format") || !a["format"].is_string() ||
-              !base64_decode(a["data"].get<std::string>(), bytes)) {
-            why = pw + ": 'input_audio' needs base64 'data' and a 'format'";
-            return false;
-          }
-          msg.content.push_back(re::content_part::audio_bytes(std::move(bytes), a["format"].get<std::string>()));
-        } else {
-          why = pw + ": a content part must be text, image_url or input_audio";
-          return false;
-        }
-      }
-    } else {
-      why = where + ": 'content' must be a string or an array of parts";
-      return false;
-    }
+    if (!read_role_and_content(m, where, msg, why, chat_part)) return false;
     conv.add(std::move(msg));
   }
   return true;
@@ -341,6 +354,26 @@ inline bool responses_tools(const json& body, re::params& p, std::string& why) {
   return true;
 }
 
+// One content part of a Responses input item: input_text, output_text or input_image.
+inline bool responses_part(const json& part, const std::string& pw, re::message& into, std::string& why) {
+  const std::string pt = part.is_object() ? part.value("type", std::string()) : std::string();
+  if ((pt == "input_text" || pt == "output_text") && part.contains("text") && part["text"].is_string()) {
+    into.content.push_back(re::content_part::from_text(part["text"].get<std::string>()));
+    return true;
+  }
+  if (pt == "input_image" && part.contains("image_url") && part["image_url"].is_string()) {
+    re::content_part p;
+    if (!image_part(part["image_url"].get<std::string>(), p, why)) {
+      why = pw + ": " + why;
+      return false;
+    }
+    into.content.push_back(std::move(p));
+    return true;
+  }
+  why = pw + ": a content part must be input_text, output_text or input_image with an image_url";
+  return false;
+}
+
 // A Responses API `input`: a string, or a list of message items whose content is a string or
 // input_text / input_image / output_text parts.
 inline bool responses_input(const json& input, re::conversation& conv, std::string& why) {
@@ -368,43 +401,9 @@ inline bool responses_input(const json& input, re::conversation& conv, std::stri
         return false;
       }
     }
-    const std::string r = m["role"].get<std::string>();
     re::message msg;
-    if (r == "user") {
-      msg.author = re::role::user;
-    } else if (r == "assistant") {
-      msg.author = re::role::assistant;
-    } else if (r != "system" && r != "developer") {
-      why = where + ": role '" + r + "' is not supported (system, developer, user, assistant)";
-      return false;
-    }
-    const json content = m.value("content", json());
-    if (content.is_string()) {
-      msg.content.push_back(re::content_part::from_text(content.get<std::string>()));
-    } else if (content.is_array()) {
-      for (std::size_t k = 0; k < content.size(); ++k) {
-        const json& part = content[k];
-        const std::string pw = where + ".content[" + std::to_string(k) + "]";
-        const std::string pt = part.is_object() ? part.value("type", std::string()) : std::string();
-        if ((pt == "input_text" || pt == "output_text") && part.contains("text") && part["text"].is_string()) {
-          msg.content.push_back(re::content_part::from_text(part["text"].get<std::string>()));
-        } else if (pt == "input_image" && part.contains("image_url") && part["image_url"].is_string()) {
-          re::content_part p;
-          if (!image_part(part["image_url"].get<std::string>(), p, why)) {
-            why = pw + ": " + why;
-            return false;
-          }
-          msg.content.push_back(std::move(p));
-        } else {
-          why = pw + ": a content part must be input_text, output_text or input_image with an image_url";
-          return false;
-        }
-      }
-    } else {
-      why = where + ": 'content' must be a string or an array of parts";
-      return false;
-    }
-    if (r == "system" || r == "developer") {
+    if (!read_role_and_content(m, where, msg, why, responses_part)) return false;
+    if (msg.author == re::role::system) {
       system += (system.empty() ? "" : "\n\n") + msg.text();
       continue;
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "provider.hpp"
+#include "openai.hpp"     // detail::openai_connection
 #include "google.hpp"     // detail::google_error_from_response, detail::check_path_segment
 #include "transport.hpp"  // send_batch sends the packed requests itself
 
@@ -21,7 +22,7 @@ enum class embedding_encoding { float_array, base64 };
 /// inputs, and send_batch packs them into HTTP requests of at most max_inputs() inputs (OpenAI:
 /// 2,048) and max_request_tokens() estimated tokens (OpenAI: 300,000 summed over the inputs).
 /// Each input is still a request of its own for the cache: a rerun sends only the new ones.
-class openai_embeddings {
+class openai_embeddings : public detail::openai_connection {
  public:
   /// `url` is a base URL ending in /v1 (the client appends /embeddings) or the full endpoint.
   /// `api_key` may be null or empty for local servers that take no key.
@@ -49,11 +50,9 @@ class openai_embeddings {
   /// empty (the API refuses empty inputs); params::model and params::extra (merged in, e.g.
   /// {"user": ...}) apply, sampling params do not.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
-  [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
   /// Reads a one-input answer (data[0]); the vector decoded from floats or base64.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
   /// Packs the inputs into `input` arrays, sends them one HTTP request after another, and maps
   /// the answer's data[].index back to each input. The usage covers a whole request: each
   /// input's share is by its length. A request refused with 400 as a whole is split in two and
@@ -63,15 +62,10 @@ class openai_embeddings {
   [[nodiscard]] batching_options batching_defaults() const { return batching_; }
   [[nodiscard]] bool deterministic() const noexcept { return true; }
 
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
-  [[nodiscard]] const std::string& model() const noexcept { return model_; }
   [[nodiscard]] std::size_t max_inputs() const noexcept { return max_inputs_; }
   [[nodiscard]] std::int64_t max_request_tokens() const noexcept { return max_request_tokens_; }
 
  private:
-  std::string api_key_;
-  std::string endpoint_;
-  std::string model_;
   std::optional<std::int64_t> dimensions_;
   embedding_encoding encoding_ = embedding_encoding::base64;
   std::size_t max_inputs_ = 2048;

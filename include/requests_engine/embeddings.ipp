@@ -104,19 +104,11 @@ inline result<std::vector<float>> decode_embedding(const json& e) {
 // --- openai_embeddings -----------------------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_embeddings::openai_embeddings(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""), model_(std::move(model)) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  const std::string suffix = "/embeddings";
-  if (url.size() < suffix.size() || url.compare(url.size() - suffix.size(), suffix.size(), suffix) != 0)
-    url += suffix;
-  (void)parse_url(url);  // throws std::invalid_argument on a malformed URL
-  endpoint_ = std::move(url);
-}
+    : openai_connection(api_key, std::move(url), "/embeddings", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE openai_embeddings openai_embeddings::openai(std::string model) {
-  const char* key = std::getenv("OPENAI_API_KEY");
-  if (!key || !*key) throw std::invalid_argument("requests_engine: openai_embeddings::openai(): OPENAI_API_KEY is not set");
-  return openai_embeddings(key, detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+  return openai_embeddings(detail::required_env("OPENAI_API_KEY", "openai", "openai_embeddings"),
+                           detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
 }
 
 REQUESTS_ENGINE_INLINE openai_embeddings& openai_embeddings::dimensions(std::int64_t n) {
@@ -154,15 +146,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_embeddings::make_body(const conversat
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_embeddings::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(const http_response& r) const {

@@ -28,13 +28,24 @@ REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_
   return url;
 }
 
+REQUESTS_ENGINE_INLINE openai_connection::openai_connection(const char* api_key, std::string url,
+                                                            std::string_view suffix, std::string model)
+    : api_key_(api_key ? api_key : ""), endpoint_(openai_endpoint(std::move(url), suffix)), model_(std::move(model)) {}
+
+REQUESTS_ENGINE_INLINE http_request openai_connection::make_request(const std::string& body) const {
+  http_request r;
+  r.url = endpoint_;
+  r.body = body;
+  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  r.headers.emplace_back("Accept", "application/json");
+  return r;
+}
+
 }  // namespace detail
 
 REQUESTS_ENGINE_INLINE openai_compatible::openai_compatible(const char* api_key, std::string url,
                                                             std::string model)
-    : api_key_(api_key ? api_key : ""),
-      endpoint_(detail::openai_endpoint(std::move(url), "/chat/completions")),
-      model_(std::move(model)) {}
+    : openai_connection(api_key, std::move(url), "/chat/completions", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversation& c,
                                                                  const params& p) const {
@@ -119,15 +130,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_compatible::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 namespace detail {
@@ -592,9 +594,7 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::strin
 // --- openai_completions (legacy) -----------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_completions::openai_completions(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""),
-      endpoint_(detail::openai_endpoint(std::move(url), "/completions")),
-      model_(std::move(model)) {}
+    : openai_connection(api_key, std::move(url), "/completions", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversation& c, const params& p) const {
   auto unsupported = [](const std::string& what) { return detail::unsupported("openai_completions", what); };
@@ -627,15 +627,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversa
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_completions::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(const http_response& r) const {
@@ -799,9 +790,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
 // --- openai_responses -----------------------------------------------------------------------
 
 REQUESTS_ENGINE_INLINE openai_responses::openai_responses(const char* api_key, std::string url, std::string model)
-    : api_key_(api_key ? api_key : ""),
-      endpoint_(detail::openai_endpoint(std::move(url), "/responses")),
-      model_(std::move(model)) {}
+    : openai_connection(api_key, std::move(url), "/responses", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversation& c, const params& p) const {
   auto unsupported = [](const std::string& what) { return detail::unsupported("openai_responses", what); };
@@ -891,15 +880,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
     body.merge_patch(p.extra());
   }
   return body;
-}
-
-REQUESTS_ENGINE_INLINE http_request openai_responses::make_request(const std::string& body) const {
-  http_request r;
-  r.url = endpoint_;
-  r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-  r.headers.emplace_back("Accept", "application/json");
-  return r;
 }
 
 namespace detail {

@@ -283,5 +283,32 @@ inline double seeded_uniform(std::uint64_t seed, std::uint64_t n) {
 
 inline long long ceil_seconds(std::chrono::milliseconds d) { return std::max<long long>(1, (d.count() + 999) / 1000); }
 
+// What every OpenAI route checks first, in OpenAI's words: the body is a JSON object with a
+// string `model`, copied to `model`. On failure fills `error` and `param` and returns false.
+inline bool openai_body_with_model(const nlohmann::json& body, std::string& model, std::string& error,
+                                   nlohmann::json& param) {
+  param = nullptr;
+  if (body.is_discarded()) {
+    error =
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+        "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)";
+    return false;
+  }
+  if (!body.is_object()) {
+    error = std::string("Invalid request body: expected a JSON object, but got ") + body.type_name() + " instead.";
+    return false;
+  }
+  const auto m = body.find("model");
+  if (m == body.end() || !m->is_string()) {
+    error = m == body.end() ? std::string("'model' is a required property")
+                            : std::string("Invalid type for 'model': expected a string, but got ") + m->type_name() +
+                                  " instead.";
+    param = "model";
+    return false;
+  }
+  model = m->get<std::string>();
+  return true;
+}
+
 }  // namespace detail
 }  // namespace requests_engine_mock

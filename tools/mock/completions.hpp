@@ -25,20 +25,8 @@ struct completions_request {
 // Validates a legacy completions body; on failure fills `error` and `param` and returns false.
 inline bool parse_completions_request(const nlohmann::json& body, completions_request& out, std::string& error,
                                       nlohmann::json& param) {
-  param = nullptr;
-  if (body.is_discarded() || !body.is_object()) {
-    error = "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
-            "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)";
-    return false;
-  }
   out = completions_request{};
-  const auto model = body.find("model");
-  if (model == body.end() || !model->is_string()) {
-    error = model == body.end() ? "'model' is a required property" : "Invalid type for 'model': expected a string.";
-    param = "model";
-    return false;
-  }
-  out.model = model->get<std::string>();
+  if (!openai_body_with_model(body, out.model, error, param)) return false;
   const auto prompt = body.find("prompt");
   if (prompt == body.end()) {
     error = "'prompt' is a required property";

@@ -55,20 +55,8 @@ struct embeddings_request {
 // Validates a CreateEmbeddingRequest as OpenAI does; on failure fills `error` and `param`.
 inline bool parse_embeddings_request(const nlohmann::json& body, embeddings_request& out, std::string& error,
                                      nlohmann::json& param) {
-  param = nullptr;
-  if (body.is_discarded() || !body.is_object()) {
-    error = "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
-            "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)";
-    return false;
-  }
   out = embeddings_request{};
-  const auto model = body.find("model");
-  if (model == body.end() || !model->is_string()) {
-    error = model == body.end() ? "'model' is a required property" : "Invalid type for 'model': expected a string.";
-    param = "model";
-    return false;
-  }
-  out.model = model->get<std::string>();
+  if (!openai_body_with_model(body, out.model, error, param)) return false;
   const auto input = body.find("input");
   param = "input";
   if (input == body.end()) {

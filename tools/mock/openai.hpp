@@ -58,28 +58,8 @@ struct chat_request {
 // `param` (the offending property, or null) and returns false.
 inline bool parse_chat_request(const nlohmann::json& body, chat_request& out, std::string& error,
                                nlohmann::json& param) {
-  param = nullptr;
-  if (body.is_discarded()) {
-    error =
-        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
-        "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)";
-    return false;
-  }
-  if (!body.is_object()) {
-    error = std::string("Invalid request body: expected a JSON object, but got ") + body.type_name() + " instead.";
-    return false;
-  }
-  const auto model = body.find("model");
-  if (model == body.end()) {
-    error = "'model' is a required property";
-    param = "model";
-    return false;
-  }
-  if (!model->is_string()) {
-    error = std::string("Invalid type for 'model': expected a string, but got ") + model->type_name() + " instead.";
-    param = "model";
-    return false;
-  }
+  std::string model;
+  if (!openai_body_with_model(body, model, error, param)) return false;
   const auto messages = body.find("messages");
   if (messages == body.end()) {
     error = "'messages' is a required property";
@@ -100,7 +80,7 @@ inline bool parse_chat_request(const nlohmann::json& body, chat_request& out, st
     return false;
   }
   out = chat_request{};
-  out.model = model->get<std::string>();
+  out.model = std::move(model);
   std::size_t i = 0;
   for (const auto& m : *messages) {
     const auto role = m.is_object() ? m.find("role") : m.end();
