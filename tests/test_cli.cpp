@@ -413,6 +413,28 @@ std::string responses_line(const std::string& id, const std::string& model, cons
          "\n";
 }
 
+// A vector as OpenAI sends it for encoding_format "base64": little-endian float32, base64.
+std::string float32_base64(const json& vector) {
+  static const char* const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::vector<unsigned char> bytes;
+  for (const json& x : vector) {
+    const float f = x.get<float>();
+    unsigned char b[4];
+    std::memcpy(b, &f, 4);  // this machine is little-endian, as OpenAI's encoding
+    bytes.insert(bytes.end(), b, b + 4);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const unsigned v = (unsigned(bytes[i]) << 16) | (i + 1 < bytes.size() ? unsigned(bytes[i + 1]) << 8 : 0u) |
+                       (i + 2 < bytes.size() ? unsigned(bytes[i + 2]) : 0u);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? alphabet[(v >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? alphabet[v & 63] : '=';
+  }
+  return out;
+}
+
 std::string embeddings_line(const std::string& id, const std::string& text) {
   return json{{"custom_id", id},
               {"method", "POST"},
@@ -532,20 +554,26 @@ TEST_CASE("embed: one vector per text, packed into few requests; a rerun embeds 
     if (by_id.count(l["id"].get<std::string>())) CHECK(l["embedding"] == by_id[l["id"].get<std::string>()]["embedding"]);
 
   // --dimensions, and a Batch file of /v1/embeddings lines through `run`.
-  write_text(dir / "batch.jsonl", embeddings_line("e0", "text number 1") + embeddings_line("e1", "another text"));
+  write_text(dir / "batch.jsonl",
+             embeddings_line("e0", "text number 1") + embeddings_line("e1", "another text") +
+                 R"({"custom_id":"e2","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"text number 1","encoding_format":"base64"}})" "\n");
   outcome b = run_cli({"run", (dir / "batch.jsonl").string(), "-o", (dir / "b-out.jsonl").string(), "--dimensions",
                        "8", "--no-cache", "--ordered"},
                       dir, "batch", server.env());
   CHECK_MESSAGE(b.status == 0, b.err);
   const auto bout = json_lines(dir / "b-out.jsonl");
-  REQUIRE(bout.size() == 2);
+  REQUIRE(bout.size() == 3);
   for (const json& l : bout) {
     const json& body = l["response"]["body"];
     CHECK(body["object"] == "list");
     CHECK(body["data"][0]["object"] == "embedding");
-    CHECK(body["data"][0]["embedding"].size() == 8);
     CHECK(body["model"] == "text-embedding-3-small");
+    if (l["custom_id"] != "e2") CHECK(body["data"][0]["embedding"].size() == 8);
   }
+  // The line that asked for base64 gets the vector as OpenAI sends it then: the same floats.
+  const json& floats = bout[0]["response"]["body"]["data"][0]["embedding"];
+  REQUIRE(bout[2]["response"]["body"]["data"][0]["embedding"].is_string());
+  CHECK(bout[2]["response"]["body"]["data"][0]["embedding"] == float32_base64(floats));
   outcome bad = run_cli({"embed", (dir / "batch.jsonl").string(), "-o", (dir / "x.jsonl").string(), "--provider",
                          "anthropic", "--no-cache"},
                         dir, "bad", server.env());

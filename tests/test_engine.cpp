@@ -492,9 +492,10 @@ TEST_CASE("retries: 429 with retry-after, 503 twice, x-should-retry, insufficien
     std::lock_guard<std::mutex> lock(calls.m);
     CHECK(calls.calls["429 once"] == 2);
   }
-  // The retry-after of 1 s was honoured: not much earlier, not much later.
+  // The retry-after of 1 s was honoured: not earlier, and not a backoff of its own on top (the
+  // upper bound leaves room for TSan on a loaded 2-core machine, where 1.8 s was once exceeded).
   CHECK(results[0]->latency >= std::chrono::milliseconds(950));
-  CHECK(results[0]->latency <= std::chrono::milliseconds(1800));
+  CHECK(results[0]->latency <= std::chrono::milliseconds(3000));
 
   REQUIRE(results[1]);
   CHECK(results[1]->attempts == 3);

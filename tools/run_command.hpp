@@ -14,6 +14,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -300,9 +302,22 @@ inline json responses_body(const re::completion& c) {
 }
 
 // An embeddings list (OpenAI's shape) of one vector.
-inline json embeddings_body(const re::completion& c) {
+// An embeddings answer in OpenAI's shape; `base64`: the vector as OpenAI sends it when asked for
+// encoding_format "base64" (little-endian float32, base64).
+inline json embeddings_body(const re::completion& c, bool base64) {
+  json vector = c.embedding_vector;
+  if (base64) {
+    std::string bytes;
+    bytes.reserve(c.embedding_vector.size() * 4);
+    for (float f : c.embedding_vector) {
+      std::uint32_t u = 0;
+      std::memcpy(&u, &f, sizeof u);
+      for (int k = 0; k < 4; ++k) bytes.push_back(static_cast<char>((u >> (8 * k)) & 0xffu));
+    }
+    vector = re::detail::base64_encode(bytes);
+  }
   return {{"object", "list"},
-          {"data", json::array({{{"object", "embedding"}, {"index", 0}, {"embedding", c.embedding_vector}}})},
+          {"data", json::array({{{"object", "embedding"}, {"index", 0}, {"embedding", std::move(vector)}}})},
           {"model", c.model},
           {"usage", {{"prompt_tokens", c.usage.input_tokens}, {"total_tokens", c.usage.input_tokens}}}};
 }
@@ -327,7 +342,7 @@ inline std::string output_line(const input_item& item, input_format format, cons
     if (r) {
       json body = openai_shaped_body && !embeddings ? r->raw() : json();
       if (body.is_discarded() || !body.is_object())
-        body = embeddings                        ? embeddings_body(*r)
+        body = embeddings                        ? embeddings_body(*r, item.base64)
                : batch_url == "/v1/responses" ? responses_body(*r)
                                                  : chat_completion_body(*r);
       line["response"] = {{"status_code", 200}, {"request_id", ""}, {"body", std::move(body)}};

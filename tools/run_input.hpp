@@ -27,6 +27,7 @@ struct input_item {
   re::params par;
   std::string hash;       ///< request hash, when the provider could build the body
   std::optional<std::int64_t> dimensions;  ///< embeddings: the line's "dimensions", if any
+  bool base64 = false;    ///< embeddings: the line asked for encoding_format "base64" (its answer is written so)
 };
 
 struct input_file {
@@ -510,6 +511,7 @@ inline bool read_embeddings_body(const json& body, input_item& item, std::string
     why = "'encoding_format' must be float or base64";
     return false;
   }
+  item.base64 = body.value("encoding_format", "") == "base64";
   return true;
 }
 
