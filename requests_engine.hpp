@@ -112,6 +112,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -466,6 +467,9 @@ struct completion {
   bool deduplicated = false;
   int attempts = 0;
   std::chrono::milliseconds latency{0};  ///< from first send to final answer, retries included
+  /// A streamed answer: from sending the attempt that answered to its first piece (or to its
+  /// end, when no piece came). Unset when the answer was not streamed (or came from the cache).
+  std::optional<std::chrono::milliseconds> time_to_first_token;
 };
 
 /// One input's embedding (engine::embed(), engine::submit_embed()).
@@ -549,6 +553,7 @@ struct url_parts {
 //       // choice, usage shared out: with it, n samples fill n cache slots
 
 class transport_session;
+class stream_decoder;  // stream.hpp
 using conversation_type = conversation;
 using params_type = params;
 
@@ -649,6 +654,12 @@ class provider_ops {
   virtual std::optional<batching_options> batching_defaults() const = 0;
   /// One answer per request: identical requests share sample 0.
   virtual bool deterministic() const = 0;
+  /// Streaming (stream.hpp): the provider has make_stream_request and make_stream_decoder.
+  virtual bool can_stream() const = 0;
+  virtual result<http_request> make_stream_request(const std::string& body) const = 0;
+  virtual std::unique_ptr<stream_decoder> make_stream_decoder() const = 0;
+  /// This request must stream (stream_mode::automatic): Anthropic's rule for long answers.
+  virtual bool stream_needed(const std::string& body) const = 0;
 };
 
 }  // namespace detail
@@ -733,9 +744,53 @@ struct has_deterministic<
     P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().deterministic()), bool>>>
     : std::true_type {};
 
+template <class P, class = void>
+struct has_make_stream_request : std::false_type {};
+template <class P>
+struct has_make_stream_request<P, std::enable_if_t<std::is_convertible_v<
+                                      decltype(std::declval<const P&>().make_stream_request(std::declval<const std::string&>())),
+                                      result<http_request>>>> : std::true_type {};
+template <class P, class = void>
+struct has_make_stream_decoder : std::false_type {};
+template <class P>
+struct has_make_stream_decoder<P, std::enable_if_t<std::is_convertible_v<
+                                      decltype(std::declval<const P&>().make_stream_decoder()),
+                                      std::unique_ptr<stream_decoder>>>> : std::true_type {};
+template <class P, class = void>
+struct has_stream_needed : std::false_type {};
+template <class P>
+struct has_stream_needed<P, std::enable_if_t<std::is_convertible_v<
+                                decltype(std::declval<const P&>().stream_needed(std::declval<const std::string&>())),
+                                bool>>> : std::true_type {};
+
 template <class Provider>
 class provider_adapter final : public provider_ops {
  public:
+  static constexpr bool streams = has_make_stream_request<Provider>::value && has_make_stream_decoder<Provider>::value;
+  bool can_stream() const override { return streams; }
+  result<http_request> make_stream_request(const std::string& body) const override {
+    if constexpr (streams) {
+      return p_.make_stream_request(body);
+    } else {
+      (void)body;
+      return error{error_code::internal, 0, "this provider does not stream", {}, 0, {}};
+    }
+  }
+  std::unique_ptr<stream_decoder> make_stream_decoder() const override {
+    if constexpr (streams) {
+      return p_.make_stream_decoder();
+    } else {
+      return nullptr;
+    }
+  }
+  bool stream_needed(const std::string& body) const override {
+    if constexpr (streams && has_stream_needed<Provider>::value) {
+      return static_cast<bool>(p_.stream_needed(body));
+    } else {
+      (void)body;
+      return false;
+    }
+  }
   std::vector<std::string> split_choices(const std::string& body) const override {
     if constexpr (has_split_choices<Provider>::value) {
       return p_.split_choices(body);
@@ -799,6 +854,153 @@ class provider_adapter final : public provider_ops {
 
 REQUESTS_ENGINE_NAMESPACE_END
 
+// ---- include/requests_engine/stream.hpp ----------------------------------------------------
+// stream.hpp: streamed answers. What a piece of a streamed answer is (stream_delta), when the
+// engine streams (stream_mode), the decoder a provider gives for its stream format, and the
+// readers of the two framings on the wire: server-sent events, and AWS's binary event stream.
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+/// One piece of an answer as it arrives (options::on_delta).
+struct stream_delta {
+  enum class kind {
+    text,       ///< a piece of the answer's text
+    tool_call,  ///< a piece of a tool call's arguments (JSON text); the call's first piece names it
+    reasoning,  ///< a piece of the model's visible reasoning (Anthropic thinking, Gemini thoughts)
+  };
+  kind type = kind::text;
+  std::size_t choice = 0;      ///< which choice (params::n) or candidate
+  std::string text;            ///< the piece
+  std::size_t tool_index = 0;  ///< tool_call: which call of the choice, from 0
+  std::string tool_id;         ///< tool_call: set on the call's first piece
+  std::string tool_name;       ///< tool_call: set on the call's first piece
+  /// Which attempt of the request sent it. A stream that breaks is retried from the start:
+  /// pieces with a higher attempt replace everything received before them.
+  int attempt = 1;
+};
+
+/// When the engine asks for a streamed answer (options::stream).
+enum class stream_mode {
+  automatic,  ///< where the provider needs it (Anthropic's rule for long answers) or options::on_delta is set
+  always,     ///< every request of a provider that can stream
+  never,      ///< whole answers only (on_delta is then never called)
+};
+
+/// Reads one streamed answer in a provider's format and assembles it into the body the same
+/// request gives unstreamed: the body parse_response reads and the cache stores. A provider
+/// that streams returns a fresh one per attempt from `make_stream_decoder()`.
+class stream_decoder {
+ public:
+  virtual ~stream_decoder() = default;
+  /// The next bytes of a 2xx body as they arrive; appends the pieces they complete to `out`.
+  /// An error ends the stream: an error event from the server, or bytes that break the format.
+  virtual std::optional<error> feed(std::string_view bytes, std::vector<stream_delta>& out) = 0;
+  /// The body ended: the whole answer as the unstreamed response body, or an error when the
+  /// stream stopped before its end (a retryable `connection` error).
+  virtual result<std::string> finish() = 0;
+};
+
+// A provider that streams has, besides the members in provider.hpp,
+//   result<http_request> make_stream_request(const std::string& body) const;  // or http_request
+//       // the streamed request for the same body (its stream flag, its streaming endpoint)
+//   std::unique_ptr<stream_decoder> make_stream_decoder() const;
+// and optionally
+//   bool stream_needed(const std::string& body) const;  // stream_mode::automatic streams it
+
+namespace detail {
+
+/// Server-sent events (the WHATWG rules): lines end in CRLF, LF or CR; `event:` names the
+/// event, `data:` lines are joined with '\n', a blank line ends the event; comments (`:`),
+/// `id:` and `retry:` are skipped. An event without data is not dispatched.
+class sse_reader {
+ public:
+  struct event {
+    std::string name;
+    std::string data;
+  };
+  REQUESTS_ENGINE_INLINE void feed(std::string_view bytes, std::vector<event>& out);
+  /// Nothing half-read: the body ended on an event boundary.
+  [[nodiscard]] bool idle() const noexcept { return line_.empty() && !has_data_ && current_.name.empty(); }
+
+ private:
+  REQUESTS_ENGINE_INLINE void line(std::string_view l, std::vector<event>& out);
+  std::string line_;
+  event current_;
+  bool has_data_ = false;
+  bool after_cr_ = false;  // the last byte was a CR: a LF right after it ends nothing more
+};
+
+/// CRC-32 (IEEE 802.3, as zlib's crc32): `crc` continues an earlier value.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::uint32_t crc32(std::string_view data, std::uint32_t crc = 0);
+
+/// One message of AWS's event-stream framing (`application/vnd.amazon.eventstream`).
+struct event_stream_message {
+  header_list headers;  ///< values as text: strings and bytes as they are, numbers in decimal,
+                        ///< booleans "true"/"false", timestamps in milliseconds, UUIDs in hex
+  std::string payload;
+  [[nodiscard]] std::string header(std::string_view name) const { return find_header(headers, name); }
+};
+
+/// Reads event-stream messages as the bytes arrive: a 12-byte prelude (total length, headers
+/// length, both big-endian uint32, and the prelude's CRC-32), the headers, the payload, and the
+/// CRC-32 of all that came before. A bad length or CRC is an error, and the stream is dead.
+class event_stream_reader {
+ public:
+  /// Appends the messages `bytes` completes; false (and error()) on a broken frame.
+  REQUESTS_ENGINE_INLINE bool feed(std::string_view bytes, std::vector<event_stream_message>& out);
+  [[nodiscard]] const std::string& error() const noexcept { return error_; }
+  [[nodiscard]] bool idle() const noexcept { return buffer_.empty(); }
+  static constexpr std::uint32_t max_message_bytes = 16u * 1024u * 1024u;  // AWS's limit
+  static constexpr std::uint32_t max_header_bytes = 128u * 1024u;
+
+ private:
+  REQUESTS_ENGINE_INLINE bool decode(std::string_view frame, event_stream_message& m);
+  std::string buffer_;
+  std::string error_;
+};
+
+/// Standard base64 (padding optional) into bytes; false on a character outside the alphabet.
+[[nodiscard]] REQUESTS_ENGINE_INLINE bool base64_decode(std::string_view text, std::string& out);
+
+/// `body` (a JSON object) with "stream": true, and with stream_options.include_usage for the
+/// OpenAI formats that report usage only when asked.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string with_stream_flag(const std::string& body, bool include_usage);
+
+// The decoders of each format, assembling the unstreamed body of that API.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> openai_chat_stream();
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> openai_completions_stream();
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> openai_responses_stream();
+/// Anthropic Messages events, as server-sent events, or (bedrock) as event-stream messages
+/// whose payload `{"bytes": base64}` holds each event.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> anthropic_stream(bool bedrock);
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> gemini_stream();
+
+/// `r` asking for a stream: its Accept header becomes `accept` (text/event-stream by default).
+[[nodiscard]] inline http_request accepting(http_request r, std::string_view accept = "text/event-stream") {
+  bool found = false;
+  for (auto& h : r.headers) {
+    if (h.first.size() == 6 && (h.first[0] == 'A' || h.first[0] == 'a') && h.first.compare(1, 5, "ccept") == 0) {
+      h.second.assign(accept.data(), accept.size());
+      found = true;
+    }
+  }
+  if (!found) r.headers.emplace_back("Accept", std::string(accept));
+  return r;
+}
+[[nodiscard]] inline result<http_request> accepting(result<http_request> r) {
+  if (!r) return r;
+  return accepting(std::move(*r));
+}
+
+/// Anthropic's SDK rule: a request whose max_tokens could take more than ten minutes to answer
+/// (3600 s x max_tokens / 128,000 > 600 s, so above 21,333 tokens; above 8,192 for Claude
+/// Opus 4 and 4.1) must stream.
+[[nodiscard]] REQUESTS_ENGINE_INLINE bool anthropic_needs_stream(const std::string& body, std::string_view model);
+
+}  // namespace detail
+
+REQUESTS_ENGINE_NAMESPACE_END
+
 // ---- include/requests_engine/transport.hpp -------------------------------------------------
 // transport.hpp: how requests reach the network: sessions (one per worker) and the default
 // transport over cpp-httplib, one keep-alive connection per origin.
@@ -823,6 +1025,21 @@ class transport_session {
   /// tls, timeout, response_too_large or cancelled); an HTTP answer of any status is a value.
   /// `cancelled` is polled while the body arrives.
   virtual result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) = 0;
+  /// Like send(), but a 2xx body goes to `sink` piece by piece as it arrives (the returned
+  /// response's body is then empty); `sink` returning false ends the exchange (an error value).
+  /// Any other status is read whole, as send() reads it. The read timeout bounds each read, so
+  /// it limits the silence between events, not the whole answer. This default, for transports
+  /// that cannot stream, reads the whole body with send() and hands it over at once.
+  virtual result<http_response> send_streaming(const http_request& req, const std::atomic<bool>& cancelled,
+                                               const std::function<bool(std::string_view)>& sink) {
+    result<http_response> r = send(req, cancelled);
+    if (r && r->status >= 200 && r->status < 300) {
+      const std::string body = std::move(r->body);
+      r->body.clear();
+      if (!sink(body)) return error{error_code::connection, 0, "the stream was abandoned", {}, 0, {}};
+    }
+    return r;
+  }
   /// Called from another thread to abandon the exchange under way in send() (on cancel): send
   /// must then return soon. Must be safe to call at any time, also when nothing is in flight.
   virtual void abort() noexcept {}
@@ -895,6 +1112,12 @@ class openai_compatible : public detail::openai_connection {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(
       const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  /// Streaming: the body with "stream": true and stream_options.include_usage (so the last
+  /// event carries the usage), answered as chat.completion.chunk events and `data: [DONE]`.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, true)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_chat_stream(); }
   /// One single-choice response per choice: the prompt tokens go to the first, the
   /// completion tokens are shared out evenly (the remainder to the first).
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
@@ -934,6 +1157,13 @@ class openai_completions : public detail::openai_connection {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  /// Streaming: "stream": true with stream_options.include_usage; text_completion chunks.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, true)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const {
+    return detail::openai_completions_stream();
+  }
   /// One single-choice response per choice (params::n), usage shared out as openai_compatible does.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
   /// With options::batching set: many requests in one HTTP request, `prompt` as an array
@@ -960,6 +1190,12 @@ class openai_responses : public detail::openai_connection {
   /// ("max_output_tokens", "content_filter"); a response of status "failed" is an error.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  /// Streaming: "stream": true; typed events, the last (response.completed or
+  /// response.incomplete) carrying the whole response.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, false)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_responses_stream(); }
 
   /// OPENAI_API_KEY (std::invalid_argument naming it when unset); OPENAI_BASE_URL when set,
   /// else https://api.openai.com/v1.
@@ -1008,6 +1244,13 @@ class anthropic {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  /// Streaming: "stream": true; message_start, content blocks, message_delta, message_stop.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, false)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(false); }
+  /// Anthropic's rule (see detail::anthropic_needs_stream): max_tokens above 21,333 streams.
+  [[nodiscard]] bool stream_needed(const std::string& body) const { return detail::anthropic_needs_stream(body, {}); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
@@ -1108,8 +1351,19 @@ class bedrock_anthropic {
   /// Signed with the current time: the engine calls it before every attempt.
   [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
   /// make_request signed at `timestamp` (YYYYMMDDTHHMMSSZ): for tests against known signatures.
+  /// `stream`: the InvokeModelWithResponseStream request (/invoke-with-response-stream).
   [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request_at(const std::string& body,
-                                                                    const std::string& timestamp) const;
+                                                                    const std::string& timestamp,
+                                                                    bool stream = false) const;
+  /// Streaming: POST /model/{id}/invoke-with-response-stream, answered in AWS's event-stream
+  /// framing, each `chunk` event holding one Anthropic stream event (base64).
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return make_request_at(body, detail::sigv4_timestamp(std::chrono::system_clock::now()), true);
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(true); }
+  [[nodiscard]] bool stream_needed(const std::string& body) const {
+    return detail::anthropic_needs_stream(body, model_id_);
+  }
   /// Messages API answers; errors in Bedrock's shape ({"message"} and the x-amzn-ErrorType header).
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
@@ -1220,6 +1474,14 @@ namespace detail {
                                                               std::string_view provider);
 /// A generateContent answer (any status) as a completion.
 [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_response& r);
+/// ".../models/{m}:generateContent" as its streaming twin ":streamGenerateContent?alt=sse".
+[[nodiscard]] inline std::string gemini_stream_url(const std::string& endpoint) {
+  const std::string tail = ":generateContent";
+  std::string base = endpoint;
+  if (base.size() >= tail.size() && base.compare(base.size() - tail.size(), tail.size(), tail) == 0)
+    base.erase(base.size() - tail.size());
+  return base + ":streamGenerateContent?alt=sse";
+}
 /// A multi-candidate answer as one single-candidate answer per candidate, usage shared out.
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> gemini_split_candidates(const std::string& body);
 /// A non-2xx answer in Google's shape ({"error":{"code","message","status"}}, bare or in an
@@ -1275,6 +1537,11 @@ class vertex_openai {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  /// Streaming as OpenAI chat completions do.
+  [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
+    return detail::accepting(where_.request(chat_.endpoint(), detail::with_stream_flag(body, true)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_chat_stream(); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return chat_.endpoint(); }
   [[nodiscard]] const std::string& model() const noexcept { return chat_.model(); }
@@ -1307,6 +1574,11 @@ class vertex_gemini {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
+  [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
+    return detail::accepting(where_.request(detail::gemini_stream_url(endpoint_), body));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::gemini_stream(); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
@@ -1338,6 +1610,14 @@ class vertex_anthropic {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  /// Streaming: streamRawPredict with "stream": true, answered with Anthropic's events.
+  [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
+    return detail::accepting(where_.request(stream_endpoint_, detail::with_stream_flag(body, false)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(false); }
+  [[nodiscard]] bool stream_needed(const std::string& body) const {
+    return detail::anthropic_needs_stream(body, model_);
+  }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
@@ -1347,6 +1627,7 @@ class vertex_anthropic {
   detail::vertex_location where_;
   std::string model_;
   std::string endpoint_;
+  std::string stream_endpoint_;  // :streamRawPredict
   std::int64_t default_max_tokens_ = 4096;
 };
 
@@ -1374,6 +1655,13 @@ class gemini {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    http_request r = detail::accepting(make_request(body));
+    r.url = detail::gemini_stream_url(endpoint_);
+    return r;
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::gemini_stream(); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
@@ -1926,6 +2214,8 @@ using result_callback = std::function<void(std::size_t index, const result<compl
 using retry_callback = std::function<void(const retry_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
+/// A piece of a streamed answer: the request's index (input index in run(), ticket in submit()).
+using delta_callback = std::function<void(std::size_t index, const stream_delta&)>;
 
 /// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
 class options {
@@ -1960,6 +2250,16 @@ class options {
   options& on_result(result_callback f) { on_result_ = std::move(f); return *this; }
   /// Called before each retry is scheduled (never two callbacks at once).
   options& on_retry(retry_callback f) { on_retry_ = std::move(f); return *this; }
+  /// Called with each piece of a streamed answer as it arrives (text, tool-call arguments,
+  /// reasoning), in order, never two callbacks at once. Setting it makes stream_mode::automatic
+  /// stream every request of a provider that can. A stream that breaks is retried from the
+  /// start: its pieces then come again with stream_delta::attempt one higher.
+  options& on_delta(delta_callback f) { on_delta_ = std::move(f); return *this; }
+  /// When to ask for a streamed answer (default automatic: where the provider needs it, as
+  /// Anthropic does for long answers, or where on_delta is set). A streamed answer is assembled
+  /// into the same completion, and cached in the same form, as an unstreamed one; the read
+  /// timeout then bounds the silence between events, not the whole answer.
+  options& stream(stream_mode m) { stream_ = m; return *this; }
   /// Called at most every progress_interval, and once when the engine becomes idle.
   options& on_progress(progress_callback f) { on_progress_ = std::move(f); return *this; }
   /// Where the engine's own messages go (default: stderr). One line per call, no newline.
@@ -2001,6 +2301,8 @@ class options {
   [[nodiscard]] const result_callback& on_result() const noexcept { return on_result_; }
   [[nodiscard]] const retry_callback& on_retry() const noexcept { return on_retry_; }
   [[nodiscard]] const progress_callback& on_progress() const noexcept { return on_progress_; }
+  [[nodiscard]] const delta_callback& on_delta() const noexcept { return on_delta_; }
+  [[nodiscard]] stream_mode stream() const noexcept { return stream_; }
   [[nodiscard]] const log_callback& on_log() const noexcept { return on_log_; }
   [[nodiscard]] const price_table& prices() const { return prices_ ? *prices_ : price_table::builtin(); }
   [[nodiscard]] std::chrono::milliseconds progress_interval() const noexcept { return progress_interval_; }
@@ -2030,6 +2332,8 @@ class options {
   result_callback on_result_;
   retry_callback on_retry_;
   progress_callback on_progress_;
+  delta_callback on_delta_;
+  stream_mode stream_ = stream_mode::automatic;
   log_callback on_log_;
   std::shared_ptr<const price_table> prices_;
   std::chrono::milliseconds progress_interval_{100};
@@ -2298,6 +2602,16 @@ class dispatcher {
                                                          const std::string& response_body);
   REQUESTS_ENGINE_INLINE std::unique_ptr<job> pop(std::size_t worker);
   REQUESTS_ENGINE_INLINE void run_attempt(std::unique_ptr<job> j, transport_session& s);
+  // Whether this attempt asks for a streamed answer (options::stream, on_delta, the provider's rule).
+  [[nodiscard]] bool wants_stream(const provider_ops& p, const std::string& body) const {
+    if (!p.can_stream()) return false;
+    switch (options_.stream()) {
+      case stream_mode::never: return false;
+      case stream_mode::always: return true;
+      case stream_mode::automatic: break;
+    }
+    return static_cast<bool>(options_.on_delta()) || p.stream_needed(body);
+  }
   REQUESTS_ENGINE_INLINE void finish(std::unique_ptr<job> j, result<completion>&& r);
   REQUESTS_ENGINE_INLINE void deliver_all(std::size_t index, const deliver_fn& deliver,
                                           std::vector<std::pair<std::size_t, deliver_fn>>& followers,
@@ -3234,6 +3548,872 @@ REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
 
 REQUESTS_ENGINE_NAMESPACE_END
 
+// ---- include/requests_engine/stream.ipp ----------------------------------------------------
+// stream.ipp: the definitions of stream.hpp (the implementation half of requests_engine.hpp).
+// In the compiled mode they are compiled once, in the file that defines REQUESTS_ENGINE_IMPLEMENTATION.
+
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+
+namespace detail {
+
+REQUESTS_ENGINE_INLINE void sse_reader::feed(std::string_view bytes, std::vector<event>& out) {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    if (c != '\r' && c != '\n') continue;
+    if (c == '\n' && after_cr_ && i == start && line_.empty()) {  // the LF of a CRLF split across feeds
+      after_cr_ = false;
+      start = i + 1;
+      continue;
+    }
+    if (line_.empty()) {
+      line(bytes.substr(start, i - start), out);
+    } else {
+      line_.append(bytes.data() + start, i - start);
+      line(line_, out);
+      line_.clear();
+    }
+    if (c == '\r' && i + 1 < bytes.size() && bytes[i + 1] == '\n') ++i;
+    after_cr_ = c == '\r' && i + 1 == bytes.size();
+    start = i + 1;
+  }
+  if (start < bytes.size()) {
+    line_.append(bytes.data() + start, bytes.size() - start);
+    after_cr_ = false;
+  }
+}
+
+REQUESTS_ENGINE_INLINE void sse_reader::line(std::string_view l, std::vector<event>& out) {
+  if (l.empty()) {
+    if (has_data_) {
+      if (!current_.data.empty() && current_.data.back() == '\n') current_.data.pop_back();
+      out.push_back(std::move(current_));
+    }
+    current_ = event{};
+    has_data_ = false;
+    return;
+  }
+  if (l.front() == ':') return;  // a comment (a keep-alive, often)
+  const std::size_t colon = l.find(':');
+  std::string_view field = l.substr(0, colon);
+  std::string_view value;
+  if (colon != std::string_view::npos) {
+    value = l.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  }
+  if (field == "data") {
+    current_.data.append(value.data(), value.size());
+    current_.data.push_back('\n');
+    has_data_ = true;
+  } else if (field == "event") {
+    current_.name.assign(value.data(), value.size());
+  }
+}
+
+REQUESTS_ENGINE_INLINE std::uint32_t crc32(std::string_view data, std::uint32_t crc) {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (char ch : data) crc = table[(crc ^ static_cast<unsigned char>(ch)) & 0xffu] ^ (crc >> 8);
+  return ~crc;
+}
+
+namespace stream_impl {
+inline std::uint64_t read_be(std::string_view s, std::size_t at, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+}  // namespace stream_impl
+using stream_impl::read_be;
+
+REQUESTS_ENGINE_INLINE bool event_stream_reader::feed(std::string_view bytes,
+                                                      std::vector<event_stream_message>& out) {
+  if (!error_.empty()) return false;
+  buffer_.append(bytes.data(), bytes.size());
+  std::size_t pos = 0;
+  while (buffer_.size() - pos >= 12) {
+    std::string_view rest(buffer_.data() + pos, buffer_.size() - pos);
+    const auto total = static_cast<std::uint32_t>(read_be(rest, 0, 4));
+    const auto headers = static_cast<std::uint32_t>(read_be(rest, 4, 4));
+    const auto prelude_crc = static_cast<std::uint32_t>(read_be(rest, 8, 4));
+    if (crc32(rest.substr(0, 8)) != prelude_crc) {
+      error_ = "event stream: the prelude's CRC does not match (the frame is corrupt)";
+      return false;
+    }
+    if (total < 16 || total > max_message_bytes || headers > max_header_bytes || headers > total - 16) {
+      error_ = "event stream: a frame of impossible lengths (total " + std::to_string(total) + ", headers " +
+               std::to_string(headers) + ")";
+      return false;
+    }
+    if (rest.size() < total) break;
+    std::string_view frame = rest.substr(0, total);
+    if (crc32(frame.substr(0, total - 4)) != static_cast<std::uint32_t>(read_be(frame, total - 4, 4))) {
+      error_ = "event stream: the message's CRC does not match (the frame is corrupt)";
+      return false;
+    }
+    event_stream_message m;
+    if (!decode(frame, m)) return false;
+    out.push_back(std::move(m));
+    pos += total;
+  }
+  buffer_.erase(0, pos);
+  return true;
+}
+
+REQUESTS_ENGINE_INLINE bool event_stream_reader::decode(std::string_view frame, event_stream_message& m) {
+  const auto headers_len = static_cast<std::size_t>(read_be(frame, 4, 4));
+  std::string_view h = frame.substr(12, headers_len);
+  m.payload.assign(frame.data() + 12 + headers_len, frame.size() - 16 - headers_len);
+  std::size_t i = 0;
+  auto bad = [&](const char* what) {
+    error_ = std::string("event stream: a bad header (") + what + ")";
+    return false;
+  };
+  while (i < h.size()) {
+    const std::size_t name_len = static_cast<unsigned char>(h[i++]);
+    if (name_len == 0 || i + name_len + 1 > h.size()) return bad("its name runs past the headers");
+    std::string name(h.substr(i, name_len));
+    i += name_len;
+    const int type = static_cast<unsigned char>(h[i++]);
+    std::string value;
+    auto fixed = [&](std::size_t n) -> bool {
+      if (i + n > h.size()) return false;
+      return true;
+    };
+    switch (type) {
+      case 0: value = "true"; break;
+      case 1: value = "false"; break;
+      case 2: case 3: case 4: case 5: {
+        const std::size_t n = type == 2 ? 1 : type == 3 ? 2 : type == 4 ? 4 : 8;
+        if (!fixed(n)) return bad("a number runs past the headers");
+        std::uint64_t u = read_be(h, i, n);
+        // Two's complement of the width read.
+        std::int64_t v = n == 8 ? static_cast<std::int64_t>(u)
+                                : static_cast<std::int64_t>(u) - ((u >> (8 * n - 1)) ? (std::int64_t{1} << (8 * n)) : 0);
+        value = std::to_string(v);
+        i += n;
+        break;
+      }
+      case 6: case 7: {
+        if (!fixed(2)) return bad("a length runs past the headers");
+        const auto n = static_cast<std::size_t>(read_be(h, i, 2));
+        i += 2;
+        if (!fixed(n)) return bad("a value runs past the headers");
+        value.assign(h.data() + i, n);
+        i += n;
+        break;
+      }
+      case 8: {
+        if (!fixed(8)) return bad("a timestamp runs past the headers");
+        value = std::to_string(static_cast<std::int64_t>(read_be(h, i, 8)));
+        i += 8;
+        break;
+      }
+      case 9: {
+        if (!fixed(16)) return bad("a UUID runs past the headers");
+        static const char digits[] = "0123456789abcdef";
+        for (std::size_t k = 0; k < 16; ++k) {
+          const auto b = static_cast<unsigned char>(h[i + k]);
+          value.push_back(digits[b >> 4]);
+          value.push_back(digits[b & 15]);
+        }
+        i += 16;
+        break;
+      }
+      default:
+        return bad(("unknown type " + std::to_string(type)).c_str());
+    }
+    m.headers.emplace_back(std::move(name), std::move(value));
+  }
+  return true;
+}
+
+REQUESTS_ENGINE_INLINE bool base64_decode(std::string_view text, std::string& out) {
+  out.clear();
+  out.reserve(text.size() / 4 * 3);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : text) {
+    int d;
+    if (ch >= 'A' && ch <= 'Z') d = ch - 'A';
+    else if (ch >= 'a' && ch <= 'z') d = ch - 'a' + 26;
+    else if (ch >= '0' && ch <= '9') d = ch - '0' + 52;
+    else if (ch == '+') d = 62;
+    else if (ch == '/') d = 63;
+    else if (ch == '=') break;
+    else return false;
+    acc = ((acc << 6) | static_cast<std::uint32_t>(d)) & 0xffffffu;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xffu));
+    }
+  }
+  return true;
+}
+
+REQUESTS_ENGINE_INLINE std::string with_stream_flag(const std::string& body, bool include_usage) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(body, nullptr, false);
+  if (!j.is_object()) return body;  // not ours to fix: the server will say what is wrong
+  j["stream"] = true;
+  if (include_usage) {
+    auto& so = j["stream_options"];
+    if (!so.is_object()) so = nlohmann::ordered_json::object();
+    so["include_usage"] = true;
+  }
+  return j.dump();
+}
+
+REQUESTS_ENGINE_INLINE bool anthropic_needs_stream(const std::string& body, std::string_view model) {
+  const json j = json::parse(body, nullptr, false);
+  if (!j.is_object()) return false;
+  const auto mt = j.find("max_tokens");
+  if (mt == j.end() || !mt->is_number()) return false;
+  const double max_tokens = mt->get<double>();
+  if (3600.0 * max_tokens / 128000.0 > 600.0) return true;
+  std::string m(model);
+  if (m.empty()) {
+    const auto it = j.find("model");
+    if (it != j.end() && it->is_string()) m = it->get<std::string>();
+  }
+  // The Anthropic SDKs' MODEL_NONSTREAMING_TOKENS.
+  static const char* const opus4[] = {"claude-opus-4-20250514",
+                                      "claude-opus-4-0",
+                                      "claude-4-opus-20250514",
+                                      "anthropic.claude-opus-4-20250514-v1:0",
+                                      "claude-opus-4@20250514",
+                                      "claude-opus-4-1-20250805",
+                                      "anthropic.claude-opus-4-1-20250805-v1:0",
+                                      "claude-opus-4-1@20250805"};
+  for (const char* name : opus4) {
+    // Bedrock ids may carry a region prefix ("us.anthropic...").
+    const std::string_view n(name);
+    if (m == n || (m.size() > n.size() && m.compare(m.size() - n.size(), n.size(), n) == 0 &&
+                   m[m.size() - n.size() - 1] == '.'))
+      return max_tokens > 8192;
+  }
+  return false;
+}
+
+namespace stream_impl {
+
+using ojson = nlohmann::ordered_json;
+
+inline error stream_error(error_code code, std::string message, std::string provider_code = {}) {
+  error e{code, 200, std::move(message), std::move(provider_code), 0, {}};
+  return e;
+}
+
+inline error cut_short(const char* format) {
+  return stream_error(error_code::connection,
+                      std::string("the ") + format + " stream ended before its last event (cut short)");
+}
+
+inline std::optional<error> not_json(const char* format) {
+  return stream_error(error_code::invalid_response, std::string("a ") + format + " stream event is not JSON");
+}
+
+// A mid-stream error event: retryable (the engine retries connection and server errors).
+inline error error_event(std::string_view type, std::string message) {
+  const bool limited = type.find("rate_limit") != std::string_view::npos || type == "RESOURCE_EXHAUSTED" ||
+                       type == "throttlingException";
+  error e = stream_error(limited ? error_code::rate_limited : error_code::server_error,
+                         "error event in the stream: " + message, std::string(type));
+  return e;
+}
+
+inline std::string string_or(const ojson& j, const char* key, std::string fallback = {}) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+inline std::size_t index_of(const ojson& j, const char* key = "index") {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_number_unsigned()) return 0;
+  const auto v = it->get<std::uint64_t>();
+  return v > 1024 ? 1024 : static_cast<std::size_t>(v);  // a hostile index never grows a vector far
+}
+
+// The SSE formats (OpenAI, Anthropic, Gemini): events in, a decoder's `event` per event.
+class sse_decoder : public stream_decoder {
+ public:
+  std::optional<error> feed(std::string_view bytes, std::vector<stream_delta>& out) override {
+    events_.clear();
+    reader_.feed(bytes, events_);
+    for (auto& ev : events_)
+      if (auto e = event(ev.name, ev.data, out)) return e;
+    return std::nullopt;
+  }
+
+ protected:
+  virtual std::optional<error> event(const std::string& name, const std::string& data,
+                                     std::vector<stream_delta>& out) = 0;
+
+ private:
+  sse_reader reader_;
+  std::vector<sse_reader::event> events_;
+};
+
+// OpenAI chat completions: chat.completion.chunk events, then `data: [DONE]`.
+class openai_chat_decoder final : public sse_decoder {
+  struct call {
+    std::string id, type = "function", name, arguments;
+  };
+  struct choice_state {
+    bool seen = false;
+    std::string role = "assistant";
+    std::string content, refusal, reasoning;
+    bool has_content = false, has_refusal = false, has_reasoning = false;
+    std::vector<call> calls;
+    ojson finish_reason;  // null until the choice ends
+    ojson logprobs;       // null unless sent
+  };
+
+ public:
+  result<std::string> finish() override {
+    bool all_finished = !choices_.empty();
+    for (const auto& c : choices_) all_finished = all_finished && (!c.seen || !c.finish_reason.is_null());
+    if (!done_ && !(all_finished && !usage_.is_null())) return cut_short("chat completions");
+    ojson body;
+    body["id"] = id_;
+    body["object"] = "chat.completion";
+    body["created"] = created_;
+    body["model"] = model_;
+    ojson choices = ojson::array();
+    for (std::size_t i = 0; i < choices_.size(); ++i) {
+      const auto& c = choices_[i];
+      if (!c.seen) continue;
+      ojson msg;
+      msg["role"] = c.role;
+      msg["content"] = c.has_content || c.calls.empty() ? ojson(c.content) : ojson(nullptr);
+      msg["refusal"] = c.has_refusal ? ojson(c.refusal) : ojson(nullptr);
+      if (c.has_reasoning) msg["reasoning_content"] = c.reasoning;
+      if (!c.calls.empty()) {
+        ojson calls = ojson::array();
+        for (const auto& t : c.calls)
+          calls.push_back(ojson{{"id", t.id}, {"type", t.type}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+        msg["tool_calls"] = std::move(calls);
+      }
+      ojson ch;
+      ch["index"] = i;
+      ch["message"] = std::move(msg);
+      ch["logprobs"] = c.logprobs;
+      ch["finish_reason"] = c.finish_reason;
+      choices.push_back(std::move(ch));
+    }
+    body["choices"] = std::move(choices);
+    if (!usage_.is_null()) body["usage"] = usage_;
+    for (auto& kv : extra_.items()) body[kv.key()] = kv.value();
+    return body.dump();
+  }
+
+ protected:
+  std::optional<error> event(const std::string&, const std::string& data, std::vector<stream_delta>& out) override {
+    if (data == "[DONE]") {
+      done_ = true;
+      return std::nullopt;
+    }
+    const ojson j = ojson::parse(data, nullptr, false);
+    if (!j.is_object()) return not_json("chat completions");
+    if (const auto e = j.find("error"); e != j.end() && !e->is_null()) {
+      const ojson& err = *e;
+      return error_event(err.is_object() ? string_or(err, "code", string_or(err, "type")) : "",
+                         err.is_object() ? string_or(err, "message", err.dump()) : err.dump());
+    }
+    if (id_.empty()) id_ = string_or(j, "id");
+    if (const auto c = j.find("created"); c != j.end() && c->is_number() && created_.is_null()) created_ = *c;
+    if (model_.empty()) model_ = string_or(j, "model");
+    for (const char* key : {"system_fingerprint", "service_tier"})
+      if (const auto it = j.find(key); it != j.end() && !it->is_null()) extra_[key] = *it;
+    if (const auto u = j.find("usage"); u != j.end() && u->is_object()) usage_ = *u;
+    const auto chs = j.find("choices");
+    if (chs == j.end() || !chs->is_array()) return std::nullopt;
+    for (const auto& ch : *chs) {
+      if (!ch.is_object()) continue;
+      const std::size_t idx = index_of(ch);
+      if (choices_.size() <= idx) choices_.resize(idx + 1);
+      auto& st = choices_[idx];
+      st.seen = true;
+      if (const auto fr = ch.find("finish_reason"); fr != ch.end() && !fr->is_null()) st.finish_reason = *fr;
+      if (const auto lp = ch.find("logprobs"); lp != ch.end() && !lp->is_null()) {
+        if (st.logprobs.is_null()) st.logprobs = ojson{{"content", ojson::array()}};
+        if (const auto lc = lp->find("content"); lc != lp->end() && lc->is_array())
+          for (const auto& x : *lc) st.logprobs["content"].push_back(x);
+      }
+      const auto d = ch.find("delta");
+      if (d == ch.end() || !d->is_object()) continue;
+      if (const auto r = d->find("role"); r != d->end() && r->is_string()) st.role = r->get<std::string>();
+      if (const auto t = d->find("content"); t != d->end() && t->is_string()) {
+        st.has_content = true;
+        const auto& piece = t->get_ref<const std::string&>();
+        st.content += piece;
+        if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::text, idx, piece, 0, {}, {}, 1});
+      }
+      if (const auto t = d->find("refusal"); t != d->end() && t->is_string()) {
+        st.has_refusal = true;
+        st.refusal += t->get_ref<const std::string&>();
+      }
+      for (const char* key : {"reasoning_content", "reasoning"}) {
+        if (const auto t = d->find(key); t != d->end() && t->is_string()) {
+          st.has_reasoning = true;
+          const auto& piece = t->get_ref<const std::string&>();
+          st.reasoning += piece;
+          if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::reasoning, idx, piece, 0, {}, {}, 1});
+        }
+      }
+      const auto tcs = d->find("tool_calls");
+      if (tcs == d->end() || !tcs->is_array()) continue;
+      for (const auto& tc : *tcs) {
+        if (!tc.is_object()) continue;
+        const std::size_t ti = index_of(tc);
+        if (st.calls.size() <= ti) st.calls.resize(ti + 1);
+        auto& c = st.calls[ti];
+        stream_delta piece{stream_delta::kind::tool_call, idx, {}, ti, {}, {}, 1};
+        if (const auto id = tc.find("id"); id != tc.end() && id->is_string()) c.id = piece.tool_id = id->get<std::string>();
+        if (const auto ty = tc.find("type"); ty != tc.end() && ty->is_string()) c.type = ty->get<std::string>();
+        if (const auto f = tc.find("function"); f != tc.end() && f->is_object()) {
+          if (const auto n = f->find("name"); n != f->end() && n->is_string()) {
+            c.name += n->get<std::string>();
+            piece.tool_name = n->get<std::string>();
+          }
+          if (const auto a = f->find("arguments"); a != f->end() && a->is_string()) {
+            c.arguments += a->get<std::string>();
+            piece.text = a->get<std::string>();
+          }
+        }
+        if (!piece.text.empty() || !piece.tool_id.empty() || !piece.tool_name.empty()) out.push_back(std::move(piece));
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  bool done_ = false;
+  std::string id_, model_;
+  ojson created_;
+  ojson usage_;
+  ojson extra_ = ojson::object();
+  std::vector<choice_state> choices_;
+};
+
+// OpenAI legacy completions: text_completion chunks, then `data: [DONE]`.
+class openai_completions_decoder final : public sse_decoder {
+  struct choice_state {
+    bool seen = false;
+    std::string text;
+    ojson finish_reason;
+  };
+
+ public:
+  result<std::string> finish() override {
+    bool all_finished = !choices_.empty();
+    for (const auto& c : choices_) all_finished = all_finished && (!c.seen || !c.finish_reason.is_null());
+    if (!done_ && !(all_finished && !usage_.is_null())) return cut_short("completions");
+    ojson body;
+    body["id"] = id_;
+    body["object"] = "text_completion";
+    body["created"] = created_;
+    body["model"] = model_;
+    ojson choices = ojson::array();
+    for (std::size_t i = 0; i < choices_.size(); ++i) {
+      if (!choices_[i].seen) continue;
+      choices.push_back(ojson{{"text", choices_[i].text},
+                              {"index", i},
+                              {"logprobs", nullptr},
+                              {"finish_reason", choices_[i].finish_reason}});
+    }
+    body["choices"] = std::move(choices);
+    if (!usage_.is_null()) body["usage"] = usage_;
+    for (auto& kv : extra_.items()) body[kv.key()] = kv.value();
+    return body.dump();
+  }
+
+ protected:
+  std::optional<error> event(const std::string&, const std::string& data, std::vector<stream_delta>& out) override {
+    if (data == "[DONE]") {
+      done_ = true;
+      return std::nullopt;
+    }
+    const ojson j = ojson::parse(data, nullptr, false);
+    if (!j.is_object()) return not_json("completions");
+    if (const auto e = j.find("error"); e != j.end() && !e->is_null()) {
+      const ojson& err = *e;
+      return error_event(err.is_object() ? string_or(err, "code", string_or(err, "type")) : "",
+                         err.is_object() ? string_or(err, "message", err.dump()) : err.dump());
+    }
+    if (id_.empty()) id_ = string_or(j, "id");
+    if (const auto c = j.find("created"); c != j.end() && c->is_number() && created_.is_null()) created_ = *c;
+    if (model_.empty()) model_ = string_or(j, "model");
+    if (const auto it = j.find("system_fingerprint"); it != j.end() && !it->is_null()) extra_["system_fingerprint"] = *it;
+    if (const auto u = j.find("usage"); u != j.end() && u->is_object()) usage_ = *u;
+    const auto chs = j.find("choices");
+    if (chs == j.end() || !chs->is_array()) return std::nullopt;
+    for (const auto& ch : *chs) {
+      if (!ch.is_object()) continue;
+      const std::size_t idx = index_of(ch);
+      if (choices_.size() <= idx) choices_.resize(idx + 1);
+      auto& st = choices_[idx];
+      st.seen = true;
+      if (const auto fr = ch.find("finish_reason"); fr != ch.end() && !fr->is_null()) st.finish_reason = *fr;
+      if (const auto t = ch.find("text"); t != ch.end() && t->is_string()) {
+        const auto& piece = t->get_ref<const std::string&>();
+        st.text += piece;
+        if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::text, idx, piece, 0, {}, {}, 1});
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  bool done_ = false;
+  std::string id_, model_;
+  ojson created_;
+  ojson usage_;
+  ojson extra_ = ojson::object();
+  std::vector<choice_state> choices_;
+};
+
+// OpenAI Responses: typed events; response.completed (or .incomplete) carries the whole response.
+class openai_responses_decoder final : public sse_decoder {
+ public:
+  result<std::string> finish() override {
+    if (final_.empty()) return cut_short("Responses");
+    return final_;
+  }
+
+ protected:
+  std::optional<error> event(const std::string& name, const std::string& data, std::vector<stream_delta>& out) override {
+    const ojson j = ojson::parse(data, nullptr, false);
+    if (!j.is_object()) return not_json("Responses");
+    std::string type = string_or(j, "type", name);
+    if (type == "error") {
+      const ojson& err = j.contains("error") && j["error"].is_object() ? j["error"] : j;
+      return error_event(string_or(err, "code", string_or(err, "type")), string_or(err, "message", data));
+    }
+    if (type == "response.failed") {
+      const auto r = j.find("response");
+      ojson err = r != j.end() && r->is_object() && r->contains("error") ? (*r)["error"] : ojson();
+      return error_event(err.is_object() ? string_or(err, "code") : "",
+                         err.is_object() ? string_or(err, "message", "the response failed") : "the response failed");
+    }
+    if (type == "response.completed" || type == "response.incomplete") {
+      const auto r = j.find("response");
+      if (r == j.end() || !r->is_object())
+        return stream_error(error_code::invalid_response, "a Responses " + type + " event without its response");
+      final_ = r->dump();
+      return std::nullopt;
+    }
+    if (type == "response.output_item.added") {
+      const auto item = j.find("item");
+      if (item != j.end() && item->is_object() && string_or(*item, "type") == "function_call") {
+        out.push_back(stream_delta{stream_delta::kind::tool_call, 0, {}, calls_, string_or(*item, "call_id"),
+                                   string_or(*item, "name"), 1});
+        call_of_output_[index_of(j, "output_index")] = calls_++;
+      }
+      return std::nullopt;
+    }
+    stream_delta::kind kind;
+    if (type == "response.output_text.delta" || type == "response.refusal.delta")
+      kind = stream_delta::kind::text;
+    else if (type == "response.function_call_arguments.delta")
+      kind = stream_delta::kind::tool_call;
+    else if (type == "response.reasoning_summary_text.delta" || type == "response.reasoning_text.delta")
+      kind = stream_delta::kind::reasoning;
+    else
+      return std::nullopt;  // created, in_progress, *.done, ...: the final response has it all
+    std::string piece = string_or(j, "delta");
+    if (piece.empty()) return std::nullopt;
+    stream_delta d{kind, 0, std::move(piece), 0, {}, {}, 1};
+    if (kind == stream_delta::kind::tool_call) {
+      const auto it = call_of_output_.find(index_of(j, "output_index"));
+      d.tool_index = it != call_of_output_.end() ? it->second : 0;
+    }
+    out.push_back(std::move(d));
+    return std::nullopt;
+  }
+
+ private:
+  std::string final_;
+  std::size_t calls_ = 0;
+  std::map<std::size_t, std::size_t> call_of_output_;
+};
+
+// Anthropic Messages: message_start, content blocks, message_delta, message_stop.
+class anthropic_decoder final : public stream_decoder {
+ public:
+  explicit anthropic_decoder(bool bedrock) : bedrock_(bedrock) {}
+
+  std::optional<error> feed(std::string_view bytes, std::vector<stream_delta>& out) override {
+    if (!bedrock_) {
+      events_.clear();
+      sse_.feed(bytes, events_);
+      for (auto& ev : events_)
+        if (auto e = event(ev.data, out)) return e;
+      return std::nullopt;
+    }
+    messages_.clear();
+    if (!frames_.feed(bytes, messages_)) return stream_error(error_code::invalid_response, frames_.error());
+    for (auto& m : messages_) {
+      const std::string kind = m.header(":message-type");
+      if (kind == "exception" || kind == "error") {
+        std::string type = m.header(kind == "exception" ? ":exception-type" : ":error-code");
+        const json p = json::parse(m.payload, nullptr, false);
+        std::string message = p.is_object() && p.contains("message") && p["message"].is_string()
+                                  ? p["message"].get<std::string>()
+                                  : m.header(":error-message");
+        if (message.empty()) message = m.payload;
+        return error_event(type, type + ": " + message);
+      }
+      if (m.header(":event-type") != "chunk") continue;
+      const json p = json::parse(m.payload, nullptr, false);
+      const auto b = p.is_object() ? p.find("bytes") : p.end();
+      if (!p.is_object() || b == p.end() || !b->is_string())
+        return stream_error(error_code::invalid_response, "a Bedrock stream chunk without its bytes");
+      std::string decoded;
+      if (!base64_decode(b->get_ref<const std::string&>(), decoded))
+        return stream_error(error_code::invalid_response, "a Bedrock stream chunk whose bytes are not base64");
+      if (auto e = event(decoded, out)) return e;
+    }
+    return std::nullopt;
+  }
+
+  result<std::string> finish() override {
+    if (!stopped_ || message_.is_null()) return cut_short(bedrock_ ? "Bedrock" : "Anthropic");
+    return message_.dump();
+  }
+
+ private:
+  std::optional<error> event(const std::string& data, std::vector<stream_delta>& out) {
+    ojson j = ojson::parse(data, nullptr, false);
+    if (!j.is_object()) return not_json("Anthropic");
+    const std::string type = string_or(j, "type");
+    if (type == "ping") return std::nullopt;
+    if (type == "error") {
+      const auto err = j.find("error");
+      if (err == j.end() || !err->is_object()) return error_event("error", data);
+      return error_event(string_or(*err, "type"), string_or(*err, "message", data));
+    }
+    if (type == "message_start") {
+      const auto m = j.find("message");
+      if (m == j.end() || !m->is_object()) return stream_error(error_code::invalid_response, "message_start without its message");
+      message_ = *m;
+      if (!message_["content"].is_array()) message_["content"] = ojson::array();
+      return std::nullopt;
+    }
+    if (message_.is_null()) return std::nullopt;  // nothing to add to before message_start
+    ojson& content = message_["content"];
+    const std::size_t idx = index_of(j);
+    if (type == "content_block_start") {
+      const auto b = j.find("content_block");
+      if (b == j.end() || !b->is_object()) return stream_error(error_code::invalid_response, "content_block_start without its block");
+      while (content.size() <= idx) content.push_back(ojson::object());
+      content[idx] = *b;
+      if (partial_.size() <= idx) partial_.resize(idx + 1);
+      partial_[idx].clear();
+      const std::string bt = string_or(*b, "type");
+      if (bt == "tool_use" || bt == "server_tool_use") {
+        out.push_back(stream_delta{stream_delta::kind::tool_call, 0, {}, tool_of(idx), string_or(*b, "id"),
+                                   string_or(*b, "name"), 1});
+      }
+      return std::nullopt;
+    }
+    if (type == "content_block_delta") {
+      const auto d = j.find("delta");
+      if (d == j.end() || !d->is_object() || idx >= content.size()) return std::nullopt;
+      ojson& block = content[idx];
+      const std::string dt = string_or(*d, "type");
+      if (dt == "text_delta") {
+        std::string piece = string_or(*d, "text");
+        block["text"] = string_or(block, "text") + piece;
+        if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::text, 0, std::move(piece), 0, {}, {}, 1});
+      } else if (dt == "input_json_delta") {
+        std::string piece = string_or(*d, "partial_json");
+        if (partial_.size() <= idx) partial_.resize(idx + 1);
+        partial_[idx] += piece;
+        if (!piece.empty())
+          out.push_back(stream_delta{stream_delta::kind::tool_call, 0, std::move(piece), tool_of(idx), {}, {}, 1});
+      } else if (dt == "thinking_delta") {
+        std::string piece = string_or(*d, "thinking");
+        block["thinking"] = string_or(block, "thinking") + piece;
+        if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::reasoning, 0, std::move(piece), 0, {}, {}, 1});
+      } else if (dt == "signature_delta") {
+        block["signature"] = string_or(block, "signature") + string_or(*d, "signature");
+      } else if (dt == "citations_delta") {
+        if (!block["citations"].is_array()) block["citations"] = ojson::array();
+        if (d->contains("citation")) block["citations"].push_back((*d)["citation"]);
+      }
+      return std::nullopt;
+    }
+    if (type == "content_block_stop") {
+      if (idx < content.size() && idx < partial_.size() && content[idx].is_object() && content[idx].contains("input")) {
+        const std::string& text = partial_[idx];
+        if (!text.empty()) {
+          ojson input = ojson::parse(text, nullptr, false);
+          if (input.is_discarded())
+            return stream_error(error_code::invalid_response, "a tool call's streamed input is not JSON");
+          content[idx]["input"] = std::move(input);
+        }
+      }
+      return std::nullopt;
+    }
+    if (type == "message_delta") {
+      if (const auto d = j.find("delta"); d != j.end() && d->is_object())
+        for (auto& kv : d->items()) message_[kv.key()] = kv.value();
+      if (const auto u = j.find("usage"); u != j.end() && u->is_object()) {
+        ojson& usage = message_["usage"];
+        if (!usage.is_object()) usage = ojson::object();
+        for (auto& kv : u->items())
+          if (!kv.value().is_null()) usage[kv.key()] = kv.value();
+      }
+      return std::nullopt;
+    }
+    if (type == "message_stop") stopped_ = true;
+    return std::nullopt;
+  }
+
+  std::size_t tool_of(std::size_t block) {
+    for (std::size_t i = 0; i < tool_blocks_.size(); ++i)
+      if (tool_blocks_[i] == block) return i;
+    tool_blocks_.push_back(block);
+    return tool_blocks_.size() - 1;
+  }
+
+  bool bedrock_;
+  sse_reader sse_;
+  std::vector<sse_reader::event> events_;
+  event_stream_reader frames_;
+  std::vector<event_stream_message> messages_;
+  ojson message_;
+  std::vector<std::string> partial_;       // tool inputs' JSON text, by block
+  std::vector<std::size_t> tool_blocks_;   // the block of each tool call, in order
+  bool stopped_ = false;
+};
+
+// Gemini (and Vertex Gemini): each event a GenerateContentResponse holding the next parts.
+class gemini_decoder final : public sse_decoder {
+  struct candidate {
+    bool seen = false;
+    ojson fields = ojson::object();  // finishReason, safetyRatings, ...: the last sent
+    ojson parts = ojson::array();
+    std::string role = "model";
+    std::size_t calls = 0;
+  };
+
+ public:
+  result<std::string> finish() override {
+    bool finished = !candidates_.empty();
+    for (const auto& c : candidates_) finished = finished && (!c.seen || c.fields.contains("finishReason"));
+    const bool blocked = top_.contains("promptFeedback") && top_["promptFeedback"].is_object() &&
+                         top_["promptFeedback"].contains("blockReason");
+    if (!finished && !blocked) return cut_short("Gemini");
+    ojson body;
+    ojson cands = ojson::array();
+    for (std::size_t i = 0; i < candidates_.size(); ++i) {
+      const auto& c = candidates_[i];
+      if (!c.seen) continue;
+      ojson cand;
+      cand["content"] = ojson{{"parts", c.parts}, {"role", c.role}};
+      for (auto& kv : c.fields.items()) cand[kv.key()] = kv.value();
+      cands.push_back(std::move(cand));
+    }
+    if (!cands.empty()) body["candidates"] = std::move(cands);
+    for (auto& kv : top_.items()) body[kv.key()] = kv.value();
+    return body.dump();
+  }
+
+ protected:
+  std::optional<error> event(const std::string&, const std::string& data, std::vector<stream_delta>& out) override {
+    const ojson j = ojson::parse(data, nullptr, false);
+    if (!j.is_object()) return not_json("Gemini");
+    if (const auto e = j.find("error"); e != j.end() && e->is_object())
+      return error_event(string_or(*e, "status"), string_or(*e, "message", e->dump()));
+    for (auto& kv : j.items())
+      if (kv.key() != "candidates") top_[kv.key()] = kv.value();
+    const auto cs = j.find("candidates");
+    if (cs == j.end() || !cs->is_array()) return std::nullopt;
+    std::size_t pos = 0;
+    for (const auto& c : *cs) {
+      if (!c.is_object()) continue;
+      const std::size_t idx = c.contains("index") ? index_of(c) : pos;
+      ++pos;
+      if (candidates_.size() <= idx) candidates_.resize(idx + 1);
+      auto& st = candidates_[idx];
+      st.seen = true;
+      for (auto& kv : c.items())
+        if (kv.key() != "content") st.fields[kv.key()] = kv.value();
+      const auto content = c.find("content");
+      if (content == c.end() || !content->is_object()) continue;
+      if (const auto r = content->find("role"); r != content->end() && r->is_string()) st.role = r->get<std::string>();
+      const auto parts = content->find("parts");
+      if (parts == content->end() || !parts->is_array()) continue;
+      for (const auto& part : *parts) {
+        if (!part.is_object()) continue;
+        const auto t = part.find("text");
+        const bool thought = part.contains("thought") && part["thought"].is_boolean() && part["thought"].get<bool>();
+        if (t != part.end() && t->is_string()) {
+          const auto& piece = t->get_ref<const std::string&>();
+          if (!piece.empty())
+            out.push_back(stream_delta{thought ? stream_delta::kind::reasoning : stream_delta::kind::text, idx, piece,
+                                       0, {}, {}, 1});
+          // Text continues the last part when that is text of the same kind.
+          if (!st.parts.empty()) {
+            ojson& last = st.parts.back();
+            const bool last_thought = last.contains("thought") && last["thought"].is_boolean() && last["thought"].get<bool>();
+            if (last.contains("text") && last["text"].is_string() && last_thought == thought &&
+                !part.contains("thoughtSignature")) {
+              last["text"] = last["text"].get<std::string>() + piece;
+              continue;
+            }
+          }
+          st.parts.push_back(part);
+          continue;
+        }
+        if (const auto fc = part.find("functionCall"); fc != part.end() && fc->is_object()) {
+          const std::string args = fc->contains("args") ? (*fc)["args"].dump() : std::string("{}");
+          out.push_back(stream_delta{stream_delta::kind::tool_call, idx, args, st.calls++, string_or(*fc, "id"),
+                                     string_or(*fc, "name"), 1});
+        }
+        st.parts.push_back(part);
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  ojson top_ = ojson::object();  // usageMetadata, modelVersion, responseId, promptFeedback: the last sent
+  std::vector<candidate> candidates_;
+};
+
+}  // namespace stream_impl
+
+REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> openai_chat_stream() {
+  return std::make_unique<stream_impl::openai_chat_decoder>();
+}
+REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> openai_completions_stream() {
+  return std::make_unique<stream_impl::openai_completions_decoder>();
+}
+REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> openai_responses_stream() {
+  return std::make_unique<stream_impl::openai_responses_decoder>();
+}
+REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> anthropic_stream(bool bedrock) {
+  return std::make_unique<stream_impl::anthropic_decoder>(bedrock);
+}
+REQUESTS_ENGINE_INLINE std::unique_ptr<stream_decoder> gemini_stream() {
+  return std::make_unique<stream_impl::gemini_decoder>();
+}
+
+}  // namespace detail
+
+REQUESTS_ENGINE_NAMESPACE_END
+
 // ---- include/requests_engine/transport.ipp -------------------------------------------------
 // transport.ipp: the definitions of transport.hpp (the implementation half of requests_engine.hpp).
 // In the compiled mode they are compiled once, in the file that defines REQUESTS_ENGINE_IMPLEMENTATION.
@@ -3247,6 +4427,23 @@ class httplib_session final : public transport_session {
   explicit httplib_session(const transport_options& o) : o_(o) {}
 
   result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) override {
+    return exchange(req, cancelled, nullptr);
+  }
+
+  result<http_response> send_streaming(const http_request& req, const std::atomic<bool>& cancelled,
+                                       const std::function<bool(std::string_view)>& sink) override {
+    return exchange(req, cancelled, &sink);
+  }
+
+  void abort() noexcept override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_) active_->stop();  // shuts the socket down; send() then fails at once
+  }
+
+ private:
+  // With a sink, a 2xx body goes to it as it arrives; anything else is read whole.
+  result<http_response> exchange(const http_request& req, const std::atomic<bool>& cancelled,
+                                 const std::function<bool(std::string_view)>* sink) {
     url_parts u;
     try {
       u = parse_url(req.url);
@@ -3265,17 +4462,35 @@ class httplib_session final : public transport_session {
     }
     std::string body;
     bool too_large = false;
+    bool streaming = false;   // this answer's body goes to the sink
+    bool sink_refused = false;
+    std::size_t received = 0;
+    auto last_data = clock::now();  // a read error this long after the last bytes is a timeout
+    if (sink) {
+      hreq.response_handler = [&](const httplib::Response& r) {
+        streaming = r.status >= 200 && r.status < 300;
+        return true;
+      };
+    }
     hreq.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
-      if (body.size() + len > o_.max_response_bytes) {
+      last_data = clock::now();
+      if (received + len > o_.max_response_bytes) {
         too_large = true;
         return false;
       }
-      body.append(data, len);
+      received += len;
+      if (streaming) {
+        if (!(*sink)(std::string_view(data, len))) {
+          sink_refused = true;
+          return false;
+        }
+      } else {
+        body.append(data, len);
+      }
       return !cancelled.load(std::memory_order_relaxed);
     };
     httplib::Response hres;
     httplib::Error err = httplib::Error::Success;
-    auto start = clock::now();
     bool ok = false;
     // A kept-alive connection the server closed while it sat idle fails as soon as the request
     // is written, before the server could read it: that one is sent again, once, on a new
@@ -3294,6 +4509,8 @@ class httplib_session final : public transport_session {
       client->set_read_timeout(req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout);
       err = httplib::Error::Success;
       body.clear();
+      received = 0;
+      last_data = clock::now();
       ok = client->send(hreq, hres, err) && err == httplib::Error::Success;
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -3307,8 +4524,9 @@ class httplib_session final : public transport_session {
       if (ok || err != httplib::Error::Write || used_before == 0 || cancelled.load()) break;
     }
     if (!ok) {
+      if (sink_refused) return error{error_code::connection, 0, "the stream from " + origin + " was abandoned", {}, 0, {}};
       auto timeout = req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout;
-      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - start, timeout);
+      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - last_data, timeout);
     }
     http_response out;
     out.status = hres.status;
@@ -3318,12 +4536,6 @@ class httplib_session final : public transport_session {
     return out;
   }
 
-  void abort() noexcept override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (active_) active_->stop();  // shuts the socket down; send() then fails at once
-  }
-
- private:
   std::unique_ptr<httplib::Client> make_client(const std::string& origin, bool https) const {
     auto client = std::make_unique<httplib::Client>(origin);
     client->set_keep_alive(true);
@@ -4860,13 +6072,16 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request(const std::s
 }
 
 REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std::string& body,
-                                                                       const std::string& timestamp) const {
+                                                                       const std::string& timestamp,
+                                                                       bool stream) const {
+  static const std::string stream_suffix = "-with-response-stream";
+  const char* accept = stream ? "application/vnd.amazon.eventstream" : "application/json";
   detail::sigv4_input in;
   in.method = "POST";
-  in.path = wire_path_;
+  in.path = stream ? wire_path_ + stream_suffix : wire_path_;
   // Content-Type comes from http_request::content_type (the transport sets it); it is signed
   // here with the same value.
-  in.headers = {{"host", host_header_}, {"content-type", "application/json"}, {"accept", "application/json"}};
+  in.headers = {{"host", host_header_}, {"content-type", "application/json"}, {"accept", accept}};
   in.body = body;
   in.credentials = credentials_;
   in.region = region_;
@@ -4875,11 +6090,11 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std
   detail::sigv4_output s = detail::sigv4_sign(in);
 
   http_request r;
-  r.url = endpoint_;
+  r.url = stream ? endpoint_ + stream_suffix : endpoint_;
   r.body = body;
   r.content_type = "application/json";
   r.headers.emplace_back("Host", host_header_);
-  r.headers.emplace_back("Accept", "application/json");
+  r.headers.emplace_back("Accept", accept);
   for (auto& kv : s.added_headers) r.headers.push_back(std::move(kv));
   r.headers.emplace_back("Authorization", std::move(s.authorization));
   return r;
@@ -5531,6 +6746,7 @@ REQUESTS_ENGINE_INLINE vertex_anthropic::vertex_anthropic(std::shared_ptr<google
       model_(std::move(model)) {
   detail::check_path_segment(model_, "model", "vertex_anthropic");
   endpoint_ = where_.prefix("v1") + "/publishers/anthropic/models/" + model_ + ":rawPredict";
+  stream_endpoint_ = where_.prefix("v1") + "/publishers/anthropic/models/" + model_ + ":streamRawPredict";
 }
 
 REQUESTS_ENGINE_INLINE result<json> vertex_anthropic::make_body(const conversation& c, const params& p) const {
@@ -5821,30 +7037,9 @@ inline result<std::vector<float>> decode_embedding(const json& e) {
   }
   if (!e.is_string()) return error{error_code::invalid_response, 0, "the embedding is neither an array nor base64", {}, 0, {}};
   // base64 of little-endian float32.
-  const std::string& s = e.get_ref<const std::string&>();
-  auto value = [](char ch) -> int {
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '+') return 62;
-    if (ch == '/') return 63;
-    return -1;
-  };
   std::string bytes;
-  bytes.reserve(s.size() / 4 * 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : s) {
-    if (ch == '=') break;
-    const int d = value(ch);
-    if (d < 0) return error{error_code::invalid_response, 0, "the base64 embedding has a bad character", {}, 0, {}};
-    acc = (acc << 6) | static_cast<std::uint32_t>(d);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push_back(static_cast<char>((acc >> bits) & 0xffu));
-    }
-  }
+  if (!base64_decode(e.get_ref<const std::string&>(), bytes))
+    return error{error_code::invalid_response, 0, "the base64 embedding has a bad character", {}, 0, {}};
   if (bytes.size() % 4 != 0)
     return error{error_code::invalid_response, 0, "the base64 embedding is not a whole number of float32 values", {}, 0, {}};
   v.resize(bytes.size() / 4);
@@ -8280,8 +9475,15 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   bool key_rejected = false;
   bool sent = false;
   std::optional<std::chrono::milliseconds> retry_after;
+  // A streamed attempt: the decoder assembles the body; a failure it finds (an error event, a
+  // broken frame, a stream cut short) is retried like a broken connection.
+  const provider_ops& ops = *ops_[j->key];
+  const bool stream = wants_stream(ops, j->body);
+  std::unique_ptr<stream_decoder> decoder;
+  std::optional<error> stream_failure;
+  std::optional<clock::duration> first_piece;
   try {
-    result<http_request> made = ops_[j->key]->make_request(j->body);
+    result<http_request> made = stream ? ops.make_stream_request(j->body) : ops.make_request(j->body);
     result<http_response> resp = error{};
     if (!made) {
       // A signing or token failure: retried when it is a network or server problem.
@@ -8297,11 +9499,52 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       const std::uint64_t seq = key.limiter.sending(j->cost);
       sent = true;
       http_requests_.fetch_add(1, std::memory_order_relaxed);
-      resp = s.send(req, j->cancelled);
+      if (stream) {
+        decoder = ops.make_stream_decoder();
+        if (!decoder) throw std::logic_error("the provider's make_stream_decoder() gave no decoder");
+        const auto sent_at = clock::now();
+        std::vector<stream_delta> pieces;
+        const int attempt = j->attempts;
+        const std::size_t index = j->index;
+        auto sink = [&](std::string_view bytes) {
+          pieces.clear();
+          if (auto failure = decoder->feed(bytes, pieces)) {
+            stream_failure = std::move(failure);
+            return false;
+          }
+          if (!pieces.empty()) {
+            if (!first_piece) first_piece = clock::now() - sent_at;
+            if (options_.on_delta())
+              guarded_callback("delta", [&] {
+                for (auto& p : pieces) {
+                  p.attempt = attempt;
+                  options_.on_delta()(index, p);
+                }
+              });
+          }
+          return !j->cancelled.load(std::memory_order_relaxed);
+        };
+        resp = s.send_streaming(req, j->cancelled, sink);
+        if (resp && resp->status >= 200 && resp->status < 300 && !stream_failure) {
+          if (!first_piece) first_piece = clock::now() - sent_at;
+          result<std::string> whole = decoder->finish();
+          if (whole)
+            resp->body = std::move(*whole);
+          else
+            stream_failure = std::move(whole.error());
+        }
+      } else {
+        resp = s.send(req, j->cancelled);
+      }
       key.in_flight.fetch_sub(1, std::memory_order_relaxed);
       key.limiter.answered(seq, resp ? &resp->headers : nullptr, clock::now());
     }
-    if (!resp) {
+    if (stream_failure && !j->cancelled.load()) {
+      // An error event after the 200, a broken frame, or a stream cut short: the partial
+      // answer is dropped (never cached, never delivered) and the request is sent again.
+      outcome = std::move(*stream_failure);
+      retryable = true;
+    } else if (!resp) {
       outcome = std::move(resp.error());
       auto c = outcome.error().code;
       retryable = c == error_code::connection || c == error_code::timeout ||
@@ -8324,6 +9567,8 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         }
       }
       outcome = store_answer(*j, std::move(outcome), resp->body);
+      if (outcome && stream && first_piece)
+        outcome->time_to_first_token = std::chrono::duration_cast<std::chrono::milliseconds>(*first_piece);
       if (!outcome) {
         auto& e = outcome.error();
         if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;

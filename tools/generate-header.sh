@@ -12,7 +12,7 @@ dir=include/requests_engine
 # The parts in order: each uses only the parts before it. Every declaration file (.hpp) comes
 # first, then every definition file (.ipp) inside the implementation guard, so that the compiled
 # mode (REQUESTS_ENGINE_COMPILED, REQUESTS_ENGINE_IMPLEMENTATION) keeps the definitions apart.
-parts=(config errors model provider transport openai anthropic bedrock google backend embeddings cache cost options
+parts=(config errors model provider stream transport openai anthropic bedrock google backend embeddings cache cost options
        limiter dispatcher engine batch)
 
 mode=write

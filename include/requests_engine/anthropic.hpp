@@ -40,6 +40,13 @@ class anthropic {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  /// Streaming: "stream": true; message_start, content blocks, message_delta, message_stop.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, false)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(false); }
+  /// Anthropic's rule (see detail::anthropic_needs_stream): max_tokens above 21,333 streams.
+  [[nodiscard]] bool stream_needed(const std::string& body) const { return detail::anthropic_needs_stream(body, {}); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }

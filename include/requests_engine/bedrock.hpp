@@ -85,8 +85,19 @@ class bedrock_anthropic {
   /// Signed with the current time: the engine calls it before every attempt.
   [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
   /// make_request signed at `timestamp` (YYYYMMDDTHHMMSSZ): for tests against known signatures.
+  /// `stream`: the InvokeModelWithResponseStream request (/invoke-with-response-stream).
   [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request_at(const std::string& body,
-                                                                    const std::string& timestamp) const;
+                                                                    const std::string& timestamp,
+                                                                    bool stream = false) const;
+  /// Streaming: POST /model/{id}/invoke-with-response-stream, answered in AWS's event-stream
+  /// framing, each `chunk` event holding one Anthropic stream event (base64).
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return make_request_at(body, detail::sigv4_timestamp(std::chrono::system_clock::now()), true);
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(true); }
+  [[nodiscard]] bool stream_needed(const std::string& body) const {
+    return detail::anthropic_needs_stream(body, model_id_);
+  }
   /// Messages API answers; errors in Bedrock's shape ({"message"} and the x-amzn-ErrorType header).
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;

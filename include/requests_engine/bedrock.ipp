@@ -277,13 +277,16 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request(const std::s
 }
 
 REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std::string& body,
-                                                                       const std::string& timestamp) const {
+                                                                       const std::string& timestamp,
+                                                                       bool stream) const {
+  static const std::string stream_suffix = "-with-response-stream";
+  const char* accept = stream ? "application/vnd.amazon.eventstream" : "application/json";
   detail::sigv4_input in;
   in.method = "POST";
-  in.path = wire_path_;
+  in.path = stream ? wire_path_ + stream_suffix : wire_path_;
   // Content-Type comes from http_request::content_type (the transport sets it); it is signed
   // here with the same value.
-  in.headers = {{"host", host_header_}, {"content-type", "application/json"}, {"accept", "application/json"}};
+  in.headers = {{"host", host_header_}, {"content-type", "application/json"}, {"accept", accept}};
   in.body = body;
   in.credentials = credentials_;
   in.region = region_;
@@ -292,11 +295,11 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std
   detail::sigv4_output s = detail::sigv4_sign(in);
 
   http_request r;
-  r.url = endpoint_;
+  r.url = stream ? endpoint_ + stream_suffix : endpoint_;
   r.body = body;
   r.content_type = "application/json";
   r.headers.emplace_back("Host", host_header_);
-  r.headers.emplace_back("Accept", "application/json");
+  r.headers.emplace_back("Accept", accept);
   for (auto& kv : s.added_headers) r.headers.push_back(std::move(kv));
   r.headers.emplace_back("Authorization", std::move(s.authorization));
   return r;

@@ -141,6 +141,16 @@ class dispatcher {
                                                          const std::string& response_body);
   REQUESTS_ENGINE_INLINE std::unique_ptr<job> pop(std::size_t worker);
   REQUESTS_ENGINE_INLINE void run_attempt(std::unique_ptr<job> j, transport_session& s);
+  // Whether this attempt asks for a streamed answer (options::stream, on_delta, the provider's rule).
+  [[nodiscard]] bool wants_stream(const provider_ops& p, const std::string& body) const {
+    if (!p.can_stream()) return false;
+    switch (options_.stream()) {
+      case stream_mode::never: return false;
+      case stream_mode::always: return true;
+      case stream_mode::automatic: break;
+    }
+    return static_cast<bool>(options_.on_delta()) || p.stream_needed(body);
+  }
   REQUESTS_ENGINE_INLINE void finish(std::unique_ptr<job> j, result<completion>&& r);
   REQUESTS_ENGINE_INLINE void deliver_all(std::size_t index, const deliver_fn& deliver,
                                           std::vector<std::pair<std::size_t, deliver_fn>>& followers,

@@ -778,8 +778,15 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   bool key_rejected = false;
   bool sent = false;
   std::optional<std::chrono::milliseconds> retry_after;
+  // A streamed attempt: the decoder assembles the body; a failure it finds (an error event, a
+  // broken frame, a stream cut short) is retried like a broken connection.
+  const provider_ops& ops = *ops_[j->key];
+  const bool stream = wants_stream(ops, j->body);
+  std::unique_ptr<stream_decoder> decoder;
+  std::optional<error> stream_failure;
+  std::optional<clock::duration> first_piece;
   try {
-    result<http_request> made = ops_[j->key]->make_request(j->body);
+    result<http_request> made = stream ? ops.make_stream_request(j->body) : ops.make_request(j->body);
     result<http_response> resp = error{};
     if (!made) {
       // A signing or token failure: retried when it is a network or server problem.
@@ -795,11 +802,52 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
       const std::uint64_t seq = key.limiter.sending(j->cost);
       sent = true;
       http_requests_.fetch_add(1, std::memory_order_relaxed);
-      resp = s.send(req, j->cancelled);
+      if (stream) {
+        decoder = ops.make_stream_decoder();
+        if (!decoder) throw std::logic_error("the provider's make_stream_decoder() gave no decoder");
+        const auto sent_at = clock::now();
+        std::vector<stream_delta> pieces;
+        const int attempt = j->attempts;
+        const std::size_t index = j->index;
+        auto sink = [&](std::string_view bytes) {
+          pieces.clear();
+          if (auto failure = decoder->feed(bytes, pieces)) {
+            stream_failure = std::move(failure);
+            return false;
+          }
+          if (!pieces.empty()) {
+            if (!first_piece) first_piece = clock::now() - sent_at;
+            if (options_.on_delta())
+              guarded_callback("delta", [&] {
+                for (auto& p : pieces) {
+                  p.attempt = attempt;
+                  options_.on_delta()(index, p);
+                }
+              });
+          }
+          return !j->cancelled.load(std::memory_order_relaxed);
+        };
+        resp = s.send_streaming(req, j->cancelled, sink);
+        if (resp && resp->status >= 200 && resp->status < 300 && !stream_failure) {
+          if (!first_piece) first_piece = clock::now() - sent_at;
+          result<std::string> whole = decoder->finish();
+          if (whole)
+            resp->body = std::move(*whole);
+          else
+            stream_failure = std::move(whole.error());
+        }
+      } else {
+        resp = s.send(req, j->cancelled);
+      }
       key.in_flight.fetch_sub(1, std::memory_order_relaxed);
       key.limiter.answered(seq, resp ? &resp->headers : nullptr, clock::now());
     }
-    if (!resp) {
+    if (stream_failure && !j->cancelled.load()) {
+      // An error event after the 200, a broken frame, or a stream cut short: the partial
+      // answer is dropped (never cached, never delivered) and the request is sent again.
+      outcome = std::move(*stream_failure);
+      retryable = true;
+    } else if (!resp) {
       outcome = std::move(resp.error());
       auto c = outcome.error().code;
       retryable = c == error_code::connection || c == error_code::timeout ||
@@ -822,6 +870,8 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         }
       }
       outcome = store_answer(*j, std::move(outcome), resp->body);
+      if (outcome && stream && first_piece)
+        outcome->time_to_first_token = std::chrono::duration_cast<std::chrono::milliseconds>(*first_piece);
       if (!outcome) {
         auto& e = outcome.error();
         if (e.http_status == 0 && (resp->status < 200 || resp->status >= 300)) e.http_status = resp->status;

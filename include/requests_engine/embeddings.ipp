@@ -61,30 +61,9 @@ inline result<std::vector<float>> decode_embedding(const json& e) {
   }
   if (!e.is_string()) return error{error_code::invalid_response, 0, "the embedding is neither an array nor base64", {}, 0, {}};
   // base64 of little-endian float32.
-  const std::string& s = e.get_ref<const std::string&>();
-  auto value = [](char ch) -> int {
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '+') return 62;
-    if (ch == '/') return 63;
-    return -1;
-  };
   std::string bytes;
-  bytes.reserve(s.size() / 4 * 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : s) {
-    if (ch == '=') break;
-    const int d = value(ch);
-    if (d < 0) return error{error_code::invalid_response, 0, "the base64 embedding has a bad character", {}, 0, {}};
-    acc = (acc << 6) | static_cast<std::uint32_t>(d);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push_back(static_cast<char>((acc >> bits) & 0xffu));
-    }
-  }
+  if (!base64_decode(e.get_ref<const std::string&>(), bytes))
+    return error{error_code::invalid_response, 0, "the base64 embedding has a bad character", {}, 0, {}};
   if (bytes.size() % 4 != 0)
     return error{error_code::invalid_response, 0, "the base64 embedding is not a whole number of float32 values", {}, 0, {}};
   v.resize(bytes.size() / 4);

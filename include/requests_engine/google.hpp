@@ -87,6 +87,14 @@ namespace detail {
                                                               std::string_view provider);
 /// A generateContent answer (any status) as a completion.
 [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_response& r);
+/// ".../models/{m}:generateContent" as its streaming twin ":streamGenerateContent?alt=sse".
+[[nodiscard]] inline std::string gemini_stream_url(const std::string& endpoint) {
+  const std::string tail = ":generateContent";
+  std::string base = endpoint;
+  if (base.size() >= tail.size() && base.compare(base.size() - tail.size(), tail.size(), tail) == 0)
+    base.erase(base.size() - tail.size());
+  return base + ":streamGenerateContent?alt=sse";
+}
 /// A multi-candidate answer as one single-candidate answer per candidate, usage shared out.
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> gemini_split_candidates(const std::string& body);
 /// A non-2xx answer in Google's shape ({"error":{"code","message","status"}}, bare or in an
@@ -142,6 +150,11 @@ class vertex_openai {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  /// Streaming as OpenAI chat completions do.
+  [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
+    return detail::accepting(where_.request(chat_.endpoint(), detail::with_stream_flag(body, true)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_chat_stream(); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return chat_.endpoint(); }
   [[nodiscard]] const std::string& model() const noexcept { return chat_.model(); }
@@ -174,6 +187,11 @@ class vertex_gemini {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
+  [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
+    return detail::accepting(where_.request(detail::gemini_stream_url(endpoint_), body));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::gemini_stream(); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
@@ -205,6 +223,14 @@ class vertex_anthropic {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  /// Streaming: streamRawPredict with "stream": true, answered with Anthropic's events.
+  [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
+    return detail::accepting(where_.request(stream_endpoint_, detail::with_stream_flag(body, false)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(false); }
+  [[nodiscard]] bool stream_needed(const std::string& body) const {
+    return detail::anthropic_needs_stream(body, model_);
+  }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
@@ -214,6 +240,7 @@ class vertex_anthropic {
   detail::vertex_location where_;
   std::string model_;
   std::string endpoint_;
+  std::string stream_endpoint_;  // :streamRawPredict
   std::int64_t default_max_tokens_ = 4096;
 };
 
@@ -241,6 +268,13 @@ class gemini {
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    http_request r = detail::accepting(make_request(body));
+    r.url = detail::gemini_stream_url(endpoint_);
+    return r;
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::gemini_stream(); }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }

@@ -604,6 +604,7 @@ REQUESTS_ENGINE_INLINE vertex_anthropic::vertex_anthropic(std::shared_ptr<google
       model_(std::move(model)) {
   detail::check_path_segment(model_, "model", "vertex_anthropic");
   endpoint_ = where_.prefix("v1") + "/publishers/anthropic/models/" + model_ + ":rawPredict";
+  stream_endpoint_ = where_.prefix("v1") + "/publishers/anthropic/models/" + model_ + ":streamRawPredict";
 }
 
 REQUESTS_ENGINE_INLINE result<json> vertex_anthropic::make_body(const conversation& c, const params& p) const {

@@ -211,6 +211,9 @@ struct completion {
   bool deduplicated = false;
   int attempts = 0;
   std::chrono::milliseconds latency{0};  ///< from first send to final answer, retries included
+  /// A streamed answer: from sending the attempt that answered to its first piece (or to its
+  /// end, when no piece came). Unset when the answer was not streamed (or came from the cache).
+  std::optional<std::chrono::milliseconds> time_to_first_token;
 };
 
 /// One input's embedding (engine::embed(), engine::submit_embed()).

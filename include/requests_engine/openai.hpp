@@ -48,6 +48,12 @@ class openai_compatible : public detail::openai_connection {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(
       const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  /// Streaming: the body with "stream": true and stream_options.include_usage (so the last
+  /// event carries the usage), answered as chat.completion.chunk events and `data: [DONE]`.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, true)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_chat_stream(); }
   /// One single-choice response per choice: the prompt tokens go to the first, the
   /// completion tokens are shared out evenly (the remainder to the first).
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
@@ -87,6 +93,13 @@ class openai_completions : public detail::openai_connection {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  /// Streaming: "stream": true with stream_options.include_usage; text_completion chunks.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, true)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const {
+    return detail::openai_completions_stream();
+  }
   /// One single-choice response per choice (params::n), usage shared out as openai_compatible does.
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> split_choices(const std::string& body) const;
   /// With options::batching set: many requests in one HTTP request, `prompt` as an array
@@ -113,6 +126,12 @@ class openai_responses : public detail::openai_connection {
   /// ("max_output_tokens", "content_filter"); a response of status "failed" is an error.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
+  /// Streaming: "stream": true; typed events, the last (response.completed or
+  /// response.incomplete) carrying the whole response.
+  [[nodiscard]] http_request make_stream_request(const std::string& body) const {
+    return detail::accepting(make_request(detail::with_stream_flag(body, false)));
+  }
+  [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_responses_stream(); }
 
   /// OPENAI_API_KEY (std::invalid_argument naming it when unset); OPENAI_BASE_URL when set,
   /// else https://api.openai.com/v1.

@@ -45,6 +45,8 @@ using result_callback = std::function<void(std::size_t index, const result<compl
 using retry_callback = std::function<void(const retry_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
+/// A piece of a streamed answer: the request's index (input index in run(), ticket in submit()).
+using delta_callback = std::function<void(std::size_t index, const stream_delta&)>;
 
 /// Engine settings, set fluently: `options().concurrency(64).max_retries(5)`.
 class options {
@@ -79,6 +81,16 @@ class options {
   options& on_result(result_callback f) { on_result_ = std::move(f); return *this; }
   /// Called before each retry is scheduled (never two callbacks at once).
   options& on_retry(retry_callback f) { on_retry_ = std::move(f); return *this; }
+  /// Called with each piece of a streamed answer as it arrives (text, tool-call arguments,
+  /// reasoning), in order, never two callbacks at once. Setting it makes stream_mode::automatic
+  /// stream every request of a provider that can. A stream that breaks is retried from the
+  /// start: its pieces then come again with stream_delta::attempt one higher.
+  options& on_delta(delta_callback f) { on_delta_ = std::move(f); return *this; }
+  /// When to ask for a streamed answer (default automatic: where the provider needs it, as
+  /// Anthropic does for long answers, or where on_delta is set). A streamed answer is assembled
+  /// into the same completion, and cached in the same form, as an unstreamed one; the read
+  /// timeout then bounds the silence between events, not the whole answer.
+  options& stream(stream_mode m) { stream_ = m; return *this; }
   /// Called at most every progress_interval, and once when the engine becomes idle.
   options& on_progress(progress_callback f) { on_progress_ = std::move(f); return *this; }
   /// Where the engine's own messages go (default: stderr). One line per call, no newline.
@@ -120,6 +132,8 @@ class options {
   [[nodiscard]] const result_callback& on_result() const noexcept { return on_result_; }
   [[nodiscard]] const retry_callback& on_retry() const noexcept { return on_retry_; }
   [[nodiscard]] const progress_callback& on_progress() const noexcept { return on_progress_; }
+  [[nodiscard]] const delta_callback& on_delta() const noexcept { return on_delta_; }
+  [[nodiscard]] stream_mode stream() const noexcept { return stream_; }
   [[nodiscard]] const log_callback& on_log() const noexcept { return on_log_; }
   [[nodiscard]] const price_table& prices() const { return prices_ ? *prices_ : price_table::builtin(); }
   [[nodiscard]] std::chrono::milliseconds progress_interval() const noexcept { return progress_interval_; }
@@ -149,6 +163,8 @@ class options {
   result_callback on_result_;
   retry_callback on_retry_;
   progress_callback on_progress_;
+  delta_callback on_delta_;
+  stream_mode stream_ = stream_mode::automatic;
   log_callback on_log_;
   std::shared_ptr<const price_table> prices_;
   std::chrono::milliseconds progress_interval_{100};

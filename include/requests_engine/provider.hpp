@@ -66,6 +66,7 @@ struct url_parts {
 //       // choice, usage shared out: with it, n samples fill n cache slots
 
 class transport_session;
+class stream_decoder;  // stream.hpp
 using conversation_type = conversation;
 using params_type = params;
 
@@ -166,6 +167,12 @@ class provider_ops {
   virtual std::optional<batching_options> batching_defaults() const = 0;
   /// One answer per request: identical requests share sample 0.
   virtual bool deterministic() const = 0;
+  /// Streaming (stream.hpp): the provider has make_stream_request and make_stream_decoder.
+  virtual bool can_stream() const = 0;
+  virtual result<http_request> make_stream_request(const std::string& body) const = 0;
+  virtual std::unique_ptr<stream_decoder> make_stream_decoder() const = 0;
+  /// This request must stream (stream_mode::automatic): Anthropic's rule for long answers.
+  virtual bool stream_needed(const std::string& body) const = 0;
 };
 
 }  // namespace detail
@@ -250,9 +257,53 @@ struct has_deterministic<
     P, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const P&>().deterministic()), bool>>>
     : std::true_type {};
 
+template <class P, class = void>
+struct has_make_stream_request : std::false_type {};
+template <class P>
+struct has_make_stream_request<P, std::enable_if_t<std::is_convertible_v<
+                                      decltype(std::declval<const P&>().make_stream_request(std::declval<const std::string&>())),
+                                      result<http_request>>>> : std::true_type {};
+template <class P, class = void>
+struct has_make_stream_decoder : std::false_type {};
+template <class P>
+struct has_make_stream_decoder<P, std::enable_if_t<std::is_convertible_v<
+                                      decltype(std::declval<const P&>().make_stream_decoder()),
+                                      std::unique_ptr<stream_decoder>>>> : std::true_type {};
+template <class P, class = void>
+struct has_stream_needed : std::false_type {};
+template <class P>
+struct has_stream_needed<P, std::enable_if_t<std::is_convertible_v<
+                                decltype(std::declval<const P&>().stream_needed(std::declval<const std::string&>())),
+                                bool>>> : std::true_type {};
+
 template <class Provider>
 class provider_adapter final : public provider_ops {
  public:
+  static constexpr bool streams = has_make_stream_request<Provider>::value && has_make_stream_decoder<Provider>::value;
+  bool can_stream() const override { return streams; }
+  result<http_request> make_stream_request(const std::string& body) const override {
+    if constexpr (streams) {
+      return p_.make_stream_request(body);
+    } else {
+      (void)body;
+      return error{error_code::internal, 0, "this provider does not stream", {}, 0, {}};
+    }
+  }
+  std::unique_ptr<stream_decoder> make_stream_decoder() const override {
+    if constexpr (streams) {
+      return p_.make_stream_decoder();
+    } else {
+      return nullptr;
+    }
+  }
+  bool stream_needed(const std::string& body) const override {
+    if constexpr (streams && has_stream_needed<Provider>::value) {
+      return static_cast<bool>(p_.stream_needed(body));
+    } else {
+      (void)body;
+      return false;
+    }
+  }
   std::vector<std::string> split_choices(const std::string& body) const override {
     if constexpr (has_split_choices<Provider>::value) {
       return p_.split_choices(body);

@@ -2,7 +2,7 @@
 // transport over cpp-httplib, one keep-alive connection per origin.
 #pragma once
 
-#include "provider.hpp"
+#include "stream.hpp"
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 
@@ -24,6 +24,21 @@ class transport_session {
   /// tls, timeout, response_too_large or cancelled); an HTTP answer of any status is a value.
   /// `cancelled` is polled while the body arrives.
   virtual result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) = 0;
+  /// Like send(), but a 2xx body goes to `sink` piece by piece as it arrives (the returned
+  /// response's body is then empty); `sink` returning false ends the exchange (an error value).
+  /// Any other status is read whole, as send() reads it. The read timeout bounds each read, so
+  /// it limits the silence between events, not the whole answer. This default, for transports
+  /// that cannot stream, reads the whole body with send() and hands it over at once.
+  virtual result<http_response> send_streaming(const http_request& req, const std::atomic<bool>& cancelled,
+                                               const std::function<bool(std::string_view)>& sink) {
+    result<http_response> r = send(req, cancelled);
+    if (r && r->status >= 200 && r->status < 300) {
+      const std::string body = std::move(r->body);
+      r->body.clear();
+      if (!sink(body)) return error{error_code::connection, 0, "the stream was abandoned", {}, 0, {}};
+    }
+    return r;
+  }
   /// Called from another thread to abandon the exchange under way in send() (on cancel): send
   /// must then return soon. Must be safe to call at any time, also when nothing is in flight.
   virtual void abort() noexcept {}

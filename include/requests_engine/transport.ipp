@@ -13,6 +13,23 @@ class httplib_session final : public transport_session {
   explicit httplib_session(const transport_options& o) : o_(o) {}
 
   result<http_response> send(const http_request& req, const std::atomic<bool>& cancelled) override {
+    return exchange(req, cancelled, nullptr);
+  }
+
+  result<http_response> send_streaming(const http_request& req, const std::atomic<bool>& cancelled,
+                                       const std::function<bool(std::string_view)>& sink) override {
+    return exchange(req, cancelled, &sink);
+  }
+
+  void abort() noexcept override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_) active_->stop();  // shuts the socket down; send() then fails at once
+  }
+
+ private:
+  // With a sink, a 2xx body goes to it as it arrives; anything else is read whole.
+  result<http_response> exchange(const http_request& req, const std::atomic<bool>& cancelled,
+                                 const std::function<bool(std::string_view)>* sink) {
     url_parts u;
     try {
       u = parse_url(req.url);
@@ -31,17 +48,35 @@ class httplib_session final : public transport_session {
     }
     std::string body;
     bool too_large = false;
+    bool streaming = false;   // this answer's body goes to the sink
+    bool sink_refused = false;
+    std::size_t received = 0;
+    auto last_data = clock::now();  // a read error this long after the last bytes is a timeout
+    if (sink) {
+      hreq.response_handler = [&](const httplib::Response& r) {
+        streaming = r.status >= 200 && r.status < 300;
+        return true;
+      };
+    }
     hreq.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
-      if (body.size() + len > o_.max_response_bytes) {
+      last_data = clock::now();
+      if (received + len > o_.max_response_bytes) {
         too_large = true;
         return false;
       }
-      body.append(data, len);
+      received += len;
+      if (streaming) {
+        if (!(*sink)(std::string_view(data, len))) {
+          sink_refused = true;
+          return false;
+        }
+      } else {
+        body.append(data, len);
+      }
       return !cancelled.load(std::memory_order_relaxed);
     };
     httplib::Response hres;
     httplib::Error err = httplib::Error::Success;
-    auto start = clock::now();
     bool ok = false;
     // A kept-alive connection the server closed while it sat idle fails as soon as the request
     // is written, before the server could read it: that one is sent again, once, on a new
@@ -60,6 +95,8 @@ class httplib_session final : public transport_session {
       client->set_read_timeout(req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout);
       err = httplib::Error::Success;
       body.clear();
+      received = 0;
+      last_data = clock::now();
       ok = client->send(hreq, hres, err) && err == httplib::Error::Success;
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -73,8 +110,9 @@ class httplib_session final : public transport_session {
       if (ok || err != httplib::Error::Write || used_before == 0 || cancelled.load()) break;
     }
     if (!ok) {
+      if (sink_refused) return error{error_code::connection, 0, "the stream from " + origin + " was abandoned", {}, 0, {}};
       auto timeout = req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout;
-      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - start, timeout);
+      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - last_data, timeout);
     }
     http_response out;
     out.status = hres.status;
@@ -84,12 +122,6 @@ class httplib_session final : public transport_session {
     return out;
   }
 
-  void abort() noexcept override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (active_) active_->stop();  // shuts the socket down; send() then fails at once
-  }
-
- private:
   std::unique_ptr<httplib::Client> make_client(const std::string& origin, bool https) const {
     auto client = std::make_unique<httplib::Client>(origin);
     client->set_keep_alive(true);
