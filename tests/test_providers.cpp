@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <map>
 #include <random>
 #include <memory>
 #include <mutex>
@@ -2500,3 +2503,868 @@ TEST_CASE("reasoning: tokens in usage and cost (Responses, chat completions), re
   CHECK(l.error().message.find("reasoning_effort") != std::string::npos);
   server->stop();
 }
+
+// @section mock-streaming-tests
+// The mock's streamed answers, read raw for each provider's wire format: the events parse and
+// come in order, their pieces add up to the answer the same request gets whole, the stream
+// ends with its terminator; and the stream faults, pacing and the errors that come before a
+// stream.
+namespace {
+namespace stream_tests {
+
+using steady = std::chrono::steady_clock;
+
+const char* const key = "sk-stream-test-0b1c2d3e4f5a6b7c8d9e";
+// Two- and three-byte UTF-8 sequences, which a piece must never split.
+const char* const prompt = "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e";
+
+std::unique_ptr<mock::server> start(mock::server_options so = {}) {
+  so.api_key = key;
+  if (so.stream_chunk_bytes == 8) so.stream_chunk_bytes = 5;
+  auto s = std::make_unique<mock::server>(so);
+  s->start();
+  return s;
+}
+
+httplib::Headers openai_auth() { return {{"Authorization", std::string("Bearer ") + key}}; }
+httplib::Headers anthropic_auth() { return {{"x-api-key", key}, {"anthropic-version", "2023-06-01"}}; }
+
+struct raw_answer {
+  httplib::Error error = httplib::Error::Unknown;  // Success: the body ended as HTTP says it should
+  int status = 0;
+  httplib::Headers headers;
+  std::string body;
+  std::vector<steady::time_point> arrivals;  // one per read of the body
+  steady::time_point ended;
+  std::string header(const std::string& name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// POSTs `body` and keeps every byte of the answer, even when the connection ends early.
+raw_answer post(const mock::server& s, const std::string& path, const std::string& body, httplib::Headers headers) {
+  httplib::Client cli(s.origin());
+  cli.set_read_timeout(10, 0);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.headers = std::move(headers);
+  req.headers.emplace("Content-Type", "application/json");
+  req.body = body;
+  raw_answer out;
+  req.response_handler = [&out](const httplib::Response& res) {
+    out.status = res.status;
+    out.headers = res.headers;
+    return true;
+  };
+  req.content_receiver = [&out](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+    out.body.append(data, n);
+    out.arrivals.push_back(steady::now());
+    return true;
+  };
+  const httplib::Result r = cli.send(req);
+  out.ended = steady::now();
+  out.error = r.error();
+  return out;
+}
+raw_answer post(const mock::server& s, const std::string& path, const json& body, httplib::Headers headers) {
+  return post(s, path, body.dump(), std::move(headers));
+}
+
+struct sse_event {
+  std::string event;  // "" without an event: line
+  std::string data;
+};
+
+// Server-sent events separated by `eol` twice; every line is "event: " or "data: ".
+std::vector<sse_event> parse_sse(const std::string& body, const std::string& eol = "\n") {
+  std::vector<sse_event> out;
+  const std::string blank = eol + eol;
+  std::size_t at = 0;
+  while (at < body.size()) {
+    const std::size_t end = body.find(blank, at);
+    REQUIRE_MESSAGE(end != std::string::npos, "an event without its blank line: " << body.substr(at));
+    const std::string block = body.substr(at, end - at);
+    at = end + blank.size();
+    sse_event e;
+    std::size_t from = 0;
+    while (from <= block.size()) {
+      std::size_t stop = block.find(eol, from);
+      if (stop == std::string::npos) stop = block.size();
+      const std::string line = block.substr(from, stop - from);
+      if (line.rfind("event: ", 0) == 0) e.event = line.substr(7);
+      else if (line.rfind("data: ", 0) == 0) e.data += line.substr(6);
+      else FAIL("not an SSE line: '" << line << "'");
+      CHECK(line.find('\r') == std::string::npos);
+      from = stop + eol.size();
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+// The data of typed SSE events (Responses, Anthropic), each checked to name its own type.
+std::vector<json> typed_events(const std::string& body) {
+  std::vector<json> out;
+  for (const auto& e : parse_sse(body)) {
+    json j = json::parse(e.data, nullptr, false);
+    REQUIRE_MESSAGE(j.is_object(), e.data);
+    CHECK(j["type"] == e.event);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// A piece of text or arguments: at most the chunk size, plus the rest of a UTF-8 sequence.
+bool piece_size_ok(const std::string& piece, std::size_t chunk = 5) { return !piece.empty() && piece.size() <= chunk + 3; }
+
+template <class Pred>
+bool eventually(Pred pred) {
+  for (int i = 0; i < 400; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
+
+// The Anthropic events of one stream, in order, against the Messages body the request gets whole.
+void check_anthropic_events(const std::vector<json>& ev, const json& whole) {
+  REQUIRE(ev.size() >= 6);
+  CHECK(ev.front()["type"] == "message_start");
+  const json& m = ev.front()["message"];
+  CHECK(m["id"].get<std::string>().rfind("msg_", 0) == 0);
+  CHECK(m["role"] == "assistant");
+  CHECK(m["model"] == whole["model"]);
+  CHECK(m["content"] == json::array());
+  CHECK(m["stop_reason"].is_null());
+  CHECK(m["usage"]["input_tokens"] == whole["usage"]["input_tokens"]);
+  CHECK(m["usage"]["output_tokens"] == 1);
+  const json& delta = ev[ev.size() - 2];
+  CHECK(delta["type"] == "message_delta");
+  CHECK(delta["delta"]["stop_reason"] == whole["stop_reason"]);
+  CHECK(delta["delta"]["stop_sequence"].is_null());
+  CHECK(delta["usage"]["output_tokens"] == whole["usage"]["output_tokens"]);
+  CHECK(ev.back()["type"] == "message_stop");
+  json blocks = json::array();
+  bool open = false;
+  std::size_t pings = 0, deltas = 0;
+  std::string partial_json;
+  for (std::size_t i = 1; i + 2 < ev.size(); ++i) {
+    const json& e = ev[i];
+    const std::string type = e["type"];
+    if (type == "ping") {
+      ++pings;
+      continue;
+    }
+    if (type == "content_block_start") {
+      REQUIRE_FALSE(open);
+      CHECK(e["index"] == blocks.size());
+      blocks.push_back(e["content_block"]);
+      partial_json.clear();
+      open = true;
+      continue;
+    }
+    REQUIRE(open);
+    CHECK(e["index"] == blocks.size() - 1);
+    json& block = blocks.back();
+    if (type == "content_block_delta") {
+      ++deltas;
+      const json& d = e["delta"];
+      if (d["type"] == "text_delta") {
+        CHECK(piece_size_ok(d["text"]));
+        block["text"] = block["text"].get<std::string>() + d["text"].get<std::string>();
+      } else if (d["type"] == "input_json_delta") {
+        partial_json += d["partial_json"].get<std::string>();
+      } else {
+        FAIL("unexpected delta " << d.dump());
+      }
+    } else if (type == "content_block_stop") {
+      if (block["type"] == "tool_use") block["input"] = json::parse(partial_json);
+      open = false;
+    } else {
+      FAIL("unexpected event " << e.dump());
+    }
+  }
+  CHECK_FALSE(open);
+  CHECK(pings == 1);
+  CHECK(deltas > 1);
+  CHECK(blocks == whole["content"]);
+}
+
+// An access token from the mock's /token (it checks the assertion's claims, not its signature).
+std::string vertex_token(const mock::server& s) {
+  const std::string header = re::detail::base64url_encode(R"({"alg":"RS256","typ":"JWT"})");
+  const std::string claims = re::detail::base64url_encode(
+      json{{"iss", "robot@test-project.iam.gserviceaccount.com"},
+           {"scope", "https://www.googleapis.com/auth/cloud-platform"},
+           {"aud", s.origin() + "/token"}}
+          .dump());
+  httplib::Client cli(s.origin());
+  auto r = cli.Post("/token",
+                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=" + header + "." +
+                        claims + ".c2lnbmF0dXJl",
+                    "application/x-www-form-urlencoded");
+  REQUIRE(r);
+  REQUIRE_MESSAGE(r->status == 200, r->body);
+  return json::parse(r->body)["access_token"].get<std::string>();
+}
+
+// SigV4's shape, which is all the mock checks.
+httplib::Headers bedrock_auth() {
+  return {{"Authorization",
+           "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261205/us-east-1/bedrock/aws4_request, "
+           "SignedHeaders=content-type;host;x-amz-date, Signature=" + std::string(64, 'a')},
+          {"X-Amz-Date", "20261205T120000Z"}};
+}
+
+// The messages of an AWS event stream, split by their lengths only (botocore checks the rest).
+std::vector<std::string> eventstream_frames(const std::string& bytes) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  auto u32 = [&](std::size_t p) {
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 4; ++k) v = (v << 8U) | static_cast<unsigned char>(bytes[p + k]);
+    return v;
+  };
+  while (at + 16 <= bytes.size()) {
+    const std::uint32_t total = u32(at);
+    REQUIRE(total >= 16);
+    REQUIRE(at + total <= bytes.size());
+    CHECK(u32(at + 4) + 16 <= total);
+    out.push_back(bytes.substr(at, total));
+    at += total;
+  }
+  CHECK(at == bytes.size());
+  return out;
+}
+
+json chat_request(const std::string& text) {
+  return {{"model", "gpt-4o-mini"}, {"messages", json::array({{{"role", "user"}, {"content", text}}})}};
+}
+json messages_request(const std::string& text) {
+  return {{"model", "claude-sonnet-4-5"},
+          {"max_tokens", 200},
+          {"messages", json::array({{{"role", "user"}, {"content", text}}})}};
+}
+json gemini_request(const std::string& text) {
+  return {{"contents", json::array({{{"role", "user"}, {"parts", json::array({{{"text", text}}})}}})}};
+}
+
+}  // namespace stream_tests
+}  // namespace
+
+TEST_CASE("mock streaming: chat completions, chunk by chunk, add up to the whole answer") {
+  using namespace stream_tests;
+  auto s = start();
+  json req = chat_request(prompt);
+  req["n"] = 2;
+  const raw_answer whole = post(*s, "/v1/chat/completions", req, openai_auth());
+  REQUIRE(whole.status == 200);
+  const json w = json::parse(whole.body);
+
+  req["stream"] = true;
+  req["stream_options"] = {{"include_usage", true}};
+  const raw_answer streamed = post(*s, "/v1/chat/completions", req, openai_auth());
+  CHECK(streamed.error == httplib::Error::Success);
+  REQUIRE(streamed.status == 200);
+  CHECK(streamed.header("Content-Type") == "text/event-stream");
+  CHECK(streamed.header("x-request-id").rfind("req_", 0) == 0);
+  const auto events = parse_sse(streamed.body);
+  REQUIRE(events.size() > 6);
+  CHECK(events.back().data == "[DONE]");
+  std::map<std::int64_t, std::string> text, finish;
+  std::map<std::int64_t, int> roles;
+  std::string id;
+  json usage;
+  std::size_t pieces = 0;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    CHECK(events[i].event.empty());
+    const json c = json::parse(events[i].data);
+    if (id.empty()) id = c["id"].get<std::string>();
+    CHECK(c["id"] == id);
+    CHECK(c["object"] == "chat.completion.chunk");
+    CHECK(c["created"].is_number_integer());
+    CHECK(c["model"] == "gpt-4o-mini");
+    REQUIRE(c.contains("usage"));
+    if (c["choices"].empty()) {
+      usage = c["usage"];
+      CHECK(i + 2 == events.size());  // the usage chunk comes last
+      continue;
+    }
+    CHECK(c["usage"].is_null());
+    REQUIRE(c["choices"].size() == 1);
+    const json& ch = c["choices"][0];
+    const std::int64_t index = ch["index"];
+    CHECK(finish.count(index) == 0);  // nothing after a choice's finish_reason
+    const json& d = ch["delta"];
+    if (d.contains("role")) {
+      CHECK(d["role"] == "assistant");
+      CHECK(d["content"] == "");
+      CHECK(++roles[index] == 1);
+    } else {
+      CHECK(roles[index] == 1);  // the role comes first
+    }
+    if (d.contains("content") && !d.contains("role")) {
+      CHECK(piece_size_ok(d["content"]));
+      text[index] += d["content"].get<std::string>();
+      ++pieces;
+    }
+    if (!ch["finish_reason"].is_null()) {
+      CHECK(d == json::object());
+      finish[index] = ch["finish_reason"].get<std::string>();
+    }
+  }
+  CHECK(id.rfind("chatcmpl-", 0) == 0);
+  CHECK(pieces > 8);
+  REQUIRE(text.size() == 2);
+  for (const json& choice : w["choices"]) {
+    const std::int64_t index = choice["index"];
+    CHECK(text[index] == choice["message"]["content"]);
+    CHECK(finish[index] == choice["finish_reason"]);
+  }
+  CHECK(usage == w["usage"]);
+
+  // Without include_usage: no usage anywhere; a cut answer finishes with "length".
+  req = chat_request(prompt);
+  req["stream"] = true;
+  req["max_tokens"] = 3;
+  const raw_answer cut = post(*s, "/v1/chat/completions", req, openai_auth());
+  REQUIRE(cut.status == 200);
+  const auto cut_events = parse_sse(cut.body);
+  REQUIRE(cut_events.size() >= 4);
+  CHECK(cut_events.back().data == "[DONE]");
+  std::string cut_text;
+  for (std::size_t i = 0; i + 1 < cut_events.size(); ++i) {
+    const json c = json::parse(cut_events[i].data);
+    CHECK_FALSE(c.contains("usage"));
+    REQUIRE(c["choices"].size() == 1);
+    if (c["choices"][0]["delta"].contains("content")) cut_text += c["choices"][0]["delta"]["content"].get<std::string>();
+    if (i + 2 == cut_events.size()) CHECK(c["choices"][0]["finish_reason"] == "length");
+  }
+  CHECK(cut_text == std::string("Mock answer to: Gr\xc3\xbc\xc3\x9f").substr(0, 12));
+
+  // Before the stream, errors are the usual JSON answers.
+  const raw_answer wrong_key = post(*s, "/v1/chat/completions", req, {{"Authorization", "Bearer nope"}});
+  CHECK(wrong_key.status == 401);
+  CHECK(wrong_key.header("Content-Type") == "application/json");
+  CHECK(json::parse(wrong_key.body)["error"]["code"] == "invalid_api_key");
+  req.erase("messages");
+  const raw_answer invalid = post(*s, "/v1/chat/completions", req, openai_auth());
+  CHECK(invalid.status == 400);
+  CHECK(json::parse(invalid.body)["error"]["param"] == "messages");
+  CHECK(s->streamed_requests() == 2);
+  // A streamed request is logged when its stream has ended, with its 200.
+  CHECK(eventually([&] { return s->responses_with_status(200) == 3; }));
+  s->stop();
+}
+
+TEST_CASE("mock streaming: legacy completions, text_completion chunks per choice index, usage, [DONE]") {
+  using namespace stream_tests;
+  auto s = start();
+  json req = {{"model", "gpt-3.5-turbo-instruct"}, {"prompt", json::array({"first prompt", prompt})}, {"n", 2}};
+  const raw_answer whole = post(*s, "/v1/completions", req, openai_auth());
+  REQUIRE(whole.status == 200);
+  const json w = json::parse(whole.body);
+  req["stream"] = true;
+  req["stream_options"] = {{"include_usage", true}};
+  const raw_answer streamed = post(*s, "/v1/completions", req, openai_auth());
+  CHECK(streamed.error == httplib::Error::Success);
+  REQUIRE(streamed.status == 200);
+  CHECK(streamed.header("Content-Type") == "text/event-stream");
+  const auto events = parse_sse(streamed.body);
+  REQUIRE(events.size() > 4);
+  CHECK(events.back().data == "[DONE]");
+  std::map<std::int64_t, std::string> text, finish;
+  json usage;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    const json c = json::parse(events[i].data);
+    CHECK(c["object"] == "text_completion");
+    CHECK(c["id"].get<std::string>().rfind("cmpl-", 0) == 0);
+    CHECK(c["model"] == "gpt-3.5-turbo-instruct");
+    if (c["choices"].empty()) {
+      usage = c["usage"];
+      CHECK(i + 2 == events.size());
+      continue;
+    }
+    CHECK(c["usage"].is_null());
+    const json& ch = c["choices"][0];
+    const std::int64_t index = ch["index"];
+    CHECK(ch.contains("logprobs"));
+    CHECK(finish.count(index) == 0);
+    if (!ch["finish_reason"].is_null()) {
+      CHECK(ch["text"] == "");
+      finish[index] = ch["finish_reason"].get<std::string>();
+    } else {
+      CHECK(piece_size_ok(ch["text"]));
+      text[index] += ch["text"].get<std::string>();
+    }
+  }
+  REQUIRE(text.size() == 4);
+  for (const json& choice : w["choices"]) {
+    const std::int64_t index = choice["index"];
+    CHECK(text[index] == choice["text"]);
+    CHECK(finish[index] == choice["finish_reason"]);
+  }
+  CHECK(usage == w["usage"]);
+  s->stop();
+}
+
+TEST_CASE("mock streaming: Responses events (text, function call, incomplete, refusal) end with the whole response") {
+  using namespace stream_tests;
+  auto s = start();
+  const json tool = {{"type", "function"},
+                     {"name", "get_weather"},
+                     {"strict", true},
+                     {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}, {"days", {{"type", "integer"}}}}}}}};
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"text", {{"model", "gpt-4.1"}, {"input", prompt}, {"max_output_tokens", 200}}},
+      {"reasoning and a function call",
+       {{"model", "o4-mini"}, {"input", "Weather?"}, {"tools", json::array({tool})}, {"tool_choice", "required"}}},
+      {"incomplete", {{"model", "gpt-4.1"}, {"input", "Tell me a long story"}, {"max_output_tokens", 16}}},
+      {"refusal", {{"model", "gpt-4.1"}, {"input", "please refuse this"}}}};
+  for (const auto& [name, body] : cases) {
+    CAPTURE(name);
+    const raw_answer whole = post(*s, "/v1/responses", body, openai_auth());
+    REQUIRE(whole.status == 200);
+    const json w = json::parse(whole.body);
+    json req = body;
+    req["stream"] = true;
+    const raw_answer streamed = post(*s, "/v1/responses", req, openai_auth());
+    CHECK(streamed.error == httplib::Error::Success);
+    REQUIRE(streamed.status == 200);
+    CHECK(streamed.header("Content-Type") == "text/event-stream");
+    const auto ev = typed_events(streamed.body);
+    REQUIRE(ev.size() >= 6);
+    for (std::size_t i = 0; i < ev.size(); ++i) CHECK(ev[i]["sequence_number"] == i);
+    CHECK(ev[0]["type"] == "response.created");
+    CHECK(ev[1]["type"] == "response.in_progress");
+    for (std::size_t i : {std::size_t{0}, std::size_t{1}}) {
+      CHECK(ev[i]["response"]["status"] == "in_progress");
+      CHECK(ev[i]["response"]["output"] == json::array());
+      CHECK(ev[i]["response"]["id"] == ev.back()["response"]["id"]);
+    }
+    const json& done = ev.back();
+    CHECK(done["type"] == (w["status"] == "incomplete" ? "response.incomplete" : "response.completed"));
+    const json& r = done["response"];
+    // The whole response, the same as the one sent whole but for ids and the time.
+    CHECK(r.size() == w.size());
+    for (const char* k : {"object", "status", "incomplete_details", "model", "usage", "tools", "text", "reasoning"})
+      CHECK_MESSAGE(r[k] == w[k], k);
+    REQUIRE(r["output"].size() == w["output"].size());
+    // What the deltas add up to, by item.
+    std::map<std::string, std::string> text, refusal, arguments;
+    std::map<std::string, std::size_t> added, item_done;
+    for (std::size_t i = 2; i + 1 < ev.size(); ++i) {
+      const json& e = ev[i];
+      const std::string type = e["type"];
+      const std::string item_id = e.contains("item") ? e["item"].value("id", "") : e.value("item_id", "");
+      if (type == "response.output_item.added") {
+        added[item_id] = e["output_index"].get<std::size_t>();
+        if (e["item"]["type"] == "message") CHECK(e["item"]["content"] == json::array());
+        if (e["item"]["type"] == "function_call") CHECK(e["item"]["arguments"] == "");
+      } else if (type == "response.output_item.done") {
+        CHECK(added.count(item_id) == 1);
+        item_done[item_id] = e["output_index"].get<std::size_t>();
+        CHECK(e["item"] == r["output"][e["output_index"].get<std::size_t>()]);
+      } else if (type == "response.output_text.delta") {
+        CHECK(piece_size_ok(e["delta"]));
+        CHECK(e["content_index"] == 0);
+        text[item_id] += e["delta"].get<std::string>();
+      } else if (type == "response.output_text.done") {
+        CHECK(e["text"] == text[item_id]);
+      } else if (type == "response.refusal.delta") {
+        refusal[item_id] += e["delta"].get<std::string>();
+      } else if (type == "response.refusal.done") {
+        CHECK(e["refusal"] == refusal[item_id]);
+      } else if (type == "response.function_call_arguments.delta") {
+        CHECK(piece_size_ok(e["delta"]));
+        arguments[item_id] += e["delta"].get<std::string>();
+      } else if (type == "response.function_call_arguments.done") {
+        CHECK(e["arguments"] == arguments[item_id]);
+        CHECK(e["name"] == "get_weather");
+      } else if (type == "response.content_part.added") {
+        CHECK(added.count(item_id) == 1);
+      } else if (type == "response.content_part.done") {
+        CHECK(item_done.count(item_id) == 0);
+      } else {
+        FAIL("unexpected event " << e.dump());
+      }
+    }
+    CHECK(added == item_done);
+    for (std::size_t i = 0; i < r["output"].size(); ++i) {
+      const json& item = r["output"][i];
+      const json& whole_item = w["output"][i];
+      CHECK(item["type"] == whole_item["type"]);
+      const std::string id = item["id"];
+      CHECK(added[id] == i);
+      if (item["type"] == "message") {
+        const json& part = item["content"][0];
+        CHECK(part == whole_item["content"][0]);
+        if (part["type"] == "refusal") CHECK(refusal[id] == part["refusal"]);
+        else CHECK(text[id] == part["text"]);
+      } else if (item["type"] == "function_call") {
+        CHECK(arguments[id] == item["arguments"]);
+        CHECK(item["arguments"] == whole_item["arguments"]);
+        CHECK(json::parse(arguments[id]) == json{{"city", "mock"}, {"days", 1}});
+      }
+    }
+  }
+  s->stop();
+}
+
+TEST_CASE("mock streaming: Anthropic Messages events add up to the whole message") {
+  using namespace stream_tests;
+  auto s = start();
+  for (const int max_tokens : {200, 4}) {
+    CAPTURE(max_tokens);
+    json req = messages_request(prompt);
+    req["max_tokens"] = max_tokens;
+    const raw_answer whole = post(*s, "/v1/messages", req, anthropic_auth());
+    REQUIRE(whole.status == 200);
+    const json w = json::parse(whole.body);
+    CHECK(w["stop_reason"] == (max_tokens == 4 ? "max_tokens" : "end_turn"));
+    req["stream"] = true;
+    const raw_answer streamed = post(*s, "/v1/messages", req, anthropic_auth());
+    CHECK(streamed.error == httplib::Error::Success);
+    REQUIRE(streamed.status == 200);
+    CHECK(streamed.header("Content-Type") == "text/event-stream");
+    CHECK(streamed.header("request-id").rfind("req_", 0) == 0);
+    check_anthropic_events(typed_events(streamed.body), w);
+  }
+  json req = messages_request("x");
+  req["stream"] = true;
+  const raw_answer no_version = post(*s, "/v1/messages", req, {{"x-api-key", key}});
+  CHECK(no_version.status == 400);
+  CHECK(json::parse(no_version.body)["error"]["type"] == "invalid_request_error");
+  CHECK(s->streamed_requests() == 2);
+  s->stop();
+}
+
+TEST_CASE("mock streaming: Gemini and Vertex AI streamGenerateContent, streamRawPredict, the OpenAI route") {
+  using namespace stream_tests;
+  auto s = start();
+  // The chunks of one streamed Gemini answer against the whole answer.
+  auto check_gemini = [](const std::vector<json>& chunks, const json& w) {
+    REQUIRE(chunks.size() > 2);
+    std::map<std::int64_t, std::string> text, finish;
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      const json& c = chunks[i];
+      CHECK(c["modelVersion"] == w["modelVersion"]);
+      CHECK(c["responseId"] == chunks[0]["responseId"]);
+      CHECK(c["usageMetadata"]["promptTokenCount"] == w["usageMetadata"]["promptTokenCount"]);
+      if (i + 1 == chunks.size()) CHECK(c["usageMetadata"] == w["usageMetadata"]);
+      for (const json& cand : c["candidates"]) {
+        const std::int64_t index = cand["index"];
+        CHECK(finish.count(index) == 0);
+        CHECK(cand["content"]["role"] == "model");
+        REQUIRE(cand["content"]["parts"].size() == 1);
+        CHECK(piece_size_ok(cand["content"]["parts"][0]["text"]));
+        text[index] += cand["content"]["parts"][0]["text"].get<std::string>();
+        if (cand.contains("finishReason")) finish[index] = cand["finishReason"].get<std::string>();
+      }
+    }
+    for (const json& cand : chunks.back()["candidates"]) CHECK(cand.contains("finishReason"));
+    REQUIRE(text.size() == w["candidates"].size());
+    for (const json& cand : w["candidates"]) {
+      const std::int64_t index = cand["index"];
+      CHECK(text[index] == cand["content"]["parts"][0]["text"]);
+      CHECK(finish[index] == cand["finishReason"]);
+    }
+  };
+  auto sse_chunks = [](const raw_answer& a) {
+    CHECK(a.error == httplib::Error::Success);
+    REQUIRE(a.status == 200);
+    CHECK(a.header("Content-Type") == "text/event-stream");
+    std::vector<json> out;
+    for (const auto& e : parse_sse(a.body, "\r\n")) {
+      CHECK(e.event.empty());
+      out.push_back(json::parse(e.data));
+    }
+    return out;
+  };
+
+  const httplib::Headers gkey = {{"x-goog-api-key", key}};
+  json req = gemini_request(prompt);
+  req["generationConfig"] = {{"candidateCount", 2}};
+  const raw_answer whole = post(*s, "/v1beta/models/gemini-2.5-flash:generateContent", req, gkey);
+  REQUIRE(whole.status == 200);
+  const json w = json::parse(whole.body);
+  check_gemini(sse_chunks(post(*s, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", req, gkey)), w);
+  // Without alt=sse: the same chunks, as one JSON array.
+  const raw_answer array = post(*s, "/v1beta/models/gemini-2.5-flash:streamGenerateContent", req, gkey);
+  CHECK(array.error == httplib::Error::Success);
+  REQUIRE(array.status == 200);
+  const json chunks = json::parse(array.body, nullptr, false);
+  REQUIRE(chunks.is_array());
+  check_gemini(chunks.get<std::vector<json>>(), w);
+  // The key is checked before the stream.
+  const raw_answer no_key = post(*s, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", req, {});
+  CHECK(no_key.status == 403);
+  CHECK(json::parse(no_key.body)["error"]["status"] == "PERMISSION_DENIED");
+
+  // Vertex AI, with a token from the mock's /token.
+  const httplib::Headers bearer = {{"Authorization", "Bearer " + vertex_token(*s)}};
+  const std::string vertex = "/v1/projects/p/locations/us-central1/publishers/";
+  const raw_answer vwhole = post(*s, vertex + "google/models/gemini-2.0-flash:generateContent", gemini_request("hi there"), bearer);
+  REQUIRE(vwhole.status == 200);
+  check_gemini(sse_chunks(post(*s, vertex + "google/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+                               gemini_request("hi there"), bearer)),
+               json::parse(vwhole.body));
+  CHECK(post(*s, vertex + "google/models/gemini-2.0-flash:streamGenerateContent?alt=sse", gemini_request("x"), {})
+            .status == 401);
+
+  json claude = messages_request(prompt);
+  claude.erase("model");
+  claude["anthropic_version"] = "vertex-2023-10-16";
+  const std::string claude_path = vertex + "anthropic/models/claude-sonnet-4@20250514:";
+  const raw_answer cwhole = post(*s, claude_path + "rawPredict", claude, bearer);
+  REQUIRE(cwhole.status == 200);
+  const json cw = json::parse(cwhole.body);
+  for (const bool stream_field : {false, true}) {
+    CAPTURE(stream_field);
+    json body = claude;
+    if (stream_field) body["stream"] = true;
+    // streamRawPredict always streams; rawPredict when the body says "stream": true.
+    const raw_answer streamed = post(*s, claude_path + (stream_field ? "rawPredict" : "streamRawPredict"), body, bearer);
+    REQUIRE(streamed.status == 200);
+    CHECK(streamed.header("Content-Type") == "text/event-stream");
+    check_anthropic_events(typed_events(streamed.body), cw);
+  }
+
+  json llama = chat_request(prompt);
+  llama["model"] = "meta/llama-3.3-70b-instruct-maas";
+  llama["stream"] = true;
+  const raw_answer openai = post(*s, "/v1beta1/projects/p/locations/us-central1/endpoints/openapi/chat/completions", llama, bearer);
+  REQUIRE(openai.status == 200);
+  const auto events = parse_sse(openai.body);
+  REQUIRE(events.size() > 3);
+  CHECK(events.back().data == "[DONE]");
+  std::string text;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    const json c = json::parse(events[i].data);
+    if (c["choices"][0]["delta"].contains("content")) text += c["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  CHECK(text == std::string("Mock answer to: ") + prompt);
+  CHECK(s->streamed_requests() == 6);
+  s->stop();
+}
+
+TEST_CASE("mock streaming: Bedrock invoke-with-response-stream, decoded by botocore's EventStreamBuffer") {
+  using namespace stream_tests;
+  auto s = start();
+  json req = messages_request(prompt);
+  req.erase("model");
+  req["anthropic_version"] = "bedrock-2023-05-31";
+  const std::string model = "anthropic.claude-3-5-haiku-20241022-v1:0";
+  const raw_answer whole = post(*s, "/model/" + model + "/invoke", req, bedrock_auth());
+  REQUIRE(whole.status == 200);
+  const json w = json::parse(whole.body);
+  const raw_answer streamed = post(*s, "/model/" + model + "/invoke-with-response-stream", req, bedrock_auth());
+  CHECK(streamed.error == httplib::Error::Success);
+  REQUIRE(streamed.status == 200);
+  CHECK(streamed.header("Content-Type") == "application/vnd.amazon.eventstream");
+  CHECK(streamed.header("X-Amzn-Bedrock-Content-Type") == "application/json");
+  const auto frames = eventstream_frames(streamed.body);
+  CHECK(frames.size() > 6);
+  // Errors before the stream are Bedrock's JSON errors.
+  const raw_answer unsigned_request = post(*s, "/model/" + model + "/invoke-with-response-stream", req, {});
+  CHECK(unsigned_request.status == 403);
+  CHECK(unsigned_request.header("x-amzn-ErrorType").rfind("MissingAuthenticationTokenException", 0) == 0);
+  // A stream error: an exception message after some events.
+  s->fail_next_streams(mock::stream_fault::error_event);
+  const raw_answer failed = post(*s, "/model/" + model + "/invoke-with-response-stream", req, bedrock_auth());
+  CHECK(failed.error == httplib::Error::Success);
+  REQUIRE(failed.status == 200);
+  CHECK(eventstream_frames(failed.body).size() == frames.size() / 2 + 1);
+  s->stop();
+
+  const std::string dir = make_temp_dir("eventstream");
+  std::ofstream(dir + "/stream.bin", std::ios::binary) << streamed.body;
+  std::ofstream(dir + "/failed.bin", std::ios::binary) << failed.body;
+  const reference::run_result r = reference::run("eventstream_botocore.py", {dir + "/stream.bin"}, dir);
+  if (!reference::ran(r)) return;
+  std::vector<json> events;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    const json m = json::parse(line);
+    CHECK(m["headers"] == json{{":event-type", "chunk"}, {":content-type", "application/json"}, {":message-type", "event"}});
+    REQUIRE(m.contains("event"));
+    events.push_back(m["event"]);
+  }
+  CHECK(events.size() == frames.size());
+  REQUIRE(!events.empty());
+  const json metrics = events.back()["amazon-bedrock-invocationMetrics"];
+  CHECK(metrics["inputTokenCount"] == w["usage"]["input_tokens"]);
+  CHECK(metrics["outputTokenCount"] == w["usage"]["output_tokens"]);
+  events.back().erase("amazon-bedrock-invocationMetrics");
+  CHECK(events.back() == json{{"type", "message_stop"}});
+  check_anthropic_events(events, w);
+
+  const reference::run_result f = reference::run("eventstream_botocore.py", {dir + "/failed.bin"}, dir);
+  REQUIRE(reference::ran(f));
+  std::vector<json> messages;
+  std::istringstream flines(f.out);
+  for (std::string line; std::getline(flines, line);) messages.push_back(json::parse(line));
+  REQUIRE(messages.size() == frames.size() / 2 + 1);
+  CHECK(messages.front()["event"]["type"] == "message_start");
+  const json& last = messages.back();
+  CHECK(last["headers"][":message-type"] == "exception");
+  CHECK(last["headers"][":exception-type"] == "modelStreamErrorException");
+  CHECK(json::parse(last["payload"].get<std::string>())["message"].get<std::string>().find("Overloaded") !=
+        std::string::npos);
+}
+
+TEST_CASE("mock streaming: faults after the 200 (cut, error event, stall), forced and by rate; stop ends a stall") {
+  using namespace stream_tests;
+  mock::server_options so;
+  so.stream_stall_ms = 300;
+  auto s = start(so);
+  json chat = chat_request("hello there, stream");
+  chat["stream"] = true;
+
+  // Cut: about half the events, then the connection closes, with no [DONE]; the next is whole.
+  s->fail_next_streams(mock::stream_fault::cut);
+  const raw_answer cut = post(*s, "/v1/chat/completions", chat, openai_auth());
+  CHECK(cut.status == 200);
+  CHECK(cut.error != httplib::Error::Success);
+  CHECK(cut.body.find("[DONE]") == std::string::npos);
+  const std::size_t half = parse_sse(cut.body).size();
+  const raw_answer next = post(*s, "/v1/chat/completions", chat, openai_auth());
+  CHECK(next.error == httplib::Error::Success);
+  const auto all = parse_sse(next.body);
+  CHECK(all.back().data == "[DONE]");
+  CHECK(half == all.size() / 2);
+
+  // An error event in each format's shape, then the stream ends (no terminator).
+  s->fail_next_streams(mock::stream_fault::error_event, 5);
+  {
+    const raw_answer a = post(*s, "/v1/chat/completions", chat, openai_auth());
+    CHECK(a.error == httplib::Error::Success);
+    const auto ev = parse_sse(a.body);
+    CHECK(ev.size() == all.size() / 2 + 1);
+    const json e = json::parse(ev.back().data);
+    CHECK(e["error"]["type"] == "server_error");
+    CHECK(e["error"]["message"].is_string());
+    CHECK(e["error"].contains("code"));
+  }
+  {
+    const raw_answer a = post(*s, "/v1/completions", json{{"model", "m"}, {"prompt", "p"}, {"stream", true}}, openai_auth());
+    const auto ev = parse_sse(a.body);
+    CHECK(json::parse(ev.back().data)["error"]["type"] == "server_error");
+    CHECK(a.body.find("[DONE]") == std::string::npos);
+  }
+  {
+    const raw_answer a =
+        post(*s, "/v1/responses", json{{"model", "gpt-4.1"}, {"input", "hello"}, {"stream", true}}, openai_auth());
+    const auto ev = typed_events(a.body);
+    REQUIRE(ev.size() > 2);
+    CHECK(ev.back()["type"] == "error");
+    CHECK(ev.back()["code"] == "server_error");
+    CHECK(ev.back()["message"].is_string());
+    CHECK(ev.back()["param"].is_null());
+    CHECK(ev.back()["sequence_number"] == ev.size() - 1);
+    CHECK(a.body.find("response.completed") == std::string::npos);
+  }
+  {
+    json m = messages_request("hello");
+    m["stream"] = true;
+    const raw_answer a = post(*s, "/v1/messages", m, anthropic_auth());
+    const auto ev = typed_events(a.body);
+    CHECK(ev.back() == json{{"type", "error"}, {"error", {{"type", "overloaded_error"}, {"message", "Overloaded"}}}});
+    CHECK(ev.front()["type"] == "message_start");
+    CHECK(a.body.find("message_stop") == std::string::npos);
+  }
+  {
+    const raw_answer a = post(*s, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                              gemini_request("hello there, stream"), {{"x-goog-api-key", key}});
+    const auto ev = parse_sse(a.body, "\r\n");
+    REQUIRE(ev.size() >= 2);
+    const json e = json::parse(ev.back().data);
+    CHECK(e["error"]["code"] == 503);
+    CHECK(e["error"]["status"] == "UNAVAILABLE");
+    CHECK(json::parse(ev.front().data).contains("candidates"));
+  }
+
+  // Stall: half, silence for stream_stall_ms, then the connection closes.
+  s->fail_next_streams(mock::stream_fault::stall);
+  const raw_answer stalled = post(*s, "/v1/chat/completions", chat, openai_auth());
+  CHECK(stalled.error != httplib::Error::Success);
+  CHECK(stalled.body.find("[DONE]") == std::string::npos);
+  REQUIRE_FALSE(stalled.arrivals.empty());
+  CHECK(stalled.ended - stalled.arrivals.back() >= std::chrono::milliseconds(250));
+
+  // By rate: every stream cut, drawn anew after set_stream_fault_rates; then none.
+  s->set_stream_fault_rates(1, 0, 0);
+  for (int i = 0; i < 2; ++i) CHECK(post(*s, "/v1/chat/completions", chat, openai_auth()).error != httplib::Error::Success);
+  s->set_stream_fault_rates(0, 0, 0);
+  CHECK(post(*s, "/v1/chat/completions", chat, openai_auth()).error == httplib::Error::Success);
+  // A non-streamed request never draws a stream fault.
+  s->set_stream_fault_rates(0, 1, 0);
+  const raw_answer plain = post(*s, "/v1/chat/completions", chat_request("x"), openai_auth());
+  CHECK(plain.status == 200);
+  CHECK(json::parse(plain.body)["object"] == "chat.completion");
+  CHECK(s->streamed_requests() == 11);
+  s->stop();
+
+  mock::server_options bad;
+  bad.fail_stream_cut = 0.6;
+  bad.fail_stream_stall = 0.6;
+  CHECK_THROWS_AS(mock::server{bad}, std::invalid_argument);
+  bad = mock::server_options();
+  bad.stream_chunk_bytes = 0;
+  CHECK_THROWS_AS(mock::server{bad}, std::invalid_argument);
+
+  // stop() does not wait for a long stall to end.
+  so.stream_stall_ms = 60000;
+  auto slow = start(so);
+  slow->fail_next_streams(mock::stream_fault::stall);
+  raw_answer held;
+  std::thread client([&] { held = post(*slow, "/v1/chat/completions", chat, openai_auth()); });
+  REQUIRE(eventually([&] { return slow->streamed_requests() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto t0 = steady::now();
+  slow->stop();
+  client.join();
+  CHECK(steady::now() - t0 < std::chrono::seconds(3));
+  CHECK(held.error != httplib::Error::Success);
+}
+
+TEST_CASE("mock streaming: events are written one by one, stream_event_delay_ms apart; limits and faults come first") {
+  using namespace stream_tests;
+  mock::server_options so;
+  so.stream_event_delay_ms = 40;
+  so.stream_chunk_bytes = 6;
+  auto s = start(so);
+  json chat = chat_request("hi");  // "Mock answer to: hi": 3 pieces, so 6 events and 5 pauses
+  chat["stream"] = true;
+  const raw_answer paced = post(*s, "/v1/chat/completions", chat, openai_auth());
+  CHECK(paced.error == httplib::Error::Success);
+  const auto events = parse_sse(paced.body);
+  REQUIRE(events.size() == 6);
+  CHECK(paced.arrivals.size() >= 4);  // not one write at the end
+  REQUIRE_FALSE(paced.arrivals.empty());
+  CHECK(paced.ended - paced.arrivals.front() >= std::chrono::milliseconds(160));
+  s->stop();
+
+  // A limit or an injected fault answers as for a whole answer: JSON, before any stream.
+  mock::server_options limited;
+  limited.rpm = 1;
+  s = start(limited);
+  CHECK(post(*s, "/v1/chat/completions", chat, openai_auth()).status == 200);
+  const raw_answer over = post(*s, "/v1/chat/completions", chat, openai_auth());
+  CHECK(over.status == 429);
+  CHECK(over.header("Content-Type") == "application/json");
+  CHECK_FALSE(over.header("retry-after").empty());
+  CHECK(json::parse(over.body)["error"]["code"] == "rate_limit_exceeded");
+  s->set_rate_limits(0, 0);
+  s->set_fault_rates(1, 0, 0);
+  json m = messages_request("x");
+  m["stream"] = true;
+  const raw_answer failed = post(*s, "/v1/messages", m, anthropic_auth());
+  CHECK(failed.status == 500);
+  CHECK(json::parse(failed.body)["error"]["type"] == "api_error");
+  CHECK(s->streamed_requests() == 1);
+  s->stop();
+}
+// @end mock-streaming-tests

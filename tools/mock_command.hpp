@@ -37,6 +37,10 @@ struct mock_args {
   double rpm = 0, tpm = 0, input_tpm = 0, output_tpm = 0;
   double fail_500 = 0, fail_429 = 0, fail_overload = 0, fail_reset = 0;
   int fail_429_retry_after_ms = 1000;
+  std::size_t stream_chunk_bytes = 8;
+  int stream_event_delay_ms = 0;
+  double fail_stream_cut = 0, fail_stream_error = 0, fail_stream_stall = 0;
+  int stream_stall_ms = 5000;
   std::uint64_t seed = 0;
   std::string log_requests;
   bool log_bodies = false;
@@ -76,6 +80,12 @@ inline int run_mock(const mock_args& args) {
   opts.fail_overload = args.fail_overload;
   opts.fail_reset = args.fail_reset;
   opts.fail_429_retry_after_ms = args.fail_429_retry_after_ms;
+  opts.stream_chunk_bytes = args.stream_chunk_bytes;
+  opts.stream_event_delay_ms = args.stream_event_delay_ms;
+  opts.fail_stream_cut = args.fail_stream_cut;
+  opts.fail_stream_error = args.fail_stream_error;
+  opts.fail_stream_stall = args.fail_stream_stall;
+  opts.stream_stall_ms = args.stream_stall_ms;
   opts.seed = args.seed;
   opts.log_requests_path = args.log_requests;
   opts.log_request_bodies = args.log_bodies;
@@ -149,7 +159,7 @@ inline int run_mock(const mock_args& args) {
             << srv.responses_with_status(429) << " 429, " << srv.responses_with_status(0) << " dropped\n";
   std::cerr << "requests-engine mock: " << srv.requests_for_path("/v1/completions") << " legacy completions, "
             << srv.requests_for_path("/v1/responses") << " responses, " << srv.requests_for_path("/v1/embeddings")
-            << " embeddings\n";
+            << " embeddings; " << srv.streamed_requests() << " streamed\n";
   // The Gemini, Vertex AI and Bedrock routes (tools/mock/google_aws.hpp).
   std::size_t gemini = 0, vertex = 0, bedrock = 0;
   for (const auto& [path, n] : srv.requests_by_path()) {
@@ -194,7 +204,7 @@ inline mock_command add_mock_command(CLI::App& app) {
   CLI::App* mock_cmd =
       app.add_subcommand("mock",
                          "Run a local mock server: OpenAI-compatible POST /v1/chat/completions, /v1/responses and Anthropic "
-                         "POST /v1/messages (plus GET /health), with rate limits and fault injection");
+                         "POST /v1/messages (plus GET /health), whole or streamed, with rate limits and fault injection");
   mock_cmd->add_option("--host", mock.host, "Address to listen on")->capture_default_str();
   mock_cmd->add_option("--port", mock.port, "Port to listen on (0 = pick a free port)")
       ->capture_default_str()
@@ -254,6 +264,32 @@ inline mock_command add_mock_command(CLI::App& app) {
                        "The wait an injected 429 asks for (retry-after rounds it up to whole seconds)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  mock_cmd->add_option("--stream-chunk-bytes", mock.stream_chunk_bytes,
+                       "Streamed answers: text and tool arguments go out in pieces of about this many bytes, one "
+                       "event each")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  mock_cmd->add_option("--stream-event-delay-ms", mock.stream_event_delay_ms,
+                       "Streamed answers: pause between two events")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
+  mock_cmd->add_option("--fail-stream-cut", mock.fail_stream_cut,
+                       "Fraction of streamed answers whose connection is closed after about half their events")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-stream-error", mock.fail_stream_error,
+                       "Fraction of streamed answers that send an error event (in the API's shape) after about half "
+                       "their events")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-stream-stall", mock.fail_stream_stall,
+                       "Fraction of streamed answers that go silent after about half their events for "
+                       "--stream-stall-ms, then close")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--stream-stall-ms", mock.stream_stall_ms, "How long a stalled stream stays silent")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
   mock_cmd->add_option("--seed", mock.seed, "Seed of the fault draws: the same seed, the same sequence of faults")
       ->capture_default_str();
   mock_cmd->add_option("--log-requests", mock.log_requests,

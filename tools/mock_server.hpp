@@ -7,11 +7,11 @@
 // nlohmann/json and OpenSSL 3 (-lssl -lcrypto).
 //
 // Routes:
-//   POST /v1/chat/completions   OpenAI chat completions (non-streaming)
+//   POST /v1/chat/completions   OpenAI chat completions (streamed with "stream": true, see below)
 //   POST /v1/completions        OpenAI legacy completions, `prompt` a string or an array of
 //                               strings: choices[].index = prompt * n + sample, the choices in
 //                               reverse order (auth, limits, faults and latency as below)
-//   POST /v1/responses          OpenAI Responses (non-streaming; see mock/responses.hpp): 400 for
+//   POST /v1/responses          OpenAI Responses (see mock/responses.hpp): 400 for
 //                               chat-only parameters, max_output_tokens < 16, an input_image
 //                               without detail, a function tool without strict or parameters;
 //                               a forced tool choice answers a function_call, "please refuse" a
@@ -23,7 +23,7 @@
 //                               endian float32), `dimensions` (default 16): each vector is
 //                               mock_embedding(input, dims), data in reverse order with their
 //                               index (auth, limits, faults and latency as below; see mock/embeddings.hpp)
-//   POST /v1/messages           Anthropic Messages (non-streaming)
+//   POST /v1/messages           Anthropic Messages
 //   GET  /health                200 "ok"
 //   the batch APIs: /v1/files, /v1/batches, /v1/messages/batches (see mock/batch.hpp)
 //   the Gemini API, Vertex AI and Bedrock routes (see mock/google_aws.hpp)
@@ -42,7 +42,7 @@
 //      object, missing/non-string 'model', missing/empty/non-array 'messages',
 //      a message that is not an object with a string 'role', an 'n' that is not
 //      an integer in [1,128], a 'max_tokens' / 'max_completion_tokens' that is
-//      not a positive integer, and "stream": true (not supported); a model that
+//      not a positive integer; a model that
 //      OpenAI serves on /v1/responses only (o1-pro*, o3-pro*, gpt-5-pro*, *codex*)
 //      gets 404 as from OpenAI. Reasoning models (o1/o3/o4/gpt-5*, or a name with
 //      "reason") spend 16 reasoning tokens per choice, inside completion_tokens;
@@ -76,6 +76,31 @@
 // a Messages response with the same text rule (stop_reason "end_turn", or
 // "max_tokens" when cut).
 //
+// Streaming (mock/streaming.hpp). "stream": true on chat completions, legacy completions,
+// Responses, Messages, Vertex's OpenAI route and rawPredict; Vertex's :streamRawPredict,
+// :streamGenerateContent (Gemini API and Vertex; ?alt=sse for SSE, else one JSON array sent in
+// pieces) and Bedrock's POST /model/{id}/invoke-with-response-stream always stream. The events
+// are made from the body the route would send whole (same ids, text, usage, finish reasons),
+// text and tool arguments in pieces of about stream_chunk_bytes (never inside a UTF-8
+// sequence), stream_event_delay_ms apart, each written as it is made (chunked encoding):
+//   OpenAI chat        data: chat.completion.chunk ... [usage chunk with include_usage] data: [DONE]
+//   OpenAI completions data: text_completion chunk ... [usage chunk] data: [DONE]
+//   Responses          event:/data: response.created, .in_progress, .output_item.added,
+//                      .content_part.added, .output_text.delta ... .done, .content_part.done,
+//                      (.function_call_arguments.delta ... .done), .output_item.done,
+//                      response.completed (or .incomplete) with the whole response
+//   Anthropic          message_start, content_block_start, ping, content_block_delta ...,
+//                      content_block_stop, message_delta, message_stop
+//   Gemini             data: GenerateContentResponse ... (CRLF CRLF), the last with finishReason
+//                      and the whole usageMetadata
+//   Bedrock            application/vnd.amazon.eventstream: one "chunk" event per Anthropic event,
+//                      {"bytes": base64 of its JSON}
+// Everything before the stream (auth, validation, pauses, faults, limits) answers as for a
+// whole answer. After the 200, stream faults (fail_stream_cut / _error / _stall, or
+// fail_next_streams()) cut the connection, send an error event in the format's shape, or go
+// silent for stream_stall_ms, each after about half the events. A streamed request is logged
+// when its stream ends (status 200).
+//
 // Every model request is counted by path, key fingerprint and status, kept in
 // request_log() (the last 20000), and with log_requests_path appended as one
 // JSON line: time, path, key fingerprint (never the key), status (0 = dropped),
@@ -88,13 +113,14 @@
 //                     faults, rate limits, latency) and the OpenAI / Anthropic model routes
 //   openai.hpp        chat completions: request checks, answer body, OpenAI errors
 //   anthropic.hpp     Messages: request checks, answer body, Anthropic errors
+//   streaming.hpp     every format's stream events, made from an answer body; AWS event stream
 //   google_aws.hpp    Gemini API, Vertex AI with its token endpoint, Bedrock
 //   batch.hpp         OpenAI Files + Batch, Anthropic Message Batches
 //   rate_limiter.hpp  token buckets per key
 //   sockets.hpp       connection counting, dropping a connection, waking idle workers
 //   common.hpp        server_options and small helpers
 //   pki.hpp           make_test_pki: a CA and a localhost certificate for HTTPS
-// A new route (another provider, streaming, another API) is a new part next to openai.hpp,
+// A new route (another provider, another API) is a new part next to openai.hpp,
 // a class like google_aws_routes that gets the server_core and is owned by the server.
 #pragma once
 

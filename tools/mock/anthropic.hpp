@@ -32,6 +32,7 @@ struct messages_request {
   std::string last_user_text;
   std::size_t prompt_bytes = 0;
   std::int64_t max_tokens = 0;
+  bool stream = false;
 };
 
 // Validates an Anthropic Messages body the way the API words its errors.
@@ -109,11 +110,7 @@ inline bool parse_messages_request(const nlohmann::json& body, messages_request&
     }
     out.prompt_bytes += content_text(*system).size();
   }
-  const auto stream = body.find("stream");
-  if (stream != body.end() && stream->is_boolean() && stream->get<bool>()) {
-    error = "stream: streaming responses are not supported by the requests_engine mock server";
-    return false;
-  }
+  out.stream = stream_flags(body).stream;
   return true;
 }
 

@@ -66,6 +66,17 @@ struct server_options {
   std::uint64_t seed = 0;
   int fail_429_retry_after_ms = 1000;  // sent as retry-after (whole seconds, rounded up) and retry-after-ms
 
+  // Streamed answers ("stream": true, Gemini's streamGenerateContent, Bedrock's
+  // invoke-with-response-stream; see mock/streaming.hpp).
+  std::size_t stream_chunk_bytes = 8;  // text and tool arguments go out in pieces of about this many bytes
+  int stream_event_delay_ms = 0;       // pause between two events
+  // The fraction of streamed answers that fail after their 200 and about half their events,
+  // drawn from `seed` and the stream's sequence number (a draw of their own). The sum must be <= 1.
+  double fail_stream_cut = 0;    // the connection is closed, no terminator
+  double fail_stream_error = 0;  // an error event in the format's shape, then the stream ends
+  double fail_stream_stall = 0;  // silence for stream_stall_ms, then the connection is closed
+  int stream_stall_ms = 5000;
+
   // One JSON line per model request is appended here (never the key: a fingerprint).
   std::string log_requests_path;
   // Each log line also holds the request body as received ("body": the parsed JSON, or the
@@ -176,14 +187,22 @@ inline sampled_answer sample_answer(const std::string& base, std::int64_t k, std
   return a;
 }
 
-// A request with "stream": true (the mock answers whole responses only): fills `error` and
-// `param` in OpenAI's words.
-inline bool asks_to_stream(const nlohmann::json& body, std::string& error, nlohmann::json& param) {
+// A body's "stream": true, and its stream_options.include_usage (OpenAI's usage chunk).
+struct stream_request {
+  bool stream = false;
+  bool include_usage = false;
+};
+inline stream_request stream_flags(const nlohmann::json& body) {
+  stream_request out;
+  if (!body.is_object()) return out;
   const auto stream = body.find("stream");
-  if (stream == body.end() || !stream->is_boolean() || !stream->get<bool>()) return false;
-  error = "Invalid 'stream': streaming responses are not supported by the requests_engine mock server.";
-  param = "stream";
-  return true;
+  out.stream = stream != body.end() && stream->is_boolean() && stream->get<bool>();
+  const auto options = body.find("stream_options");
+  if (out.stream && options != body.end() && options->is_object()) {
+    const auto usage = options->find("include_usage");
+    out.include_usage = usage != options->end() && usage->is_boolean() && usage->get<bool>();
+  }
+  return out;
 }
 
 inline bool optional_int_field(const nlohmann::json& body, const char* key, std::int64_t min, std::int64_t max,

@@ -20,6 +20,7 @@ struct completions_request {
   std::vector<std::string> prompts;
   std::int64_t n = 1;
   std::optional<std::int64_t> max_tokens;
+  stream_request stream;
 };
 
 // Validates a legacy completions body; on failure fills `error` and `param` and returns false.
@@ -59,7 +60,8 @@ inline bool parse_completions_request(const nlohmann::json& body, completions_re
     param = "max_tokens";
     return false;
   }
-  return !asks_to_stream(body, error, param);
+  out.stream = stream_flags(body);
+  return true;
 }
 
 inline std::size_t completions_prompt_bytes(const completions_request& req) {

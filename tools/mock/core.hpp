@@ -10,6 +10,7 @@
 #include "rate_limiter.hpp"
 #include "responses.hpp"
 #include "sockets.hpp"
+#include "streaming.hpp"
 
 #include <algorithm>
 #include <array>
@@ -24,11 +25,13 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -67,6 +70,9 @@ class server_core {
     latency_jitter_ms_ = std::max(0, opts_.latency_jitter_ms);
     set_rate_limits(opts_.rpm, opts_.tpm, opts_.input_tpm, opts_.output_tpm);
     set_fault_rates(opts_.fail_500, opts_.fail_429, opts_.fail_reset, opts_.fail_overload);
+    set_stream_fault_rates(opts_.fail_stream_cut, opts_.fail_stream_error, opts_.fail_stream_stall);
+    if (opts_.stream_chunk_bytes == 0)
+      throw std::invalid_argument("requests_engine_mock::server: stream_chunk_bytes must be at least 1");
   }
 
   // ---- settings and statistics, for server (documented there) ----
@@ -76,6 +82,7 @@ class server_core {
   std::size_t in_flight() const { return in_flight_.load(); }
   void reset_stats() {
     requests_.store(0);
+    streamed_.store(0);
     max_in_flight_.store(in_flight_.load());
     {
       std::lock_guard<std::mutex> lk(records_mutex_);
@@ -171,6 +178,28 @@ class server_core {
     fault_rates_ = {fail_500, fail_429, fail_reset, fail_overload};
     fault_seq_ = 0;
     faults_on_.store(sum > 0);
+  }
+
+  std::size_t streamed_requests() const { return streamed_.load(); }
+
+  void set_stream_fault_rates(double cut, double error_event, double stall) {
+    double sum = 0;
+    for (double v : {cut, error_event, stall}) {
+      if (!(v >= 0 && v <= 1))
+        throw std::invalid_argument("requests_engine_mock::server: a failure rate must be in [0, 1]");
+      sum += v;
+    }
+    if (sum > 1 + 1e-9)
+      throw std::invalid_argument("requests_engine_mock::server: the stream failure rates add up to more than 1");
+    std::lock_guard<std::mutex> lk(stream_fault_mutex_);
+    stream_fault_rates_ = {cut, error_event, stall};
+    stream_fault_seq_ = 0;
+  }
+
+  void fail_next_streams(stream_fault f, std::size_t count) {
+    std::lock_guard<std::mutex> lk(stream_fault_mutex_);
+    forced_stream_fault_ = f;
+    forced_stream_count_ = count;
   }
 
   void pause_requests(std::size_t count, std::chrono::seconds retry_after) {
@@ -280,7 +309,12 @@ class server_core {
         if (!serve_or_refuse(api::openai, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope))
           return;
         simulate_latency();
-        detail::set_json(res, 200, detail::completions_body(completions));
+        const std::string answer = detail::completions_body(completions);
+        if (completions.stream.stream)
+          return send_stream(
+              res, detail::openai_completions_stream(answer, completions.stream.include_usage, opts_.stream_chunk_bytes),
+              scope);
+        detail::set_json(res, 200, answer);
         return;
       }
       if (which == api::openai_responses) {
@@ -296,7 +330,9 @@ class server_core {
         if (!serve_or_refuse(api::openai, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope))
           return;
         simulate_latency();
-        detail::set_json(res, 200, detail::responses_body(responses));
+        const std::string answer = detail::responses_body(responses);
+        if (responses.stream) return send_stream(res, detail::responses_stream(answer, opts_.stream_chunk_bytes), scope);
+        detail::set_json(res, 200, answer);
         return;
       }
       if (which == api::openai_embeddings) {
@@ -329,7 +365,11 @@ class server_core {
       cost = {1, in + out, in, out};
       if (!serve_or_refuse(which, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope)) return;
       simulate_latency();
-      detail::set_json(res, 200, detail::chat_completion_body(chat));
+      const std::string answer = detail::chat_completion_body(chat);
+      if (chat.stream.stream)
+        return send_stream(res, detail::openai_chat_stream(answer, chat.stream.include_usage, opts_.stream_chunk_bytes),
+                           scope);
+      detail::set_json(res, 200, answer);
       return;
     }
 
@@ -363,11 +403,14 @@ class server_core {
     cost = {1, in + out, in, out};
     if (!serve_or_refuse(which, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope)) return;
     simulate_latency();
-    detail::set_json(res, 200, detail::messages_body(msg));
+    const std::string answer = detail::messages_body(msg);
+    if (msg.stream) return send_stream(res, detail::anthropic_stream(answer, opts_.stream_chunk_bytes), scope);
+    detail::set_json(res, 200, answer);
   }
 
   // A model route with rules of its own: counted, recorded and offered to the on_chat hook as
-  // handle_model_request does (without a key fingerprint); then `handle` gets the parsed body.
+  // handle_model_request does (without a key fingerprint); then `handle` gets the parsed body
+  // (and the request's scope, for send_stream, if it takes two arguments).
   template <class Handle>
   void serve_model_route(const httplib::Request& req, httplib::Response& res, Handle&& handle) {
     requests_.fetch_add(1);
@@ -377,7 +420,39 @@ class server_core {
     request_scope scope(*this, req, res, std::string(), body);
     if (const chat_hook hook = current_hook())
       if (hook(req, res)) return;
-    handle(body);
+    if constexpr (std::is_invocable_v<Handle&, const nlohmann::json&, request_scope&>)
+      handle(body, scope);
+    else
+      handle(body);
+  }
+
+  // Answers 200 with `plan`'s events, one at a time through a chunked content provider (so each
+  // goes out as it is written), stream_event_delay_ms apart, with a stream fault if one is due.
+  // The request is logged, and counted in flight, until its stream ends.
+  template <class Scope>
+  void send_stream(httplib::Response& res, detail::stream_plan plan, Scope& scope) {
+    streamed_.fetch_add(1);
+    auto st = std::make_shared<stream_state>();
+    st->fault = draw_stream_fault();
+    st->stop_at = st->fault == stream_fault::none ? plan.events.size() : plan.events.size() / 2;
+    st->plan = std::move(plan);
+    res.status = 200;
+    for (const auto& [name, value] : st->plan.headers) res.set_header(name, value);
+    res.set_header("Cache-Control", "no-cache");
+    auto rec = scope.hand_over();
+    in_flight_.fetch_add(1);
+    res.set_chunked_content_provider(
+        st->plan.content_type,
+        [this, st](std::size_t, httplib::DataSink& sink) { return next_stream_event(*st, sink); },
+        [this, rec](bool) {
+          in_flight_.fetch_sub(1);
+          if (!rec) return;
+          try {
+            rec->finished = std::chrono::steady_clock::now();
+            finish(std::move(*rec));
+          } catch (...) {
+          }
+        });
   }
 
   // A route that is not a model request but is counted by path (requests_by_path()).
@@ -423,6 +498,13 @@ class server_core {
     sleep_cv_.wait_for(lk, std::chrono::milliseconds(ms), [this] { return stopping_; });
   }
 
+  // Waits `ms`, or less if stop() comes first: then false.
+  bool wait_unless_stopping(int ms) {
+    std::unique_lock<std::mutex> lk(sleep_mutex_);
+    if (ms > 0) sleep_cv_.wait_for(lk, std::chrono::milliseconds(ms), [this] { return stopping_; });
+    return !stopping_;
+  }
+
   fault draw_fault() {
     if (!faults_on_.load()) return fault::none;
     std::lock_guard<std::mutex> lk(fault_mutex_);
@@ -449,6 +531,54 @@ class server_core {
   }
 
  private:
+  struct stream_state {
+    detail::stream_plan plan;
+    stream_fault fault = stream_fault::none;
+    std::size_t stop_at = 0;  // events sent before the fault strikes
+    std::size_t next = 0;
+  };
+
+  // The fault of the next streamed answer: a forced one (fail_next_streams), else a draw.
+  stream_fault draw_stream_fault() {
+    std::lock_guard<std::mutex> lk(stream_fault_mutex_);
+    if (forced_stream_count_ > 0) {
+      --forced_stream_count_;
+      return forced_stream_fault_;
+    }
+    if (stream_fault_rates_[0] + stream_fault_rates_[1] + stream_fault_rates_[2] <= 0) return stream_fault::none;
+    // Another stream of draws than the request faults', so that the two rates do not correlate.
+    const double u = detail::seeded_uniform(opts_.seed ^ 0x53545245414dULL, stream_fault_seq_++);
+    double edge = stream_fault_rates_[0];
+    if (u < edge) return stream_fault::cut;
+    if (u < (edge += stream_fault_rates_[1])) return stream_fault::error_event;
+    if (u < (edge += stream_fault_rates_[2])) return stream_fault::stall;
+    return stream_fault::none;
+  }
+
+  // The content provider of a stream: one event per call. False closes the connection.
+  bool next_stream_event(stream_state& st, httplib::DataSink& sink) {
+    if (st.next > 0 && !wait_unless_stopping(opts_.stream_event_delay_ms)) return false;
+    if (st.next < st.stop_at) {
+      const std::string& event = st.plan.events[st.next++];
+      if (!sink.write(event.data(), event.size())) return false;
+      if (st.next == st.plan.events.size()) sink.done();
+      return true;
+    }
+    switch (st.fault) {
+      case stream_fault::error_event: {
+        const std::string event = st.plan.error_event(st.next);
+        if (!sink.write(event.data(), event.size())) return false;
+        sink.done();
+        return true;
+      }
+      case stream_fault::stall:
+        wait_unless_stopping(std::max(0, opts_.stream_stall_ms));
+        return false;
+      default:  // cut (none never gets here: its last event ends the stream)
+        return false;
+    }
+  }
+
   struct in_flight_guard {
     explicit in_flight_guard(server_core& s) : s_(s) {
       const std::size_t now = s_.in_flight_.fetch_add(1) + 1;
@@ -538,6 +668,7 @@ class server_core {
       ++s_.by_key_[rec_.key_fingerprint];
     }
     ~request_scope() {
+      if (handed_over_) return;
       try {
         rec_.status = dropped ? 0 : res_.status;
         rec_.finished = std::chrono::steady_clock::now();
@@ -549,7 +680,15 @@ class server_core {
     request_scope& operator=(const request_scope&) = delete;
     bool dropped = false;
 
+    // A streamed answer: the record, status 200, to be finished when the stream ends.
+    std::shared_ptr<request_record> hand_over() {
+      handed_over_ = true;
+      rec_.status = 200;
+      return std::make_shared<request_record>(std::move(rec_));
+    }
+
    private:
+    bool handed_over_ = false;
     server_core& s_;
     const httplib::Response& res_;
     request_record rec_;
@@ -675,6 +814,7 @@ class server_core {
   bool stopping_ = false;  // guarded by sleep_mutex_
 
   std::atomic<std::size_t> requests_{0};
+  std::atomic<std::size_t> streamed_{0};
   std::atomic<std::size_t> in_flight_{0};
   std::atomic<std::size_t> max_in_flight_{0};
 
@@ -695,6 +835,12 @@ class server_core {
   std::array<double, 4> fault_rates_{};  // 500, 429, reset, overload
   std::uint64_t fault_seq_ = 0;          // guarded by fault_mutex_
   std::atomic<bool> faults_on_{false};
+
+  std::mutex stream_fault_mutex_;
+  std::array<double, 3> stream_fault_rates_{};  // cut, error event, stall
+  std::uint64_t stream_fault_seq_ = 0;
+  stream_fault forced_stream_fault_ = stream_fault::none;
+  std::size_t forced_stream_count_ = 0;
 
   std::mutex pause_mutex_;
   std::size_t pause_count_ = 0;

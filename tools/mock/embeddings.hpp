@@ -111,7 +111,7 @@ inline bool parse_embeddings_request(const nlohmann::json& body, embeddings_requ
     (void)v;
   }
   param = nullptr;
-  return !asks_to_stream(body, error, param);
+  return true;
 }
 
 inline std::string base64_of_floats(const std::vector<float>& v) {

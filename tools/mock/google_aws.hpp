@@ -1,11 +1,13 @@
 // requests_engine mock: the Google and AWS routes, the Gemini API, Vertex AI with its OAuth
-// token endpoint, and Bedrock InvokeModel, each answering in its provider's own shapes.
+// token endpoint, and Bedrock InvokeModel (and its streamed form), each answering in its
+// provider's own shapes.
 #pragma once
 
 #include "anthropic.hpp"
 #include "common.hpp"
 #include "core.hpp"
 #include "openai.hpp"
+#include "streaming.hpp"
 
 #include <openssl/evp.h>
 
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -29,6 +32,8 @@ namespace detail {
 //   POST /v1beta/models/{model}:generateContent     Gemini API: x-goog-api-key (or ?key=) required
 //        (403 PERMISSION_DENIED without one; with --api-key-env it must match, else 400
 //        API_KEY_INVALID); the answer in Gemini's shape with usageMetadata, modelVersion = model.
+//   POST /v1beta/models/{model}:streamGenerateContent  the same, streamed: ?alt=sse gives SSE
+//        events, without it one JSON array of the chunks.
 //   POST /v1beta/models/{model}:batchEmbedContents  Gemini embeddings, the same key check: at
 //        most 100 requests, each {"model":"models/{model}","content":{"parts":[{"text"}]},
 //        ["outputDimensionality"]} (400 INVALID_ARGUMENT otherwise); {"embeddings":[{"values"}]}
@@ -40,14 +45,18 @@ namespace detail {
 //   POST /v1beta1/projects/{p}/locations/{l}/endpoints/openapi/chat/completions      Vertex AI,
 //   POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent  each with
 //   POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict    a token
-//        from /token as "Authorization: Bearer" (else 401 UNAUTHENTICATED in Google's shape).
+//        from /token as "Authorization: Bearer" (else 401 UNAUTHENTICATED in Google's shape);
+//        also :streamGenerateContent and :streamRawPredict, streamed; the OpenAI route and
+//        rawPredict stream when the body says "stream": true.
 //   POST /model/{modelId}/invoke                    Bedrock InvokeModel: "Authorization:
 //        AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/bedrock/aws4_request, SignedHeaders=...,
 //        Signature=<64 hex>" and X-Amz-Date required (the signature itself is not checked), else
 //        403 {"message"} with x-amzn-ErrorType; the body must carry anthropic_version and no
 //        model (400 ValidationException); the answer is a Messages response, model = modelId.
-// They count as model requests (requests(), requests_for_path()) and honour on_chat and the
-// latency, but not the rate limits or injected faults.
+//   POST /model/{modelId}/invoke-with-response-stream  the same checks; the answer streamed in
+//        AWS's event stream (see streaming.hpp).
+// They count as model requests (requests(), requests_for_path()) and honour on_chat, the
+// latency and the stream faults, but not the rate limits or injected request faults.
 //
 // Owned by the server; holds the access tokens /token has issued.
 class google_aws_routes {
@@ -56,9 +65,16 @@ class google_aws_routes {
 
   void add_google_aws_routes(httplib::Server& svr) {
     svr.Post(R"(/v1beta/models/([^/:]+):generateContent)", [this](const httplib::Request& req, httplib::Response& res) {
-      serve_google_aws(req, res, [&](const nlohmann::json& body) {
+      serve_google_aws(req, res, [&](const nlohmann::json& body, auto& scope) {
         if (!gemini_key_ok(req, res)) return;
-        answer_generate_content(body, req.matches[1].str(), res);
+        answer_generate_content(body, req.matches[1].str(), res, scope, gemini_answer::whole);
+      });
+    });
+    svr.Post(R"(/v1beta/models/([^/:]+):streamGenerateContent)", [this](const httplib::Request& req,
+                                                                         httplib::Response& res) {
+      serve_google_aws(req, res, [&](const nlohmann::json& body, auto& scope) {
+        if (!gemini_key_ok(req, res)) return;
+        answer_generate_content(body, req.matches[1].str(), res, scope, stream_mode(req));
       });
     });
     svr.Post(R"(/v1beta/models/([^/:]+):batchEmbedContents)", [this](const httplib::Request& req,
@@ -105,7 +121,7 @@ class google_aws_routes {
     svr.Post("/token", [this](const httplib::Request& req, httplib::Response& res) { issue_token(req, res); });
     svr.Post(R"(/v1beta1/projects/([^/]+)/locations/([^/]+)/endpoints/openapi/chat/completions)",
              [this](const httplib::Request& req, httplib::Response& res) {
-               serve_google_aws(req, res, [&](const nlohmann::json& body) {
+               serve_google_aws(req, res, [&](const nlohmann::json& body, auto& scope) {
                  if (!vertex_token_ok(req, res)) return;
                  detail::chat_request chat;
                  std::string error;
@@ -115,40 +131,63 @@ class google_aws_routes {
                    return;
                  }
                  core_.simulate_latency();
-                 detail::set_json(res, 200, detail::chat_completion_body(chat));
+                 const std::string answer = detail::chat_completion_body(chat);
+                 if (chat.stream.stream)
+                   return core_.send_stream(res,
+                                            detail::openai_chat_stream(answer, chat.stream.include_usage,
+                                                                       core_.options().stream_chunk_bytes),
+                                            scope);
+                 detail::set_json(res, 200, answer);
                });
              });
-    svr.Post(R"(/v1/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+):generateContent)",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               serve_google_aws(req, res, [&](const nlohmann::json& body) {
-                 if (!vertex_token_ok(req, res)) return;
-                 answer_generate_content(body, req.matches[3].str(), res);
+    for (const char* method : {"generateContent", "streamGenerateContent"}) {
+      const bool streamed = method[0] == 's';
+      svr.Post(std::string(R"(/v1/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+):)") + method,
+               [this, streamed](const httplib::Request& req, httplib::Response& res) {
+                 serve_google_aws(req, res, [&](const nlohmann::json& body, auto& scope) {
+                   if (!vertex_token_ok(req, res)) return;
+                   answer_generate_content(body, req.matches[3].str(), res, scope,
+                                           streamed ? stream_mode(req) : gemini_answer::whole);
+                 });
                });
-             });
-    svr.Post(R"(/v1/projects/([^/]+)/locations/([^/]+)/publishers/anthropic/models/([^/:]+):rawPredict)",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               serve_google_aws(req, res, [&](const nlohmann::json& body) {
-                 if (!vertex_token_ok(req, res)) return;
-                 answer_messages_in_url(body, req.matches[3].str(), "vertex-2023-10-16", res,
-                                        [&](const std::string& message) {
-                                          detail::set_anthropic_error(res, 400, "invalid_request_error", message);
-                                        });
+    }
+    // rawPredict streams when the body asks ("stream": true); streamRawPredict always does.
+    for (const char* method : {"rawPredict", "streamRawPredict"}) {
+      const bool streamed = method[0] == 's';
+      svr.Post(std::string(R"(/v1/projects/([^/]+)/locations/([^/]+)/publishers/anthropic/models/([^/:]+):)") + method,
+               [this, streamed](const httplib::Request& req, httplib::Response& res) {
+                 serve_google_aws(req, res, [&](const nlohmann::json& body, auto& scope) {
+                   if (!vertex_token_ok(req, res)) return;
+                   const bool sse = streamed || detail::stream_flags(body).stream;
+                   answer_messages_in_url(body, req.matches[3].str(), "vertex-2023-10-16", res, scope,
+                                          sse ? messages_answer::sse : messages_answer::whole,
+                                          [&](const std::string& message) {
+                                            detail::set_anthropic_error(res, 400, "invalid_request_error", message);
+                                          });
+                 });
                });
-             });
-    svr.Post(R"(/model/(.+)/invoke)", [this](const httplib::Request& req, httplib::Response& res) {
-      serve_google_aws(req, res, [&](const nlohmann::json& body) {
-        if (!sigv4_shape_ok(req, res)) return;
-        if (body.is_object() && body.contains("model")) {
-          set_bedrock_error(res, 400, "ValidationException",
-                            "Malformed input request: #: extraneous key [model] is not permitted, please reformat "
-                            "your input and try again.");
-          return;
-        }
-        answer_messages_in_url(body, req.matches[1].str(), "bedrock-2023-05-31", res, [&](const std::string& message) {
-          set_bedrock_error(res, 400, "ValidationException", message);
+    }
+    // InvokeModel and InvokeModelWithResponseStream; a "stream" field in the body changes neither.
+    for (const char* action : {"invoke", "invoke-with-response-stream"}) {
+      const bool streamed = action[6] == '-';
+      svr.Post(std::string(R"(/model/(.+)/)") + action, [this, streamed](const httplib::Request& req,
+                                                                        httplib::Response& res) {
+        serve_google_aws(req, res, [&](const nlohmann::json& body, auto& scope) {
+          if (!sigv4_shape_ok(req, res)) return;
+          if (body.is_object() && body.contains("model")) {
+            set_bedrock_error(res, 400, "ValidationException",
+                              "Malformed input request: #: extraneous key [model] is not permitted, please reformat "
+                              "your input and try again.");
+            return;
+          }
+          answer_messages_in_url(body, req.matches[1].str(), "bedrock-2023-05-31", res, scope,
+                                 streamed ? messages_answer::bedrock_stream : messages_answer::whole,
+                                 [&](const std::string& message) {
+                                   set_bedrock_error(res, 400, "ValidationException", message);
+                                 });
         });
       });
-    });
+    }
   }
 
   /// Access tokens /token has handed out.
@@ -158,10 +197,18 @@ class google_aws_routes {
   }
 
  private:
+  enum class gemini_answer { whole, sse, json_array };
+  enum class messages_answer { whole, sse, bedrock_stream };
+
+  // streamGenerateContent: SSE with ?alt=sse, else the chunks as one JSON array.
+  static gemini_answer stream_mode(const httplib::Request& req) {
+    return req.get_param_value("alt") == "sse" ? gemini_answer::sse : gemini_answer::json_array;
+  }
+
   // serve_model_route; then a body that is not a JSON object gets Google's or Bedrock's 400.
   template <class Handle>
   void serve_google_aws(const httplib::Request& req, httplib::Response& res, Handle&& handle) {
-    core_.serve_model_route(req, res, [&](const nlohmann::json& body) {
+    core_.serve_model_route(req, res, [&](const nlohmann::json& body, auto& scope) {
       if (body.is_discarded() || !body.is_object()) {
         if (req.path.rfind("/model/", 0) == 0)
           set_bedrock_error(res, 400, "ValidationException", "Malformed input request: the body is not a JSON object");
@@ -169,7 +216,10 @@ class google_aws_routes {
           set_google_error(res, 400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
         return;
       }
-      handle(body);
+      if constexpr (std::is_invocable_v<Handle&, const nlohmann::json&, decltype(scope)>)
+        handle(body, scope);
+      else
+        handle(body);
     });
   }
 
@@ -311,8 +361,11 @@ class google_aws_routes {
                      nlohmann::json{{"access_token", token}, {"expires_in", 3599}, {"token_type", "Bearer"}}.dump());
   }
 
-  // A generateContent answer: the same text and token rules as the other routes.
-  void answer_generate_content(const nlohmann::json& body, const std::string& model, httplib::Response& res) {
+  // A generateContent answer: the same text and token rules as the other routes; streamed
+  // (streamGenerateContent) as chunks of that answer.
+  template <class Scope>
+  void answer_generate_content(const nlohmann::json& body, const std::string& model, httplib::Response& res,
+                               Scope& scope, gemini_answer how) {
     const auto contents = body.find("contents");
     if (contents == body.end() || !contents->is_array() || contents->empty()) {
       set_google_error(res, 400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified");
@@ -361,22 +414,25 @@ class google_aws_routes {
     }
     const std::size_t in_tokens = detail::estimate_tokens(prompt_bytes);
     core_.simulate_latency();
-    detail::set_json(res, 200,
-                     nlohmann::json{{"candidates", std::move(candidates)},
-                                    {"usageMetadata",
-                                     {{"promptTokenCount", in_tokens},
-                                      {"candidatesTokenCount", out_tokens},
-                                      {"totalTokenCount", in_tokens + out_tokens}}},
-                                    {"modelVersion", model},
-                                    {"responseId", detail::random_hex(16)}}
-                         .dump());
+    const std::string answer = nlohmann::json{{"candidates", std::move(candidates)},
+                                              {"usageMetadata",
+                                               {{"promptTokenCount", in_tokens},
+                                                {"candidatesTokenCount", out_tokens},
+                                                {"totalTokenCount", in_tokens + out_tokens}}},
+                                              {"modelVersion", model},
+                                              {"responseId", detail::random_hex(16)}}
+                                   .dump();
+    if (how != gemini_answer::whole)
+      return core_.send_stream(
+          res, detail::gemini_stream(answer, core_.options().stream_chunk_bytes, how == gemini_answer::sse), scope);
+    detail::set_json(res, 200, answer);
   }
 
   // Bedrock and Vertex's rawPredict: a Messages body whose model is in the URL and whose
   // anthropic_version is in the body.
-  template <class Refuse>
+  template <class Scope, class Refuse>
   void answer_messages_in_url(const nlohmann::json& body, const std::string& model, const std::string& version,
-                              httplib::Response& res, Refuse&& refuse) {
+                              httplib::Response& res, Scope& scope, messages_answer how, Refuse&& refuse) {
     if (body.value("anthropic_version", std::string()) != version)
       return refuse("anthropic_version: must be \"" + version + "\"");
     nlohmann::json with_model = body;
@@ -385,7 +441,11 @@ class google_aws_routes {
     std::string error;
     if (!detail::parse_messages_request(with_model, msg, error)) return refuse(error);
     core_.simulate_latency();
-    detail::set_json(res, 200, detail::messages_body(msg));
+    const std::string answer = detail::messages_body(msg);
+    const std::size_t piece = core_.options().stream_chunk_bytes;
+    if (how == messages_answer::sse) return core_.send_stream(res, detail::anthropic_stream(answer, piece), scope);
+    if (how == messages_answer::bedrock_stream) return core_.send_stream(res, detail::bedrock_stream(answer, piece), scope);
+    detail::set_json(res, 200, answer);
   }
 
   server_core& core_;

@@ -52,6 +52,7 @@ struct chat_request {
   std::size_t prompt_bytes = 0;
   std::int64_t n = 1;
   std::optional<std::int64_t> max_tokens;
+  stream_request stream;
 };
 
 // Validates an OpenAI chat completions body. On failure fills `error` and
@@ -111,7 +112,8 @@ inline bool parse_chat_request(const nlohmann::json& body, chat_request& out, st
     return false;
   }
   out.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
-  return !asks_to_stream(body, error, param);
+  out.stream = stream_flags(body);
+  return true;
 }
 
 inline std::string chat_completion_body(const chat_request& req) {

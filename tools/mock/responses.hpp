@@ -30,6 +30,7 @@ struct responses_request {
   nlohmann::json top_p = 1.0;
   bool store = true;
   std::string forced_tool;                        // the tool the answer calls; empty: none
+  bool stream = false;
 };
 
 // The request's failure in OpenAI's words: message, param, code.
@@ -215,8 +216,7 @@ inline bool parse_responses_request(const nlohmann::json& body, responses_reques
   if (const auto t = body.find("temperature"); t != body.end() && t->is_number()) out.temperature = *t;
   if (const auto t = body.find("top_p"); t != body.end() && t->is_number()) out.top_p = *t;
   if (const auto s = body.find("store"); s != body.end() && s->is_boolean()) out.store = s->get<bool>();
-  nlohmann::json param;
-  if (asks_to_stream(body, error, param)) return refuse(why, error, param);
+  out.stream = stream_flags(body).stream;
   return true;
 }
 

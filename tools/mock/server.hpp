@@ -36,7 +36,7 @@ class server {
   using chat_hook = requests_engine_mock::chat_hook;
 
   // Throws std::invalid_argument for a fault rate outside [0, 1], rates that add up to more
-  // than 1, or a negative rate limit.
+  // than 1, a negative rate limit, or stream_chunk_bytes 0.
   explicit server(server_options opts)
       : opts_(std::move(opts)), core_(opts_, on_chat), google_aws_(core_), batch_(core_, [this] { return origin(); }) {}
   ~server() {
@@ -220,6 +220,17 @@ class server {
   void set_fault_rates(double fail_500, double fail_429, double fail_reset, double fail_overload = 0) {
     core_.set_fault_rates(fail_500, fail_429, fail_reset, fail_overload);
   }
+
+  /// Fractions of streamed answers cut, ended by an error event, or stalled (see server_options);
+  /// the sequence restarts.
+  void set_stream_fault_rates(double cut, double error_event, double stall) {
+    core_.set_stream_fault_rates(cut, error_event, stall);
+  }
+  /// The next `count` streamed answers get fault `f` (before any drawn by rate); the ones after
+  /// are drawn as usual. stream_fault::none with a count makes them whole.
+  void fail_next_streams(stream_fault f, std::size_t count = 1) { core_.fail_next_streams(f, count); }
+  /// Streamed answers begun (their 200 sent), whatever became of them.
+  std::size_t streamed_requests() const { return core_.streamed_requests(); }
 
   /// The next `count` model requests get 429 with `retry-after: <retry_after>`.
   void pause_requests(std::size_t count, std::chrono::seconds retry_after) { core_.pause_requests(count, retry_after); }
