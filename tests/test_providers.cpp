@@ -3368,3 +3368,135 @@ TEST_CASE("mock streaming: events are written one by one, stream_event_delay_ms 
   s->stop();
 }
 // @end mock-streaming-tests
+
+// ---------------------------------------------------------------------------------------------
+// Streaming end to end: every provider against the mock's streams, over HTTP and HTTPS.
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+namespace stream_e2e {
+
+const char* const key = "sk-stream-e2e-5d6e7f8091a2b3c4";
+
+std::unique_ptr<mock::server> start(bool tls) {
+  mock::server_options so;
+  so.api_key = key;
+  so.stream_chunk_bytes = 3;  // many pieces
+  if (tls) {
+    so.cert_path = google_tests::pki().server_cert;
+    so.key_path = google_tests::pki().server_key;
+  }
+  auto s = std::make_unique<mock::server>(so);
+  s->start();
+  return s;
+}
+
+std::shared_ptr<re::google_token_source> tokens_for(const mock::server& s) {
+  const std::string path = google_tests::scratch("stream-sa") + "/key.json";
+  std::ofstream(path) << re::json{{"type", "service_account"},
+                                  {"project_id", "test-project"},
+                                  {"private_key_id", "key-7"},
+                                  {"private_key", google_tests::rsa_key().pem},
+                                  {"client_email", "robot@test-project.iam.gserviceaccount.com"},
+                                  {"client_id", "1234"},
+                                  {"token_uri", s.origin() + "/token"}}.dump(2);
+  auto t = std::make_shared<re::google_token_source>(re::google_service_account::from_file(path));
+  t->ca_cert_file(google_tests::pki().ca_cert);
+  return t;
+}
+
+// Two answers to the same request (different responses: ids differ) carry the same content.
+void check_same_completion_across(const re::completion& a, const re::completion& b) {
+  CHECK(a.text == b.text);
+  CHECK(a.finish_reason == b.finish_reason);
+  CHECK(a.model == b.model);
+  CHECK(a.choices.size() == b.choices.size());
+  CHECK(a.tool_calls().size() == b.tool_calls().size());
+  CHECK(a.usage.input_tokens == b.usage.input_tokens);
+  CHECK(a.usage.output_tokens == b.usage.output_tokens);
+  CHECK(a.usage.reasoning_tokens == b.usage.reasoning_tokens);
+  CHECK(a.usage.cached_input_tokens == b.usage.cached_input_tokens);
+}
+
+// One provider's whole check: the same prompts unstreamed and streamed give the same
+// completions; the pieces add up to the text; the mock's faults (a cut, an error event, a
+// stall) are retried and the good answer is what comes back.
+template <class P>
+void check_provider(const std::string& name, const P& provider, mock::server& server, const re::params& params,
+                    bool system_prompt = true) {
+  INFO("provider " << name);
+  const std::vector<re::conversation> inputs = {
+      re::conversation().user("stream check one"),
+      system_prompt ? re::conversation().system("Be brief").user("stream check two")
+                    : re::conversation().user("stream check two")};
+  auto base = re::options()
+                  .concurrency(2)
+                  .progress_bar(false)
+                  .ca_cert_file(google_tests::pki().ca_cert)
+                  .initial_backoff(std::chrono::milliseconds(1))
+                  .read_timeout(std::chrono::milliseconds(1500));
+  re::engine<P, re::no_cache> whole(provider, re::options(base).stream(re::stream_mode::never));
+  auto expected = whole.run(inputs, params);
+  std::mutex m;
+  std::map<std::size_t, std::string> joined;
+  std::map<std::size_t, int> last_attempt;
+  auto streamed_opts = re::options(base).stream(re::stream_mode::always).on_delta([&](std::size_t i, const re::stream_delta& d) {
+    std::lock_guard<std::mutex> lock(m);
+    if (d.attempt != last_attempt[i]) joined[i].clear();  // a retry starts over
+    last_attempt[i] = d.attempt;
+    if (d.type == re::stream_delta::kind::text) joined[i] += d.text;
+  });
+  re::engine<P, re::no_cache> streamed(provider, streamed_opts);
+  const std::size_t before = server.streamed_requests();
+  auto got = streamed.run(inputs, params);
+  CHECK(server.streamed_requests() - before == inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    REQUIRE_MESSAGE(expected[i], expected[i].error().describe());
+    REQUIRE_MESSAGE(got[i], got[i].error().describe());
+    CHECK(got[i]->text.size() > 10);
+    check_same_completion_across(*got[i], *expected[i]);
+    CHECK(joined[i] == got[i]->text);
+    CHECK(got[i]->time_to_first_token);
+    CHECK_FALSE(expected[i]->time_to_first_token);
+  }
+  for (auto fault : {mock::stream_fault::cut, mock::stream_fault::error_event, mock::stream_fault::stall}) {
+    INFO("fault " << static_cast<int>(fault));
+    server.fail_next_streams(fault, 1);
+    auto again = streamed.run({inputs[0]}, params);
+    REQUIRE_MESSAGE(again[0], again[0].error().describe());
+    CHECK(again[0]->attempts == 2);
+    CHECK(again[0]->text == expected[0]->text);
+    std::lock_guard<std::mutex> lock(m);
+    CHECK(joined[0] == expected[0]->text);
+  }
+}
+
+}  // namespace stream_e2e
+}  // namespace
+
+TEST_CASE("streaming end to end: every provider's stream from the mock gives the unstreamed answer; faults are retried") {
+  for (bool tls : {false, true}) {
+    CAPTURE(tls);
+    auto server = stream_e2e::start(tls);
+    const std::string base = server->base_url();  // ends in /v1
+    const std::string origin = server->origin();
+    const re::params p = re::params().max_tokens(200);
+    stream_e2e::check_provider("openai_compatible", re::openai_compatible(stream_e2e::key, base, "mock-model"), *server, p);
+    stream_e2e::check_provider("openai_completions", re::openai_completions(stream_e2e::key, base, "mock-base"), *server,
+                               p, false);
+    stream_e2e::check_provider("openai_responses", re::openai_responses(stream_e2e::key, base, "o3-pro"), *server, p);
+    stream_e2e::check_provider("anthropic", re::anthropic(stream_e2e::key, "claude-mock", origin), *server, p);
+    stream_e2e::check_provider("gemini", re::gemini(stream_e2e::key, "gemini-2.5-flash", origin), *server, p);
+    auto tokens = stream_e2e::tokens_for(*server);
+    stream_e2e::check_provider("vertex_gemini", re::vertex_gemini(tokens, "us-central1", "gemini-2.5-flash", {}, origin),
+                               *server, p);
+    stream_e2e::check_provider("vertex_anthropic",
+                               re::vertex_anthropic(tokens, "us-central1", "claude-sonnet-4-5", {}, origin), *server, p);
+    stream_e2e::check_provider("vertex_openai",
+                               re::vertex_openai(tokens, "us-central1", "meta/llama-3.3-70b-instruct-maas", {}, origin),
+                               *server, p);
+    stream_e2e::check_provider("bedrock_anthropic",
+                               re::bedrock_anthropic(aws_test::credentials(), "us-east-1", aws_test::model_id, origin),
+                               *server, p);
+  }
+}
