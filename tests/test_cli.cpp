@@ -276,6 +276,41 @@ TEST_CASE("run: plain format; every line answered; a rerun comes from the cache"
   CHECK(server.stop() == 3);
 }
 
+TEST_CASE("run --stream always: answers streamed from the mock (with cut streams), written and cached as whole ones; the summary gives the time to first token") {
+  const fs::path dir = scratch("stream");
+  write_text(dir / "in.jsonl", plain_input(40));
+  mock server(dir, {"--stream-event-delay-ms", "2", "--stream-chunk-bytes", "4", "--fail-stream-cut", "0.2"});
+  std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                   "--model", "mock-model", "--stream", "always", "--concurrency", "8",
+                                   "--cache-dir", (dir / "cache").string(), "--summary-json",
+                                   (dir / "summary.json").string()};
+  outcome first = run_cli(args, dir, "run1", server.env());
+  REQUIRE_MESSAGE(first.status == 0, first.err);
+  const auto lines = json_lines(dir / "out.jsonl");
+  REQUIRE(lines.size() == 40);
+  for (const json& l : lines) {
+    CHECK(l["error"].is_null());
+    CHECK(l["text"] == "Mock answer to: question " + l["id"].get<std::string>().substr(1));
+  }
+  const json summary = json::parse(slurp(dir / "summary.json"));
+  CHECK(summary["succeeded"] == 40);
+  CHECK(summary["retries"].get<int>() > 0);  // a fifth of the streams were cut
+  REQUIRE(summary.contains("time_to_first_token_ms"));
+  CHECK(summary["time_to_first_token_ms"]["streamed"] == 40);
+  CHECK(summary["time_to_first_token_ms"]["median"].get<double>() <= summary["time_to_first_token_ms"]["p90"].get<double>());
+  CHECK(first.err.find("first token  median") != std::string::npos);
+  // The cached answers replay without the network, streamed or not.
+  args[7] = "never";
+  outcome second = run_cli(args, dir, "run2", server.env());
+  REQUIRE_MESSAGE(second.status == 0, second.err);
+  for (const json& l : json_lines(dir / "out.jsonl")) CHECK(l["from_cache"] == true);
+  // A bad mode is a usage error naming the option.
+  args[7] = "sometimes";
+  outcome bad = run_cli(args, dir, "run3", server.env());
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("--stream") != std::string::npos);
+}
+
 TEST_CASE("run --api completions --batch-size 50: 1,000 prompts in at most 25 HTTP requests, each answer its own") {
   const fs::path dir = scratch("prompt-arrays");
   write_text(dir / "in.jsonl", plain_input(1000));

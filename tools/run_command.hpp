@@ -12,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -65,6 +67,7 @@ struct run_args {
   std::string vertex_api;  ///< vertex: openai, gemini or anthropic; empty: chosen from the model
   std::string prices;      ///< JSON price table merged over the built-in one
   std::string summary_json;
+  std::string stream = "auto";  ///< auto, always or never (options::stream)
 };
 
 /// Exit statuses of `run`.
@@ -112,6 +115,14 @@ class openai_passthrough {
   [[nodiscard]] std::vector<std::string> split_choices(const std::string& body) const {
     return inner_.split_choices(body);
   }
+  template <class I = Inner, class = decltype(std::declval<const I&>().make_stream_decoder())>
+  [[nodiscard]] auto make_stream_request(const std::string& body) const {
+    return inner_.make_stream_request(body);
+  }
+  template <class I = Inner, class = decltype(std::declval<const I&>().make_stream_decoder())>
+  [[nodiscard]] std::unique_ptr<re::stream_decoder> make_stream_decoder() const {
+    return inner_.make_stream_decoder();
+  }
 
  private:
   Inner inner_;
@@ -138,7 +149,16 @@ struct run_summary {
   std::size_t http_requests = 0;  ///< sent, retries included (a prompt array is one)
   std::size_t batches = 0;        ///< --batch-size: batches collected, and the requests in them
   std::size_t batched = 0;
+  std::vector<double> first_token_ms;  ///< streamed answers' time to first token
 };
+
+/// The q-quantile (0..1, nearest rank) of `v`, which it sorts; 0 when empty.
+inline double quantile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[rank == 0 ? 0 : rank - 1];
+}
 
 namespace detail {
 
@@ -195,6 +215,11 @@ inline void print_summary(const run_summary& s, std::ostream& out, const std::st
   }
   out << "\n";
   if (s.interrupted) out << "  not finished " << s.selected - s.succeeded - s.failed << "\n";
+  if (!s.first_token_ms.empty()) {
+    std::vector<double> t = s.first_token_ms;
+    out << "  first token  median " << quantile(t, 0.5) << " ms, p90 " << quantile(t, 0.9) << " ms (" << t.size()
+        << " streamed)\n";
+  }
   out << "  from cache   " << s.from_cache;
   if (s.deduplicated > 0) out << " (and " << s.deduplicated << " identical requests answered once)";
   out << "\n";
@@ -500,6 +525,10 @@ inline json summary_json(const run_summary& s, const run_args& a) {
   j["cost"] = s.cost.to_json();
   j["wall_seconds"] = s.wall_seconds;
   j["requests_per_second"] = requests_per_second(s);
+  if (!s.first_token_ms.empty()) {
+    std::vector<double> t = s.first_token_ms;
+    j["time_to_first_token_ms"] = {{"streamed", t.size()}, {"median", quantile(t, 0.5)}, {"p90", quantile(t, 0.9)}};
+  }
   return j;
 }
 
@@ -576,6 +605,9 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   if (a.tpm > 0) o.tokens_per_minute(a.tpm);
   if (!a.no_cache) o.cache_dir(a.cache_dir.empty() ? default_cache_dir() : a.cache_dir);
   if (a.no_progress) o.progress_bar(false);
+  o.stream(a.stream == "always" ? re::stream_mode::always
+           : a.stream == "never" ? re::stream_mode::never
+                                 : re::stream_mode::automatic);
   if (a.batch_size > 0) {
     re::batching_options b;
     b.max_size(a.batch_size).concurrent(a.concurrency);
@@ -599,6 +631,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
       if (r->from_cache) ++sum.from_cache;
       if (r->deduplicated && !r->from_cache) ++sum.deduplicated;
       sum.tokens += r->usage;
+      if (r->time_to_first_token) sum.first_token_ms.push_back(static_cast<double>(r->time_to_first_token->count()));
     } else {
       ++sum.failed;
       sum.failed_ids.push_back(item.id_text);
@@ -924,6 +957,11 @@ inline void add_run_options(CLI::App* c, run_args& a) {
   c->add_option("--prices", a.prices,
                 "JSON price table merged over the built-in one (dollars per million tokens; see the README)");
   c->add_option("--summary-json", a.summary_json, "Also write the end-of-run summary to this file as JSON");
+  c->add_option("--stream", a.stream,
+                "auto (stream where the provider needs it: Anthropic answers above 21,333 max tokens), always, "
+                "or never; streamed answers are assembled and cached as whole ones, and the summary gives the "
+                "time to first token")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
   c->add_option("--shard", a.shard,
                 "K/N: send only the K-th of N shards (1 <= K <= N, split by request hash), so that N machines "
                 "can share one job and one cache folder");
