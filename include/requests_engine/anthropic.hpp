@@ -3,6 +3,7 @@
 #pragma once
 
 #include "provider.hpp"
+#include "stream.hpp"  // make_stream_request: accepting(), with_stream_flag()
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 
