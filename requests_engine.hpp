@@ -3862,53 +3862,26 @@ class sse_decoder : public stream_decoder {
   std::vector<sse_reader::event> events_;
 };
 
-// OpenAI chat completions: chat.completion.chunk events, then `data: [DONE]`.
-class openai_chat_decoder final : public sse_decoder {
-  struct call {
-    std::string id, type = "function", name, arguments;
-  };
-  struct choice_state {
-    bool seen = false;
-    std::string role = "assistant";
-    std::string content, refusal, reasoning;
-    bool has_content = false, has_refusal = false, has_reasoning = false;
-    std::vector<call> calls;
-    ojson finish_reason;  // null until the choice ends
-    ojson logprobs;       // null unless sent
-  };
-
+// OpenAI's two chunk formats (chat completions and legacy completions): chunks carrying `id`,
+// `created`, `model`, `usage` and `choices[]` by index, an `error` member, then `data: [DONE]`.
+// `State` is one choice's state; the format adds how a choice's chunk is read and written out.
+template <class State>
+class openai_chunk_decoder : public sse_decoder {
  public:
   result<std::string> finish() override {
     bool all_finished = !choices_.empty();
     for (const auto& c : choices_) all_finished = all_finished && (!c.seen || !c.finish_reason.is_null());
-    if (!done_ && !(all_finished && !usage_.is_null())) return cut_short("chat completions");
+    // [DONE] ends the stream; a server that omits it but finished every choice and sent usage
+    // (the include_usage chunk comes last) has sent everything.
+    if (!done_ && !(all_finished && !usage_.is_null())) return cut_short(format_);
     ojson body;
     body["id"] = id_;
-    body["object"] = "chat.completion";
+    body["object"] = object_;
     body["created"] = created_;
     body["model"] = model_;
     ojson choices = ojson::array();
-    for (std::size_t i = 0; i < choices_.size(); ++i) {
-      const auto& c = choices_[i];
-      if (!c.seen) continue;
-      ojson msg;
-      msg["role"] = c.role;
-      msg["content"] = c.has_content || c.calls.empty() ? ojson(c.content) : ojson(nullptr);
-      msg["refusal"] = c.has_refusal ? ojson(c.refusal) : ojson(nullptr);
-      if (c.has_reasoning) msg["reasoning_content"] = c.reasoning;
-      if (!c.calls.empty()) {
-        ojson calls = ojson::array();
-        for (const auto& t : c.calls)
-          calls.push_back(ojson{{"id", t.id}, {"type", t.type}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
-        msg["tool_calls"] = std::move(calls);
-      }
-      ojson ch;
-      ch["index"] = i;
-      ch["message"] = std::move(msg);
-      ch["logprobs"] = c.logprobs;
-      ch["finish_reason"] = c.finish_reason;
-      choices.push_back(std::move(ch));
-    }
+    for (std::size_t i = 0; i < choices_.size(); ++i)
+      if (choices_[i].seen) choices.push_back(choice_json(choices_[i], i));
     body["choices"] = std::move(choices);
     if (!usage_.is_null()) body["usage"] = usage_;
     for (auto& kv : extra_.items()) body[kv.key()] = kv.value();
@@ -3916,13 +3889,18 @@ class openai_chat_decoder final : public sse_decoder {
   }
 
  protected:
+  openai_chunk_decoder(const char* format, const char* object) : format_(format), object_(object) {}
+
+  virtual void choice(State& st, std::size_t idx, const ojson& ch, std::vector<stream_delta>& out) = 0;
+  [[nodiscard]] virtual ojson choice_json(const State& st, std::size_t idx) const = 0;
+
   std::optional<error> event(const std::string&, const std::string& data, std::vector<stream_delta>& out) override {
     if (data == "[DONE]") {
       done_ = true;
       return std::nullopt;
     }
     const ojson j = ojson::parse(data, nullptr, false);
-    if (!j.is_object()) return not_json("chat completions");
+    if (!j.is_object()) return not_json(format_);
     if (const auto e = j.find("error"); e != j.end() && !e->is_null()) {
       const ojson& err = *e;
       return error_event(err.is_object() ? string_or(err, "code", string_or(err, "type")) : "",
@@ -3943,142 +3921,136 @@ class openai_chat_decoder final : public sse_decoder {
       auto& st = choices_[idx];
       st.seen = true;
       if (const auto fr = ch.find("finish_reason"); fr != ch.end() && !fr->is_null()) st.finish_reason = *fr;
-      if (const auto lp = ch.find("logprobs"); lp != ch.end() && !lp->is_null()) {
-        if (st.logprobs.is_null()) st.logprobs = ojson{{"content", ojson::array()}};
-        if (const auto lc = lp->find("content"); lc != lp->end() && lc->is_array())
-          for (const auto& x : *lc) st.logprobs["content"].push_back(x);
-      }
-      const auto d = ch.find("delta");
-      if (d == ch.end() || !d->is_object()) continue;
-      if (const auto r = d->find("role"); r != d->end() && r->is_string()) st.role = r->get<std::string>();
-      if (const auto t = d->find("content"); t != d->end() && t->is_string()) {
-        st.has_content = true;
-        const auto& piece = t->get_ref<const std::string&>();
-        st.content += piece;
-        if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::text, idx, piece, 0, {}, {}, 1});
-      }
-      if (const auto t = d->find("refusal"); t != d->end() && t->is_string()) {
-        st.has_refusal = true;
-        st.refusal += t->get_ref<const std::string&>();
-      }
-      for (const char* key : {"reasoning_content", "reasoning"}) {
-        if (const auto t = d->find(key); t != d->end() && t->is_string()) {
-          st.has_reasoning = true;
-          const auto& piece = t->get_ref<const std::string&>();
-          st.reasoning += piece;
-          if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::reasoning, idx, piece, 0, {}, {}, 1});
-        }
-      }
-      const auto tcs = d->find("tool_calls");
-      if (tcs == d->end() || !tcs->is_array()) continue;
-      for (const auto& tc : *tcs) {
-        if (!tc.is_object()) continue;
-        const std::size_t ti = index_of(tc);
-        if (st.calls.size() <= ti) st.calls.resize(ti + 1);
-        auto& c = st.calls[ti];
-        stream_delta piece{stream_delta::kind::tool_call, idx, {}, ti, {}, {}, 1};
-        if (const auto id = tc.find("id"); id != tc.end() && id->is_string()) c.id = piece.tool_id = id->get<std::string>();
-        if (const auto ty = tc.find("type"); ty != tc.end() && ty->is_string()) c.type = ty->get<std::string>();
-        if (const auto f = tc.find("function"); f != tc.end() && f->is_object()) {
-          if (const auto n = f->find("name"); n != f->end() && n->is_string()) {
-            c.name += n->get<std::string>();
-            piece.tool_name = n->get<std::string>();
-          }
-          if (const auto a = f->find("arguments"); a != f->end() && a->is_string()) {
-            c.arguments += a->get<std::string>();
-            piece.text = a->get<std::string>();
-          }
-        }
-        if (!piece.text.empty() || !piece.tool_id.empty() || !piece.tool_name.empty()) out.push_back(std::move(piece));
-      }
+      choice(st, idx, ch, out);
     }
     return std::nullopt;
   }
 
  private:
+  const char* format_;
+  const char* object_;
   bool done_ = false;
   std::string id_, model_;
   ojson created_;
   ojson usage_;
   ojson extra_ = ojson::object();
-  std::vector<choice_state> choices_;
+  std::vector<State> choices_;
+};
+
+struct openai_chat_choice {
+  struct call {
+    std::string id, type = "function", name, arguments;
+  };
+  bool seen = false;
+  std::string role = "assistant";
+  std::string content, refusal, reasoning;
+  bool has_content = false, has_refusal = false, has_reasoning = false;
+  std::vector<call> calls;
+  ojson finish_reason;  // null until the choice ends
+  ojson logprobs;       // null unless sent
+};
+
+// OpenAI chat completions: chat.completion.chunk events, then `data: [DONE]`.
+class openai_chat_decoder final : public openai_chunk_decoder<openai_chat_choice> {
+ public:
+  openai_chat_decoder() : openai_chunk_decoder("chat completions", "chat.completion") {}
+
+ protected:
+  [[nodiscard]] ojson choice_json(const openai_chat_choice& c, std::size_t idx) const override {
+    ojson msg;
+    msg["role"] = c.role;
+    msg["content"] = c.has_content || c.calls.empty() ? ojson(c.content) : ojson(nullptr);
+    msg["refusal"] = c.has_refusal ? ojson(c.refusal) : ojson(nullptr);
+    if (c.has_reasoning) msg["reasoning_content"] = c.reasoning;
+    if (!c.calls.empty()) {
+      ojson calls = ojson::array();
+      for (const auto& t : c.calls)
+        calls.push_back(ojson{{"id", t.id}, {"type", t.type}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+      msg["tool_calls"] = std::move(calls);
+    }
+    ojson ch;
+    ch["index"] = idx;
+    ch["message"] = std::move(msg);
+    ch["logprobs"] = c.logprobs;
+    ch["finish_reason"] = c.finish_reason;
+    return ch;
+  }
+
+  void choice(openai_chat_choice& st, std::size_t idx, const ojson& ch, std::vector<stream_delta>& out) override {
+    if (const auto lp = ch.find("logprobs"); lp != ch.end() && !lp->is_null()) {
+      if (st.logprobs.is_null()) st.logprobs = ojson{{"content", ojson::array()}};
+      if (const auto lc = lp->find("content"); lc != lp->end() && lc->is_array())
+        for (const auto& x : *lc) st.logprobs["content"].push_back(x);
+    }
+    const auto d = ch.find("delta");
+    if (d == ch.end() || !d->is_object()) return;
+    if (const auto r = d->find("role"); r != d->end() && r->is_string()) st.role = r->get<std::string>();
+    if (const auto t = d->find("content"); t != d->end() && t->is_string()) {
+      st.has_content = true;
+      const auto& piece = t->get_ref<const std::string&>();
+      st.content += piece;
+      if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::text, idx, piece, 0, {}, {}, 1});
+    }
+    if (const auto t = d->find("refusal"); t != d->end() && t->is_string()) {
+      st.has_refusal = true;
+      st.refusal += t->get_ref<const std::string&>();
+    }
+    for (const char* key : {"reasoning_content", "reasoning"}) {
+      if (const auto t = d->find(key); t != d->end() && t->is_string()) {
+        st.has_reasoning = true;
+        const auto& piece = t->get_ref<const std::string&>();
+        st.reasoning += piece;
+        if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::reasoning, idx, piece, 0, {}, {}, 1});
+      }
+    }
+    const auto tcs = d->find("tool_calls");
+    if (tcs == d->end() || !tcs->is_array()) return;
+    for (const auto& tc : *tcs) {
+      if (!tc.is_object()) continue;
+      const std::size_t ti = index_of(tc);
+      if (st.calls.size() <= ti) st.calls.resize(ti + 1);
+      auto& c = st.calls[ti];
+      stream_delta piece{stream_delta::kind::tool_call, idx, {}, ti, {}, {}, 1};
+      if (const auto id = tc.find("id"); id != tc.end() && id->is_string()) c.id = piece.tool_id = id->get<std::string>();
+      if (const auto ty = tc.find("type"); ty != tc.end() && ty->is_string()) c.type = ty->get<std::string>();
+      if (const auto f = tc.find("function"); f != tc.end() && f->is_object()) {
+        if (const auto n = f->find("name"); n != f->end() && n->is_string()) {
+          c.name += n->get<std::string>();
+          piece.tool_name = n->get<std::string>();
+        }
+        if (const auto a = f->find("arguments"); a != f->end() && a->is_string()) {
+          c.arguments += a->get<std::string>();
+          piece.text = a->get<std::string>();
+        }
+      }
+      if (!piece.text.empty() || !piece.tool_id.empty() || !piece.tool_name.empty()) out.push_back(std::move(piece));
+    }
+  }
+};
+
+struct openai_completions_choice {
+  bool seen = false;
+  std::string text;
+  ojson finish_reason;
 };
 
 // OpenAI legacy completions: text_completion chunks, then `data: [DONE]`.
-class openai_completions_decoder final : public sse_decoder {
-  struct choice_state {
-    bool seen = false;
-    std::string text;
-    ojson finish_reason;
-  };
-
+class openai_completions_decoder final : public openai_chunk_decoder<openai_completions_choice> {
  public:
-  result<std::string> finish() override {
-    bool all_finished = !choices_.empty();
-    for (const auto& c : choices_) all_finished = all_finished && (!c.seen || !c.finish_reason.is_null());
-    if (!done_ && !(all_finished && !usage_.is_null())) return cut_short("completions");
-    ojson body;
-    body["id"] = id_;
-    body["object"] = "text_completion";
-    body["created"] = created_;
-    body["model"] = model_;
-    ojson choices = ojson::array();
-    for (std::size_t i = 0; i < choices_.size(); ++i) {
-      if (!choices_[i].seen) continue;
-      choices.push_back(ojson{{"text", choices_[i].text},
-                              {"index", i},
-                              {"logprobs", nullptr},
-                              {"finish_reason", choices_[i].finish_reason}});
-    }
-    body["choices"] = std::move(choices);
-    if (!usage_.is_null()) body["usage"] = usage_;
-    for (auto& kv : extra_.items()) body[kv.key()] = kv.value();
-    return body.dump();
-  }
+  openai_completions_decoder() : openai_chunk_decoder("completions", "text_completion") {}
 
  protected:
-  std::optional<error> event(const std::string&, const std::string& data, std::vector<stream_delta>& out) override {
-    if (data == "[DONE]") {
-      done_ = true;
-      return std::nullopt;
-    }
-    const ojson j = ojson::parse(data, nullptr, false);
-    if (!j.is_object()) return not_json("completions");
-    if (const auto e = j.find("error"); e != j.end() && !e->is_null()) {
-      const ojson& err = *e;
-      return error_event(err.is_object() ? string_or(err, "code", string_or(err, "type")) : "",
-                         err.is_object() ? string_or(err, "message", err.dump()) : err.dump());
-    }
-    if (id_.empty()) id_ = string_or(j, "id");
-    if (const auto c = j.find("created"); c != j.end() && c->is_number() && created_.is_null()) created_ = *c;
-    if (model_.empty()) model_ = string_or(j, "model");
-    if (const auto it = j.find("system_fingerprint"); it != j.end() && !it->is_null()) extra_["system_fingerprint"] = *it;
-    if (const auto u = j.find("usage"); u != j.end() && u->is_object()) usage_ = *u;
-    const auto chs = j.find("choices");
-    if (chs == j.end() || !chs->is_array()) return std::nullopt;
-    for (const auto& ch : *chs) {
-      if (!ch.is_object()) continue;
-      const std::size_t idx = index_of(ch);
-      if (choices_.size() <= idx) choices_.resize(idx + 1);
-      auto& st = choices_[idx];
-      st.seen = true;
-      if (const auto fr = ch.find("finish_reason"); fr != ch.end() && !fr->is_null()) st.finish_reason = *fr;
-      if (const auto t = ch.find("text"); t != ch.end() && t->is_string()) {
-        const auto& piece = t->get_ref<const std::string&>();
-        st.text += piece;
-        if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::text, idx, piece, 0, {}, {}, 1});
-      }
-    }
-    return std::nullopt;
+  [[nodiscard]] ojson choice_json(const openai_completions_choice& c, std::size_t idx) const override {
+    return ojson{{"text", c.text}, {"index", idx}, {"logprobs", nullptr}, {"finish_reason", c.finish_reason}};
   }
 
- private:
-  bool done_ = false;
-  std::string id_, model_;
-  ojson created_;
-  ojson usage_;
-  ojson extra_ = ojson::object();
-  std::vector<choice_state> choices_;
+  void choice(openai_completions_choice& st, std::size_t idx, const ojson& ch, std::vector<stream_delta>& out) override {
+    if (const auto t = ch.find("text"); t != ch.end() && t->is_string()) {
+      const auto& piece = t->get_ref<const std::string&>();
+      st.text += piece;
+      if (!piece.empty()) out.push_back(stream_delta{stream_delta::kind::text, idx, piece, 0, {}, {}, 1});
+    }
+  }
 };
 
 // OpenAI Responses: typed events; response.completed (or .incomplete) carries the whole response.

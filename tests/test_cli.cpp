@@ -428,7 +428,7 @@ namespace {
 long served_on(const mock& m, const std::string& route) {
   std::smatch match;
   const std::string& err = m.stopped_stderr();
-  if (!std::regex_search(err, match, std::regex("(\\d+) " + route + "[,\\n]"))) {
+  if (!std::regex_search(err, match, std::regex("(\\d+) " + route + "[,;\\n]"))) {
     FAIL("no count of " << route << " in the mock's stderr: " << err);
     return -1;
   }
