@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets (tests/fuzz/fuzz.cpp: one binary, the target chosen by FUZZ_TARGET)
 # with clang's libFuzzer under AddressSanitizer + UndefinedBehaviorSanitizer, and runs each
-# target for SECONDS on a scratch copy of its seed corpus (tests/fuzz/corpus/<target>/, only
-# read). Prints, per target, the executions per second, the runs, the corpus it grew to and the
+# target for SECONDS on a scratch copy of its seed corpus (tests/fuzz/corpus/<target>/ and the
+# inputs of past findings, tests/fuzz/regressions/<target>/: both only read). Prints, per target, the executions per second, the runs, the corpus it grew to and the
 # file of any finding; exits 1 when anything was found.
 #   bash tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s, every target)
 # FUZZ_CXX picks the compiler (default clang++); FUZZ_FLAGS adds libFuzzer flags (e.g.
@@ -46,7 +46,11 @@ for t in "${targets[@]}"; do
   dir=$out/$t
   rm -rf "$dir"
   mkdir -p "$dir/corpus" "$dir/tmp"
-  [ -d "tests/fuzz/corpus/$t" ] && cp -r "tests/fuzz/corpus/$t/." "$dir/corpus/"
+  # The seeds, and the inputs of past findings (tests/fuzz/regressions/<target>/): libFuzzer runs
+  # every one of them first, so that a finding that comes back fails even the shortest run.
+  for seeds in "tests/fuzz/corpus/$t" "tests/fuzz/regressions/$t"; do
+    if [ -d "$seeds" ]; then cp -r "$seeds/." "$dir/corpus/"; fi
+  done
   echo
   echo "== $t: ${seconds} s"
   status=0
