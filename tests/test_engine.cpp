@@ -2685,16 +2685,18 @@ TEST_CASE("streaming: the read timeout bounds the silence between events, not th
     const std::string text = last_user_text(req);
     auto events = chat_stream_of("Mock answer to: " + text, 3);  // 8 pieces, 12 events
     if (text == "steady")
-      serve_events(res, events, std::chrono::milliseconds(200));  // 2.4 s in all, never 1 s silent
+      serve_events(res, events, std::chrono::milliseconds(200));  // 2.4 s in all, never 2 s silent
     else
-      serve_events(res, events, std::chrono::milliseconds(0), 4, std::chrono::milliseconds(3000));
+      serve_events(res, events, std::chrono::milliseconds(0), 4, std::chrono::milliseconds(4500));
     return true;
   });
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
   re::engine<re::openai_compatible> engine(provider, re::options()
                                                          .concurrency(2)
                                                          .max_retries(0)
-                                                         .read_timeout(std::chrono::milliseconds(1000))
+                                                         // 10x the gap between events: TSan on 2
+                                                         // cores once held one event past 1 s
+                                                         .read_timeout(std::chrono::milliseconds(2000))
                                                          .stream(re::stream_mode::always));
   auto t0 = std::chrono::steady_clock::now();
   auto results = engine.run({re::conversation().user("steady"), re::conversation().user("stall")});
