@@ -342,6 +342,104 @@ TEST_CASE("bad input fails before sending and does not sink the batch") {
   CHECK(server->requests() == 2);
 }
 
+TEST_CASE("hostile input: invalid UTF-8, NUL bytes, line breaks in a key, 100,000 levels of nesting, huge numbers") {
+  const std::string deep_object = [] {
+    std::string s;
+    for (int i = 0; i < 100000; ++i) s += "{\"a\":";
+    s += "1";
+    s += std::string(100000, '}');
+    return s;
+  }();
+  auto server = start_server();
+  server->set_on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    auto body = re::json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return false;
+    const std::string text = body["messages"].back().value("content", "");
+    const auto answer = [&](const std::string& content_json, const std::string& usage_json) {
+      res.status = 200;
+      res.set_content(R"({"id":"x","object":"chat.completion","model":"mock-model","choices":[{"index":0,"message":{"role":"assistant","content":)" +
+                          content_json + R"(},"finish_reason":"stop"}],"usage":)" + usage_json + "}",
+                      "application/json");
+      return true;
+    };
+    const std::string usage = R"({"prompt_tokens":3,"completion_tokens":2,"total_tokens":5})";
+    if (text == "answer deep") {
+      res.status = 200;
+      res.set_content(deep_object, "application/json");
+      return true;
+    }
+    if (text == "answer deep beside choices") return answer("\"fine\"", usage + ",\"x\":" + deep_object);
+    if (text == "answer bad utf-8") return answer("\"caf\xC3\x28\"", usage);
+    if (text == "answer nul") return answer(R"("a\u0000b")", usage);
+    if (text == "answer huge numbers")
+      return answer("\"big\"", R"({"prompt_tokens":184467440737095516160000,"completion_tokens":1e400,"total_tokens":-5})");
+    return false;
+  });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4).max_retries(0));
+
+  std::vector<re::conversation> batch = prompts(10);
+  batch[1] = re::conversation().user("bad \xFF\xFE utf-8");
+  batch[2] = re::conversation().system("sys \xC0\xAF").user("hello");
+  batch[3] = re::conversation().user(std::string("nul\0inside", 10));
+  batch[4] = re::conversation().user("answer deep");
+  batch[5] = re::conversation().user("answer bad utf-8");
+  batch[6] = re::conversation().user("answer nul");
+  batch[7] = re::conversation().user("answer huge numbers");
+  batch[8] = re::conversation().user("answer deep beside choices");
+  batch[9] = re::conversation().user(std::string(std::size_t{50} << 20, 'x'));  // 50 MB, answered in kind
+  std::vector<re::result<re::completion>> results;
+  REQUIRE_NOTHROW(results = engine.run(batch));
+  REQUIRE(results.size() == 10);
+  for (std::size_t i : {1u, 2u}) {
+    REQUIRE_FALSE(results[i]);
+    CHECK(results[i].error().code == re::error_code::invalid_request);
+    CHECK(results[i].error().message.find("UTF-8") != std::string::npos);
+    CHECK(results[i].error().attempts == 0);
+  }
+  REQUIRE_MESSAGE(results[3], all_error_text(results));  // a NUL is a character like another
+  CHECK(results[3]->text == std::string("Mock answer to: nul\0inside", 26));
+  REQUIRE_FALSE(results[4]);
+  CHECK(results[4].error().code == re::error_code::invalid_response);
+  REQUIRE_FALSE(results[5]);
+  CHECK(results[5].error().code == re::error_code::invalid_response);
+  REQUIRE_MESSAGE(results[6], all_error_text(results));
+  CHECK(results[6]->text == std::string("a\0b", 3));
+  // Token counts beyond 64 bits, or not integers: an answer either way, never a crash or a
+  // wrapped-around count.
+  if (results[7]) CHECK(results[7]->usage.input_tokens < 1000000000);
+  // The answer's choices are read; the deep member beside them cannot be kept as the raw body.
+  if (results[8]) {
+    CHECK(results[8]->text == "fine");
+    CHECK(results[8]->raw().is_discarded());
+  }
+  CHECK(results[0]);
+  REQUIRE_MESSAGE(results[9], all_error_text(results));
+  CHECK(results[9]->text.size() == std::string("Mock answer to: ").size() + (std::size_t{50} << 20));
+
+  SUBCASE("a key with a line break is refused before it is sent, and never shown") {
+    const std::string bad_key = std::string(test_key) + "\r\nX-Injected: 1";
+    re::openai_compatible broken(bad_key, server->base_url(), "mock-model");
+    re::engine<re::openai_compatible> e2(broken, re::options().concurrency(1).max_retries(0));
+    const auto before = server->requests();
+    auto r = e2.run(prompts(2));
+    for (auto& one : r) {
+      REQUIRE_FALSE(one);
+      CHECK(one.error().code == re::error_code::invalid_request);
+      CHECK(one.error().message.find("Authorization") != std::string::npos);
+      CHECK(one.error().describe().find(test_key) == std::string::npos);
+    }
+    CHECK(server->requests() == before);
+  }
+  SUBCASE("a model name with a line break never reaches the request line") {
+    re::gemini g("gemini-key", "gemini-2.0-flash HTTP/1.1\r\nX-Injected: 1\r\n", server->base_url());
+    re::engine<re::gemini> e3(g, re::options().concurrency(1).max_retries(0));
+    auto r = e3.run(prompts(1));
+    REQUIRE_FALSE(r[0]);
+    CHECK((r[0].error().code == re::error_code::invalid_request || r[0].error().http_status == 404));
+  }
+}
+
 TEST_CASE("submit() returns a future per request") {
   auto server = start_server();
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");

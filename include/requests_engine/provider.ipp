@@ -195,7 +195,7 @@ REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::s
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
   error e;
   e.http_status = r.status;
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (!body.is_discarded() && body.is_object()) {
     const json* err = nullptr;
     if (body.contains("error") && body["error"].is_object()) err = &body["error"];
