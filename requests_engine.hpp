@@ -238,7 +238,8 @@ Json parse_json(std::string_view text, std::string* why = nullptr) {
   Json j = Json::parse(begin, end, nullptr, false);
   if (j.is_discarded() && why) {
     try {
-      (void)Json::parse(begin, end);
+      const Json again = Json::parse(begin, end);  // throws, with the parser's message
+      (void)again;
       *why = "not JSON";
     } catch (const std::exception& e) {
       std::string message = e.what();
@@ -715,6 +716,9 @@ namespace detail {
 [[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
 /// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
 [[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
+/// A request body as sent: its JSON text, or an invalid_request error when a string in it
+/// (a prompt, a system prompt, a parameter) is not valid UTF-8, which JSON cannot carry.
+[[nodiscard]] REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body);
 
 }  // namespace detail
 
@@ -3056,9 +3060,14 @@ class basic_engine {
       dispatcher_.complete_now(index, std::move(body.error()), deliver);
       return nullptr;
     }
+    result<std::string> text = detail::dump_body(*body);
+    if (!text) {
+      dispatcher_.complete_now(index, std::move(text.error()), deliver);
+      return nullptr;
+    }
     auto j = std::make_unique<detail::job>();
     j->index = index;
-    j->body = body->dump();
+    j->body = std::move(*text);
     j->request_hash = detail::request_hash_dumped(dispatcher_.identity_dump(), *body, j->body);
     j->name_space = name_space;
     j->deliver = std::move(deliver);
@@ -3104,7 +3113,12 @@ class basic_engine {
       dispatcher_.complete_now(j.index, std::move(ask.error()), j.deliver);
       return false;
     }
-    j.body = ask->dump();
+    result<std::string> text = detail::dump_body(*ask);
+    if (!text) {
+      dispatcher_.complete_now(j.index, std::move(text.error()), j.deliver);
+      return false;
+    }
+    j.body = std::move(*text);
     j.cost = detail::estimate_cost(*ask, j.body.size());
     if (dispatcher_.batching())  // the batch function sees how many samples to answer
       j.input_params = std::make_shared<const params>(missing > 1 ? params(p).n(static_cast<int>(missing))
@@ -3597,6 +3611,18 @@ REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_afte
 
 REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what) {
   return error{error_code::invalid_request, 0, std::string(provider) + ": " + what, {}, 0, {}};
+}
+
+REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body) {
+  try {
+    return body.dump();
+  } catch (const json::type_error& e) {  // 316: invalid UTF-8 in a string
+    std::string why = e.what();
+    const std::size_t close = why.find("] ");
+    if (close != std::string::npos) why.erase(0, close + 2);
+    return error{error_code::invalid_request, 0,
+                 "the request holds text that is not valid UTF-8 (" + why + "); JSON carries UTF-8 only", {}, 0, {}};
+  }
 }
 
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
@@ -10311,7 +10337,13 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
       e.message = "batch: request " + std::to_string(i) + ": " + e.message;
       return scrub(std::move(e));
     }
-    const std::string dump = body->dump();
+    result<std::string> dumped = detail::dump_body(*body);
+    if (!dumped) {
+      error e = dumped.error();
+      e.message = "batch: request " + std::to_string(i) + ": " + e.message;
+      return scrub(std::move(e));
+    }
+    const std::string& dump = *dumped;
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
     std::size_t& copies = seen[job.hashes.back()];
     // Embeddings: an input already in this job is sent once; fetch() gives its answer to both.

@@ -110,7 +110,8 @@ child spawn_program(const std::string& program, const std::vector<std::string>& 
     const std::string kv = *e;
     const std::string key = kv.substr(0, kv.find('='));
     if (key.rfind("OPENAI_", 0) == 0 || key.rfind("ANTHROPIC_", 0) == 0 || key.rfind("AWS_", 0) == 0 ||
-        key.rfind("GEMINI_", 0) == 0 || key.rfind("GOOGLE_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR")
+        key.rfind("GEMINI_", 0) == 0 || key.rfind("GOOGLE_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR" ||
+        env.count(key) != 0)  // the test's value replaces the parent's (getenv takes the first)
       continue;
     envs.push_back(kv);
   }
@@ -737,7 +738,7 @@ TEST_CASE("run: hostile lines (100,000 levels of nesting, invalid UTF-8, NUL, nu
   CHECK(o.err.find("line 3: JSON nested deeper than 512 levels; skipped") != std::string::npos);
   CHECK(o.err.find("line 4: not JSON: parse error") != std::string::npos);
   CHECK(o.err.find("invalid string: ill-formed UTF-8 byte") != std::string::npos);
-  CHECK(o.err.find("line 6: not JSON: parse error") != std::string::npos);
+  CHECK(o.err.find("line 6: not JSON: number overflow parsing '1e400'") != std::string::npos);
   CHECK(o.err.find("line 7: id 'big': 'max_tokens' must be an integer") != std::string::npos);  // 2^64: a double
   CHECK(o.err.find("line 8: id 'wrap': 'seed' is too large (beyond 64-bit integers)") != std::string::npos);
   CHECK(o.err.find("6 skipped as malformed") != std::string::npos);
@@ -753,6 +754,7 @@ TEST_CASE("run: hostile lines (100,000 levels of nesting, invalid UTF-8, NUL, nu
 TEST_CASE("TLS to a private CA: run, embed and batch refuse it, then trust it with --ca-cert or SSL_CERT_FILE") {
   const fs::path dir = scratch("private-ca");
   write_text(dir / "in.jsonl", plain_input(2));
+  write_text(dir / "embed-in.jsonl", "{\"id\":\"e0\",\"text\":\"zero\"}\n{\"id\":\"e1\",\"text\":\"one\"}\n");
   mock server(dir, {"--tls-dir", (dir / "pki").string()});
   const std::string ca = (dir / "pki" / "ca.pem").string();
   REQUIRE(fs::exists(ca));
@@ -761,19 +763,21 @@ TEST_CASE("TLS to a private CA: run, embed and batch refuse it, then trust it wi
   struct command {
     std::string name;
     std::vector<std::string> args;
+    fs::path output;  // where run and embed report a failed request (batch says it on stderr)
   };
   const std::vector<command> commands = {
-      {"run", {"run", in, "-o", (dir / "run.jsonl").string(), "--model", "m", "--no-cache", "--no-progress", "--max-retries", "0"}},
-      {"embed", {"embed", in, "-o", (dir / "embed.jsonl").string(), "--model", "text-embedding-3-small", "--no-cache", "--no-progress", "--max-retries", "0"}},
-      {"batch", {"batch", "submit", in, "-o", (dir / "batch.jsonl").string(), "--model", "m", "--no-cache", "--max-retries", "0"}}};
+      {"run", {"run", in, "-o", (dir / "run.jsonl").string(), "--model", "m", "--no-cache", "--no-progress", "--max-retries", "0"}, dir / "run.jsonl"},
+      {"embed", {"embed", (dir / "embed-in.jsonl").string(), "-o", (dir / "embed.jsonl").string(), "--model", "text-embedding-3-small", "--no-cache", "--no-progress", "--max-retries", "0"}, dir / "embed.jsonl"},
+      {"batch", {"batch", "submit", in, "-o", (dir / "batch.jsonl").string(), "--model", "m", "--no-cache", "--max-retries", "0"}, {}}};
   for (const command& c : commands) {
     CAPTURE(c.name);
     fs::remove(dir / "batch.jsonl.batch.json");
     outcome refused = run_cli(c.args, dir, c.name + "-refused", env);
     CHECK(refused.status == 1);
-    CHECK(refused.err.find("could not be verified") != std::string::npos);
-    CHECK(refused.err.find("--ca-cert FILE") != std::string::npos);
-    CHECK(refused.err.find("SSL_CERT_FILE") != std::string::npos);
+    const std::string said = c.output.empty() ? refused.err : slurp(c.output);
+    CHECK_MESSAGE(said.find("could not be verified") != std::string::npos, said);
+    CHECK(said.find("--ca-cert FILE") != std::string::npos);
+    CHECK(said.find("SSL_CERT_FILE") != std::string::npos);
 
     std::vector<std::string> with_flag = c.args;
     with_flag.insert(with_flag.end(), {"--ca-cert", ca});
@@ -870,11 +874,13 @@ TEST_CASE("a full disk: the cache's fills up and the run goes on; the output's f
   SUBCASE("the output's disk") {
     small_disk disk(dir / "outdisk", "16k");
     if (disk.skip()) return;
+    fs::create_directories(dir / "slow-mock");
+    mock slow(dir / "slow-mock", {"--latency-ms", "20"});  // 300 answers take 1.5 s at 4 in flight: the stop shows
     const std::string cache = (dir / "cache2").string();
     const std::string out = (disk.where / "out.jsonl").string();
     outcome o = run_cli({"run", in, "-o", out, "--model", "m", "--cache-dir", cache, "--no-progress",
                          "--concurrency", "4"},
-                        dir, "out-full", server.env());
+                        dir, "out-full", slow.env());
     CHECK(o.status == 1);
     CHECK(o.err.find("No space left on device") != std::string::npos);
     CHECK(o.err.find("the run stopped there") != std::string::npos);
@@ -885,7 +891,7 @@ TEST_CASE("a full disk: the cache's fills up and the run goes on; the output's f
     // With room again, the same job finishes; what was answered comes from the cache.
     outcome again = run_cli({"run", in, "-o", (dir / "out.jsonl").string(), "--model", "m", "--cache-dir", cache,
                              "--no-progress", "--summary-json", (dir / "summary.json").string()},
-                            dir, "out-full-2", server.env());
+                            dir, "out-full-2", slow.env());
     CHECK_MESSAGE(again.status == 0, again.err);
     CHECK(json_lines(dir / "out.jsonl").size() == 300);
     CHECK(json::parse(slurp(dir / "summary.json"))["from_cache"].get<std::size_t>() == stored);

@@ -372,7 +372,8 @@ TEST_CASE("hostile input: invalid UTF-8, NUL bytes, line breaks in a key, 100,00
     if (text == "answer bad utf-8") return answer("\"caf\xC3\x28\"", usage);
     if (text == "answer nul") return answer(R"("a\u0000b")", usage);
     if (text == "answer huge numbers")
-      return answer("\"big\"", R"({"prompt_tokens":184467440737095516160000,"completion_tokens":1e400,"total_tokens":-5})");
+      return answer("\"big\"", R"({"prompt_tokens":184467440737095516160000,"completion_tokens":18446744073709551615,"total_tokens":-5})");
+    if (text == "answer 1e400") return answer("\"big\"", R"({"prompt_tokens":1e400,"completion_tokens":1,"total_tokens":2})");
     return false;
   });
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
@@ -388,9 +389,10 @@ TEST_CASE("hostile input: invalid UTF-8, NUL bytes, line breaks in a key, 100,00
   batch[7] = re::conversation().user("answer huge numbers");
   batch[8] = re::conversation().user("answer deep beside choices");
   batch[9] = re::conversation().user(std::string(std::size_t{50} << 20, 'x'));  // 50 MB, answered in kind
+  batch.push_back(re::conversation().user("answer 1e400"));
   std::vector<re::result<re::completion>> results;
   REQUIRE_NOTHROW(results = engine.run(batch));
-  REQUIRE(results.size() == 10);
+  REQUIRE(results.size() == 11);
   for (std::size_t i : {1u, 2u}) {
     REQUIRE_FALSE(results[i]);
     CHECK(results[i].error().code == re::error_code::invalid_request);
@@ -407,15 +409,20 @@ TEST_CASE("hostile input: invalid UTF-8, NUL bytes, line breaks in a key, 100,00
   CHECK(results[6]->text == std::string("a\0b", 3));
   // Token counts beyond 64 bits, or not integers: an answer either way, never a crash or a
   // wrapped-around count.
-  if (results[7]) CHECK(results[7]->usage.input_tokens < 1000000000);
+  // wrapped-around count: a count no real answer can hold (beyond 2^40) reads as 0.
+  REQUIRE_MESSAGE(results[7], all_error_text(results));
+  CHECK(results[7]->text == "big");
+  CHECK(results[7]->usage.input_tokens == 0);
+  CHECK(results[7]->usage.output_tokens == 0);
   // The answer's choices are read; the deep member beside them cannot be kept as the raw body.
-  if (results[8]) {
-    CHECK(results[8]->text == "fine");
-    CHECK(results[8]->raw().is_discarded());
-  }
+  REQUIRE_MESSAGE(results[8], all_error_text(results));
+  CHECK(results[8]->text == "fine");
+  CHECK(results[8]->raw().is_discarded());
   CHECK(results[0]);
   REQUIRE_MESSAGE(results[9], all_error_text(results));
   CHECK(results[9]->text.size() == std::string("Mock answer to: ").size() + (std::size_t{50} << 20));
+  REQUIRE_FALSE(results[10]);  // a number no double holds: the body is not JSON we can read
+  CHECK(results[10].error().code == re::error_code::invalid_response);
 
   SUBCASE("a key with a line break is refused before it is sent, and never shown") {
     const std::string bad_key = std::string(test_key) + "\r\nX-Injected: 1";
@@ -431,12 +438,13 @@ TEST_CASE("hostile input: invalid UTF-8, NUL bytes, line breaks in a key, 100,00
     }
     CHECK(server->requests() == before);
   }
-  SUBCASE("a model name with a line break never reaches the request line") {
-    re::gemini g("gemini-key", "gemini-2.0-flash HTTP/1.1\r\nX-Injected: 1\r\n", server->base_url());
-    re::engine<re::gemini> e3(g, re::options().concurrency(1).max_retries(0));
-    auto r = e3.run(prompts(1));
-    REQUIRE_FALSE(r[0]);
-    CHECK((r[0].error().code == re::error_code::invalid_request || r[0].error().http_status == 404));
+  SUBCASE("a model name with a line break is refused where the provider is made") {
+    try {
+      re::gemini g("gemini-key", "gemini-2.0-flash HTTP/1.1\r\nX-Injected: 1\r\n", server->base_url());
+      FAIL("the gemini provider took a model name holding CR LF");
+    } catch (const std::exception& e) {
+      CHECK(std::string(e.what()).find("cannot stand in a URL path") != std::string::npos);
+    }
   }
 }
 

@@ -626,7 +626,8 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     if (index >= selected.size()) return;  // cannot happen: one submitter, tickets count from 0
     // After Ctrl-C the unfinished requests come back cancelled: they are not answers, and a
     // rerun sends them.
-    if (!r && r.error().code == re::error_code::cancelled && interrupted.load()) return;
+    // The same after the output failed: the run stopped, and those were never answered.
+    if (!r && r.error().code == re::error_code::cancelled && (interrupted.load() || !write_error.empty())) return;
     const input_item& item = *selected[index];
     sum.cost.add(r, prices);
     if (r) {
@@ -677,10 +678,12 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     if (interrupted.load()) break;
     futures.push_back(engine.submit(item->conv, item->par, a.name_space));
   }
+  // Checked before every wait, not only after a wait timed out: answers arriving faster than
+  // the poll would otherwise hide a failed output until the end.
   for (auto& f : futures) {
-    while (f.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    do {
       if (output_failed.exchange(false)) engine.cancel();
-    }
+    } while (f.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready);
   }
   signals.on_signal({});
 

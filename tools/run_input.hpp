@@ -719,7 +719,8 @@ inline input_file read_input(const std::string& path, const input_options& opt) 
       problem("duplicate id '" + item.id_text + "'");
       continue;
     }
-    std::string why, api;
+    std::string api;
+    why.clear();
     if (*format == input_format::openai_batch) {
       const json url = o.value("url", json("/v1/chat/completions"));
       api = url.is_string() ? detail::api_of_url(url.get<std::string>()) : std::string();

@@ -401,7 +401,13 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
       e.message = "batch: request " + std::to_string(i) + ": " + e.message;
       return scrub(std::move(e));
     }
-    const std::string dump = body->dump();
+    result<std::string> dumped = detail::dump_body(*body);
+    if (!dumped) {
+      error e = dumped.error();
+      e.message = "batch: request " + std::to_string(i) + ": " + e.message;
+      return scrub(std::move(e));
+    }
+    const std::string& dump = *dumped;
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
     std::size_t& copies = seen[job.hashes.back()];
     // Embeddings: an input already in this job is sent once; fetch() gives its answer to both.

@@ -235,7 +235,8 @@ Json parse_json(std::string_view text, std::string* why = nullptr) {
   Json j = Json::parse(begin, end, nullptr, false);
   if (j.is_discarded() && why) {
     try {
-      (void)Json::parse(begin, end);
+      const Json again = Json::parse(begin, end);  // throws, with the parser's message
+      (void)again;
       *why = "not JSON";
     } catch (const std::exception& e) {
       std::string message = e.what();
