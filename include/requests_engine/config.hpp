@@ -193,15 +193,13 @@ inline bool json_too_deep(std::string_view text) noexcept {
 // A string, a fraction, a negative number or one past 64 bits never wraps, overflows a sum of
 // counts, or makes a float-to-integer conversion undefined.
 inline constexpr std::int64_t max_json_count = std::int64_t{1} << 40;
+inline std::int64_t json_count(std::uint64_t u) {
+  return u <= static_cast<std::uint64_t>(max_json_count) ? static_cast<std::int64_t>(u) : 0;
+}
+inline std::int64_t json_count(std::int64_t i) { return i >= 0 && i <= max_json_count ? i : 0; }
 inline std::int64_t json_count(const json& v) {
-  if (v.is_number_unsigned()) {
-    const auto u = v.get<std::uint64_t>();
-    return u <= static_cast<std::uint64_t>(max_json_count) ? static_cast<std::int64_t>(u) : 0;
-  }
-  if (v.is_number_integer()) {
-    const auto i = v.get<std::int64_t>();
-    return i >= 0 && i <= max_json_count ? i : 0;
-  }
+  if (v.is_number_unsigned()) return json_count(v.get<std::uint64_t>());
+  if (v.is_number_integer()) return json_count(v.get<std::int64_t>());
   if (v.is_number_float()) {
     const double d = v.get<double>();
     return d >= 0 && d <= static_cast<double>(max_json_count) && d == std::floor(d) ? static_cast<std::int64_t>(d) : 0;

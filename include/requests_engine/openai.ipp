@@ -376,8 +376,8 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
 
   bool null() override { return true; }
   bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t v) override { return integer(json_count(json(v))); }
-  bool number_unsigned(number_unsigned_t v) override { return integer(json_count(json(v))); }
+  bool number_integer(number_integer_t v) override { return integer(json_count(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return integer(json_count(v)); }
   bool number_float(number_float_t, const string_t&) override { return true; }
   bool binary(binary_t&) override { return true; }
   bool string(string_t& v) override {
