@@ -164,6 +164,90 @@ REQUESTS_ENGINE_NAMESPACE_BEGIN
 using json = nlohmann::json;
 namespace detail {
 using clock = std::chrono::steady_clock;
+
+// JSON from outside (answers, input lines, cache entries, result files) nested deeper than this
+// is refused before it is parsed. nlohmann's parser takes any depth, but copying, comparing and
+// printing a value recurse once per level, so 100,000 levels overflow a thread's stack.
+inline constexpr std::size_t max_json_depth = 512;
+
+// True when `text` nests arrays and objects more than max_json_depth deep (brackets inside
+// strings do not count). Text too short to hold that many brackets is not scanned.
+inline bool json_too_deep(std::string_view text) noexcept {
+  if (text.size() <= max_json_depth) return false;
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_json_depth) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// A count (tokens, an index) read from outside JSON: a whole number from 0 to 2^40, else 0.
+// A string, a fraction, a negative number or one past 64 bits never wraps, overflows a sum of
+// counts, or makes a float-to-integer conversion undefined.
+inline constexpr std::int64_t max_json_count = std::int64_t{1} << 40;
+inline std::int64_t json_count(std::uint64_t u) {
+  return u <= static_cast<std::uint64_t>(max_json_count) ? static_cast<std::int64_t>(u) : 0;
+}
+inline std::int64_t json_count(std::int64_t i) { return i >= 0 && i <= max_json_count ? i : 0; }
+inline std::int64_t json_count(const json& v) {
+  if (v.is_number_unsigned()) return json_count(v.get<std::uint64_t>());
+  if (v.is_number_integer()) return json_count(v.get<std::int64_t>());
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    return d >= 0 && d <= static_cast<double>(max_json_count) && d == std::floor(d) ? static_cast<std::int64_t>(d) : 0;
+  }
+  return 0;
+}
+inline std::int64_t json_count(const json& obj, const char* key) {
+  if (!obj.is_object()) return 0;
+  const auto it = obj.find(key);
+  return it == obj.end() ? 0 : json_count(*it);
+}
+
+// A string member of outside JSON: "" when `obj` is no object, or the member is missing or no string.
+inline std::string json_string_field(const json& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Parses outside JSON without throwing: a discarded value when `text` is not JSON or nests
+// deeper than max_json_depth. With `why`, a failure is explained there (the parser's message:
+// where the text went wrong), never with the text itself beyond the parser's short excerpt.
+template <class Json = json>
+Json parse_json(std::string_view text, std::string* why = nullptr) {
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  if (json_too_deep(text)) {
+    if (why) *why = "JSON nested deeper than " + std::to_string(max_json_depth) + " levels";
+    return Json(Json::value_t::discarded);
+  }
+  Json j = Json::parse(begin, end, nullptr, false);
+  if (j.is_discarded() && why) {
+    try {
+      const Json again = Json::parse(begin, end);  // throws, with the parser's message
+      (void)again;
+      *why = "not JSON";
+    } catch (const std::exception& e) {
+      std::string message = e.what();
+      const std::size_t close = message.find("] ");
+      if (message.rfind("[json.exception", 0) == 0 && close != std::string::npos) message.erase(0, close + 2);
+      *why = "not JSON: " + message;
+    }
+  }
+  return j;
+}
 }  // namespace detail
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -455,7 +539,7 @@ struct completion {
   /// An embedding provider's answer: the vector (see engine::embed(), which gives it as an embedding).
   std::vector<float> embedding_vector;
   /// The response as JSON (parsed on each call: results stay small until asked).
-  [[nodiscard]] json raw() const { return json::parse(raw_body, nullptr, false); }
+  [[nodiscard]] json raw() const { return detail::parse_json(raw_body); }
   /// The first choice's tool calls.
   [[nodiscard]] const std::vector<tool_call>& tool_calls() const {
     static const std::vector<tool_call> none;
@@ -630,6 +714,9 @@ namespace detail {
 [[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
 /// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
 [[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
+/// A request body as sent: its JSON text, or an invalid_request error when a string in it
+/// (a prompt, a system prompt, a parameter) is not valid UTF-8, which JSON cannot carry.
+[[nodiscard]] REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body);
 
 }  // namespace detail
 
@@ -2971,9 +3058,14 @@ class basic_engine {
       dispatcher_.complete_now(index, std::move(body.error()), deliver);
       return nullptr;
     }
+    result<std::string> text = detail::dump_body(*body);
+    if (!text) {
+      dispatcher_.complete_now(index, std::move(text.error()), deliver);
+      return nullptr;
+    }
     auto j = std::make_unique<detail::job>();
     j->index = index;
-    j->body = body->dump();
+    j->body = std::move(*text);
     j->request_hash = detail::request_hash_dumped(dispatcher_.identity_dump(), *body, j->body);
     j->name_space = name_space;
     j->deliver = std::move(deliver);
@@ -3019,7 +3111,12 @@ class basic_engine {
       dispatcher_.complete_now(j.index, std::move(ask.error()), j.deliver);
       return false;
     }
-    j.body = ask->dump();
+    result<std::string> text = detail::dump_body(*ask);
+    if (!text) {
+      dispatcher_.complete_now(j.index, std::move(text.error()), j.deliver);
+      return false;
+    }
+    j.body = std::move(*text);
     j.cost = detail::estimate_cost(*ask, j.body.size());
     if (dispatcher_.batching())  // the batch function sees how many samples to answer
       j.input_params = std::make_shared<const params>(missing > 1 ? params(p).n(static_cast<int>(missing))
@@ -3514,10 +3611,22 @@ REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::s
   return error{error_code::invalid_request, 0, std::string(provider) + ": " + what, {}, 0, {}};
 }
 
+REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body) {
+  try {
+    return body.dump();
+  } catch (const json::type_error& e) {  // 316: invalid UTF-8 in a string
+    std::string why = e.what();
+    const std::size_t close = why.find("] ");
+    if (close != std::string::npos) why.erase(0, close + 2);
+    return error{error_code::invalid_request, 0,
+                 "the request holds text that is not valid UTF-8 (" + why + "); JSON carries UTF-8 only", {}, 0, {}};
+  }
+}
+
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
   error e;
   e.http_status = r.status;
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (!body.is_discarded() && body.is_object()) {
     const json* err = nullptr;
     if (body.contains("error") && body["error"].is_object()) err = &body["error"];
@@ -3761,7 +3870,7 @@ REQUESTS_ENGINE_INLINE bool base64_decode(std::string_view text, std::string& ou
 }
 
 REQUESTS_ENGINE_INLINE std::string with_stream_flag(const std::string& body, bool include_usage) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(body, nullptr, false);
+  nlohmann::ordered_json j = detail::parse_json<nlohmann::ordered_json>(body);
   if (!j.is_object()) return body;  // not ours to fix: the server will say what is wrong
   j["stream"] = true;
   if (include_usage) {
@@ -3773,7 +3882,7 @@ REQUESTS_ENGINE_INLINE std::string with_stream_flag(const std::string& body, boo
 }
 
 REQUESTS_ENGINE_INLINE bool anthropic_needs_stream(const std::string& body, std::string_view model) {
-  const json j = json::parse(body, nullptr, false);
+  const json j = detail::parse_json(body);
   if (!j.is_object()) return false;
   const auto mt = j.find("max_tokens");
   if (mt == j.end() || !mt->is_number()) return false;
@@ -3899,7 +4008,7 @@ class openai_chunk_decoder : public sse_decoder {
       done_ = true;
       return std::nullopt;
     }
-    const ojson j = ojson::parse(data, nullptr, false);
+    const ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json(format_);
     if (const auto e = j.find("error"); e != j.end() && !e->is_null()) {
       const ojson& err = *e;
@@ -4063,7 +4172,7 @@ class openai_responses_decoder final : public sse_decoder {
 
  protected:
   std::optional<error> event(const std::string& name, const std::string& data, std::vector<stream_delta>& out) override {
-    const ojson j = ojson::parse(data, nullptr, false);
+    const ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json("Responses");
     std::string type = string_or(j, "type", name);
     if (type == "error") {
@@ -4137,7 +4246,7 @@ class anthropic_decoder final : public stream_decoder {
       const std::string kind = m.header(":message-type");
       if (kind == "exception" || kind == "error") {
         std::string type = m.header(kind == "exception" ? ":exception-type" : ":error-code");
-        const json p = json::parse(m.payload, nullptr, false);
+        const json p = detail::parse_json(m.payload);
         std::string message = p.is_object() && p.contains("message") && p["message"].is_string()
                                   ? p["message"].get<std::string>()
                                   : m.header(":error-message");
@@ -4145,7 +4254,7 @@ class anthropic_decoder final : public stream_decoder {
         return error_event(type, type + ": " + message);
       }
       if (m.header(":event-type") != "chunk") continue;
-      const json p = json::parse(m.payload, nullptr, false);
+      const json p = detail::parse_json(m.payload);
       const auto b = p.is_object() ? p.find("bytes") : p.end();
       if (!p.is_object() || b == p.end() || !b->is_string())
         return stream_error(error_code::invalid_response, "a Bedrock stream chunk without its bytes");
@@ -4164,7 +4273,7 @@ class anthropic_decoder final : public stream_decoder {
 
  private:
   std::optional<error> event(const std::string& data, std::vector<stream_delta>& out) {
-    ojson j = ojson::parse(data, nullptr, false);
+    ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json("Anthropic");
     const std::string type = string_or(j, "type");
     if (type == "ping") return std::nullopt;
@@ -4228,7 +4337,7 @@ class anthropic_decoder final : public stream_decoder {
       if (idx < content.size() && idx < partial_.size() && content[idx].is_object() && content[idx].contains("input")) {
         const std::string& text = partial_[idx];
         if (!text.empty()) {
-          ojson input = ojson::parse(text, nullptr, false);
+          ojson input = detail::parse_json<ojson>(text);
           if (input.is_discarded())
             return stream_error(error_code::invalid_response, "a tool call's streamed input is not JSON");
           content[idx]["input"] = std::move(input);
@@ -4303,7 +4412,7 @@ class gemini_decoder final : public sse_decoder {
 
  protected:
   std::optional<error> event(const std::string&, const std::string& data, std::vector<stream_delta>& out) override {
-    const ojson j = ojson::parse(data, nullptr, false);
+    const ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json("Gemini");
     if (const auto e = j.find("error"); e != j.end() && e->is_object())
       return error_event(string_or(*e, "status"), string_or(*e, "message", e->dump()));
@@ -4423,6 +4532,23 @@ class httplib_session final : public transport_session {
       return error{error_code::invalid_request, 0, e.what(), {}, 0, {}};
     }
     const std::string origin = u.origin();
+    // httplib writes headers and the request line as given: a line break in a key read with its
+    // newline, or in a model name that goes into a path, would end the line early and start
+    // another. Refused, naming the header but never its value (it may be a key).
+    const auto breaks_line = [](std::string_view s) {
+      return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+    };
+    if (breaks_line(u.path) || u.path.find(' ') != std::string::npos)
+      return error{error_code::invalid_request, 0,
+                   "the request's URL path holds a space, a line break or a NUL byte (a model or deployment name "
+                   "with one?); not sent",
+                   {}, 0, {}};
+    for (const auto& kv : req.headers)
+      if (breaks_line(kv.first) || breaks_line(kv.second))
+        return error{error_code::invalid_request, 0,
+                     "the header '" + (breaks_line(kv.first) ? std::string("(unnamed)") : kv.first) +
+                         "' holds a line break or a NUL byte (a key read with its trailing newline?); not sent",
+                     {}, 0, {}};
 
     httplib::Request hreq;
     hreq.method = req.method;
@@ -4554,12 +4680,15 @@ class httplib_session final : public transport_session {
         break;
       case httplib::Error::SSLLoadingCerts:
         e.code = error_code::tls;
-        e.message = "could not load the CA certificates (ca_cert_file / ca_cert_dir)";
+        e.message = "could not load the CA certificates from '" + o_.ca_cert_file + "'" +
+                    (o_.ca_cert_dir.empty() ? std::string() : " / '" + o_.ca_cert_dir + "'") +
+                    " (options::ca_cert_file / ca_cert_dir, the CLI's --ca-cert): not PEM certificates?";
         break;
       case httplib::Error::SSLServerVerification:
         e.code = error_code::tls;
         e.message = "the certificate of " + origin +
-                    " could not be verified (for a private CA, set options::ca_cert_file)";
+                    " could not be verified (a server behind a private CA: trust that CA with --ca-cert FILE on "
+                    "the command line, SSL_CERT_FILE in the environment, or options::ca_cert_file in code)";
         break;
       case httplib::Error::Read:
         if (elapsed + std::chrono::milliseconds(50) >= read_timeout) {
@@ -4976,8 +5105,8 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
 
   bool null() override { return true; }
   bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t v) override { return integer(static_cast<std::int64_t>(v)); }
-  bool number_unsigned(number_unsigned_t v) override { return integer(static_cast<std::int64_t>(v)); }
+  bool number_integer(number_integer_t v) override { return integer(json_count(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return integer(json_count(v)); }
   bool number_float(number_float_t, const string_t&) override { return true; }
   bool binary(binary_t&) override { return true; }
   bool string(string_t& v) override {
@@ -5105,18 +5234,18 @@ namespace detail {
 
 // Chat and legacy completions answers alike: one single-choice answer per choice.
 REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::string& body) {
-  json full = json::parse(body, nullptr, false);
+  json full = detail::parse_json(body);
   if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
   json choices = std::move(full["choices"]);
   const auto count = static_cast<std::int64_t>(choices.size());
   if (count == 0) return {};
   json usage = full.value("usage", json::object());
-  const std::int64_t prompt = usage.value("prompt_tokens", std::int64_t{0});
-  const std::int64_t completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+  const std::int64_t prompt = detail::json_count(usage, "prompt_tokens");
+  const std::int64_t completion_tokens = detail::json_count(usage, "completion_tokens");
   const json* details = usage.contains("completion_tokens_details") && usage["completion_tokens_details"].is_object()
                             ? &usage["completion_tokens_details"]
                             : nullptr;
-  const std::int64_t reasoning = details ? details->value("reasoning_tokens", std::int64_t{0}) : 0;
+  const std::int64_t reasoning = details ? detail::json_count(*details, "reasoning_tokens") : 0;
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;
@@ -5235,7 +5364,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
   const auto choices = j.find("choices");
   if (choices == j.end() || !choices->is_array() || choices->empty()) return bad("the response has no choices");
@@ -5253,8 +5382,8 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
   if (j.contains("model") && j["model"].is_string()) c.model = j["model"].get<std::string>();
   if (j.contains("usage") && j["usage"].is_object()) {
     const json& u = j["usage"];
-    c.usage.input_tokens = u.value("prompt_tokens", std::int64_t{0});
-    c.usage.output_tokens = u.value("completion_tokens", std::int64_t{0});
+    c.usage.input_tokens = detail::json_count(u, "prompt_tokens");
+    c.usage.output_tokens = detail::json_count(u, "completion_tokens");
   }
   c.raw_body = r.body;
   return c;
@@ -5299,7 +5428,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
   std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
   std::vector<json> bodies(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    bodies[i] = detail::parse_json(batch[i].body);
     if (!bodies[i].is_object() || !bodies[i].contains("prompt") || !bodies[i]["prompt"].is_string()) {
       out[i] = detail::unsupported("openai_completions", "a batched request needs a body with one text prompt");
       continue;
@@ -5335,7 +5464,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
       fail_all(e);
       continue;
     }
-    json answer = json::parse(resp->body, nullptr, false);
+    json answer = detail::parse_json(resp->body);
     if (answer.is_discarded() || !answer.is_object() || !answer.contains("choices") || !answer["choices"].is_array()) {
       fail_all(error{error_code::invalid_response, resp->status,
                      "the answer to a prompt array has no choices (body starts: " + resp->body.substr(0, 120) + ")",
@@ -5367,8 +5496,8 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
         if (ch.contains("text") && ch["text"].is_string()) len += ch["text"].get_ref<const std::string&>().size();
       answer_len.push_back(len);
     }
-    const auto in = detail::share_out(usage.value("prompt_tokens", std::int64_t{0}), prompt_len);
-    const auto gen = detail::share_out(usage.value("completion_tokens", std::int64_t{0}), answer_len);
+    const auto in = detail::share_out(detail::json_count(usage, "prompt_tokens"), prompt_len);
+    const auto gen = detail::share_out(detail::json_count(usage, "completion_tokens"), answer_len);
     for (std::size_t k = 0; k < members.size(); ++k) {
       if (per_prompt[k].empty()) {
         out[members[k]] = error{error_code::invalid_response, resp->status,
@@ -5483,11 +5612,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
 }
 
 namespace detail {
-inline std::int64_t openai_int(const json& obj, const char* key) {
-  if (!obj.is_object()) return 0;
-  const auto it = obj.find(key);
-  return it != obj.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
-}
+inline std::int64_t openai_int(const json& obj, const char* key) { return json_count(obj, key); }
 inline std::string openai_str(const json& obj, const char* key) {
   if (!obj.is_object()) return {};
   const auto it = obj.find(key);
@@ -5501,7 +5626,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
   const std::string status = detail::openai_str(j, "status");
   if (status == "failed") {
@@ -5677,7 +5802,7 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (body.is_discarded()) return bad("the response is not JSON");
   if (!body.is_object() || !body.contains("content") || !body["content"].is_array())
     return bad("the response has no content array");
@@ -5707,9 +5832,7 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
   c.model = body.value("model", std::string());
   if (body.contains("usage") && body["usage"].is_object()) {
     const json& u = body["usage"];
-    auto num = [&](const char* k) {
-      return u.contains(k) && u[k].is_number_integer() ? u[k].get<std::int64_t>() : std::int64_t{0};
-    };
+    auto num = [&](const char* k) { return detail::json_count(u, k); };
     // Anthropic's input_tokens leaves out the tokens read from and written to its cache.
     c.usage.cached_input_tokens = num("cache_read_input_tokens");
     c.usage.cache_write_tokens = num("cache_creation_input_tokens");
@@ -6075,7 +6198,7 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std
 REQUESTS_ENGINE_INLINE result<completion> bedrock_anthropic::parse_response(const http_response& r) const {
   if (r.status >= 200 && r.status < 300) return detail::anthropic_parse_response(r);
   error e = detail::error_from_response(r);
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (!body.is_discarded() && body.is_object() && body.contains("Message") && body["Message"].is_string())
     e.message = body["Message"].get<std::string>();  // some Bedrock front ends capitalise it
   // "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/" -> ThrottlingException
@@ -6174,17 +6297,7 @@ inline result<std::string> rs256_sign(const std::string& pem, std::string_view i
   return sig;
 }
 
-inline std::string json_string_field(const json& o, const char* key) {
-  if (!o.is_object()) return {};
-  auto it = o.find(key);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-inline std::int64_t json_int_field(const json& o, const char* key) {
-  if (!o.is_object()) return 0;
-  auto it = o.find(key);
-  return it != o.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
-}
+inline std::int64_t json_int_field(const json& o, const char* key) { return json_count(o, key); }
 
 }  // namespace detail
 
@@ -6196,7 +6309,7 @@ REQUESTS_ENGINE_INLINE google_service_account google_service_account::from_json(
     return std::invalid_argument("requests_engine: Google service-account file '" + origin + "': " + why);
   };
   // Parsed without exceptions: a parse error's message would quote the text, key included.
-  json j = json::parse(text, nullptr, false);
+  json j = detail::parse_json(text);
   if (j.is_discarded() || !j.is_object()) throw bad("not a JSON object");
   const std::string type = detail::json_string_field(j, "type");
   if (!type.empty() && type != "service_account")
@@ -6330,7 +6443,7 @@ REQUESTS_ENGINE_INLINE result<std::string> google_token_source::fetch(std::chron
     return e;
   }
   const http_response& r = *resp;
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (r.status < 200 || r.status >= 300) {
     error e;
     if (body.is_object() && body.contains("error") && body["error"].is_object()) {
@@ -6499,7 +6612,7 @@ REQUESTS_ENGINE_INLINE result<json> gemini_body(const conversation& c, const par
 }
 
 REQUESTS_ENGINE_INLINE error google_error_from_response(const http_response& r) {
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   error e;
   if (body.is_array() && !body.empty() && body[0].is_object() && body[0].contains("error")) {
     json first = body[0];
@@ -6533,7 +6646,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_respo
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (body.is_discarded()) return bad("the response is not JSON");
   if (!body.is_object()) return bad("the response is not a JSON object");
   const json no_candidates = json::array();
@@ -6586,7 +6699,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_respo
 }
 
 REQUESTS_ENGINE_INLINE std::vector<std::string> gemini_split_candidates(const std::string& body) {
-  json full = json::parse(body, nullptr, false);
+  json full = detail::parse_json(body);
   if (full.is_discarded() || !full.is_object() || !full.contains("candidates") || !full["candidates"].is_array())
     return {};
   json candidates = std::move(full["candidates"]);
@@ -6890,7 +7003,7 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
     return error{error_code::invalid_response, 0, "batch_backend: " + why, {}, 0, {}};
   };
   if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object() || j.value("object", "") != "requests_engine.completion")
     return bad("not a stored answer");
   const auto choices = j.find("choices");
@@ -6911,11 +7024,11 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
     c.model = j.value("model", "");
     if (j.contains("usage") && j["usage"].is_object()) {
       const json& u = j["usage"];
-      c.usage.input_tokens = u.value("input_tokens", std::int64_t{0});
-      c.usage.output_tokens = u.value("output_tokens", std::int64_t{0});
-      c.usage.cached_input_tokens = u.value("cached_input_tokens", std::int64_t{0});
-      c.usage.cache_write_tokens = u.value("cache_write_tokens", std::int64_t{0});
-      c.usage.reasoning_tokens = u.value("reasoning_tokens", std::int64_t{0});
+      c.usage.input_tokens = detail::json_count(u, "input_tokens");
+      c.usage.output_tokens = detail::json_count(u, "output_tokens");
+      c.usage.cached_input_tokens = detail::json_count(u, "cached_input_tokens");
+      c.usage.cache_write_tokens = detail::json_count(u, "cache_write_tokens");
+      c.usage.reasoning_tokens = detail::json_count(u, "reasoning_tokens");
     }
     c.raw_body = j.contains("raw") && j["raw"].is_string() ? j["raw"].get<std::string>() : r.body;
   } catch (const json::exception& e) {
@@ -6925,14 +7038,14 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
 }
 
 REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(const std::string& body) const {
-  json full = json::parse(body, nullptr, false);
+  json full = detail::parse_json(body);
   if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
   const json choices = std::move(full["choices"]);
   const auto count = static_cast<std::int64_t>(choices.size());
   if (count == 0) return {};
   const json usage = full.value("usage", json::object());
-  const std::int64_t output = usage.value("output_tokens", std::int64_t{0});
-  const std::int64_t reasoning = usage.value("reasoning_tokens", std::int64_t{0});
+  const std::int64_t output = detail::json_count(usage, "output_tokens");
+  const std::int64_t reasoning = detail::json_count(usage, "reasoning_tokens");
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;
@@ -7080,7 +7193,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(cons
   auto bad = [&](const std::string& why) {
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
   const auto data = j.find("data");
   if (data == j.end() || !data->is_array() || data->empty() || !(*data)[0].is_object() ||
@@ -7092,7 +7205,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(cons
   c.embedding_vector = std::move(*v);
   c.finish_reason = "stop";
   if (j.contains("model") && j["model"].is_string()) c.model = j["model"].get<std::string>();
-  if (j.contains("usage") && j["usage"].is_object()) c.usage.input_tokens = j["usage"].value("prompt_tokens", std::int64_t{0});
+  if (j.contains("usage") && j["usage"].is_object()) c.usage.input_tokens = detail::json_count(j["usage"], "prompt_tokens");
   c.raw_body = r.body;
   return c;
 }
@@ -7108,7 +7221,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
   std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
   std::vector<json> bodies(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    bodies[i] = detail::parse_json(batch[i].body);
     if (!bodies[i].is_object() || !bodies[i].contains("input") || !bodies[i]["input"].is_string()) {
       out[i] = detail::unsupported("openai_embeddings", "a batched request needs a body with one text input");
       continue;
@@ -7151,7 +7264,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
         fail_all(e);
         return true;
       }
-      json answer = json::parse(resp->body, nullptr, false);
+      json answer = detail::parse_json(resp->body);
       if (answer.is_discarded() || !answer.is_object() || !answer.contains("data") || !answer["data"].is_array()) {
         fail_all(error{error_code::invalid_response, resp->status,
                        "the answer to an input array has no data (body starts: " + resp->body.substr(0, 120) + ")",
@@ -7173,7 +7286,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
       std::vector<std::size_t> lengths;
       lengths.reserve(part.size());
       for (std::size_t i : part) lengths.push_back(text_of(i).size());
-      const auto shares = detail::share_out(usage.value("prompt_tokens", std::int64_t{0}), lengths);
+      const auto shares = detail::share_out(detail::json_count(usage, "prompt_tokens"), lengths);
       const json model = answer.value("model", json(model_));
       for (std::size_t k = 0; k < part.size(); ++k) {
         if (!item[k]) {
@@ -7261,7 +7374,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_embeddings::parse_response(cons
   auto bad = [&](const std::string& why) {
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object() || !j.contains("embedding") || !j["embedding"].is_object() ||
       !j["embedding"].contains("values"))
     return bad("the response has no embedding");
@@ -7272,7 +7385,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_embeddings::parse_response(cons
   c.finish_reason = "stop";
   c.model = model_;
   if (j.contains("requests_engine") && j["requests_engine"].is_object())
-    c.usage.input_tokens = j["requests_engine"].value("estimated_input_tokens", std::int64_t{0});
+    c.usage.input_tokens = detail::json_count(j["requests_engine"], "estimated_input_tokens");
   c.raw_body = r.body;
   return c;
 }
@@ -7287,7 +7400,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
   std::vector<json> bodies(batch.size());
   std::vector<std::size_t> good;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    bodies[i] = detail::parse_json(batch[i].body);
     if (!bodies[i].is_object() || !bodies[i].contains("content")) {
       out[i] = detail::unsupported("gemini_embeddings", "a batched request needs an EmbedContentRequest body");
       continue;
@@ -7325,7 +7438,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
       fail_all(e);
       return true;
     }
-    json answer = json::parse(resp->body, nullptr, false);
+    json answer = detail::parse_json(resp->body);
     if (answer.is_discarded() || !answer.is_object() || !answer.contains("embeddings") ||
         !answer["embeddings"].is_array() || answer["embeddings"].size() != part.size()) {
       fail_all(error{error_code::invalid_response, resp->status,
@@ -7409,7 +7522,7 @@ REQUESTS_ENGINE_INLINE std::string encode_cache_entry(const cache_key& k, const 
                {"provider", identity},
                {"body_bytes", response_body.size()}};
   if (request_body) {
-    json req = json::parse(*request_body, nullptr, false);
+    json req = detail::parse_json(*request_body);
     if (!req.is_discarded()) meta["request"] = std::move(req);
   }
   std::string out = meta.dump();
@@ -7458,13 +7571,13 @@ REQUESTS_ENGINE_INLINE std::optional<cache_entry> decode_cache_entry(const std::
     e.body = text.substr(nl + 1);
     return e;  // meta left empty: the hit path needs only the body
   }
-  e.meta = json::parse(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nl), nullptr, false);
+  e.meta = detail::parse_json(std::string_view(text).substr(0, nl));
   if (e.meta.is_discarded() || !e.meta.is_object()) {
     why = "the metadata line is not a JSON object";
     return std::nullopt;
   }
-  if (e.meta.value("format", std::string()) != cache_format) {
-    why = "unknown format '" + e.meta.value("format", std::string()) + "'";
+  if (detail::json_string_field(e.meta, "format") != cache_format) {
+    why = "unknown format '" + detail::json_string_field(e.meta, "format") + "'";
     return std::nullopt;
   }
   auto hash = e.meta.find("hash");
@@ -7671,8 +7784,8 @@ REQUESTS_ENGINE_INLINE cache_report stats(const std::string& dir) {
     std::ifstream in(p, std::ios::binary);
     std::string first;
     std::getline(in, first);
-    json meta = json::parse(first, nullptr, false);
-    r.by_namespace[meta.is_object() ? meta.value("namespace", std::string()) : std::string("?")]++;
+    json meta = detail::parse_json(first);
+    r.by_namespace[meta.is_object() ? detail::json_string_field(meta, "namespace") : std::string("?")]++;
   });
   return r;
 }
@@ -7704,7 +7817,7 @@ REQUESTS_ENGINE_INLINE cache_report verify(const std::string& dir, bool remove, 
       if (entry && p.parent_path().filename().string() != key->hash.substr(0, 2)) {
         why = "it is in the wrong shard folder";
       } else if (entry) {
-        good = !json::parse(entry->body, nullptr, false).is_discarded();
+        good = !detail::parse_json(entry->body).is_discarded();
         if (!good) why = "the stored response is not JSON";
       }
     }
@@ -7738,11 +7851,12 @@ REQUESTS_ENGINE_INLINE cache_report prune(const std::string& dir, std::chrono::s
     std::string first;
     std::getline(in, first);
     in.close();
-    json meta = json::parse(first, nullptr, false);
+    json meta = detail::parse_json(first);
     if (!meta.is_object()) return;  // verify's business
     bool match = true;
-    if (age.count() > 0) match = now - meta.value("created", now) >= age.count();
-    if (name_space) match = match && meta.value("namespace", std::string()) == *name_space;
+    const std::int64_t created = detail::json_count(meta, "created");  // 0: unknown, never too old
+    if (age.count() > 0) match = created > 0 && now - created >= age.count();
+    if (name_space) match = match && detail::json_string_field(meta, "namespace") == *name_space;
     if (match && fs::remove(p, ec)) ++r.removed;
   });
   return r;
@@ -7762,16 +7876,21 @@ REQUESTS_ENGINE_INLINE std::size_t export_jsonl(const std::string& dir, std::ost
     std::string why;
     auto entry = text ? detail::decode_cache_entry(*text, &*key, why) : std::nullopt;
     if (!entry) return;
-    json response = json::parse(entry->body, nullptr, false);
+    json response = detail::parse_json(entry->body);
     if (response.is_discarded()) return;
+    // The metadata is read as found on disk: a member of the wrong type is left out, never thrown.
+    const auto member = [&](const char* name, json fallback) {
+      const auto it = entry->meta.find(name);
+      return it != entry->meta.end() && it->type() == fallback.type() ? *it : fallback;
+    };
     json line = {{"hash", key->hash},
                  {"sample", key->sample},
-                 {"created", entry->meta.value("created", std::int64_t{0})},
-                 {"namespace", entry->meta.value("namespace", std::string())},
-                 {"provider", entry->meta.value("provider", json::object())},
+                 {"created", detail::json_count(entry->meta, "created")},
+                 {"namespace", member("namespace", std::string())},
+                 {"provider", member("provider", json::object())},
                  {"response", std::move(response)}};
     if (entry->meta.contains("request")) line["request"] = entry->meta["request"];
-    out << line.dump() << '\n';
+    out << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
     ++lines;
   });
   return lines;
@@ -7966,7 +8085,7 @@ REQUESTS_ENGINE_INLINE price_table& price_table::merge_file(const std::string& p
   if (!in) throw std::runtime_error("requests_engine: cannot read the price file " + path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw std::runtime_error("requests_engine: cannot read the price file " + path);
-  json table = json::parse(text, nullptr, false);
+  json table = detail::parse_json(text);
   if (table.is_discarded()) throw std::invalid_argument("requests_engine: the price file " + path + " is not valid JSON");
   try {
     merge_json(table);
@@ -9346,8 +9465,11 @@ REQUESTS_ENGINE_INLINE void dispatcher::to_cache(const job& j, std::size_t sampl
     ++cache_writes_;
     cache_bytes_written_ += entry.size();
   } catch (const std::exception& e) {
-    // The answer is still delivered; only the next run will have to ask again.
-    if (cache_write_errors_.fetch_add(1) < 5) log(std::string("could not store an answer in the cache: ") + e.what());
+    // The answer is still delivered; only the next run will have to ask again. Said once (a full
+    // disk fails every write after it); cache_statistics().write_errors counts them all.
+    if (cache_write_errors_.fetch_add(1) == 0)
+      log(std::string("could not store an answer in the cache: ") + e.what() +
+          "; the answers are still delivered, and further failures are only counted (cache_statistics)");
   }
 }
 
@@ -9948,7 +10070,8 @@ REQUESTS_ENGINE_INLINE void batch_job::save(const std::string& path) const {
 REQUESTS_ENGINE_INLINE batch_job batch_job::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("requests_engine: cannot read the batch job file " + path);
-  json j = json::parse(in, nullptr, false);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  json j = detail::parse_json(text);
   if (j.is_discarded()) throw std::invalid_argument("requests_engine: batch job file " + path + " is not JSON");
   return from_json(j);
 }
@@ -10081,7 +10204,7 @@ REQUESTS_ENGINE_INLINE result<json> batch_client::call_json(const std::string& m
                                                             const std::string& body, const std::string& content_type) {
   auto r = call(method, url, body, content_type, false);
   if (!r) return r.error();
-  json j = json::parse(r->body, nullptr, false);
+  json j = detail::parse_json(r->body);
   if (!j.is_object())
     return error{error_code::invalid_response, r->status,
                  method + " " + parse_url(url).path + ": the answer is not a JSON object", {}, 1, {}};
@@ -10212,7 +10335,13 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
       e.message = "batch: request " + std::to_string(i) + ": " + e.message;
       return scrub(std::move(e));
     }
-    const std::string dump = body->dump();
+    result<std::string> dumped = detail::dump_body(*body);
+    if (!dumped) {
+      error e = dumped.error();
+      e.message = "batch: request " + std::to_string(i) + ": " + e.message;
+      return scrub(std::move(e));
+    }
+    const std::string& dump = *dumped;
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
     std::size_t& copies = seen[job.hashes.back()];
     // Embeddings: an input already in this job is sent once; fetch() gives its answer to both.
@@ -10384,7 +10513,7 @@ REQUESTS_ENGINE_INLINE void batch_client::map_lines(const std::string& text, con
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
     if (nl == std::string::npos) nl = text.size();
-    const json line = json::parse(text.data() + pos, text.data() + nl, nullptr, false);
+    const json line = detail::parse_json(std::string_view(text).substr(pos, nl - pos));
     pos = nl + 1;
     if (!line.is_object()) continue;
     const std::string id = detail::batch_str(line, "custom_id");
@@ -10399,7 +10528,8 @@ REQUESTS_ENGINE_INLINE void batch_client::map_lines(const std::string& text, con
       const json resp = line.value("response", json());
       const json err = line.value("error", json());
       if (resp.is_object() && resp.contains("body")) {
-        const int status = resp.value("status_code", 200);
+        const std::int64_t code = resp.contains("status_code") ? detail::json_count(resp, "status_code") : 200;
+        const int status = code >= 100 && code <= 599 ? static_cast<int>(code) : 500;  // not a status: a failure
         const std::string body = resp["body"].is_string() ? resp["body"].get<std::string>() : resp["body"].dump();
         out[index] = parse(status, body);
         if (*out[index]) store(job, index, body);

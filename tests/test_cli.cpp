@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,11 +76,30 @@ fs::path scratch(const std::string& name) {
   return dir;
 }
 
+// Every secret a test hands a child process (the values of *_API_KEY, *_SECRET_ACCESS_KEY,
+// *_SESSION_TOKEN and *_TOKEN variables, and whatever a test registers): after each process
+// ends, everything it could have written (stdout, stderr, and every file under its folder:
+// output, summary, logs, cache, job files) is searched for them.
+std::set<std::string>& secrets() {
+  static std::set<std::string> s;
+  return s;
+}
+void register_secret(const std::string& s) {
+  if (s.size() >= 8) secrets().insert(s);
+}
+bool names_a_secret(const std::string& name) {
+  const auto ends = [&](const std::string& tail) {
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  return ends("_API_KEY") || ends("_SECRET_ACCESS_KEY") || ends("_TOKEN");
+}
+void check_no_secret_written(const fs::path& dir, const std::vector<fs::path>& extra_files);
+
 // A child process with stdout and stderr in files; the provider variables of the parent are
 // not passed on, so that a developer's real key can never be used by a test.
 struct child {
   pid_t pid = -1;
-  fs::path out, err;
+  fs::path dir, out, err;
 };
 
 // `program` with `args` (argv[0] is the program); spawn() below runs the built binary.
@@ -90,11 +110,15 @@ child spawn_program(const std::string& program, const std::vector<std::string>& 
     const std::string kv = *e;
     const std::string key = kv.substr(0, kv.find('='));
     if (key.rfind("OPENAI_", 0) == 0 || key.rfind("ANTHROPIC_", 0) == 0 || key.rfind("AWS_", 0) == 0 ||
-        key.rfind("GEMINI_", 0) == 0 || key.rfind("GOOGLE_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR")
+        key.rfind("GEMINI_", 0) == 0 || key.rfind("GOOGLE_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR" ||
+        env.count(key) != 0)  // the test's value replaces the parent's (getenv takes the first)
       continue;
     envs.push_back(kv);
   }
-  for (const auto& kv : env) envs.push_back(kv.first + "=" + kv.second);
+  for (const auto& kv : env) {
+    envs.push_back(kv.first + "=" + kv.second);
+    if (names_a_secret(kv.first)) register_secret(kv.second);
+  }
   std::vector<char*> envp;
   for (auto& s : envs) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -105,6 +129,7 @@ child spawn_program(const std::string& program, const std::vector<std::string>& 
   argv.push_back(nullptr);
 
   child c;
+  c.dir = dir;
   c.out = dir / (tag + ".out");
   c.err = dir / (tag + ".err");
   posix_spawn_file_actions_t fa;
@@ -141,7 +166,21 @@ outcome finish(const child& c) {
   o.status = wait_for(c);
   o.out = slurp(c.out);
   o.err = slurp(c.err);
+  check_no_secret_written(c.dir, {c.out, c.err});
   return o;
+}
+
+void check_no_secret_written(const fs::path& dir, const std::vector<fs::path>& extra_files) {
+  if (secrets().empty()) return;
+  std::vector<fs::path> files = extra_files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_regular_file(ec)) files.push_back(it->path());
+  for (const fs::path& f : files) {
+    const std::string text = slurp(f);
+    for (const std::string& s : secrets()) CHECK_MESSAGE(text.find(s) == std::string::npos, "a secret is in " << f);
+  }
 }
 
 outcome run_cli(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag,
@@ -190,6 +229,8 @@ class mock {
 
   [[nodiscard]] std::string origin() const { return "http://127.0.0.1:" + std::to_string(port_); }
   [[nodiscard]] std::string base_url() const { return origin() + "/v1"; }
+  /// For a mock started with --tls-dir.
+  [[nodiscard]] std::string https_base_url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/v1"; }
   [[nodiscard]] std::map<std::string, std::string> env() const { return {{"OPENAI_BASE_URL", base_url()}}; }
 
   /// SIGTERM; the number of chat requests the mock says it served.
@@ -640,7 +681,7 @@ TEST_CASE("run: a malformed line is reported with its number and skipped; failur
                        "--no-cache", "--no-progress"},
                       dir, "run", server.env());
   CHECK(o.status == 1);
-  CHECK(o.err.find("line 2: not a JSON object; skipped") != std::string::npos);
+  CHECK(o.err.find("line 2: not JSON: parse error at line 1, column 2") != std::string::npos);
   CHECK(o.err.find("line 4: needs an 'id'") != std::string::npos);
   CHECK(o.err.find("line 6: duplicate id 'ok1'") != std::string::npos);
   CHECK(o.err.find("failed       1: bad") != std::string::npos);
@@ -662,6 +703,220 @@ TEST_CASE("run: a malformed line is reported with its number and skipped; failur
                         "--no-cache"},
                        dir, "good", again.env());
   CHECK_MESSAGE(ok.status == 0, ok.err);
+}
+
+TEST_CASE("run: hostile lines (100,000 levels of nesting, invalid UTF-8, NUL, numbers past 64 bits) are reported, the rest answered") {
+  const fs::path dir = scratch("hostile");
+  const std::string deep_object = [] {
+    std::string s;
+    for (int i = 0; i < 100000; ++i) s += "{\"a\":";
+    return s + "1" + std::string(100000, '}');
+  }();
+  const std::string deep_array = std::string(100000, '[') + std::string(100000, ']');
+  write_text(dir / "in.jsonl",
+             R"({"id":"ok1","prompt":"first"})"
+             "\n"
+             R"({"id":"deep","prompt":"x","extra":{"k":)" + deep_object + "}}\n" +
+             R"({"id":"deeparr","prompt":"x","extra":{"k":)" + deep_array + "}}\n" +
+             "{\"id\":\"utf8\",\"prompt\":\"caf\xC3\x28\"}\n"
+             R"({"id":"nul","prompt":"a\u0000b"})"
+             "\n"
+             R"({"id":"overflow","prompt":"x","max_tokens":1e400})"
+             "\n"
+             R"({"id":"big","prompt":"x","max_tokens":18446744073709551616})"
+             "\n"
+             R"({"id":"wrap","prompt":"x","seed":9223372036854775808})"
+             "\n"
+             R"({"id":"ok2","prompt":"last"})"
+             "\n");
+  mock server(dir);
+  outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                       "--no-cache", "--no-progress"},
+                      dir, "run", server.env());
+  CHECK(o.status == 1);
+  CHECK(o.err.find("line 2: JSON nested deeper than 512 levels; skipped") != std::string::npos);
+  CHECK(o.err.find("line 3: JSON nested deeper than 512 levels; skipped") != std::string::npos);
+  CHECK(o.err.find("line 4: not JSON: parse error") != std::string::npos);
+  CHECK(o.err.find("invalid string: ill-formed UTF-8 byte") != std::string::npos);
+  CHECK(o.err.find("line 6: not JSON: number overflow parsing '1e400'") != std::string::npos);
+  CHECK(o.err.find("line 7: id 'big': 'max_tokens' must be an integer") != std::string::npos);  // 2^64: a double
+  CHECK(o.err.find("line 8: id 'wrap': 'seed' is too large (beyond 64-bit integers)") != std::string::npos);
+  CHECK(o.err.find("6 skipped as malformed") != std::string::npos);
+  std::map<std::string, json> by_id;
+  for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
+  CHECK(by_id.size() == 3);
+  CHECK(by_id["ok1"]["text"] == "Mock answer to: first");
+  CHECK(by_id["nul"]["text"] == std::string("Mock answer to: a\0b", 19));
+  CHECK(by_id["ok2"]["text"] == "Mock answer to: last");
+  CHECK(server.stop() == 3);
+}
+
+TEST_CASE("TLS to a private CA: run, embed and batch refuse it, then trust it with --ca-cert or SSL_CERT_FILE") {
+  const fs::path dir = scratch("private-ca");
+  write_text(dir / "in.jsonl", plain_input(2));
+  write_text(dir / "embed-in.jsonl", "{\"id\":\"e0\",\"text\":\"zero\"}\n{\"id\":\"e1\",\"text\":\"one\"}\n");
+  mock server(dir, {"--tls-dir", (dir / "pki").string()});
+  const std::string ca = (dir / "pki" / "ca.pem").string();
+  REQUIRE(fs::exists(ca));
+  const std::map<std::string, std::string> env = {{"OPENAI_BASE_URL", server.https_base_url()}};
+  const std::string in = (dir / "in.jsonl").string();
+  struct command {
+    std::string name;
+    std::vector<std::string> args;
+    fs::path output;  // where run and embed report a failed request (batch says it on stderr)
+  };
+  const std::vector<command> commands = {
+      {"run", {"run", in, "-o", (dir / "run.jsonl").string(), "--model", "m", "--no-cache", "--no-progress", "--max-retries", "0"}, dir / "run.jsonl"},
+      {"embed", {"embed", (dir / "embed-in.jsonl").string(), "-o", (dir / "embed.jsonl").string(), "--model", "text-embedding-3-small", "--no-cache", "--no-progress", "--max-retries", "0"}, dir / "embed.jsonl"},
+      {"batch", {"batch", "submit", in, "-o", (dir / "batch.jsonl").string(), "--model", "m", "--no-cache", "--max-retries", "0"}, {}}};
+  for (const command& c : commands) {
+    CAPTURE(c.name);
+    fs::remove(dir / "batch.jsonl.batch.json");
+    outcome refused = run_cli(c.args, dir, c.name + "-refused", env);
+    CHECK(refused.status == 1);
+    const std::string said = c.output.empty() ? refused.err : slurp(c.output);
+    CHECK_MESSAGE(said.find("could not be verified") != std::string::npos, said);
+    CHECK(said.find("--ca-cert FILE") != std::string::npos);
+    CHECK(said.find("SSL_CERT_FILE") != std::string::npos);
+
+    std::vector<std::string> with_flag = c.args;
+    with_flag.insert(with_flag.end(), {"--ca-cert", ca});
+    fs::remove(dir / "batch.jsonl.batch.json");
+    outcome flagged = run_cli(with_flag, dir, c.name + "-flag", env);
+    CHECK_MESSAGE(flagged.status == 0, flagged.err);
+
+    std::map<std::string, std::string> env_ca = env;
+    env_ca["SSL_CERT_FILE"] = ca;
+    fs::remove(dir / "batch.jsonl.batch.json");
+    outcome by_env = run_cli(c.args, dir, c.name + "-env", env_ca);
+    CHECK_MESSAGE(by_env.status == 0, by_env.err);
+  }
+  outcome missing = run_cli({"run", in, "-o", (dir / "x.jsonl").string(), "--ca-cert", (dir / "nope.pem").string()},
+                            dir, "missing", env);
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("--ca-cert") != std::string::npos);
+}
+
+namespace {
+
+// A small tmpfs mounted over `where` for the test's lifetime (root with CAP_SYS_ADMIN only).
+struct small_disk {
+  fs::path where;
+  bool mounted = false;
+  std::string why;
+  small_disk(fs::path at, const std::string& size) : where(std::move(at)) {
+    fs::create_directories(where);
+    mounted = ::mount("tmpfs", where.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
+    if (!mounted) why = std::strerror(errno);
+  }
+  ~small_disk() {
+    if (mounted) ::umount2(where.c_str(), MNT_DETACH);
+  }
+  small_disk(const small_disk&) = delete;
+  small_disk& operator=(const small_disk&) = delete;
+  bool skip() const {
+    if (mounted) return false;
+    std::cout << "SKIPPED: cannot mount a small tmpfs at " << where << " (" << why
+              << "): the full-disk test needs root with CAP_SYS_ADMIN" << std::endl;
+    return true;
+  }
+};
+
+std::size_t count_occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + what.size())) ++n;
+  return n;
+}
+
+std::size_t count_temporary_files(const fs::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a full disk: the cache's fills up and the run goes on; the output's fills up and the run stops, exit 1") {
+  const fs::path dir = scratch("full-disk");
+  const std::string in = (dir / "in.jsonl").string();
+  write_text(dir / "in.jsonl", plain_input(300));
+  mock server(dir);
+
+  SUBCASE("the cache's disk") {
+    small_disk disk(dir / "cache", "256k");
+    if (disk.skip()) return;
+    const std::string cache = disk.where.string();
+    outcome o = run_cli({"run", in, "-o", (dir / "out.jsonl").string(), "--model", "m", "--cache-dir", cache,
+                         "--no-progress"},
+                        dir, "cache-full", server.env());
+    CHECK_MESSAGE(o.status == 0, o.err);
+    const auto lines = json_lines(dir / "out.jsonl");
+    CHECK(lines.size() == 300);
+    for (const json& l : lines) CHECK(l["error"].is_null());
+    CHECK(count_occurrences(o.err, "could not store an answer in the cache") == 1);
+    CHECK(o.err.find("No space left on device") != std::string::npos);
+    std::smatch m;
+    REQUIRE(std::regex_search(o.err, m, std::regex(R"((\d+) not stored)")));
+    const std::size_t stored = count_cache_entries(cache);
+    CHECK(stored > 0);
+    CHECK(std::stoul(m[1].str()) == 300 - stored);
+    CHECK(count_temporary_files(cache) == 0);
+    CHECK(run_cli({"cache", "verify", "--cache-dir", cache}, dir, "verify").status == 0);
+    // The rerun pays only for what was not stored.
+    outcome again = run_cli({"run", in, "-o", (dir / "out2.jsonl").string(), "--model", "m", "--cache-dir", cache,
+                             "--no-progress", "--summary-json", (dir / "summary.json").string()},
+                            dir, "cache-full-2", server.env());
+    CHECK_MESSAGE(again.status == 0, again.err);
+    const json summary = json::parse(slurp(dir / "summary.json"));
+    CHECK(summary["from_cache"].get<std::size_t>() == stored);
+  }
+  SUBCASE("the output's disk") {
+    small_disk disk(dir / "outdisk", "16k");
+    if (disk.skip()) return;
+    fs::create_directories(dir / "slow-mock");
+    mock slow(dir / "slow-mock", {"--latency-ms", "20"});  // 300 answers take 1.5 s at 4 in flight: the stop shows
+    const std::string cache = (dir / "cache2").string();
+    const std::string out = (disk.where / "out.jsonl").string();
+    outcome o = run_cli({"run", in, "-o", out, "--model", "m", "--cache-dir", cache, "--no-progress",
+                         "--concurrency", "4"},
+                        dir, "out-full", slow.env());
+    CHECK(o.status == 1);
+    CHECK(o.err.find("No space left on device") != std::string::npos);
+    CHECK(o.err.find("the run stopped there") != std::string::npos);
+    CHECK(o.err.find("the same command finishes the job") != std::string::npos);
+    const std::size_t stored = count_cache_entries(cache);
+    CHECK(stored > 0);
+    CHECK(stored < 300);  // it stopped: 4 in flight, the disk full after ~60 lines
+    // With room again, the same job finishes; what was answered comes from the cache.
+    outcome again = run_cli({"run", in, "-o", (dir / "out.jsonl").string(), "--model", "m", "--cache-dir", cache,
+                             "--no-progress", "--summary-json", (dir / "summary.json").string()},
+                            dir, "out-full-2", slow.env());
+    CHECK_MESSAGE(again.status == 0, again.err);
+    CHECK(json_lines(dir / "out.jsonl").size() == 300);
+    CHECK(json::parse(slurp(dir / "summary.json"))["from_cache"].get<std::size_t>() == stored);
+  }
+}
+
+TEST_CASE("the cache folder deleted mid-run: the run goes on, every answer is written, the folder comes back") {
+  const fs::path dir = scratch("lost-cache");
+  const std::string in = (dir / "in.jsonl").string();
+  write_text(dir / "in.jsonl", plain_input(200));
+  mock server(dir, {"--latency-ms", "20"});
+  const fs::path cache = dir / "cache";
+  child c = spawn({"run", in, "-o", (dir / "out.jsonl").string(), "--model", "m", "--cache-dir", cache.string(),
+                   "--no-progress", "--concurrency", "8"},
+                  dir, "run", server.env());
+  for (int i = 0; i < 200 && count_cache_entries(cache) < 20; ++i) std::this_thread::sleep_for(20ms);
+  std::error_code ec;
+  fs::remove_all(cache, ec);
+  outcome o = finish(c);
+  CHECK_MESSAGE(o.status == 0, o.err);
+  const auto lines = json_lines(dir / "out.jsonl");
+  CHECK(lines.size() == 200);
+  for (const json& l : lines) CHECK(l["error"].is_null());
+  CHECK(count_cache_entries(cache) > 0);  // stored again after the loss
+  CHECK(run_cli({"cache", "verify", "--cache-dir", cache.string()}, dir, "verify").status == 0);
 }
 
 TEST_CASE("run: usage errors stop before anything is sent, with exit 2") {

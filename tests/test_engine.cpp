@@ -342,6 +342,112 @@ TEST_CASE("bad input fails before sending and does not sink the batch") {
   CHECK(server->requests() == 2);
 }
 
+TEST_CASE("hostile input: invalid UTF-8, NUL bytes, line breaks in a key, 100,000 levels of nesting, huge numbers") {
+  const std::string deep_object = [] {
+    std::string s;
+    for (int i = 0; i < 100000; ++i) s += "{\"a\":";
+    s += "1";
+    s += std::string(100000, '}');
+    return s;
+  }();
+  auto server = start_server();
+  server->set_on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    auto body = re::json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return false;
+    const std::string text = body["messages"].back().value("content", "");
+    const auto answer = [&](const std::string& content_json, const std::string& usage_json) {
+      res.status = 200;
+      res.set_content(R"({"id":"x","object":"chat.completion","model":"mock-model","choices":[{"index":0,"message":{"role":"assistant","content":)" +
+                          content_json + R"(},"finish_reason":"stop"}],"usage":)" + usage_json + "}",
+                      "application/json");
+      return true;
+    };
+    const std::string usage = R"({"prompt_tokens":3,"completion_tokens":2,"total_tokens":5})";
+    if (text == "answer deep") {
+      res.status = 200;
+      res.set_content(deep_object, "application/json");
+      return true;
+    }
+    if (text == "answer deep beside choices") return answer("\"fine\"", usage + ",\"x\":" + deep_object);
+    if (text == "answer bad utf-8") return answer("\"caf\xC3\x28\"", usage);
+    if (text == "answer nul") return answer(R"("a\u0000b")", usage);
+    if (text == "answer huge numbers")
+      return answer("\"big\"", R"({"prompt_tokens":184467440737095516160000,"completion_tokens":18446744073709551615,"total_tokens":-5})");
+    if (text == "answer 1e400") return answer("\"big\"", R"({"prompt_tokens":1e400,"completion_tokens":1,"total_tokens":2})");
+    return false;
+  });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4).max_retries(0));
+
+  std::vector<re::conversation> batch = prompts(10);
+  batch[1] = re::conversation().user("bad \xFF\xFE utf-8");
+  batch[2] = re::conversation().system("sys \xC0\xAF").user("hello");
+  batch[3] = re::conversation().user(std::string("nul\0inside", 10));
+  batch[4] = re::conversation().user("answer deep");
+  batch[5] = re::conversation().user("answer bad utf-8");
+  batch[6] = re::conversation().user("answer nul");
+  batch[7] = re::conversation().user("answer huge numbers");
+  batch[8] = re::conversation().user("answer deep beside choices");
+  batch[9] = re::conversation().user(std::string(std::size_t{50} << 20, 'x'));  // 50 MB, answered in kind
+  batch.push_back(re::conversation().user("answer 1e400"));
+  std::vector<re::result<re::completion>> results;
+  REQUIRE_NOTHROW(results = engine.run(batch));
+  REQUIRE(results.size() == 11);
+  for (std::size_t i : {1u, 2u}) {
+    REQUIRE_FALSE(results[i]);
+    CHECK(results[i].error().code == re::error_code::invalid_request);
+    CHECK(results[i].error().message.find("UTF-8") != std::string::npos);
+    CHECK(results[i].error().attempts == 0);
+  }
+  REQUIRE_MESSAGE(results[3], all_error_text(results));  // a NUL is a character like another
+  CHECK(results[3]->text == std::string("Mock answer to: nul\0inside", 26));
+  REQUIRE_FALSE(results[4]);
+  CHECK(results[4].error().code == re::error_code::invalid_response);
+  REQUIRE_FALSE(results[5]);
+  CHECK(results[5].error().code == re::error_code::invalid_response);
+  REQUIRE_MESSAGE(results[6], all_error_text(results));
+  CHECK(results[6]->text == std::string("a\0b", 3));
+  // Token counts beyond 64 bits, or not integers: an answer either way, never a crash or a
+  // wrapped-around count.
+  // wrapped-around count: a count no real answer can hold (beyond 2^40) reads as 0.
+  REQUIRE_MESSAGE(results[7], all_error_text(results));
+  CHECK(results[7]->text == "big");
+  CHECK(results[7]->usage.input_tokens == 0);
+  CHECK(results[7]->usage.output_tokens == 0);
+  // The answer's choices are read; the deep member beside them cannot be kept as the raw body.
+  REQUIRE_MESSAGE(results[8], all_error_text(results));
+  CHECK(results[8]->text == "fine");
+  CHECK(results[8]->raw().is_discarded());
+  CHECK(results[0]);
+  REQUIRE_MESSAGE(results[9], all_error_text(results));
+  CHECK(results[9]->text.size() == std::string("Mock answer to: ").size() + (std::size_t{50} << 20));
+  REQUIRE_FALSE(results[10]);  // a number no double holds: the body is not JSON we can read
+  CHECK(results[10].error().code == re::error_code::invalid_response);
+
+  SUBCASE("a key with a line break is refused before it is sent, and never shown") {
+    const std::string bad_key = std::string(test_key) + "\r\nX-Injected: 1";
+    re::openai_compatible broken(bad_key, server->base_url(), "mock-model");
+    re::engine<re::openai_compatible> e2(broken, re::options().concurrency(1).max_retries(0));
+    const auto before = server->requests();
+    auto r = e2.run(prompts(2));
+    for (auto& one : r) {
+      REQUIRE_FALSE(one);
+      CHECK(one.error().code == re::error_code::invalid_request);
+      CHECK(one.error().message.find("Authorization") != std::string::npos);
+      CHECK(one.error().describe().find(test_key) == std::string::npos);
+    }
+    CHECK(server->requests() == before);
+  }
+  SUBCASE("a model name with a line break is refused where the provider is made") {
+    try {
+      re::gemini g("gemini-key", "gemini-2.0-flash HTTP/1.1\r\nX-Injected: 1\r\n", server->base_url());
+      FAIL("the gemini provider took a model name holding CR LF");
+    } catch (const std::exception& e) {
+      CHECK(std::string(e.what()).find("cannot stand in a URL path") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("submit() returns a future per request") {
   auto server = start_server();
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
@@ -2685,16 +2791,18 @@ TEST_CASE("streaming: the read timeout bounds the silence between events, not th
     const std::string text = last_user_text(req);
     auto events = chat_stream_of("Mock answer to: " + text, 3);  // 8 pieces, 12 events
     if (text == "steady")
-      serve_events(res, events, std::chrono::milliseconds(200));  // 2.4 s in all, never 1 s silent
+      serve_events(res, events, std::chrono::milliseconds(200));  // 2.4 s in all, never 2 s silent
     else
-      serve_events(res, events, std::chrono::milliseconds(0), 4, std::chrono::milliseconds(3000));
+      serve_events(res, events, std::chrono::milliseconds(0), 4, std::chrono::milliseconds(4500));
     return true;
   });
   re::openai_compatible provider(test_key, server->base_url(), "mock-model");
   re::engine<re::openai_compatible> engine(provider, re::options()
                                                          .concurrency(2)
                                                          .max_retries(0)
-                                                         .read_timeout(std::chrono::milliseconds(1000))
+                                                         // 10x the gap between events: TSan on 2
+                                                         // cores once held one event past 1 s
+                                                         .read_timeout(std::chrono::milliseconds(2000))
                                                          .stream(re::stream_mode::always));
   auto t0 = std::chrono::steady_clock::now();
   auto results = engine.run({re::conversation().user("steady"), re::conversation().user("stall")});

@@ -292,10 +292,13 @@ inline void add_batch_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   c->add_option("--timeout", a->timeout_seconds, "Give up waiting after this many seconds (0 = never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 31536000.0));
   c->add_option("--max-retries", a->max_retries, "Retries of each API call on 429, 5xx and broken connections")
       ->capture_default_str();
-  c->add_option("--ca-cert", a->ca_cert, "PEM file of CA certificates to trust (a private server)");
+  c->add_option("--ca-cert", a->ca_cert,
+                "PEM file of the CA certificates to trust for HTTPS instead of the system's: a server behind a "
+                "private CA ($SSL_CERT_FILE does the same)")
+      ->check(CLI::ExistingFile);
   c->add_option("--dimensions", a->dimensions, "/v1/embeddings lines: the vectors' size (submit)")
       ->check(CLI::PositiveNumber);
   c->callback([a] {

@@ -56,6 +56,7 @@ struct run_args {
   double tpm = 0;
   int max_retries = 2;
   double timeout_seconds = 0;
+  std::string ca_cert;  ///< PEM file of CA certificates to trust instead of the system's
   std::string cache_dir;
   std::string name_space;
   bool no_cache = false;
@@ -411,7 +412,7 @@ inline std::string output_line(const input_item& item, input_format format, cons
   line["usage"] = r ? usage_json(r->usage) : json();
   line["request_hash"] = hash.empty() ? json() : json(hash);
   line["from_cache"] = r ? r->from_cache : false;
-  return line.dump() + "\n";
+  return line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";  // invalid UTF-8 in an answer: U+FFFD
 }
 
 // "K/N" with 1 <= K <= N.
@@ -596,11 +597,13 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   std::size_t next_to_write = 0;
   std::atomic<bool> interrupted{false};
   std::string write_error;
+  std::atomic<bool> output_failed{false};
 
   re::options o;
   o.concurrency(a.concurrency).max_retries(a.max_retries);
   if (a.timeout_seconds > 0)
     o.read_timeout(std::chrono::milliseconds(static_cast<std::int64_t>(a.timeout_seconds * 1000.0)));
+  if (!a.ca_cert.empty()) o.ca_cert_file(a.ca_cert);
   if (a.rpm > 0) o.requests_per_minute(a.rpm);
   if (a.tpm > 0) o.tokens_per_minute(a.tpm);
   if (!a.no_cache) o.cache_dir(a.cache_dir.empty() ? default_cache_dir() : a.cache_dir);
@@ -623,7 +626,8 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     if (index >= selected.size()) return;  // cannot happen: one submitter, tickets count from 0
     // After Ctrl-C the unfinished requests come back cancelled: they are not answers, and a
     // rerun sends them.
-    if (!r && r.error().code == re::error_code::cancelled && interrupted.load()) return;
+    // The same after the output failed: the run stopped, and those were never answered.
+    if (!r && r.error().code == re::error_code::cancelled && (interrupted.load() || !write_error.empty())) return;
     const input_item& item = *selected[index];
     sum.cost.add(r, prices);
     if (r) {
@@ -653,7 +657,10 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
         if (!chunk.empty()) detail::write_all(fd, chunk);
       }
     } catch (const std::exception& e) {
+      // A full disk or a lost output file: the run stops (the main thread cancels the rest);
+      // what was answered is in the cache, so the same command finishes the job later.
       if (write_error.empty()) write_error = e.what();
+      output_failed = true;
     }
   });
 
@@ -671,7 +678,13 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     if (interrupted.load()) break;
     futures.push_back(engine.submit(item->conv, item->par, a.name_space));
   }
-  for (auto& f : futures) f.wait();
+  // Checked before every wait, not only after a wait timed out: answers arriving faster than
+  // the poll would otherwise hide a failed output until the end.
+  for (auto& f : futures) {
+    do {
+      if (output_failed.exchange(false)) engine.cancel();
+    } while (f.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready);
+  }
   signals.on_signal({});
 
   const re::progress counts = engine.current_progress();
@@ -686,13 +699,19 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   print_summary(sum, std::cerr, a.command);
   if (!a.summary_json.empty()) {
     try {
-      detail::write_summary_file(a.summary_json, summary_json(sum, a).dump(2) + "\n");
+      detail::write_summary_file(a.summary_json, summary_json(sum, a).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
     } catch (const std::exception& e) {
-      if (write_error.empty()) write_error = e.what();
+      std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
+      if (write_error.empty()) return exit_failures;
     }
   }
   if (!write_error.empty()) {
-    std::cerr << "requests-engine " << a.command << ": error: " << write_error << "\n";
+    std::cerr << "requests-engine " << a.command << ": error: " << write_error << " ('" << a.output
+              << "'); the run stopped there"
+              << (a.no_cache ? std::string(".")
+                             : std::string(". The answers received are in the cache: once there is room, the same "
+                                           "command finishes the job without paying for them again."))
+              << "\n";
     return exit_failures;
   }
   if (sum.interrupted) {
@@ -906,6 +925,7 @@ inline int run_run(const run_args& a) {
     const std::string file = detail::required_env(
         "GOOGLE_APPLICATION_CREDENTIALS", "--provider vertex needs the path of a service-account key file in it");
     auto tokens = std::make_shared<re::google_token_source>(re::google_service_account::from_file(file));
+    if (!a.ca_cert.empty()) tokens->ca_cert_file(a.ca_cert);  // the key file's token_uri may be private too
     const std::string region = a.region.empty() ? "us-central1" : a.region;
     if (vertex_api == "openai") {
       detail::check_model(in, a, true);
@@ -946,7 +966,11 @@ inline void add_run_options(CLI::App* c, run_args& a) {
       ->capture_default_str()
       ->check(CLI::Range(-1, 1000000));
   c->add_option("--timeout", a.timeout_seconds, "Seconds an attempt may wait for its answer (default 600)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 31536000.0));  // a year: beyond, milliseconds would overflow
+  c->add_option("--ca-cert", a.ca_cert,
+                "PEM file of the CA certificates to trust for HTTPS instead of the system's: a self-hosted "
+                "server or a gateway behind a private CA ($SSL_CERT_FILE does the same)")
+      ->check(CLI::ExistingFile);
   c->add_option("--cache-dir", a.cache_dir,
                 "Answer cache folder (default: $REQUESTS_ENGINE_CACHE_DIR or ./requests_engine_cache)");
   c->add_option("--namespace", a.name_space,

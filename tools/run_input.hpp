@@ -204,6 +204,12 @@ inline bool integer_field(const json& o, const char* key, std::optional<std::int
     why = std::string("'") + key + "' must be an integer";
     return false;
   }
+  // Read as unsigned, 2^63 and beyond would wrap to a negative number.
+  if (o[key].is_number_unsigned() &&
+      o[key].get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    why = std::string("'") + key + "' is too large (beyond 64-bit integers)";
+    return false;
+  }
   out = o[key].get<std::int64_t>();
   return true;
 }
@@ -649,7 +655,7 @@ inline std::string first_batch_url(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
   while (std::getline(in, line)) {
-    json o = json::parse(line, nullptr, false);
+    json o = re::detail::parse_json(line);
     if (o.is_discarded() || !o.is_object()) continue;
     if (!o.contains("custom_id")) return std::string();
     const std::string api = api_of_url(o.value("url", std::string("/v1/chat/completions")));
@@ -679,9 +685,10 @@ inline input_file read_input(const std::string& path, const input_options& opt) 
     auto problem = [&](const std::string& why) {
       f.problems.push_back("line " + std::to_string(number) + ": " + why + "; skipped");
     };
-    json o = json::parse(line, nullptr, false);
+    std::string why;
+    json o = re::detail::parse_json(line, &why);
     if (o.is_discarded() || !o.is_object()) {
-      problem("not a JSON object");
+      problem(o.is_discarded() ? why : "not a JSON object");
       continue;
     }
     const bool batch_line = o.contains("custom_id");
@@ -712,7 +719,8 @@ inline input_file read_input(const std::string& path, const input_options& opt) 
       problem("duplicate id '" + item.id_text + "'");
       continue;
     }
-    std::string why, api;
+    std::string api;
+    why.clear();
     if (*format == input_format::openai_batch) {
       const json url = o.value("url", json("/v1/chat/completions"));
       api = url.is_string() ? detail::api_of_url(url.get<std::string>()) : std::string();

@@ -104,7 +104,7 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (body.is_discarded()) return bad("the response is not JSON");
   if (!body.is_object() || !body.contains("content") || !body["content"].is_array())
     return bad("the response has no content array");
@@ -134,9 +134,7 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
   c.model = body.value("model", std::string());
   if (body.contains("usage") && body["usage"].is_object()) {
     const json& u = body["usage"];
-    auto num = [&](const char* k) {
-      return u.contains(k) && u[k].is_number_integer() ? u[k].get<std::int64_t>() : std::int64_t{0};
-    };
+    auto num = [&](const char* k) { return detail::json_count(u, k); };
     // Anthropic's input_tokens leaves out the tokens read from and written to its cache.
     c.usage.cached_input_tokens = num("cache_read_input_tokens");
     c.usage.cache_write_tokens = num("cache_creation_input_tokens");

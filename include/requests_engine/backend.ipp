@@ -113,7 +113,7 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
     return error{error_code::invalid_response, 0, "batch_backend: " + why, {}, 0, {}};
   };
   if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object() || j.value("object", "") != "requests_engine.completion")
     return bad("not a stored answer");
   const auto choices = j.find("choices");
@@ -134,11 +134,11 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
     c.model = j.value("model", "");
     if (j.contains("usage") && j["usage"].is_object()) {
       const json& u = j["usage"];
-      c.usage.input_tokens = u.value("input_tokens", std::int64_t{0});
-      c.usage.output_tokens = u.value("output_tokens", std::int64_t{0});
-      c.usage.cached_input_tokens = u.value("cached_input_tokens", std::int64_t{0});
-      c.usage.cache_write_tokens = u.value("cache_write_tokens", std::int64_t{0});
-      c.usage.reasoning_tokens = u.value("reasoning_tokens", std::int64_t{0});
+      c.usage.input_tokens = detail::json_count(u, "input_tokens");
+      c.usage.output_tokens = detail::json_count(u, "output_tokens");
+      c.usage.cached_input_tokens = detail::json_count(u, "cached_input_tokens");
+      c.usage.cache_write_tokens = detail::json_count(u, "cache_write_tokens");
+      c.usage.reasoning_tokens = detail::json_count(u, "reasoning_tokens");
     }
     c.raw_body = j.contains("raw") && j["raw"].is_string() ? j["raw"].get<std::string>() : r.body;
   } catch (const json::exception& e) {
@@ -148,14 +148,14 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
 }
 
 REQUESTS_ENGINE_INLINE std::vector<std::string> batch_backend::split_choices(const std::string& body) const {
-  json full = json::parse(body, nullptr, false);
+  json full = detail::parse_json(body);
   if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
   const json choices = std::move(full["choices"]);
   const auto count = static_cast<std::int64_t>(choices.size());
   if (count == 0) return {};
   const json usage = full.value("usage", json::object());
-  const std::int64_t output = usage.value("output_tokens", std::int64_t{0});
-  const std::int64_t reasoning = usage.value("reasoning_tokens", std::int64_t{0});
+  const std::int64_t output = detail::json_count(usage, "output_tokens");
+  const std::int64_t reasoning = detail::json_count(usage, "reasoning_tokens");
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;

@@ -136,7 +136,8 @@ REQUESTS_ENGINE_INLINE void batch_job::save(const std::string& path) const {
 REQUESTS_ENGINE_INLINE batch_job batch_job::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("requests_engine: cannot read the batch job file " + path);
-  json j = json::parse(in, nullptr, false);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  json j = detail::parse_json(text);
   if (j.is_discarded()) throw std::invalid_argument("requests_engine: batch job file " + path + " is not JSON");
   return from_json(j);
 }
@@ -269,7 +270,7 @@ REQUESTS_ENGINE_INLINE result<json> batch_client::call_json(const std::string& m
                                                             const std::string& body, const std::string& content_type) {
   auto r = call(method, url, body, content_type, false);
   if (!r) return r.error();
-  json j = json::parse(r->body, nullptr, false);
+  json j = detail::parse_json(r->body);
   if (!j.is_object())
     return error{error_code::invalid_response, r->status,
                  method + " " + parse_url(url).path + ": the answer is not a JSON object", {}, 1, {}};
@@ -400,7 +401,13 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
       e.message = "batch: request " + std::to_string(i) + ": " + e.message;
       return scrub(std::move(e));
     }
-    const std::string dump = body->dump();
+    result<std::string> dumped = detail::dump_body(*body);
+    if (!dumped) {
+      error e = dumped.error();
+      e.message = "batch: request " + std::to_string(i) + ": " + e.message;
+      return scrub(std::move(e));
+    }
+    const std::string& dump = *dumped;
     job.hashes.push_back(detail::request_hash_dumped(identity_dump, *body, dump));
     std::size_t& copies = seen[job.hashes.back()];
     // Embeddings: an input already in this job is sent once; fetch() gives its answer to both.
@@ -572,7 +579,7 @@ REQUESTS_ENGINE_INLINE void batch_client::map_lines(const std::string& text, con
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
     if (nl == std::string::npos) nl = text.size();
-    const json line = json::parse(text.data() + pos, text.data() + nl, nullptr, false);
+    const json line = detail::parse_json(std::string_view(text).substr(pos, nl - pos));
     pos = nl + 1;
     if (!line.is_object()) continue;
     const std::string id = detail::batch_str(line, "custom_id");
@@ -587,7 +594,8 @@ REQUESTS_ENGINE_INLINE void batch_client::map_lines(const std::string& text, con
       const json resp = line.value("response", json());
       const json err = line.value("error", json());
       if (resp.is_object() && resp.contains("body")) {
-        const int status = resp.value("status_code", 200);
+        const std::int64_t code = resp.contains("status_code") ? detail::json_count(resp, "status_code") : 200;
+        const int status = code >= 100 && code <= 599 ? static_cast<int>(code) : 500;  // not a status: a failure
         const std::string body = resp["body"].is_string() ? resp["body"].get<std::string>() : resp["body"].dump();
         out[index] = parse(status, body);
         if (*out[index]) store(job, index, body);

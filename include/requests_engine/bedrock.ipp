@@ -308,7 +308,7 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std
 REQUESTS_ENGINE_INLINE result<completion> bedrock_anthropic::parse_response(const http_response& r) const {
   if (r.status >= 200 && r.status < 300) return detail::anthropic_parse_response(r);
   error e = detail::error_from_response(r);
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (!body.is_discarded() && body.is_object() && body.contains("Message") && body["Message"].is_string())
     e.message = body["Message"].get<std::string>();  // some Bedrock front ends capitalise it
   // "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/" -> ThrottlingException

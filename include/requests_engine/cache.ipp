@@ -48,7 +48,7 @@ REQUESTS_ENGINE_INLINE std::string encode_cache_entry(const cache_key& k, const 
                {"provider", identity},
                {"body_bytes", response_body.size()}};
   if (request_body) {
-    json req = json::parse(*request_body, nullptr, false);
+    json req = detail::parse_json(*request_body);
     if (!req.is_discarded()) meta["request"] = std::move(req);
   }
   std::string out = meta.dump();
@@ -97,13 +97,13 @@ REQUESTS_ENGINE_INLINE std::optional<cache_entry> decode_cache_entry(const std::
     e.body = text.substr(nl + 1);
     return e;  // meta left empty: the hit path needs only the body
   }
-  e.meta = json::parse(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nl), nullptr, false);
+  e.meta = detail::parse_json(std::string_view(text).substr(0, nl));
   if (e.meta.is_discarded() || !e.meta.is_object()) {
     why = "the metadata line is not a JSON object";
     return std::nullopt;
   }
-  if (e.meta.value("format", std::string()) != cache_format) {
-    why = "unknown format '" + e.meta.value("format", std::string()) + "'";
+  if (detail::json_string_field(e.meta, "format") != cache_format) {
+    why = "unknown format '" + detail::json_string_field(e.meta, "format") + "'";
     return std::nullopt;
   }
   auto hash = e.meta.find("hash");
@@ -310,8 +310,8 @@ REQUESTS_ENGINE_INLINE cache_report stats(const std::string& dir) {
     std::ifstream in(p, std::ios::binary);
     std::string first;
     std::getline(in, first);
-    json meta = json::parse(first, nullptr, false);
-    r.by_namespace[meta.is_object() ? meta.value("namespace", std::string()) : std::string("?")]++;
+    json meta = detail::parse_json(first);
+    r.by_namespace[meta.is_object() ? detail::json_string_field(meta, "namespace") : std::string("?")]++;
   });
   return r;
 }
@@ -343,7 +343,7 @@ REQUESTS_ENGINE_INLINE cache_report verify(const std::string& dir, bool remove, 
       if (entry && p.parent_path().filename().string() != key->hash.substr(0, 2)) {
         why = "it is in the wrong shard folder";
       } else if (entry) {
-        good = !json::parse(entry->body, nullptr, false).is_discarded();
+        good = !detail::parse_json(entry->body).is_discarded();
         if (!good) why = "the stored response is not JSON";
       }
     }
@@ -377,11 +377,12 @@ REQUESTS_ENGINE_INLINE cache_report prune(const std::string& dir, std::chrono::s
     std::string first;
     std::getline(in, first);
     in.close();
-    json meta = json::parse(first, nullptr, false);
+    json meta = detail::parse_json(first);
     if (!meta.is_object()) return;  // verify's business
     bool match = true;
-    if (age.count() > 0) match = now - meta.value("created", now) >= age.count();
-    if (name_space) match = match && meta.value("namespace", std::string()) == *name_space;
+    const std::int64_t created = detail::json_count(meta, "created");  // 0: unknown, never too old
+    if (age.count() > 0) match = created > 0 && now - created >= age.count();
+    if (name_space) match = match && detail::json_string_field(meta, "namespace") == *name_space;
     if (match && fs::remove(p, ec)) ++r.removed;
   });
   return r;
@@ -401,16 +402,21 @@ REQUESTS_ENGINE_INLINE std::size_t export_jsonl(const std::string& dir, std::ost
     std::string why;
     auto entry = text ? detail::decode_cache_entry(*text, &*key, why) : std::nullopt;
     if (!entry) return;
-    json response = json::parse(entry->body, nullptr, false);
+    json response = detail::parse_json(entry->body);
     if (response.is_discarded()) return;
+    // The metadata is read as found on disk: a member of the wrong type is left out, never thrown.
+    const auto member = [&](const char* name, json fallback) {
+      const auto it = entry->meta.find(name);
+      return it != entry->meta.end() && it->type() == fallback.type() ? *it : fallback;
+    };
     json line = {{"hash", key->hash},
                  {"sample", key->sample},
-                 {"created", entry->meta.value("created", std::int64_t{0})},
-                 {"namespace", entry->meta.value("namespace", std::string())},
-                 {"provider", entry->meta.value("provider", json::object())},
+                 {"created", detail::json_count(entry->meta, "created")},
+                 {"namespace", member("namespace", std::string())},
+                 {"provider", member("provider", json::object())},
                  {"response", std::move(response)}};
     if (entry->meta.contains("request")) line["request"] = entry->meta["request"];
-    out << line.dump() << '\n';
+    out << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
     ++lines;
   });
   return lines;

@@ -161,6 +161,90 @@ REQUESTS_ENGINE_NAMESPACE_BEGIN
 using json = nlohmann::json;
 namespace detail {
 using clock = std::chrono::steady_clock;
+
+// JSON from outside (answers, input lines, cache entries, result files) nested deeper than this
+// is refused before it is parsed. nlohmann's parser takes any depth, but copying, comparing and
+// printing a value recurse once per level, so 100,000 levels overflow a thread's stack.
+inline constexpr std::size_t max_json_depth = 512;
+
+// True when `text` nests arrays and objects more than max_json_depth deep (brackets inside
+// strings do not count). Text too short to hold that many brackets is not scanned.
+inline bool json_too_deep(std::string_view text) noexcept {
+  if (text.size() <= max_json_depth) return false;
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_json_depth) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// A count (tokens, an index) read from outside JSON: a whole number from 0 to 2^40, else 0.
+// A string, a fraction, a negative number or one past 64 bits never wraps, overflows a sum of
+// counts, or makes a float-to-integer conversion undefined.
+inline constexpr std::int64_t max_json_count = std::int64_t{1} << 40;
+inline std::int64_t json_count(std::uint64_t u) {
+  return u <= static_cast<std::uint64_t>(max_json_count) ? static_cast<std::int64_t>(u) : 0;
+}
+inline std::int64_t json_count(std::int64_t i) { return i >= 0 && i <= max_json_count ? i : 0; }
+inline std::int64_t json_count(const json& v) {
+  if (v.is_number_unsigned()) return json_count(v.get<std::uint64_t>());
+  if (v.is_number_integer()) return json_count(v.get<std::int64_t>());
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    return d >= 0 && d <= static_cast<double>(max_json_count) && d == std::floor(d) ? static_cast<std::int64_t>(d) : 0;
+  }
+  return 0;
+}
+inline std::int64_t json_count(const json& obj, const char* key) {
+  if (!obj.is_object()) return 0;
+  const auto it = obj.find(key);
+  return it == obj.end() ? 0 : json_count(*it);
+}
+
+// A string member of outside JSON: "" when `obj` is no object, or the member is missing or no string.
+inline std::string json_string_field(const json& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Parses outside JSON without throwing: a discarded value when `text` is not JSON or nests
+// deeper than max_json_depth. With `why`, a failure is explained there (the parser's message:
+// where the text went wrong), never with the text itself beyond the parser's short excerpt.
+template <class Json = json>
+Json parse_json(std::string_view text, std::string* why = nullptr) {
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  if (json_too_deep(text)) {
+    if (why) *why = "JSON nested deeper than " + std::to_string(max_json_depth) + " levels";
+    return Json(Json::value_t::discarded);
+  }
+  Json j = Json::parse(begin, end, nullptr, false);
+  if (j.is_discarded() && why) {
+    try {
+      const Json again = Json::parse(begin, end);  // throws, with the parser's message
+      (void)again;
+      *why = "not JSON";
+    } catch (const std::exception& e) {
+      std::string message = e.what();
+      const std::size_t close = message.find("] ");
+      if (message.rfind("[json.exception", 0) == 0 && close != std::string::npos) message.erase(0, close + 2);
+      *why = "not JSON: " + message;
+    }
+  }
+  return j;
+}
 }  // namespace detail
 
 REQUESTS_ENGINE_NAMESPACE_END

@@ -185,7 +185,7 @@ REQUESTS_ENGINE_INLINE price_table& price_table::merge_file(const std::string& p
   if (!in) throw std::runtime_error("requests_engine: cannot read the price file " + path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw std::runtime_error("requests_engine: cannot read the price file " + path);
-  json table = json::parse(text, nullptr, false);
+  json table = detail::parse_json(text);
   if (table.is_discarded()) throw std::invalid_argument("requests_engine: the price file " + path + " is not valid JSON");
   try {
     merge_json(table);

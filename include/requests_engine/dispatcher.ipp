@@ -677,8 +677,11 @@ REQUESTS_ENGINE_INLINE void dispatcher::to_cache(const job& j, std::size_t sampl
     ++cache_writes_;
     cache_bytes_written_ += entry.size();
   } catch (const std::exception& e) {
-    // The answer is still delivered; only the next run will have to ask again.
-    if (cache_write_errors_.fetch_add(1) < 5) log(std::string("could not store an answer in the cache: ") + e.what());
+    // The answer is still delivered; only the next run will have to ask again. Said once (a full
+    // disk fails every write after it); cache_statistics().write_errors counts them all.
+    if (cache_write_errors_.fetch_add(1) == 0)
+      log(std::string("could not store an answer in the cache: ") + e.what() +
+          "; the answers are still delivered, and further failures are only counted (cache_statistics)");
   }
 }
 

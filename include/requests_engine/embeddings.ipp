@@ -132,7 +132,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(cons
   auto bad = [&](const std::string& why) {
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
   const auto data = j.find("data");
   if (data == j.end() || !data->is_array() || data->empty() || !(*data)[0].is_object() ||
@@ -144,7 +144,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(cons
   c.embedding_vector = std::move(*v);
   c.finish_reason = "stop";
   if (j.contains("model") && j["model"].is_string()) c.model = j["model"].get<std::string>();
-  if (j.contains("usage") && j["usage"].is_object()) c.usage.input_tokens = j["usage"].value("prompt_tokens", std::int64_t{0});
+  if (j.contains("usage") && j["usage"].is_object()) c.usage.input_tokens = detail::json_count(j["usage"], "prompt_tokens");
   c.raw_body = r.body;
   return c;
 }
@@ -160,7 +160,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
   std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
   std::vector<json> bodies(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    bodies[i] = detail::parse_json(batch[i].body);
     if (!bodies[i].is_object() || !bodies[i].contains("input") || !bodies[i]["input"].is_string()) {
       out[i] = detail::unsupported("openai_embeddings", "a batched request needs a body with one text input");
       continue;
@@ -203,7 +203,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
         fail_all(e);
         return true;
       }
-      json answer = json::parse(resp->body, nullptr, false);
+      json answer = detail::parse_json(resp->body);
       if (answer.is_discarded() || !answer.is_object() || !answer.contains("data") || !answer["data"].is_array()) {
         fail_all(error{error_code::invalid_response, resp->status,
                        "the answer to an input array has no data (body starts: " + resp->body.substr(0, 120) + ")",
@@ -225,7 +225,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
       std::vector<std::size_t> lengths;
       lengths.reserve(part.size());
       for (std::size_t i : part) lengths.push_back(text_of(i).size());
-      const auto shares = detail::share_out(usage.value("prompt_tokens", std::int64_t{0}), lengths);
+      const auto shares = detail::share_out(detail::json_count(usage, "prompt_tokens"), lengths);
       const json model = answer.value("model", json(model_));
       for (std::size_t k = 0; k < part.size(); ++k) {
         if (!item[k]) {
@@ -313,7 +313,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_embeddings::parse_response(cons
   auto bad = [&](const std::string& why) {
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")", {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object() || !j.contains("embedding") || !j["embedding"].is_object() ||
       !j["embedding"].contains("values"))
     return bad("the response has no embedding");
@@ -324,7 +324,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_embeddings::parse_response(cons
   c.finish_reason = "stop";
   c.model = model_;
   if (j.contains("requests_engine") && j["requests_engine"].is_object())
-    c.usage.input_tokens = j["requests_engine"].value("estimated_input_tokens", std::int64_t{0});
+    c.usage.input_tokens = detail::json_count(j["requests_engine"], "estimated_input_tokens");
   c.raw_body = r.body;
   return c;
 }
@@ -339,7 +339,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
   std::vector<json> bodies(batch.size());
   std::vector<std::size_t> good;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    bodies[i] = detail::parse_json(batch[i].body);
     if (!bodies[i].is_object() || !bodies[i].contains("content")) {
       out[i] = detail::unsupported("gemini_embeddings", "a batched request needs an EmbedContentRequest body");
       continue;
@@ -377,7 +377,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
       fail_all(e);
       return true;
     }
-    json answer = json::parse(resp->body, nullptr, false);
+    json answer = detail::parse_json(resp->body);
     if (answer.is_discarded() || !answer.is_object() || !answer.contains("embeddings") ||
         !answer["embeddings"].is_array() || answer["embeddings"].size() != part.size()) {
       fail_all(error{error_code::invalid_response, resp->status,

@@ -217,9 +217,14 @@ class basic_engine {
       dispatcher_.complete_now(index, std::move(body.error()), deliver);
       return nullptr;
     }
+    result<std::string> text = detail::dump_body(*body);
+    if (!text) {
+      dispatcher_.complete_now(index, std::move(text.error()), deliver);
+      return nullptr;
+    }
     auto j = std::make_unique<detail::job>();
     j->index = index;
-    j->body = body->dump();
+    j->body = std::move(*text);
     j->request_hash = detail::request_hash_dumped(dispatcher_.identity_dump(), *body, j->body);
     j->name_space = name_space;
     j->deliver = std::move(deliver);
@@ -265,7 +270,12 @@ class basic_engine {
       dispatcher_.complete_now(j.index, std::move(ask.error()), j.deliver);
       return false;
     }
-    j.body = ask->dump();
+    result<std::string> text = detail::dump_body(*ask);
+    if (!text) {
+      dispatcher_.complete_now(j.index, std::move(text.error()), j.deliver);
+      return false;
+    }
+    j.body = std::move(*text);
     j.cost = detail::estimate_cost(*ask, j.body.size());
     if (dispatcher_.batching())  // the batch function sees how many samples to answer
       j.input_params = std::make_shared<const params>(missing > 1 ? params(p).n(static_cast<int>(missing))

@@ -60,17 +60,7 @@ inline result<std::string> rs256_sign(const std::string& pem, std::string_view i
   return sig;
 }
 
-inline std::string json_string_field(const json& o, const char* key) {
-  if (!o.is_object()) return {};
-  auto it = o.find(key);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-inline std::int64_t json_int_field(const json& o, const char* key) {
-  if (!o.is_object()) return 0;
-  auto it = o.find(key);
-  return it != o.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
-}
+inline std::int64_t json_int_field(const json& o, const char* key) { return json_count(o, key); }
 
 }  // namespace detail
 
@@ -82,7 +72,7 @@ REQUESTS_ENGINE_INLINE google_service_account google_service_account::from_json(
     return std::invalid_argument("requests_engine: Google service-account file '" + origin + "': " + why);
   };
   // Parsed without exceptions: a parse error's message would quote the text, key included.
-  json j = json::parse(text, nullptr, false);
+  json j = detail::parse_json(text);
   if (j.is_discarded() || !j.is_object()) throw bad("not a JSON object");
   const std::string type = detail::json_string_field(j, "type");
   if (!type.empty() && type != "service_account")
@@ -216,7 +206,7 @@ REQUESTS_ENGINE_INLINE result<std::string> google_token_source::fetch(std::chron
     return e;
   }
   const http_response& r = *resp;
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (r.status < 200 || r.status >= 300) {
     error e;
     if (body.is_object() && body.contains("error") && body["error"].is_object()) {
@@ -385,7 +375,7 @@ REQUESTS_ENGINE_INLINE result<json> gemini_body(const conversation& c, const par
 }
 
 REQUESTS_ENGINE_INLINE error google_error_from_response(const http_response& r) {
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   error e;
   if (body.is_array() && !body.empty() && body[0].is_object() && body[0].contains("error")) {
     json first = body[0];
@@ -419,7 +409,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_respo
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (body.is_discarded()) return bad("the response is not JSON");
   if (!body.is_object()) return bad("the response is not a JSON object");
   const json no_candidates = json::array();
@@ -472,7 +462,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_parse_response(const http_respo
 }
 
 REQUESTS_ENGINE_INLINE std::vector<std::string> gemini_split_candidates(const std::string& body) {
-  json full = json::parse(body, nullptr, false);
+  json full = detail::parse_json(body);
   if (full.is_discarded() || !full.is_object() || !full.contains("candidates") || !full["candidates"].is_array())
     return {};
   json candidates = std::move(full["candidates"]);

@@ -199,7 +199,7 @@ struct completion {
   /// An embedding provider's answer: the vector (see engine::embed(), which gives it as an embedding).
   std::vector<float> embedding_vector;
   /// The response as JSON (parsed on each call: results stay small until asked).
-  [[nodiscard]] json raw() const { return json::parse(raw_body, nullptr, false); }
+  [[nodiscard]] json raw() const { return detail::parse_json(raw_body); }
   /// The first choice's tool calls.
   [[nodiscard]] const std::vector<tool_call>& tool_calls() const {
     static const std::vector<tool_call> none;

@@ -376,8 +376,8 @@ class openai_chat_reader final : public nlohmann::json_sax<json> {
 
   bool null() override { return true; }
   bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t v) override { return integer(static_cast<std::int64_t>(v)); }
-  bool number_unsigned(number_unsigned_t v) override { return integer(static_cast<std::int64_t>(v)); }
+  bool number_integer(number_integer_t v) override { return integer(json_count(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return integer(json_count(v)); }
   bool number_float(number_float_t, const string_t&) override { return true; }
   bool binary(binary_t&) override { return true; }
   bool string(string_t& v) override {
@@ -505,18 +505,18 @@ namespace detail {
 
 // Chat and legacy completions answers alike: one single-choice answer per choice.
 REQUESTS_ENGINE_INLINE std::vector<std::string> split_openai_choices(const std::string& body) {
-  json full = json::parse(body, nullptr, false);
+  json full = detail::parse_json(body);
   if (full.is_discarded() || !full.is_object() || !full.contains("choices") || !full["choices"].is_array()) return {};
   json choices = std::move(full["choices"]);
   const auto count = static_cast<std::int64_t>(choices.size());
   if (count == 0) return {};
   json usage = full.value("usage", json::object());
-  const std::int64_t prompt = usage.value("prompt_tokens", std::int64_t{0});
-  const std::int64_t completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+  const std::int64_t prompt = detail::json_count(usage, "prompt_tokens");
+  const std::int64_t completion_tokens = detail::json_count(usage, "completion_tokens");
   const json* details = usage.contains("completion_tokens_details") && usage["completion_tokens_details"].is_object()
                             ? &usage["completion_tokens_details"]
                             : nullptr;
-  const std::int64_t reasoning = details ? details->value("reasoning_tokens", std::int64_t{0}) : 0;
+  const std::int64_t reasoning = details ? detail::json_count(*details, "reasoning_tokens") : 0;
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < count; ++i) {
     json one = full;
@@ -635,7 +635,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
   const auto choices = j.find("choices");
   if (choices == j.end() || !choices->is_array() || choices->empty()) return bad("the response has no choices");
@@ -653,8 +653,8 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
   if (j.contains("model") && j["model"].is_string()) c.model = j["model"].get<std::string>();
   if (j.contains("usage") && j["usage"].is_object()) {
     const json& u = j["usage"];
-    c.usage.input_tokens = u.value("prompt_tokens", std::int64_t{0});
-    c.usage.output_tokens = u.value("completion_tokens", std::int64_t{0});
+    c.usage.input_tokens = detail::json_count(u, "prompt_tokens");
+    c.usage.output_tokens = detail::json_count(u, "completion_tokens");
   }
   c.raw_body = r.body;
   return c;
@@ -699,7 +699,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
   std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
   std::vector<json> bodies(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    bodies[i] = json::parse(batch[i].body, nullptr, false);
+    bodies[i] = detail::parse_json(batch[i].body);
     if (!bodies[i].is_object() || !bodies[i].contains("prompt") || !bodies[i]["prompt"].is_string()) {
       out[i] = detail::unsupported("openai_completions", "a batched request needs a body with one text prompt");
       continue;
@@ -735,7 +735,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
       fail_all(e);
       continue;
     }
-    json answer = json::parse(resp->body, nullptr, false);
+    json answer = detail::parse_json(resp->body);
     if (answer.is_discarded() || !answer.is_object() || !answer.contains("choices") || !answer["choices"].is_array()) {
       fail_all(error{error_code::invalid_response, resp->status,
                      "the answer to a prompt array has no choices (body starts: " + resp->body.substr(0, 120) + ")",
@@ -767,8 +767,8 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
         if (ch.contains("text") && ch["text"].is_string()) len += ch["text"].get_ref<const std::string&>().size();
       answer_len.push_back(len);
     }
-    const auto in = detail::share_out(usage.value("prompt_tokens", std::int64_t{0}), prompt_len);
-    const auto gen = detail::share_out(usage.value("completion_tokens", std::int64_t{0}), answer_len);
+    const auto in = detail::share_out(detail::json_count(usage, "prompt_tokens"), prompt_len);
+    const auto gen = detail::share_out(detail::json_count(usage, "completion_tokens"), answer_len);
     for (std::size_t k = 0; k < members.size(); ++k) {
       if (per_prompt[k].empty()) {
         out[members[k]] = error{error_code::invalid_response, resp->status,
@@ -883,11 +883,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
 }
 
 namespace detail {
-inline std::int64_t openai_int(const json& obj, const char* key) {
-  if (!obj.is_object()) return 0;
-  const auto it = obj.find(key);
-  return it != obj.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
-}
+inline std::int64_t openai_int(const json& obj, const char* key) { return json_count(obj, key); }
 inline std::string openai_str(const json& obj, const char* key) {
   if (!obj.is_object()) return {};
   const auto it = obj.find(key);
@@ -901,7 +897,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const
     return error{error_code::invalid_response, r.status, why + " (body starts: " + r.body.substr(0, 120) + ")",
                  {}, 0, {}};
   };
-  const json j = json::parse(r.body, nullptr, false);
+  const json j = detail::parse_json(r.body);
   if (j.is_discarded() || !j.is_object()) return bad("the response is not a JSON object");
   const std::string status = detail::openai_str(j, "status");
   if (status == "failed") {

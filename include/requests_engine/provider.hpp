@@ -143,6 +143,9 @@ namespace detail {
 [[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
 /// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
 [[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
+/// A request body as sent: its JSON text, or an invalid_request error when a string in it
+/// (a prompt, a system prompt, a parameter) is not valid UTF-8, which JSON cannot carry.
+[[nodiscard]] REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body);
 
 }  // namespace detail
 

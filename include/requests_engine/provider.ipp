@@ -192,10 +192,22 @@ REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::s
   return error{error_code::invalid_request, 0, std::string(provider) + ": " + what, {}, 0, {}};
 }
 
+REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body) {
+  try {
+    return body.dump();
+  } catch (const json::type_error& e) {  // 316: invalid UTF-8 in a string
+    std::string why = e.what();
+    const std::size_t close = why.find("] ");
+    if (close != std::string::npos) why.erase(0, close + 2);
+    return error{error_code::invalid_request, 0,
+                 "the request holds text that is not valid UTF-8 (" + why + "); JSON carries UTF-8 only", {}, 0, {}};
+  }
+}
+
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
   error e;
   e.http_status = r.status;
-  json body = json::parse(r.body, nullptr, false);
+  json body = detail::parse_json(r.body);
   if (!body.is_discarded() && body.is_object()) {
     const json* err = nullptr;
     if (body.contains("error") && body["error"].is_object()) err = &body["error"];

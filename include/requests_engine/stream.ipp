@@ -213,7 +213,7 @@ REQUESTS_ENGINE_INLINE bool base64_decode(std::string_view text, std::string& ou
 }
 
 REQUESTS_ENGINE_INLINE std::string with_stream_flag(const std::string& body, bool include_usage) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(body, nullptr, false);
+  nlohmann::ordered_json j = detail::parse_json<nlohmann::ordered_json>(body);
   if (!j.is_object()) return body;  // not ours to fix: the server will say what is wrong
   j["stream"] = true;
   if (include_usage) {
@@ -225,7 +225,7 @@ REQUESTS_ENGINE_INLINE std::string with_stream_flag(const std::string& body, boo
 }
 
 REQUESTS_ENGINE_INLINE bool anthropic_needs_stream(const std::string& body, std::string_view model) {
-  const json j = json::parse(body, nullptr, false);
+  const json j = detail::parse_json(body);
   if (!j.is_object()) return false;
   const auto mt = j.find("max_tokens");
   if (mt == j.end() || !mt->is_number()) return false;
@@ -351,7 +351,7 @@ class openai_chunk_decoder : public sse_decoder {
       done_ = true;
       return std::nullopt;
     }
-    const ojson j = ojson::parse(data, nullptr, false);
+    const ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json(format_);
     if (const auto e = j.find("error"); e != j.end() && !e->is_null()) {
       const ojson& err = *e;
@@ -515,7 +515,7 @@ class openai_responses_decoder final : public sse_decoder {
 
  protected:
   std::optional<error> event(const std::string& name, const std::string& data, std::vector<stream_delta>& out) override {
-    const ojson j = ojson::parse(data, nullptr, false);
+    const ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json("Responses");
     std::string type = string_or(j, "type", name);
     if (type == "error") {
@@ -589,7 +589,7 @@ class anthropic_decoder final : public stream_decoder {
       const std::string kind = m.header(":message-type");
       if (kind == "exception" || kind == "error") {
         std::string type = m.header(kind == "exception" ? ":exception-type" : ":error-code");
-        const json p = json::parse(m.payload, nullptr, false);
+        const json p = detail::parse_json(m.payload);
         std::string message = p.is_object() && p.contains("message") && p["message"].is_string()
                                   ? p["message"].get<std::string>()
                                   : m.header(":error-message");
@@ -597,7 +597,7 @@ class anthropic_decoder final : public stream_decoder {
         return error_event(type, type + ": " + message);
       }
       if (m.header(":event-type") != "chunk") continue;
-      const json p = json::parse(m.payload, nullptr, false);
+      const json p = detail::parse_json(m.payload);
       const auto b = p.is_object() ? p.find("bytes") : p.end();
       if (!p.is_object() || b == p.end() || !b->is_string())
         return stream_error(error_code::invalid_response, "a Bedrock stream chunk without its bytes");
@@ -616,7 +616,7 @@ class anthropic_decoder final : public stream_decoder {
 
  private:
   std::optional<error> event(const std::string& data, std::vector<stream_delta>& out) {
-    ojson j = ojson::parse(data, nullptr, false);
+    ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json("Anthropic");
     const std::string type = string_or(j, "type");
     if (type == "ping") return std::nullopt;
@@ -680,7 +680,7 @@ class anthropic_decoder final : public stream_decoder {
       if (idx < content.size() && idx < partial_.size() && content[idx].is_object() && content[idx].contains("input")) {
         const std::string& text = partial_[idx];
         if (!text.empty()) {
-          ojson input = ojson::parse(text, nullptr, false);
+          ojson input = detail::parse_json<ojson>(text);
           if (input.is_discarded())
             return stream_error(error_code::invalid_response, "a tool call's streamed input is not JSON");
           content[idx]["input"] = std::move(input);
@@ -755,7 +755,7 @@ class gemini_decoder final : public sse_decoder {
 
  protected:
   std::optional<error> event(const std::string&, const std::string& data, std::vector<stream_delta>& out) override {
-    const ojson j = ojson::parse(data, nullptr, false);
+    const ojson j = detail::parse_json<ojson>(data);
     if (!j.is_object()) return not_json("Gemini");
     if (const auto e = j.find("error"); e != j.end() && e->is_object())
       return error_event(string_or(*e, "status"), string_or(*e, "message", e->dump()));

@@ -37,6 +37,23 @@ class httplib_session final : public transport_session {
       return error{error_code::invalid_request, 0, e.what(), {}, 0, {}};
     }
     const std::string origin = u.origin();
+    // httplib writes headers and the request line as given: a line break in a key read with its
+    // newline, or in a model name that goes into a path, would end the line early and start
+    // another. Refused, naming the header but never its value (it may be a key).
+    const auto breaks_line = [](std::string_view s) {
+      return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+    };
+    if (breaks_line(u.path) || u.path.find(' ') != std::string::npos)
+      return error{error_code::invalid_request, 0,
+                   "the request's URL path holds a space, a line break or a NUL byte (a model or deployment name "
+                   "with one?); not sent",
+                   {}, 0, {}};
+    for (const auto& kv : req.headers)
+      if (breaks_line(kv.first) || breaks_line(kv.second))
+        return error{error_code::invalid_request, 0,
+                     "the header '" + (breaks_line(kv.first) ? std::string("(unnamed)") : kv.first) +
+                         "' holds a line break or a NUL byte (a key read with its trailing newline?); not sent",
+                     {}, 0, {}};
 
     httplib::Request hreq;
     hreq.method = req.method;
@@ -168,12 +185,15 @@ class httplib_session final : public transport_session {
         break;
       case httplib::Error::SSLLoadingCerts:
         e.code = error_code::tls;
-        e.message = "could not load the CA certificates (ca_cert_file / ca_cert_dir)";
+        e.message = "could not load the CA certificates from '" + o_.ca_cert_file + "'" +
+                    (o_.ca_cert_dir.empty() ? std::string() : " / '" + o_.ca_cert_dir + "'") +
+                    " (options::ca_cert_file / ca_cert_dir, the CLI's --ca-cert): not PEM certificates?";
         break;
       case httplib::Error::SSLServerVerification:
         e.code = error_code::tls;
         e.message = "the certificate of " + origin +
-                    " could not be verified (for a private CA, set options::ca_cert_file)";
+                    " could not be verified (a server behind a private CA: trust that CA with --ca-cert FILE on "
+                    "the command line, SSL_CERT_FILE in the environment, or options::ca_cert_file in code)";
         break;
       case httplib::Error::Read:
         if (elapsed + std::chrono::milliseconds(50) >= read_timeout) {
