@@ -3246,6 +3246,10 @@ class batch_settings {
 /// Each line's body is the provider's make_body(), so its request hash (the cache key) is the
 /// online one; fetched answers are written into the cache, where a later engine run finds them.
 /// Not thread-safe: one client per thread.
+namespace detail {
+struct batch_client_access;  // the fuzz target of result files reads them as fetch() does
+}  // namespace detail
+
 class batch_client {
  public:
   using progress_fn = std::function<void(const batch_job&)>;
@@ -3307,6 +3311,7 @@ class batch_client {
   [[nodiscard]] const std::string& api() const noexcept { return api_; }
 
  private:
+  friend struct detail::batch_client_access;
   REQUESTS_ENGINE_INLINE void init(const std::string& endpoint);
   REQUESTS_ENGINE_INLINE result<batch_job> submit_with(const std::vector<conversation>& batch, const params* one,
                                                        const std::vector<params>* many, const std::string& name_space);
@@ -3590,6 +3595,10 @@ REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_afte
   static const char* months = "JanFebMarAprMayJunJulAugSepOctNovDec";
   const char* found = std::strstr(months, month);
   if (!found || month[0] == '\0') return std::nullopt;
+  // Fields out of range would overflow the time arithmetic below (system_clock counts
+  // nanoseconds: it ends in 2262).
+  if (year < 1970 || year > 2200 || day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
+    return std::nullopt;
   tm.tm_mday = day;
   tm.tm_mon = static_cast<int>((found - months) / 3);
   tm.tm_year = year - 1900;
@@ -5443,8 +5452,9 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
     }
     g->second.push_back(i);
   }
-  for (const auto& [key, members] : groups) {
-    json body = json::parse(key);
+  for (const auto& group : groups) {
+    const std::vector<std::size_t>& members = group.second;  // a lambda below uses it: no structured binding
+    json body = json::parse(group.first);
     json prompts = json::array();
     for (std::size_t i : members) prompts.push_back(bodies[i]["prompt"]);
     body["prompt"] = std::move(prompts);

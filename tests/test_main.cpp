@@ -136,6 +136,10 @@ TEST_CASE("retry-after in seconds, milliseconds and HTTP date") {
   CHECK_FALSE(re::detail::parse_retry_after(header_list{{"retry-after", "soon"}}).has_value());
   CHECK(re::detail::parse_retry_after(header_list{{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"}}) ==
         std::chrono::milliseconds(0));  // in the past: retry now
+  // Found by the fuzzer (tests/fuzz/regressions/headers/): a date past what system_clock counts
+  // overflowed a signed multiplication (UBSan); such dates, and fields out of range, are ignored.
+  CHECK_FALSE(re::detail::parse_retry_after(header_list{{"retry-after", "Wed, 21 Oct 9491 07:28:00 GMT"}}).has_value());
+  CHECK_FALSE(re::detail::parse_retry_after(header_list{{"retry-after", "Wed, 41 Oct 2030 25:61:00 GMT"}}).has_value());
   std::time_t later = std::time(nullptr) + 30;
   char buf[64];
   std::tm tm{};

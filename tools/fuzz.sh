@@ -23,13 +23,14 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHAS
 launcher=()
 command -v ccache >/dev/null && launcher=(ccache)
 read -r -a httplib <<<"$(pkg-config --cflags cpp-httplib 2>/dev/null || echo -DCPPHTTPLIB_OPENSSL_SUPPORT)"
+read -r -a httplib_libs <<<"$(pkg-config --libs cpp-httplib 2>/dev/null || echo -lcpp-httplib)"
 flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -I. -Itools "${httplib[@]}")
 
 # One compiler process (the header is heavy: about a minute), through ccache when there is one.
 start=$SECONDS
 "${launcher[@]}" "$cxx" "${flags[@]}" -c tests/fuzz/fuzz.cpp -o "$out/fuzz.o"
-"$cxx" "${flags[@]}" "$out/fuzz.o" -o "$out/fuzz.new" -lssl -lcrypto -pthread
+"$cxx" "${flags[@]}" "$out/fuzz.o" -o "$out/fuzz.new" "${httplib_libs[@]}" -lssl -lcrypto -pthread
 mv "$out/fuzz.new" "$out/fuzz"
 echo "fuzz.sh: built $out/fuzz in $((SECONDS - start)) s"
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: bash tools/test.sh   (CI runs it through .ci/run)
 # Installs the dependencies (skip with REQUESTS_ENGINE_SKIP_DEPS=1), then builds and tests with
-# CMake (warnings as errors) and with Meson, and runs the fuzz targets briefly. Build trees:
-# build/ci, build/meson, build/fuzz.
+# CMake (warnings as errors) and with Meson. Build trees: build/ci, build/meson.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -79,10 +78,6 @@ if [ "${REQUESTS_ENGINE_SKIP_SANITIZERS:-0}" != 1 ] || [ "${CI:-}" = true ]; the
     phase "$dir ctest" ctest --test-dir "$dir" --output-on-failure -R '^unit$'
   done
 fi
-
-# Fuzzing: every target of tests/fuzz/fuzz.cpp for a few seconds from its seed corpus under
-# ASan+UBSan (about a minute to build, 8 s a target: under 5 minutes on 2 cores).
-phase "fuzz" bash tools/fuzz.sh 8
 
 # Meson: the same tests through the other supported build system.
 if [ -f build/meson/meson-private/coredata.dat ]; then

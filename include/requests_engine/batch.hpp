@@ -112,6 +112,10 @@ class batch_settings {
 /// Each line's body is the provider's make_body(), so its request hash (the cache key) is the
 /// online one; fetched answers are written into the cache, where a later engine run finds them.
 /// Not thread-safe: one client per thread.
+namespace detail {
+struct batch_client_access;  // the fuzz target of result files reads them as fetch() does
+}  // namespace detail
+
 class batch_client {
  public:
   using progress_fn = std::function<void(const batch_job&)>;
@@ -173,6 +177,7 @@ class batch_client {
   [[nodiscard]] const std::string& api() const noexcept { return api_; }
 
  private:
+  friend struct detail::batch_client_access;
   REQUESTS_ENGINE_INLINE void init(const std::string& endpoint);
   REQUESTS_ENGINE_INLINE result<batch_job> submit_with(const std::vector<conversation>& batch, const params* one,
                                                        const std::vector<params>* many, const std::string& name_space);

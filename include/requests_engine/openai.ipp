@@ -714,8 +714,9 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_completions::send
     }
     g->second.push_back(i);
   }
-  for (const auto& [key, members] : groups) {
-    json body = json::parse(key);
+  for (const auto& group : groups) {
+    const std::vector<std::size_t>& members = group.second;  // a lambda below uses it: no structured binding
+    json body = json::parse(group.first);
     json prompts = json::array();
     for (std::size_t i : members) prompts.push_back(bodies[i]["prompt"]);
     body["prompt"] = std::move(prompts);

@@ -171,6 +171,10 @@ REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_afte
   static const char* months = "JanFebMarAprMayJunJulAugSepOctNovDec";
   const char* found = std::strstr(months, month);
   if (!found || month[0] == '\0') return std::nullopt;
+  // Fields out of range would overflow the time arithmetic below (system_clock counts
+  // nanoseconds: it ends in 2262).
+  if (year < 1970 || year > 2200 || day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
+    return std::nullopt;
   tm.tm_mday = day;
   tm.tm_mon = static_cast<int>((found - months) / 3);
   tm.tm_year = year - 1900;

@@ -5,12 +5,11 @@
 //   FUZZ_TARGET=openai_chat build/fuzz/fuzz -max_total_time=60 corpus-copy/
 //
 // A target fails (abort) on a crash, a sanitizer report, an exception escaping a parser, or a
-// broken property (see each target). Inputs that found something are replayed as regression
-// tests by tests/test_providers.cpp from tests/fuzz/regressions/.
+// broken property (see each target). Inputs that found something are kept in
+// tests/fuzz/regressions/<target>/ (tools/fuzz.sh runs them first, every time) and become a
+// unit test of their own (the retry-after date: tests/test_main.cpp).
 
-// Everything the headers include, first: the batch_results target reaches batch_client's
-// private map_lines (the parser of the result files it downloads) through `#define private
-// public`, which must touch requests_engine's classes only.
+// Everything the headers include, first.
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <openssl/err.h>
@@ -63,10 +62,20 @@
 #include <variant>
 #include <vector>
 
-#define private public
 #include "requests_engine.hpp"
-#undef private
 #include "run_input.hpp"
+
+// batch_client's friend for tests: map_lines reads a downloaded results file as fetch() does.
+REQUESTS_ENGINE_NAMESPACE_BEGIN
+namespace detail {
+struct batch_client_access {
+  static void map_lines(batch_client& c, const std::string& text, const batch_job& job, const batch_part& part,
+                        std::vector<std::optional<result<completion>>>& out) {
+    c.map_lines(text, job, part, out);
+  }
+};
+}  // namespace detail
+REQUESTS_ENGINE_NAMESPACE_END
 
 namespace re = requests_engine;
 using re::json;
@@ -377,7 +386,7 @@ void fuzz_batch_results(std::string_view in) {
   const std::string text(in);
   for (re::batch_client* c : {&openai, &anthropic}) {
     std::vector<std::optional<re::result<re::completion>>> out(job.size());
-    no_throw("batch_client::map_lines", [&] { c->map_lines(text, job, job.parts[0], out); });
+    no_throw("batch_client::map_lines", [&] { re::detail::batch_client_access::map_lines(*c, text, job, job.parts[0], out); });
   }
 }
 
