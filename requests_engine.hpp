@@ -3691,8 +3691,15 @@ REQUESTS_ENGINE_INLINE void sse_reader::feed(std::string_view bytes, std::vector
       line(line_, out);
       line_.clear();
     }
-    if (c == '\r' && i + 1 < bytes.size() && bytes[i + 1] == '\n') ++i;
-    after_cr_ = c == '\r' && i + 1 == bytes.size();
+    // A CR ends the line; a LF right after it is part of the same ending, in this feed or
+    // (after_cr_) at the start of the next one. A CRLF wholly in this feed leaves nothing pending.
+    after_cr_ = false;
+    if (c == '\r') {
+      if (i + 1 < bytes.size() && bytes[i + 1] == '\n')
+        ++i;
+      else
+        after_cr_ = i + 1 == bytes.size();
+    }
     start = i + 1;
   }
   if (start < bytes.size()) {
@@ -4250,7 +4257,9 @@ class anthropic_decoder final : public stream_decoder {
       return std::nullopt;
     }
     messages_.clear();
-    if (!frames_.feed(bytes, messages_)) return stream_error(error_code::invalid_response, frames_.error());
+    // The whole frames before a corrupt one are read first: what reaches the caller before the
+    // error is the same however the bytes were cut into reads (found by fuzzing).
+    const bool framed = frames_.feed(bytes, messages_);
     for (auto& m : messages_) {
       const std::string kind = m.header(":message-type");
       if (kind == "exception" || kind == "error") {
@@ -4272,6 +4281,7 @@ class anthropic_decoder final : public stream_decoder {
         return stream_error(error_code::invalid_response, "a Bedrock stream chunk whose bytes are not base64");
       if (auto e = event(decoded, out)) return e;
     }
+    if (!framed) return stream_error(error_code::invalid_response, frames_.error());
     return std::nullopt;
   }
 
@@ -5623,11 +5633,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
 
 namespace detail {
 inline std::int64_t openai_int(const json& obj, const char* key) { return json_count(obj, key); }
-inline std::string openai_str(const json& obj, const char* key) {
-  if (!obj.is_object()) return {};
-  const auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+inline std::string openai_str(const json& obj, const char* key) { return json_string_field(obj, key); }
 }  // namespace detail
 
 REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const http_response& r) const {
@@ -5820,13 +5826,13 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
   const json* first_tool_input = nullptr;
   for (const json& block : body["content"]) {
     if (!block.is_object()) continue;
-    const std::string type = block.value("type", std::string());
+    const std::string type = detail::json_string_field(block, "type");
     if (type == "text" && block.contains("text") && block["text"].is_string()) {
       ch.text += block["text"].get_ref<const std::string&>();
     } else if (type == "tool_use") {
       tool_call call;
-      call.id = block.value("id", std::string());
-      call.name = block.value("name", std::string());
+      call.id = detail::json_string_field(block, "id");
+      call.name = detail::json_string_field(block, "name");
       if (block.contains("input")) {
         call.arguments = block["input"].dump();
         if (!first_tool_input) first_tool_input = &block["input"];
@@ -5839,7 +5845,7 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
   if (body.contains("stop_reason") && body["stop_reason"].is_string())
     ch.finish_reason = body["stop_reason"].get<std::string>();
   completion c;
-  c.model = body.value("model", std::string());
+  c.model = detail::json_string_field(body, "model");
   if (body.contains("usage") && body["usage"].is_object()) {
     const json& u = body["usage"];
     auto num = [&](const char* k) { return detail::json_count(u, k); };
@@ -7014,7 +7020,7 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
   };
   if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
   const json j = detail::parse_json(r.body);
-  if (j.is_discarded() || !j.is_object() || j.value("object", "") != "requests_engine.completion")
+  if (j.is_discarded() || !j.is_object() || detail::json_string_field(j, "object") != "requests_engine.completion")
     return bad("not a stored answer");
   const auto choices = j.find("choices");
   if (choices == j.end() || !choices->is_array() || choices->empty()) return bad("the answer has no choices");
@@ -8580,6 +8586,9 @@ REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_rfc3339(st
     return std::nullopt;
   }
   const double ms = (static_cast<double>(base) + sec - offset_s) * 1000.0;
+  // Seconds such as 1e108 parse: beyond what milliseconds hold (about 292 million years) the
+  // value is no date at all, and converting it would be undefined.
+  if (!(std::fabs(ms) < 4.6e18)) return std::nullopt;
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 

@@ -727,6 +727,8 @@ TEST_CASE("run: hostile lines (100,000 levels of nesting, invalid UTF-8, NUL, nu
              "\n"
              R"({"id":"wrap","prompt":"x","seed":9223372036854775808})"
              "\n"
+             R"({"id":"typed","messages":[{"role":{"not":"a string"},"content":"x"}]})"
+             "\n"
              R"({"id":"ok2","prompt":"last"})"
              "\n");
   mock server(dir);
@@ -741,14 +743,32 @@ TEST_CASE("run: hostile lines (100,000 levels of nesting, invalid UTF-8, NUL, nu
   CHECK(o.err.find("line 6: not JSON: number overflow parsing '1e400'") != std::string::npos);
   CHECK(o.err.find("line 7: id 'big': 'max_tokens' must be an integer") != std::string::npos);  // 2^64: a double
   CHECK(o.err.find("line 8: id 'wrap': 'seed' is too large (beyond 64-bit integers)") != std::string::npos);
-  CHECK(o.err.find("6 skipped as malformed") != std::string::npos);
+  CHECK(o.err.find("line 9: id 'typed': ") != std::string::npos);
+  CHECK(o.err.find("7 skipped as malformed") != std::string::npos);
   std::map<std::string, json> by_id;
   for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
   CHECK(by_id.size() == 3);
   CHECK(by_id["ok1"]["text"] == "Mock answer to: first");
   CHECK(by_id["nul"]["text"] == std::string("Mock answer to: a\0b", 19));
   CHECK(by_id["ok2"]["text"] == "Mock answer to: last");
-  CHECK(server.stop() == 3);
+
+  // An OpenAI Batch line with a member of the wrong type (found by fuzzing: a "method" object
+  // threw out of the reader): reported, the good line answered.
+  write_text(dir / "batch.jsonl",
+             R"({"custom_id":"b1","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}})"
+             "\n"
+             R"({"custom_id":"b2","method":{"c":["a","b"]},"url":"/v1/chat/completions","body":{"model":"m","messages":[]}})"
+             "\n");
+  outcome b = run_cli({"run", (dir / "batch.jsonl").string(), "-o", (dir / "batch.out").string(), "--no-cache",
+                       "--no-progress"},
+                      dir, "batch", server.env());
+  CHECK(b.status == 1);
+  CHECK(b.err.find("line 2: id 'b2': 'method' must be POST") != std::string::npos);
+  CHECK(b.err.find("1 skipped as malformed") != std::string::npos);
+  const auto batch_out = json_lines(dir / "batch.out");
+  REQUIRE(batch_out.size() == 1);
+  CHECK(batch_out[0]["custom_id"] == "b1");
+  CHECK(server.stop() == 4);
 }
 
 TEST_CASE("TLS to a private CA: run, embed and batch refuse it, then trust it with --ca-cert or SSL_CERT_FILE") {

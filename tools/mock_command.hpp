@@ -35,7 +35,7 @@ struct mock_args {
   std::string port_file;
   std::vector<std::string> extra_key_envs, invalid_key_envs, quota_key_envs;
   double rpm = 0, tpm = 0, input_tpm = 0, output_tpm = 0;
-  double fail_500 = 0, fail_429 = 0, fail_overload = 0, fail_reset = 0;
+  double fail_500 = 0, fail_429 = 0, fail_overload = 0, fail_reset = 0, fail_truncate = 0, fail_stall = 0;
   int fail_429_retry_after_ms = 1000;
   std::size_t stream_chunk_bytes = 8;
   int stream_event_delay_ms = 0;
@@ -79,6 +79,8 @@ inline int run_mock(const mock_args& args) {
   opts.fail_429 = args.fail_429;
   opts.fail_overload = args.fail_overload;
   opts.fail_reset = args.fail_reset;
+  opts.fail_truncate = args.fail_truncate;
+  opts.fail_stall = args.fail_stall;
   opts.fail_429_retry_after_ms = args.fail_429_retry_after_ms;
   opts.stream_chunk_bytes = args.stream_chunk_bytes;
   opts.stream_event_delay_ms = args.stream_event_delay_ms;
@@ -260,6 +262,14 @@ inline mock_command add_mock_command(CLI::App& app) {
                        "Fraction of requests whose connection is closed without an answer")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-truncate", mock.fail_truncate,
+                       "Fraction of requests answered 200 with a body cut short (Content-Length 4096, 14 bytes sent)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  mock_cmd->add_option("--fail-stall", mock.fail_stall,
+                       "Fraction of requests that get silence for --stream-stall-ms, then a closed connection")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   mock_cmd->add_option("--fail-429-retry-after-ms", mock.fail_429_retry_after_ms,
                        "The wait an injected 429 asks for (retry-after rounds it up to whole seconds)")
       ->capture_default_str()
@@ -287,7 +297,7 @@ inline mock_command add_mock_command(CLI::App& app) {
                        "--stream-stall-ms, then close")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
-  mock_cmd->add_option("--stream-stall-ms", mock.stream_stall_ms, "How long a stalled stream stays silent")
+  mock_cmd->add_option("--stream-stall-ms", mock.stream_stall_ms, "How long a stalled stream (or, with --fail-stall, a stalled answer) stays silent")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600000));
   mock_cmd->add_option("--seed", mock.seed, "Seed of the fault draws: the same seed, the same sequence of faults")

@@ -48,9 +48,10 @@
 //      "reason") spend 16 reasoning tokens per choice, inside completion_tokens;
 //   5. a forced pause (pause_requests / pause_for): 429 rate_limit_exceeded
 //      with retry-after;
-//   6. injected faults (fail_reset, fail_500, fail_429, fail_overload), drawn
-//      from `seed` and the request's sequence number: the connection closed
-//      without an answer, 500, 429 with retry-after, 503;
+//   6. injected faults (fail_reset, fail_500, fail_429, fail_overload,
+//      fail_truncate, fail_stall), drawn from `seed` and the request's sequence
+//      number: the connection closed without an answer, 500, 429 with
+//      retry-after, 503, a 200 body cut short, silence then a closed connection;
 //   7. rate limits (rpm, tpm, input_tpm, output_tpm) per key: token buckets;
 //      past them 429 rate_limit_exceeded with retry-after and retry-after-ms.
 //      Answers carry x-ratelimit-{limit,remaining,reset}-{requests,tokens}

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -593,6 +594,11 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   } close_fd{fd};
 
   std::mutex m;  // the engine never runs two callbacks at once; this also orders the reads below
+  // Results seen by on_result (every request gets exactly one, cancelled ones too): the main
+  // thread waits for all of them instead of holding a future per request, which would keep
+  // every answer in memory to the end of the run (about 1 KB a request, found by the soak).
+  std::size_t results_seen = 0;
+  std::condition_variable result_seen;
   std::vector<std::optional<std::string>> pending(a.ordered ? selected.size() : 0);
   std::size_t next_to_write = 0;
   std::atomic<bool> interrupted{false};
@@ -623,6 +629,14 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   });
   o.on_result([&](std::size_t index, const re::result<re::completion>& r) {
     std::lock_guard<std::mutex> lock(m);
+    struct counted {  // on every way out, the lock still held
+      std::size_t& n;
+      std::condition_variable& cv;
+      ~counted() {
+        ++n;
+        cv.notify_all();
+      }
+    } count_it{results_seen, result_seen};
     if (index >= selected.size()) return;  // cannot happen: one submitter, tickets count from 0
     // After Ctrl-C the unfinished requests come back cancelled: they are not answers, and a
     // rerun sends them.
@@ -672,18 +686,25 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     interrupted = true;
     engine.cancel();
   });
-  std::vector<std::future<re::result<re::completion>>> futures;
-  futures.reserve(selected.size());
+  std::size_t submitted = 0;
   for (input_item* item : selected) {
     if (interrupted.load()) break;
-    futures.push_back(engine.submit(item->conv, item->par, a.name_space));
+    (void)engine.submit(item->conv, item->par, a.name_space);  // the answer comes to on_result
+    ++submitted;
   }
-  // Checked before every wait, not only after a wait timed out: answers arriving faster than
-  // the poll would otherwise hide a failed output until the end.
-  for (auto& f : futures) {
-    do {
-      if (output_failed.exchange(false)) engine.cancel();
-    } while (f.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready);
+  // A failed output is checked before every wait, not only after a wait timed out: answers
+  // arriving faster than the poll would otherwise hide it until the end.
+  {
+    std::unique_lock<std::mutex> lock(m);
+    while (results_seen < submitted) {
+      if (output_failed.exchange(false)) {
+        lock.unlock();
+        engine.cancel();
+        lock.lock();
+        continue;
+      }
+      result_seen.wait_for(lock, std::chrono::milliseconds(100));
+    }
   }
   signals.on_signal({});
 

@@ -603,7 +603,7 @@ inline bool read_batch_line(const json& o, const input_options& opt, const std::
       return false;
     }
   }
-  if (o.value("method", std::string("POST")) != "POST") {
+  if (o.contains("method") && !(o["method"].is_string() && o["method"].get_ref<const std::string&>() == "POST")) {
     why = "'method' must be POST";
     return false;
   }
@@ -658,7 +658,8 @@ inline std::string first_batch_url(const std::string& path) {
     json o = re::detail::parse_json(line);
     if (o.is_discarded() || !o.is_object()) continue;
     if (!o.contains("custom_id")) return std::string();
-    const std::string api = api_of_url(o.value("url", std::string("/v1/chat/completions")));
+    const json url = o.value("url", json("/v1/chat/completions"));
+    const std::string api = url.is_string() ? api_of_url(url.get<std::string>()) : std::string();
     return api.empty() ? std::string() : api == "chat" ? "/v1/chat/completions" : "/v1/" + api;
   }
   return std::string();
@@ -740,9 +741,20 @@ inline input_file read_input(const std::string& path, const input_options& opt) 
         continue;
       }
     }
-    const bool ok = *format == input_format::openai_batch ? detail::read_batch_line(o, opt, api, item, why)
-                    : opt.embed                           ? detail::read_embed_line(o, item, why)
-                                                          : detail::read_plain_line(o, opt, item, why);
+    bool ok = false;
+    try {
+      ok = *format == input_format::openai_batch ? detail::read_batch_line(o, opt, api, item, why)
+           : opt.embed                           ? detail::read_embed_line(o, item, why)
+                                                 : detail::read_plain_line(o, opt, item, why);
+    } catch (const json::exception& e) {
+      // A field of a type the readers did not expect, where they do not check it one by one:
+      // the line is reported like any other bad line (found by fuzzing).
+      std::string what = e.what();
+      if (const auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos)
+        what.erase(0, close + 2);
+      why = "a field of the wrong type (" + what + ")";
+      ok = false;
+    }
     if (!ok) {
       seen.erase(item.id_text);
       problem("id '" + item.id_text + "': " + why);

@@ -64,20 +64,33 @@ phase "cmake configure" cmake -S . -B build/ci -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREQUESTS_ENGINE_WERROR=ON
 phase "cmake build" cmake --build build/ci -j "$jobs"
 phase "ctest" ctest --test-dir build/ci --output-on-failure -j "$jobs"
+# The soak's short version: the CLI SIGKILLed and restarted under 10% faults until it finishes
+# (bench/soak.sh; the long one is run by hand).
+phase "soak (short)" env REQUESTS_ENGINE_BIN=build/ci/requests-engine bash bench/soak.sh --ci
 
 # Sanitizers: the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer, and
 # under ThreadSanitizer (tests/tsan.supp: only Debian's uninstrumented httplib and libcrypto).
 # Skip with REQUESTS_ENGINE_SKIP_SANITIZERS=1 for a quick local run; CI never skips.
 if [ "${REQUESTS_ENGINE_SKIP_SANITIZERS:-0}" != 1 ] || [ "${CI:-}" = true ]; then
-  for san in asan:address,undefined tsan:thread; do
-    dir=build/${san%%:*}
+  # Under ASan+UBSan also the command-line tool (and its mock) with the CLI's hardening cases:
+  # hostile lines, a private CA, a full disk, the cache folder deleted (the cli_hardening test).
+  for san in asan:address,undefined:ON tsan:thread:OFF; do
+    IFS=: read -r name flags cli <<<"$san"
+    dir=build/$name
+    targets=(requests_engine_tests)
+    tests='^unit$'
+    if [ "$cli" = ON ]; then targets+=(requests_engine_cli_tests); tests='^(unit|cli_hardening)$'; fi
     phase "$dir configure" cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-      -DREQUESTS_ENGINE_WERROR=ON -DREQUESTS_ENGINE_SANITIZE="${san#*:}" \
-      -DREQUESTS_ENGINE_BUILD_EXAMPLES=OFF -DREQUESTS_ENGINE_BUILD_TOOLS=OFF
-    phase "$dir build" cmake --build "$dir" -j "$jobs" --target requests_engine_tests
-    phase "$dir ctest" ctest --test-dir "$dir" --output-on-failure -R '^unit$'
+      -DREQUESTS_ENGINE_WERROR=ON -DREQUESTS_ENGINE_SANITIZE="$flags" \
+      -DREQUESTS_ENGINE_BUILD_EXAMPLES=OFF -DREQUESTS_ENGINE_BUILD_TOOLS="$cli"
+    phase "$dir build" cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
+    phase "$dir ctest" ctest --test-dir "$dir" --output-on-failure -R "$tests"
   done
 fi
+
+# Fuzzing: every libFuzzer target for a few seconds under ASan+UBSan, after the inputs of past
+# findings (tests/fuzz/regressions). A fixed seed keeps the run repeatable; long runs are by hand.
+phase "fuzz" env FUZZ_FLAGS="-seed=1 ${FUZZ_FLAGS:-}" bash tools/fuzz.sh "${REQUESTS_ENGINE_FUZZ_SECONDS:-8}"
 
 # Meson: the same tests through the other supported build system.
 if [ -f build/meson/meson-private/coredata.dat ]; then

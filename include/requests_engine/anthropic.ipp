@@ -112,13 +112,13 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
   const json* first_tool_input = nullptr;
   for (const json& block : body["content"]) {
     if (!block.is_object()) continue;
-    const std::string type = block.value("type", std::string());
+    const std::string type = detail::json_string_field(block, "type");
     if (type == "text" && block.contains("text") && block["text"].is_string()) {
       ch.text += block["text"].get_ref<const std::string&>();
     } else if (type == "tool_use") {
       tool_call call;
-      call.id = block.value("id", std::string());
-      call.name = block.value("name", std::string());
+      call.id = detail::json_string_field(block, "id");
+      call.name = detail::json_string_field(block, "name");
       if (block.contains("input")) {
         call.arguments = block["input"].dump();
         if (!first_tool_input) first_tool_input = &block["input"];
@@ -131,7 +131,7 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
   if (body.contains("stop_reason") && body["stop_reason"].is_string())
     ch.finish_reason = body["stop_reason"].get<std::string>();
   completion c;
-  c.model = body.value("model", std::string());
+  c.model = detail::json_string_field(body, "model");
   if (body.contains("usage") && body["usage"].is_object()) {
     const json& u = body["usage"];
     auto num = [&](const char* k) { return detail::json_count(u, k); };

@@ -114,7 +114,7 @@ REQUESTS_ENGINE_INLINE result<completion> batch_backend::parse_response(const ht
   };
   if (r.status < 200 || r.status >= 300) return detail::error_from_response(r);
   const json j = detail::parse_json(r.body);
-  if (j.is_discarded() || !j.is_object() || j.value("object", "") != "requests_engine.completion")
+  if (j.is_discarded() || !j.is_object() || detail::json_string_field(j, "object") != "requests_engine.completion")
     return bad("not a stored answer");
   const auto choices = j.find("choices");
   if (choices == j.end() || !choices->is_array() || choices->empty()) return bad("the answer has no choices");

@@ -68,6 +68,9 @@ REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_rfc3339(st
     return std::nullopt;
   }
   const double ms = (static_cast<double>(base) + sec - offset_s) * 1000.0;
+  // Seconds such as 1e108 parse: beyond what milliseconds hold (about 292 million years) the
+  // value is no date at all, and converting it would be undefined.
+  if (!(std::fabs(ms) < 4.6e18)) return std::nullopt;
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 

@@ -885,11 +885,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
 
 namespace detail {
 inline std::int64_t openai_int(const json& obj, const char* key) { return json_count(obj, key); }
-inline std::string openai_str(const json& obj, const char* key) {
-  if (!obj.is_object()) return {};
-  const auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+inline std::string openai_str(const json& obj, const char* key) { return json_string_field(obj, key); }
 }  // namespace detail
 
 REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const http_response& r) const {

@@ -25,8 +25,15 @@ REQUESTS_ENGINE_INLINE void sse_reader::feed(std::string_view bytes, std::vector
       line(line_, out);
       line_.clear();
     }
-    if (c == '\r' && i + 1 < bytes.size() && bytes[i + 1] == '\n') ++i;
-    after_cr_ = c == '\r' && i + 1 == bytes.size();
+    // A CR ends the line; a LF right after it is part of the same ending, in this feed or
+    // (after_cr_) at the start of the next one. A CRLF wholly in this feed leaves nothing pending.
+    after_cr_ = false;
+    if (c == '\r') {
+      if (i + 1 < bytes.size() && bytes[i + 1] == '\n')
+        ++i;
+      else
+        after_cr_ = i + 1 == bytes.size();
+    }
     start = i + 1;
   }
   if (start < bytes.size()) {
@@ -584,7 +591,9 @@ class anthropic_decoder final : public stream_decoder {
       return std::nullopt;
     }
     messages_.clear();
-    if (!frames_.feed(bytes, messages_)) return stream_error(error_code::invalid_response, frames_.error());
+    // The whole frames before a corrupt one are read first: what reaches the caller before the
+    // error is the same however the bytes were cut into reads (found by fuzzing).
+    const bool framed = frames_.feed(bytes, messages_);
     for (auto& m : messages_) {
       const std::string kind = m.header(":message-type");
       if (kind == "exception" || kind == "error") {
@@ -606,6 +615,7 @@ class anthropic_decoder final : public stream_decoder {
         return stream_error(error_code::invalid_response, "a Bedrock stream chunk whose bytes are not base64");
       if (auto e = event(decoded, out)) return e;
     }
+    if (!framed) return stream_error(error_code::invalid_response, frames_.error());
     return std::nullopt;
   }
 

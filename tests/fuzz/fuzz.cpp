@@ -228,7 +228,8 @@ bool same_completion(const re::completion& a, const re::completion& b) {
 // gives the same completion. The fast reader may decline what nlohmann accepts, but only for
 // the reasons it documents (its caller then parses with nlohmann): an integer beyond 64 bits
 // (nlohmann makes it a float), nesting deeper than 512, a UTF-8 byte order mark (nlohmann skips
-// one at the start).
+// one at the start), a NUL byte (nlohmann's lexer takes it for the end of the input and accepts
+// "7\0garbage" as 7; the fast reader refuses it, as RFC 8259 does).
 void fuzz_fast_json(std::string_view in) {
   recorder fast_events, slow_events;
   const bool fast_ok = re::detail::fast_json_reader<recorder>(in, fast_events).parse();
@@ -238,7 +239,8 @@ void fuzz_fast_json(std::string_view in) {
     require(fast_events.events == slow_events.events, "the fast reader's events differ from nlohmann's");
   } else if (slow_ok) {
     const bool bom = in.size() >= 3 && in.substr(0, 3) == "\xEF\xBB\xBF";
-    require(slow_events.int_as_float || slow_events.max_depth > 512 || bom,
+    const bool nul = in.find('\0') != std::string_view::npos;
+    require(slow_events.int_as_float || slow_events.max_depth > 512 || bom || nul,
             "the fast reader declined well-formed JSON for no documented reason");
   }
   re::detail::openai_chat_reader fast, slow;
@@ -344,8 +346,11 @@ void fuzz_cache_entry(std::string_view in) {
   const std::string text(in);
   // The key the entry says it holds (so that the hit path's check can match), else any key.
   re::cache_key key{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 0};
-  if (const auto at = text.find("\"hash\":\""); at != std::string::npos)
-    key.hash = text.substr(at + 8, text.find('"', at + 8) - (at + 8));
+  // Only a well-formed one: a real key is always 64 hex digits (the SHA-256 of the request).
+  if (const auto at = text.find("\"hash\":\""); at != std::string::npos && text.size() >= at + 8 + 64) {
+    const std::string hash = text.substr(at + 8, 64);
+    if (hash.find_first_not_of("0123456789abcdef") == std::string::npos) key.hash = hash;
+  }
   no_throw("decode_cache_entry", [&] {
     std::string why;
     const auto full = re::detail::decode_cache_entry(text, &key, why, false);

@@ -283,6 +283,8 @@ class batch_routes {
         case fault::none:
           return true;
         case fault::reset:
+        case fault::truncate:  // a control call's answer is small: cut short or stalled, it is dropped
+        case fault::stall:
           if (!detail::drop_connection(req)) break;
           res.status = 200;
           return false;

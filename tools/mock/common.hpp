@@ -63,6 +63,8 @@ struct server_options {
   double fail_429 = 0;       // rate-limit error with retry-after
   double fail_overload = 0;  // OpenAI 503 / Anthropic 529 overloaded_error
   double fail_reset = 0;     // the connection is closed without an answer
+  double fail_truncate = 0;  // a 200 whose body stops after 14 of the 4096 bytes its Content-Length says
+  double fail_stall = 0;     // silence for stream_stall_ms, then the connection is closed without an answer
   std::uint64_t seed = 0;
   int fail_429_retry_after_ms = 1000;  // sent as retry-after (whole seconds, rounded up) and retry-after-ms
 
@@ -75,7 +77,7 @@ struct server_options {
   double fail_stream_cut = 0;    // the connection is closed, no terminator
   double fail_stream_error = 0;  // an error event in the format's shape, then the stream ends
   double fail_stream_stall = 0;  // silence for stream_stall_ms, then the connection is closed
-  int stream_stall_ms = 5000;
+  int stream_stall_ms = 5000;  // also how long a whole answer's fail_stall lasts
 
   // One JSON line per model request is appended here (never the key: a fingerprint).
   std::string log_requests_path;

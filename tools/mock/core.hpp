@@ -57,7 +57,7 @@ namespace detail {
 
 enum class api { openai, openai_completions, openai_responses, openai_embeddings, anthropic };
 enum class key_verdict { ok, missing, wrong, invalid, out_of_credit };
-enum class fault { none, reset, status_500, status_429, overload };
+enum class fault { none, reset, status_500, status_429, overload, truncate, stall };
 
 // The state and the steps that every model route shares. The server owns one and forwards its
 // public settings and statistics here; the route parts (google_aws.hpp, batch.hpp) get a
@@ -69,7 +69,8 @@ class server_core {
     latency_ms_ = std::max(0, opts_.latency_ms);
     latency_jitter_ms_ = std::max(0, opts_.latency_jitter_ms);
     set_rate_limits(opts_.rpm, opts_.tpm, opts_.input_tpm, opts_.output_tpm);
-    set_fault_rates(opts_.fail_500, opts_.fail_429, opts_.fail_reset, opts_.fail_overload);
+    set_fault_rates(opts_.fail_500, opts_.fail_429, opts_.fail_reset, opts_.fail_overload, opts_.fail_truncate,
+                    opts_.fail_stall);
     set_stream_fault_rates(opts_.fail_stream_cut, opts_.fail_stream_error, opts_.fail_stream_stall);
     if (opts_.stream_chunk_bytes == 0)
       throw std::invalid_argument("requests_engine_mock::server: stream_chunk_bytes must be at least 1");
@@ -165,9 +166,10 @@ class server_core {
     limiter_.set_limits(detail::limit_amounts{rpm, tpm, input_tpm, output_tpm});
   }
 
-  void set_fault_rates(double fail_500, double fail_429, double fail_reset, double fail_overload = 0) {
+  void set_fault_rates(double fail_500, double fail_429, double fail_reset, double fail_overload = 0,
+                       double fail_truncate = 0, double fail_stall = 0) {
     double sum = 0;
-    for (double v : {fail_500, fail_429, fail_reset, fail_overload}) {
+    for (double v : {fail_500, fail_429, fail_reset, fail_overload, fail_truncate, fail_stall}) {
       if (!(v >= 0 && v <= 1))
         throw std::invalid_argument("requests_engine_mock::server: a failure rate must be in [0, 1]");
       sum += v;
@@ -175,7 +177,7 @@ class server_core {
     if (sum > 1 + 1e-9)
       throw std::invalid_argument("requests_engine_mock::server: the failure rates add up to more than 1");
     std::lock_guard<std::mutex> lk(fault_mutex_);
-    fault_rates_ = {fail_500, fail_429, fail_reset, fail_overload};
+    fault_rates_ = {fail_500, fail_429, fail_reset, fail_overload, fail_truncate, fail_stall};
     fault_seq_ = 0;
     faults_on_.store(sum > 0);
   }
@@ -514,6 +516,9 @@ class server_core {
     if (u < (edge += fault_rates_[0])) return fault::status_500;
     if (u < (edge += fault_rates_[1])) return fault::status_429;
     if (u < (edge += fault_rates_[3])) return fault::overload;
+    // Drawn last, so that a seed gives the same faults as before these two existed.
+    if (u < (edge += fault_rates_[4])) return fault::truncate;
+    if (u < (edge += fault_rates_[5])) return fault::stall;
     return fault::none;
   }
 
@@ -742,6 +747,10 @@ class server_core {
     switch (draw_fault()) {
       case fault::none:
         break;
+      case fault::stall:
+        // Silence for stream_stall_ms (a client's read timeout is what ends it), then as a reset.
+        wait_unless_stopping(std::max(0, opts_.stream_stall_ms));
+        [[fallthrough]];
       case fault::reset:
         if (detail::drop_connection(req)) {
           scope.dropped = true;
@@ -750,6 +759,9 @@ class server_core {
           return false;
         }
         // No descriptor to shut down: headers and half a body, then the connection ends.
+        [[fallthrough]];
+      case fault::truncate:
+        // A 200 whose Content-Length promises 4096 bytes, 14 of them sent, then the connection ends.
         scope.dropped = true;
         res.status = 200;
         res.set_content_provider(4096, "application/json", [](std::size_t, std::size_t, httplib::DataSink& sink) {
@@ -832,7 +844,7 @@ class server_core {
   detail::rate_limiter limiter_;
 
   std::mutex fault_mutex_;
-  std::array<double, 4> fault_rates_{};  // 500, 429, reset, overload
+  std::array<double, 6> fault_rates_{};  // 500, 429, reset, overload, truncate, stall
   std::uint64_t fault_seq_ = 0;          // guarded by fault_mutex_
   std::atomic<bool> faults_on_{false};
 

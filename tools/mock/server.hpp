@@ -217,8 +217,9 @@ class server {
   }
 
   /// Fractions of requests failed on purpose (see server_options); the sequence restarts.
-  void set_fault_rates(double fail_500, double fail_429, double fail_reset, double fail_overload = 0) {
-    core_.set_fault_rates(fail_500, fail_429, fail_reset, fail_overload);
+  void set_fault_rates(double fail_500, double fail_429, double fail_reset, double fail_overload = 0,
+                       double fail_truncate = 0, double fail_stall = 0) {
+    core_.set_fault_rates(fail_500, fail_429, fail_reset, fail_overload, fail_truncate, fail_stall);
   }
 
   /// Fractions of streamed answers cut, ended by an error event, or stalled (see server_options);
