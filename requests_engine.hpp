@@ -1102,7 +1102,43 @@ struct transport_options {
   std::string ca_cert_file;  ///< PEM bundle to trust instead of the system's roots
   std::string ca_cert_dir;
   std::size_t max_response_bytes = REQUESTS_ENGINE_DEFAULT_MAX_RESPONSE_BYTES;
+  /// The proxy every request goes through: "http://[user:password@]host[:port]" (the port
+  /// defaults to 80; a URL without a scheme is taken as http://). HTTPS goes through it by
+  /// CONNECT, the provider's certificate still verified end to end. Unset: from the environment,
+  /// as the official SDKs and curl read it (https_proxy / HTTPS_PROXY for https URLs, http_proxy /
+  /// HTTP_PROXY for http ones); "" = no proxy, whatever the environment says.
+  std::optional<std::string> proxy;
+  /// The hosts reached directly, as curl reads NO_PROXY: a comma-separated list of host names
+  /// (each matching itself and its subdomains; a leading dot is ignored), IP addresses, CIDR
+  /// ranges (10.0.0.0/8), any of them with ":port", or "*" for every host. Unset: no_proxy /
+  /// NO_PROXY from the environment.
+  std::optional<std::string> no_proxy;
 };
+
+namespace detail {
+
+/// A proxy URL taken apart. `shown` is what messages may print: never the credentials.
+struct proxy_url {
+  std::string host;
+  int port = 80;
+  std::string user, password;  ///< percent-decoded; empty when the URL has none
+  std::string shown;           ///< "http://host:port"
+};
+
+/// Parses a proxy URL; std::nullopt with `why` (which never holds the credentials) when it
+/// cannot be used: another scheme than http, no host, a bad port.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<proxy_url> parse_proxy_url(std::string_view url, std::string& why);
+
+/// True when `host` (a name or an IP address, IPv6 without brackets) at `port` is in a NO_PROXY
+/// list, by curl's rules (see transport_options::no_proxy).
+[[nodiscard]] REQUESTS_ENGINE_INLINE bool no_proxy_matches(std::string_view list, std::string_view host, int port);
+
+/// The proxy setting for one origin: "" for none, else the proxy URL (and in `from`, where it
+/// came from: "options::proxy" or the environment variable's name).
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string proxy_for(const transport_options& o, bool https,
+                                                          std::string_view host, int port, std::string& from);
+
+}  // namespace detail
 
 /// One worker's connections. Used by one thread at a time.
 class transport_session {
@@ -1522,6 +1558,8 @@ class google_token_source {
   /// PEM bundle (or folder) to trust for the token endpoint instead of the system's roots.
   google_token_source& ca_cert_file(std::string path) { ca_cert_file_ = std::move(path); return *this; }
   google_token_source& ca_cert_dir(std::string path) { ca_cert_dir_ = std::move(path); return *this; }
+  /// The proxy for the token request (see options::proxy); unset: HTTPS_PROXY and NO_PROXY.
+  google_token_source& proxy(std::string url) { proxy_ = std::move(url); return *this; }
   /// A token is refreshed this long before it expires (default 5 minutes; at most half its
   /// lifetime, so that a short-lived token is still used).
   google_token_source& refresh_margin(std::chrono::seconds s) { margin_ = s; return *this; }
@@ -1541,6 +1579,7 @@ class google_token_source {
   google_service_account account_;
   std::string scope_;
   std::string ca_cert_file_, ca_cert_dir_;
+  std::optional<std::string> proxy_;
   std::chrono::seconds margin_{300};
   std::chrono::milliseconds timeout_{30000};
 
@@ -2331,6 +2370,11 @@ class options {
   options& ca_cert_file(std::string path) { transport_.ca_cert_file = std::move(path); return *this; }
   options& ca_cert_dir(std::string path) { transport_.ca_cert_dir = std::move(path); return *this; }
   options& max_response_bytes(std::size_t n) { transport_.max_response_bytes = n; return *this; }
+  /// The proxy for every request, "http://[user:password@]host[:port]"; "" for none. Without it,
+  /// HTTPS_PROXY / HTTP_PROXY (and their lower-case forms) are read. See transport_options::proxy.
+  options& proxy(std::string url) { transport_.proxy = std::move(url); return *this; }
+  /// The hosts never proxied, by curl's NO_PROXY rules; without it, NO_PROXY is read.
+  options& no_proxy(std::string list) { transport_.no_proxy = std::move(list); return *this; }
   /// Identical requests (same hash) in flight at once are sent once and share the answer.
   options& deduplicate(bool on) { deduplicate_ = on; return *this; }
   /// Called once per request as it completes (from a worker thread; never two at once).
@@ -4522,6 +4566,209 @@ REQUESTS_ENGINE_NAMESPACE_BEGIN
 
 namespace detail {
 
+namespace proxy_impl {
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+inline std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+inline std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// A port from 1 to 65535, else 0.
+inline int port_of(std::string_view s) {
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos) return 0;
+  const int p = std::stoi(std::string(s));
+  return p >= 1 && p <= 65535 ? p : 0;
+}
+
+// The bytes of an IPv4 or IPv6 address, or nothing.
+inline std::optional<std::vector<unsigned char>> ip_bytes(const std::string& s) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, s.c_str(), buf) == 1) return std::vector<unsigned char>(buf, buf + 4);
+  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) return std::vector<unsigned char>(buf, buf + 16);
+  return std::nullopt;
+}
+
+inline std::string first_env(std::initializer_list<const char*> names, std::string* from = nullptr) {
+  for (const char* n : names) {
+    const char* v = std::getenv(n);
+    if (v && *v) {
+      if (from) *from = n;
+      return v;
+    }
+  }
+  return {};
+}
+
+}  // namespace proxy_impl
+
+REQUESTS_ENGINE_INLINE std::optional<proxy_url> parse_proxy_url(std::string_view url, std::string& why) {
+  using namespace proxy_impl;
+  std::string_view rest = trim(url);
+  if (const auto s = rest.find("://"); s != std::string_view::npos) {
+    const std::string scheme = lower(rest.substr(0, s));
+    if (scheme != "http") {
+      why = "its scheme is '" + scheme +
+            "' (only http:// proxies are supported; HTTPS requests still go through them encrypted, by CONNECT)";
+      return std::nullopt;
+    }
+    rest.remove_prefix(s + 3);
+  }
+  const std::size_t end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, end);
+  if (end != std::string_view::npos && trim(rest.substr(end)) != "/") {
+    why = "a proxy URL holds no path (give http://host:port)";
+    return std::nullopt;
+  }
+  proxy_url p;
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    const auto colon = userinfo.find(':');
+    p.user = percent_decode(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos) p.password = percent_decode(userinfo.substr(colon + 1));
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view port_text;
+  bool v6 = false;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      why = "an IPv6 address without its closing ']'";
+      return std::nullopt;
+    }
+    p.host = std::string(authority.substr(1, close - 1));
+    v6 = true;
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        why = "something after the IPv6 address that is not a port";
+        return std::nullopt;
+      }
+      port_text = after.substr(1);
+    }
+  } else {
+    const auto colon = authority.rfind(':');
+    p.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+  }
+  if (p.host.empty()) {
+    why = "it names no host";
+    return std::nullopt;
+  }
+  if (p.host.find_first_not_of(v6 ? "0123456789abcdefABCDEF:." : "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+      std::string::npos) {
+    why = "its host holds a character no host name has";
+    return std::nullopt;
+  }
+  if (!port_text.empty() || (authority.size() && authority.back() == ':')) {
+    p.port = port_of(port_text);
+    if (p.port == 0) {
+      why = "its port is not a number from 1 to 65535";
+      return std::nullopt;
+    }
+  }
+  p.shown = "http://" + (v6 ? "[" + p.host + "]" : p.host) + ":" + std::to_string(p.port);
+  return p;
+}
+
+REQUESTS_ENGINE_INLINE bool no_proxy_matches(std::string_view list, std::string_view host_in, int port) {
+  using namespace proxy_impl;
+  std::string host = lower(host_in);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  while (!host.empty() && host.back() == '.') host.pop_back();
+  const auto host_ip = ip_bytes(host);
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    const std::size_t comma = list.find(',', from);
+    std::string_view entry = trim(list.substr(from, comma == std::string_view::npos ? std::string_view::npos : comma - from));
+    from = comma == std::string_view::npos ? list.size() + 1 : comma + 1;
+    if (entry.empty()) continue;
+    if (entry == "*") return true;
+    std::string e = lower(entry);
+    // The port: after "]" for a bracketed IPv6 address, or after the one ':' of a name or IPv4.
+    int entry_port = 0;
+    if (!e.empty() && e.front() == '[') {
+      const auto close = e.find(']');
+      if (close == std::string::npos) continue;
+      if (close + 1 < e.size()) {
+        if (e[close + 1] != ':' || (entry_port = port_of(std::string_view(e).substr(close + 2))) == 0) continue;
+      }
+      e = e.substr(1, close - 1);
+    } else if (std::count(e.begin(), e.end(), ':') == 1) {
+      const auto colon = e.find(':');
+      if ((entry_port = port_of(std::string_view(e).substr(colon + 1))) == 0) continue;
+      e.resize(colon);
+    }
+    if (entry_port != 0 && entry_port != port) continue;
+    if (const auto slash = e.find('/'); slash != std::string::npos) {  // a CIDR range
+      const auto net = ip_bytes(e.substr(0, slash));
+      const std::string bits_text = e.substr(slash + 1);
+      if (!net || !host_ip || net->size() != host_ip->size() || bits_text.empty() || bits_text.size() > 3 ||
+          bits_text.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      const auto bits = static_cast<std::size_t>(std::stoi(bits_text));
+      if (bits > net->size() * 8) continue;
+      bool inside = true;
+      for (std::size_t b = 0; b < bits && inside; ++b) {
+        const auto mask = static_cast<unsigned char>(0x80u >> (b % 8));
+        inside = ((*net)[b / 8] & mask) == ((*host_ip)[b / 8] & mask);
+      }
+      if (inside) return true;
+      continue;
+    }
+    while (!e.empty() && e.front() == '.') e.erase(0, 1);
+    while (!e.empty() && e.back() == '.') e.pop_back();
+    if (e.empty()) continue;
+    if (host_ip) {  // an address matches only itself (written the same way, or the same bytes)
+      const auto entry_ip = ip_bytes(e);
+      if (e == host || (entry_ip && *entry_ip == *host_ip)) return true;
+      continue;
+    }
+    if (host == e) return true;
+    if (host.size() > e.size() && host.compare(host.size() - e.size(), e.size(), e) == 0 &&
+        host[host.size() - e.size() - 1] == '.')
+      return true;
+  }
+  return false;
+}
+
+REQUESTS_ENGINE_INLINE std::string proxy_for(const transport_options& o, bool https, std::string_view host, int port,
+                                            std::string& from) {
+  using namespace proxy_impl;
+  std::string proxy;
+  if (o.proxy) {
+    proxy = *o.proxy;
+    from = "options::proxy";
+  } else {
+    proxy = https ? first_env({"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}, &from)
+                  : first_env({"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"}, &from);
+  }
+  if (trim(proxy).empty()) return {};
+  const std::string list = o.no_proxy ? *o.no_proxy : first_env({"no_proxy", "NO_PROXY"});
+  if (!list.empty() && no_proxy_matches(list, host, port)) return {};
+  return proxy;
+}
+
 class httplib_session final : public transport_session {
  public:
   explicit httplib_session(const transport_options& o) : o_(o) {}
@@ -4569,6 +4816,17 @@ class httplib_session final : public transport_session {
                          "' holds a line break or a NUL byte (a key read with its trailing newline?); not sent",
                      {}, 0, {}};
 
+    // The proxy for this origin, if any (options::proxy, else HTTPS_PROXY / HTTP_PROXY, less NO_PROXY).
+    std::string proxy_from;
+    std::optional<proxy_url> proxy;
+    if (const std::string setting = proxy_for(o_, u.scheme == "https", u.host, u.port, proxy_from); !setting.empty()) {
+      std::string why;
+      proxy = parse_proxy_url(setting, why);
+      if (!proxy)
+        return error{error_code::invalid_request, 0,
+                     "the proxy set by " + proxy_from + " cannot be used: " + why + "; not sent", {}, 0, {}};
+    }
+
     httplib::Request hreq;
     hreq.method = req.method;
     hreq.path = u.path;
@@ -4606,6 +4864,16 @@ class httplib_session final : public transport_session {
       }
       return !cancelled.load(std::memory_order_relaxed);
     };
+    if (proxy && u.scheme == "https") {
+      bool connected = false;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = clients_.find(origin);
+        connected = it != clients_.end() && it->second.client;
+      }
+      if (!connected)
+        if (auto refused = proxy_preflight(*proxy, proxy_from, u.host, u.port)) return *refused;
+    }
     httplib::Response hres;
     httplib::Error err = httplib::Error::Success;
     bool ok = false;
@@ -4618,7 +4886,7 @@ class httplib_session final : public transport_session {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         auto& slot = clients_[origin];
-        if (!slot.client) slot.client = make_client(origin, u.scheme == "https");
+        if (!slot.client) slot.client = make_client(origin, u.scheme == "https", proxy ? &*proxy : nullptr);
         client = slot.client.get();
         used_before = slot.exchanges;
         active_ = client;
@@ -4643,8 +4911,12 @@ class httplib_session final : public transport_session {
     if (!ok) {
       if (sink_refused) return error{error_code::connection, 0, "the stream from " + origin + " was abandoned", {}, 0, {}};
       auto timeout = req.read_timeout.count() > 0 ? req.read_timeout : o_.read_timeout;
-      return transport_error(err, origin, too_large, cancelled.load(), clock::now() - last_data, timeout);
+      error e = transport_error(err, origin, too_large, cancelled.load(), clock::now() - last_data, timeout);
+      if (proxy) e.message += " (through the proxy " + proxy->shown + ", set by " + proxy_from + ")";
+      return e;
     }
+    if (proxy && hres.status == 407)  // from the proxy, not the provider: its credentials are wrong or missing
+      return proxy_refused_credentials(*proxy, proxy_from);
     http_response out;
     out.status = hres.status;
     out.headers.reserve(hres.headers.size());
@@ -4653,8 +4925,53 @@ class httplib_session final : public transport_session {
     return out;
   }
 
-  std::unique_ptr<httplib::Client> make_client(const std::string& origin, bool https) const {
+  static error proxy_refused_credentials(const proxy_url& proxy, const std::string& proxy_from) {
+    return error{error_code::authentication, 407,
+                 "the proxy " + proxy.shown + " (set by " + proxy_from +
+                     ") refused the request: 407 Proxy Authentication Required (its user name or password, given "
+                     "in the proxy URL, is wrong or missing)",
+                 {}, 0, {}};
+  }
+
+  // Before the first request to an HTTPS origin through a proxy, the tunnel is asked for once on
+  // a connection of its own, and a refusal (407, 403, 502...) is reported here. cpp-httplib 0.11
+  // (Debian 12's) never returns when a proxy refuses its own CONNECT and closes the connection
+  // (Connection: close, or an HTTP/1.0 answer): it locks a mutex it already holds.
+  std::optional<error> proxy_preflight(const proxy_url& proxy, const std::string& proxy_from, const std::string& host,
+                                       int port) const {
+    httplib::Client pc(proxy.host, proxy.port);
+    pc.set_connection_timeout(o_.connect_timeout);
+    pc.set_read_timeout(o_.read_timeout);
+    pc.set_write_timeout(o_.write_timeout);
+    httplib::Request creq;
+    creq.method = "CONNECT";
+    creq.path = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    if (!proxy.user.empty() || !proxy.password.empty())
+      creq.headers.emplace("Proxy-Authorization", "Basic " + base64_encode(proxy.user + ":" + proxy.password));
+    httplib::Response cres;
+    httplib::Error err = httplib::Error::Success;
+    const std::string through = " (through the proxy " + proxy.shown + ", set by " + proxy_from + ")";
+    if (!pc.send(creq, cres, err) || err != httplib::Error::Success)
+      return error{error_code::connection, 0,
+                   "could not open a tunnel to " + creq.path + ": " + httplib::to_string(err) + through, {}, 0, {}};
+    if (cres.status == 407)
+      return proxy_refused_credentials(proxy, proxy_from);
+    if (cres.status < 200 || cres.status > 299)
+      return error{error_code::connection, cres.status,
+                   "the proxy refused a tunnel to " + creq.path + ": HTTP " + std::to_string(cres.status) + through, {},
+                   0, {}};
+    return std::nullopt;
+  }
+
+  std::unique_ptr<httplib::Client> make_client(const std::string& origin, bool https, const proxy_url* proxy) const {
     auto client = std::make_unique<httplib::Client>(origin);
+    if (proxy) {
+      // httplib sends http:// requests to the proxy in absolute form, and opens https:// ones
+      // with CONNECT, then verifies the provider's certificate through the tunnel as usual.
+      client->set_proxy(proxy->host, proxy->port);
+      if (!proxy->user.empty() || !proxy->password.empty())
+        client->set_proxy_basic_auth(proxy->user, proxy->password);
+    }
     client->set_keep_alive(true);
     client->set_tcp_nodelay(true);  // without it, Nagle against delayed ACKs caps a connection at ~25 req/s
     client->set_connection_timeout(o_.connect_timeout);
@@ -6449,6 +6766,7 @@ REQUESTS_ENGINE_INLINE result<std::string> google_token_source::fetch(std::chron
   o.connect_timeout = o.read_timeout = o.write_timeout = timeout_;
   o.ca_cert_file = ca_cert_file_;
   o.ca_cert_dir = ca_cert_dir_;
+  o.proxy = proxy_;
   o.max_response_bytes = 1u << 20;
   const std::atomic<bool> never_cancelled{false};
   // A fresh connection per fetch: tokens are fetched about once an hour.

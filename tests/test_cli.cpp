@@ -4,6 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "loopback_proxy.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -815,6 +817,61 @@ TEST_CASE("TLS to a private CA: run, embed and batch refuse it, then trust it wi
                             dir, "missing", env);
   CHECK(missing.status == 2);
   CHECK(missing.err.find("--ca-cert") != std::string::npos);
+}
+
+TEST_CASE("behind a proxy: run, embed and batch go through --proxy or HTTPS_PROXY by CONNECT, certificate verified; NO_PROXY; the password never shown") {
+  const fs::path dir = scratch("proxy");
+  write_text(dir / "in.jsonl", plain_input(2));
+  write_text(dir / "embed-in.jsonl", "{\"id\":\"e0\",\"text\":\"zero\"}\n{\"id\":\"e1\",\"text\":\"one\"}\n");
+  mock server(dir, {"--tls-dir", (dir / "pki").string()});
+  const std::string ca = (dir / "pki" / "ca.pem").string();
+  const std::string password = "cli-pr0xy-s3cret";
+  loopback_proxy proxy("bob:" + password);
+  const std::string proxy_url = "http://bob:" + password + "@127.0.0.1:" + std::to_string(proxy.port());
+  const std::map<std::string, std::string> env = {{"OPENAI_BASE_URL", server.https_base_url()}, {"SSL_CERT_FILE", ca}};
+  const std::string in = (dir / "in.jsonl").string();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> commands = {
+      {"run", {"run", in, "-o", (dir / "run.jsonl").string(), "--model", "m", "--no-cache", "--no-progress", "--max-retries", "0"}},
+      {"embed", {"embed", (dir / "embed-in.jsonl").string(), "-o", (dir / "embed.jsonl").string(), "--model", "text-embedding-3-small", "--no-cache", "--no-progress", "--max-retries", "0"}},
+      {"batch", {"batch", "submit", in, "-o", (dir / "batch.jsonl").string(), "--model", "m", "--no-cache", "--max-retries", "0"}}};
+  for (const auto& [name, args] : commands) {
+    CAPTURE(name);
+    std::vector<std::string> flagged = args;
+    flagged.insert(flagged.end(), {"--proxy", proxy_url});
+    std::size_t before = proxy.request_lines().size();
+    fs::remove(dir / "batch.jsonl.batch.json");
+    outcome by_flag = run_cli(flagged, dir, name + "-flag", env);
+    CHECK_MESSAGE(by_flag.status == 0, by_flag.err);
+    CHECK(proxy.request_lines().size() > before);
+    CHECK(by_flag.err.find(password) == std::string::npos);
+
+    std::map<std::string, std::string> by_env_vars = env;
+    by_env_vars["HTTPS_PROXY"] = proxy_url;
+    before = proxy.request_lines().size();
+    fs::remove(dir / "batch.jsonl.batch.json");
+    outcome by_env = run_cli(args, dir, name + "-env", by_env_vars);
+    CHECK_MESSAGE(by_env.status == 0, by_env.err);
+    CHECK(proxy.request_lines().size() > before);
+
+    by_env_vars["NO_PROXY"] = "localhost,127.0.0.1";
+    before = proxy.request_lines().size();
+    fs::remove(dir / "batch.jsonl.batch.json");
+    outcome direct = run_cli(args, dir, name + "-no-proxy", by_env_vars);
+    CHECK_MESSAGE(direct.status == 0, direct.err);
+    CHECK(proxy.request_lines().size() == before);
+  }
+  for (const auto& line : proxy.request_lines()) CHECK(line.rfind("CONNECT 127.0.0.1:", 0) == 0);
+  for (const auto& auth : proxy.authorizations()) CHECK(auth == loopback_proxy::basic("bob:" + password));
+
+  // A proxy that is not there: the answer's error names it (without the password); nothing leaks.
+  outcome dead = run_cli({"run", in, "-o", (dir / "dead.jsonl").string(), "--model", "m", "--no-cache", "--no-progress",
+                          "--max-retries", "0", "--proxy", "http://bob:" + password + "@127.0.0.1:1"},
+                         dir, "dead", env);
+  CHECK(dead.status == 1);
+  const std::string said = slurp(dir / "dead.jsonl");
+  CHECK_MESSAGE(said.find("through the proxy http://127.0.0.1:1, set by options::proxy") != std::string::npos, said);
+  CHECK(said.find(password) == std::string::npos);
+  CHECK(dead.err.find(password) == std::string::npos);
 }
 
 namespace {

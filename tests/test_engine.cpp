@@ -2,17 +2,21 @@
 // over HTTP and over HTTPS with a CA made at test time.
 #include <doctest/doctest.h>
 
+#include "loopback_proxy.hpp"
 #include "mock_server.hpp"
 #include "requests_engine.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -162,6 +166,161 @@ TEST_CASE("HTTPS: verification is on by default and passes with the test CA") {
     re::engine<re::openai_compatible> engine(provider, re::options().concurrency(1).verify_tls(false));
     auto results = engine.run(prompts(2));
     for (auto& r : results) CHECK(r);
+  }
+}
+
+TEST_CASE("proxy: NO_PROXY matches as curl does; proxy URLs are read, never shown with their credentials") {
+  using re::detail::no_proxy_matches;
+  CHECK(no_proxy_matches("*", "api.openai.com", 443));
+  CHECK(no_proxy_matches("openai.com", "api.openai.com", 443));
+  CHECK(no_proxy_matches(".openai.com", "api.openai.com", 443));
+  CHECK(no_proxy_matches(".openai.com", "openai.com", 443));
+  CHECK(no_proxy_matches("OpenAI.com", "API.openai.com.", 443));
+  CHECK_FALSE(no_proxy_matches("openai.com", "notopenai.com", 443));
+  CHECK_FALSE(no_proxy_matches("api.openai.com", "openai.com", 443));
+  CHECK(no_proxy_matches("example.org, localhost ,10.0.0.0/8", "10.1.2.3", 80));
+  CHECK_FALSE(no_proxy_matches("10.0.0.0/8", "11.1.2.3", 80));
+  CHECK(no_proxy_matches("192.168.1.0/24", "192.168.1.77", 80));
+  CHECK_FALSE(no_proxy_matches("192.168.1.0/24", "192.168.2.77", 80));
+  CHECK(no_proxy_matches("127.0.0.1", "127.0.0.1", 8080));
+  CHECK_FALSE(no_proxy_matches("0.0.1", "127.0.0.1", 8080));  // an address is not a name: no suffix match
+  CHECK(no_proxy_matches("localhost:8080", "localhost", 8080));
+  CHECK_FALSE(no_proxy_matches("localhost:8080", "localhost", 8081));
+  CHECK(no_proxy_matches("[::1]:8080", "::1", 8080));
+  CHECK(no_proxy_matches("::1", "[::1]", 443));
+  CHECK(no_proxy_matches("fd00::/8", "fd12:3456::1", 443));
+  CHECK_FALSE(no_proxy_matches("", "localhost", 80));
+  CHECK_FALSE(no_proxy_matches(" , ,", "localhost", 80));
+
+  for (const char* c : {"a:b", "alice:pw", "alice:pwd1", "user:password"})  // the test proxy's own base64
+    CHECK(loopback_proxy::basic(c) == "Basic " + re::detail::base64_encode(c));
+
+  std::string why;
+  auto p = re::detail::parse_proxy_url("http://alice:s%40cret@proxy.corp.example:3128", why);
+  REQUIRE(p);
+  CHECK(p->host == "proxy.corp.example");
+  CHECK(p->port == 3128);
+  CHECK(p->user == "alice");
+  CHECK(p->password == "s@cret");
+  CHECK(p->shown == "http://proxy.corp.example:3128");
+  p = re::detail::parse_proxy_url("proxy.corp.example", why);
+  REQUIRE(p);
+  CHECK(p->port == 80);
+  p = re::detail::parse_proxy_url("http://[::1]:8888/", why);
+  REQUIRE(p);
+  CHECK(p->shown == "http://[::1]:8888");
+  for (const char* bad : {"socks5://alice:s3cret@proxy:1080", "http://alice:s3cret@proxy:99999", "http://:8080",
+                          "http://alice:s3cret@pro xy:8080", "http://proxy:8080/some/path"}) {
+    why.clear();
+    CHECK_FALSE_MESSAGE(re::detail::parse_proxy_url(bad, why), bad);
+    CHECK(!why.empty());
+    CHECK(why.find("s3cret") == std::string::npos);
+  }
+}
+
+TEST_CASE("proxy: HTTPS through a CONNECT proxy with the server still verified; HTTP in absolute form; NO_PROXY; failures name the proxy, never its password") {
+  const auto& pki = test_pki();
+  mock::server_options so;
+  so.cert_path = pki.server_cert;
+  so.key_path = pki.server_key;
+  auto https_server = start_server(so);
+  auto http_server = start_server();
+  const std::string password = "pr0xy-s3cret-pass";
+  loopback_proxy proxy("alice:" + password);
+  const std::string proxy_url = "http://alice:" + password + "@127.0.0.1:" + std::to_string(proxy.port());
+  const std::string https_base = https_server->base_url();
+  const std::string https_port = std::to_string(std::stoi(https_base.substr(https_base.rfind(':') + 1)));
+  re::openai_compatible over_https(test_key, https_server->base_url(), "mock-model");
+
+  SUBCASE("HTTPS by CONNECT: answered, the tunnel to the server, the credentials sent") {
+    re::engine<re::openai_compatible> engine(
+        over_https, re::options().concurrency(2).ca_cert_file(pki.ca_cert).proxy(proxy_url).no_proxy(""));
+    auto results = engine.run(prompts(6));
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      REQUIRE_MESSAGE(results[i], all_error_text(results));
+      CHECK(results[i]->text == "Mock answer to: question " + std::to_string(i));
+    }
+    const auto lines = proxy.request_lines();
+    REQUIRE_FALSE(lines.empty());
+    // Per connection (kept alive), the tunnel is asked for once on a connection of its own (a
+    // refusal is reported without cpp-httplib 0.11's hang), then once for the connection used.
+    CHECK(lines.size() <= 4);
+    for (const auto& l : lines) CHECK(l.rfind("CONNECT 127.0.0.1:", 0) == 0);
+    for (const auto& a : proxy.authorizations()) CHECK(a == loopback_proxy::basic("alice:" + password));
+    CHECK(https_server->requests() == 6);
+  }
+  SUBCASE("through the proxy, an unknown CA is still refused") {
+    re::engine<re::openai_compatible> engine(over_https,
+                                             re::options().concurrency(1).max_retries(0).proxy(proxy_url).no_proxy(""));
+    auto r = engine.run(prompts(1));
+    REQUIRE_FALSE(r[0]);
+    CHECK(r[0].error().code == re::error_code::tls);
+    CHECK(r[0].error().message.find("through the proxy http://127.0.0.1:" + std::to_string(proxy.port())) !=
+          std::string::npos);
+    CHECK(https_server->requests() == 0);
+  }
+  SUBCASE("HTTP in absolute form") {
+    re::openai_compatible plain(test_key, http_server->base_url(), "mock-model");
+    re::engine<re::openai_compatible> engine(plain, re::options().concurrency(1).proxy(proxy_url).no_proxy(""));
+    auto results = engine.run(prompts(3));
+    for (auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+    const auto lines = proxy.request_lines();
+    REQUIRE(lines.size() >= 3);
+    for (const auto& l : lines) CHECK(l.rfind("POST http://127.0.0.1:", 0) == 0);
+    CHECK(http_server->requests() == 3);
+  }
+  SUBCASE("NO_PROXY: a listed host is reached directly") {
+    re::engine<re::openai_compatible> engine(
+        over_https, re::options().concurrency(1).ca_cert_file(pki.ca_cert).proxy(proxy_url).no_proxy("localhost,127.0.0.1"));
+    auto results = engine.run(prompts(2));
+    for (auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+    CHECK(proxy.request_lines().empty());
+  }
+  SUBCASE("from the environment: HTTPS_PROXY, then NO_PROXY") {
+    ::setenv("HTTPS_PROXY", proxy_url.c_str(), 1);
+    ::unsetenv("https_proxy");
+    ::unsetenv("NO_PROXY");
+    ::unsetenv("no_proxy");
+    {
+      re::engine<re::openai_compatible> engine(over_https, re::options().concurrency(1).ca_cert_file(pki.ca_cert));
+      auto results = engine.run(prompts(2));
+      for (auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+      CHECK(proxy.request_lines().size() == 2);  // the tunnel asked for first, then the one used
+    }
+    ::setenv("NO_PROXY", ("example.com,127.0.0.1:" + https_port).c_str(), 1);
+    {
+      re::engine<re::openai_compatible> engine(over_https, re::options().concurrency(1).ca_cert_file(pki.ca_cert));
+      auto results = engine.run(prompts(2, "direct "));
+      for (auto& r : results) REQUIRE_MESSAGE(r, all_error_text(results));
+      CHECK(proxy.request_lines().size() == 2);  // no new tunnel
+    }
+    ::unsetenv("HTTPS_PROXY");
+    ::unsetenv("NO_PROXY");
+  }
+  SUBCASE("wrong credentials, a dead proxy, an unusable URL: errors that name the proxy, never the password") {
+    const auto check_error = [&](const std::string& url, const std::string& words,
+                                 const re::openai_compatible& provider) {
+      re::engine<re::openai_compatible> engine(
+          provider, re::options().concurrency(1).max_retries(0).ca_cert_file(pki.ca_cert).proxy(url).no_proxy(""));
+      auto r = engine.run(prompts(1));
+      REQUIRE_FALSE(r[0]);
+      INFO(r[0].error().describe());
+      CHECK(r[0].error().describe().find(words) != std::string::npos);
+      CHECK(r[0].error().describe().find(password) == std::string::npos);
+      CHECK(r[0].error().describe().find("wrong-pass") == std::string::npos);
+    };
+    // The test proxy refuses with Connection: close, which cpp-httplib 0.11 alone never returns from.
+    check_error("http://alice:wrong-pass@127.0.0.1:" + std::to_string(proxy.port()),
+                "the proxy http://127.0.0.1:" + std::to_string(proxy.port()) + " (set by options::proxy) refused the "
+                "request: 407 Proxy Authentication Required", over_https);
+    check_error("http://alice:" + password + "@127.0.0.1:" + std::to_string(closed_port()), "through the proxy",
+                over_https);
+    check_error("socks5://alice:" + password + "@127.0.0.1:1080", "only http:// proxies are supported", over_https);
+    const int nowhere = closed_port();
+    re::openai_compatible unreachable(test_key, "https://127.0.0.1:" + std::to_string(nowhere) + "/v1", "mock-model");
+    check_error(proxy_url, "the proxy refused a tunnel to 127.0.0.1:" + std::to_string(nowhere) + ": HTTP 502",
+                unreachable);
+    CHECK(https_server->requests() == 0);
   }
 }
 

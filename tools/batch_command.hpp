@@ -38,6 +38,7 @@ struct batch_args {
   double timeout_seconds = 0;
   int max_retries = 5;
   std::string ca_cert;
+  std::optional<std::string> proxy;  // --proxy ("" = none); unset: the environment
   std::optional<std::int64_t> dimensions;
 };
 
@@ -49,6 +50,7 @@ inline re::options batch_options(const batch_args& a, const std::string& cache_d
   re::options o;
   o.max_retries(a.max_retries).cache_dir(cache_dir);
   if (!a.ca_cert.empty()) o.ca_cert_file(a.ca_cert);
+  if (a.proxy) o.proxy(*a.proxy);
   return o;
 }
 
@@ -299,6 +301,9 @@ inline void add_batch_command(CLI::App& app) {
                 "PEM file of the CA certificates to trust for HTTPS instead of the system's: a server behind a "
                 "private CA ($SSL_CERT_FILE does the same)")
       ->check(CLI::ExistingFile);
+  c->add_option("--proxy", a->proxy,
+                "Send every API call through this proxy, http://[user:password@]host[:port]; \"\" for none "
+                "(default: $HTTPS_PROXY / $HTTP_PROXY, less $NO_PROXY)");
   c->add_option("--dimensions", a->dimensions, "/v1/embeddings lines: the vectors' size (submit)")
       ->check(CLI::PositiveNumber);
   c->callback([a] {

@@ -58,6 +58,7 @@ struct run_args {
   int max_retries = 2;
   double timeout_seconds = 0;
   std::string ca_cert;  ///< PEM file of CA certificates to trust instead of the system's
+  std::optional<std::string> proxy;  ///< --proxy: the proxy URL ("" = none); unset: the environment
   std::string cache_dir;
   std::string name_space;
   bool no_cache = false;
@@ -610,6 +611,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   if (a.timeout_seconds > 0)
     o.read_timeout(std::chrono::milliseconds(static_cast<std::int64_t>(a.timeout_seconds * 1000.0)));
   if (!a.ca_cert.empty()) o.ca_cert_file(a.ca_cert);
+  if (a.proxy) o.proxy(*a.proxy);
   if (a.rpm > 0) o.requests_per_minute(a.rpm);
   if (a.tpm > 0) o.tokens_per_minute(a.tpm);
   if (!a.no_cache) o.cache_dir(a.cache_dir.empty() ? default_cache_dir() : a.cache_dir);
@@ -947,6 +949,7 @@ inline int run_run(const run_args& a) {
         "GOOGLE_APPLICATION_CREDENTIALS", "--provider vertex needs the path of a service-account key file in it");
     auto tokens = std::make_shared<re::google_token_source>(re::google_service_account::from_file(file));
     if (!a.ca_cert.empty()) tokens->ca_cert_file(a.ca_cert);  // the key file's token_uri may be private too
+    if (a.proxy) tokens->proxy(*a.proxy);
     const std::string region = a.region.empty() ? "us-central1" : a.region;
     if (vertex_api == "openai") {
       detail::check_model(in, a, true);
@@ -992,6 +995,10 @@ inline void add_run_options(CLI::App* c, run_args& a) {
                 "PEM file of the CA certificates to trust for HTTPS instead of the system's: a self-hosted "
                 "server or a gateway behind a private CA ($SSL_CERT_FILE does the same)")
       ->check(CLI::ExistingFile);
+  c->add_option("--proxy", a.proxy,
+                "Send every request through this proxy, http://[user:password@]host[:port] (HTTPS by CONNECT, "
+                "the server's certificate still verified); \"\" for none. Default: $HTTPS_PROXY / $HTTP_PROXY, "
+                "less the hosts in $NO_PROXY");
   c->add_option("--cache-dir", a.cache_dir,
                 "Answer cache folder (default: $REQUESTS_ENGINE_CACHE_DIR or ./requests_engine_cache)");
   c->add_option("--namespace", a.name_space,

@@ -48,6 +48,8 @@ class google_token_source {
   /// PEM bundle (or folder) to trust for the token endpoint instead of the system's roots.
   google_token_source& ca_cert_file(std::string path) { ca_cert_file_ = std::move(path); return *this; }
   google_token_source& ca_cert_dir(std::string path) { ca_cert_dir_ = std::move(path); return *this; }
+  /// The proxy for the token request (see options::proxy); unset: HTTPS_PROXY and NO_PROXY.
+  google_token_source& proxy(std::string url) { proxy_ = std::move(url); return *this; }
   /// A token is refreshed this long before it expires (default 5 minutes; at most half its
   /// lifetime, so that a short-lived token is still used).
   google_token_source& refresh_margin(std::chrono::seconds s) { margin_ = s; return *this; }
@@ -67,6 +69,7 @@ class google_token_source {
   google_service_account account_;
   std::string scope_;
   std::string ca_cert_file_, ca_cert_dir_;
+  std::optional<std::string> proxy_;
   std::chrono::seconds margin_{300};
   std::chrono::milliseconds timeout_{30000};
 

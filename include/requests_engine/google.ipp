@@ -196,6 +196,7 @@ REQUESTS_ENGINE_INLINE result<std::string> google_token_source::fetch(std::chron
   o.connect_timeout = o.read_timeout = o.write_timeout = timeout_;
   o.ca_cert_file = ca_cert_file_;
   o.ca_cert_dir = ca_cert_dir_;
+  o.proxy = proxy_;
   o.max_response_bytes = 1u << 20;
   const std::atomic<bool> never_cancelled{false};
   // A fresh connection per fetch: tokens are fetched about once an hour.

@@ -75,6 +75,11 @@ class options {
   options& ca_cert_file(std::string path) { transport_.ca_cert_file = std::move(path); return *this; }
   options& ca_cert_dir(std::string path) { transport_.ca_cert_dir = std::move(path); return *this; }
   options& max_response_bytes(std::size_t n) { transport_.max_response_bytes = n; return *this; }
+  /// The proxy for every request, "http://[user:password@]host[:port]"; "" for none. Without it,
+  /// HTTPS_PROXY / HTTP_PROXY (and their lower-case forms) are read. See transport_options::proxy.
+  options& proxy(std::string url) { transport_.proxy = std::move(url); return *this; }
+  /// The hosts never proxied, by curl's NO_PROXY rules; without it, NO_PROXY is read.
+  options& no_proxy(std::string list) { transport_.no_proxy = std::move(list); return *this; }
   /// Identical requests (same hash) in flight at once are sent once and share the answer.
   options& deduplicate(bool on) { deduplicate_ = on; return *this; }
   /// Called once per request as it completes (from a worker thread; never two at once).

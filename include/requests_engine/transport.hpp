@@ -14,7 +14,43 @@ struct transport_options {
   std::string ca_cert_file;  ///< PEM bundle to trust instead of the system's roots
   std::string ca_cert_dir;
   std::size_t max_response_bytes = REQUESTS_ENGINE_DEFAULT_MAX_RESPONSE_BYTES;
+  /// The proxy every request goes through: "http://[user:password@]host[:port]" (the port
+  /// defaults to 80; a URL without a scheme is taken as http://). HTTPS goes through it by
+  /// CONNECT, the provider's certificate still verified end to end. Unset: from the environment,
+  /// as the official SDKs and curl read it (https_proxy / HTTPS_PROXY for https URLs, http_proxy /
+  /// HTTP_PROXY for http ones); "" = no proxy, whatever the environment says.
+  std::optional<std::string> proxy;
+  /// The hosts reached directly, as curl reads NO_PROXY: a comma-separated list of host names
+  /// (each matching itself and its subdomains; a leading dot is ignored), IP addresses, CIDR
+  /// ranges (10.0.0.0/8), any of them with ":port", or "*" for every host. Unset: no_proxy /
+  /// NO_PROXY from the environment.
+  std::optional<std::string> no_proxy;
 };
+
+namespace detail {
+
+/// A proxy URL taken apart. `shown` is what messages may print: never the credentials.
+struct proxy_url {
+  std::string host;
+  int port = 80;
+  std::string user, password;  ///< percent-decoded; empty when the URL has none
+  std::string shown;           ///< "http://host:port"
+};
+
+/// Parses a proxy URL; std::nullopt with `why` (which never holds the credentials) when it
+/// cannot be used: another scheme than http, no host, a bad port.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<proxy_url> parse_proxy_url(std::string_view url, std::string& why);
+
+/// True when `host` (a name or an IP address, IPv6 without brackets) at `port` is in a NO_PROXY
+/// list, by curl's rules (see transport_options::no_proxy).
+[[nodiscard]] REQUESTS_ENGINE_INLINE bool no_proxy_matches(std::string_view list, std::string_view host, int port);
+
+/// The proxy setting for one origin: "" for none, else the proxy URL (and in `from`, where it
+/// came from: "options::proxy" or the environment variable's name).
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string proxy_for(const transport_options& o, bool https,
+                                                          std::string_view host, int port, std::string& from);
+
+}  // namespace detail
 
 /// One worker's connections. Used by one thread at a time.
 class transport_session {
