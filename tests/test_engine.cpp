@@ -1646,11 +1646,11 @@ TEST_CASE("mock: injected faults are reproducible, at their rates, and the engin
     o.fail_500 = o.fail_429 = o.fail_reset = 0;
     o.fail_truncate = 0.15;
     o.fail_stall = 0.1;
-    o.stream_stall_ms = 2000;  // past the engine's 150 ms read timeout
+    o.stream_stall_ms = 3000;  // past the engine's 1 s read timeout
     auto server = start(o);
     re::openai_compatible provider(test_key, server->base_url(), "mock-model");
     re::engine<re::openai_compatible> engine(
-        provider, re::options().concurrency(8).max_retries(20).read_timeout(std::chrono::milliseconds(150))
+        provider, re::options().concurrency(8).max_retries(20).read_timeout(std::chrono::milliseconds(1000))
                       .initial_backoff(std::chrono::milliseconds(2)).max_backoff(std::chrono::milliseconds(10)));
     auto results = engine.run(prompts(100, "cut "));
     for (std::size_t i = 0; i < results.size(); ++i) {
@@ -1661,7 +1661,12 @@ TEST_CASE("mock: injected faults are reproducible, at their rates, and the engin
     const auto dropped = server->responses_with_status(0);
     MESSAGE(dropped << " of " << server->requests() << " requests cut short or stalled");
     CHECK(dropped > 10);
-    CHECK(server->responses_with_status(200) == 100);
+    // Every input answered once by the server, give or take an answer that a loaded machine
+    // (TSan on 2 cores) held past the read timeout: that one is asked again, and logged twice.
+    const auto answered = server->responses_with_status(200);
+    MESSAGE(answered << " answered 200");
+    CHECK(answered >= 100);
+    CHECK(answered <= 103);
   }
   SUBCASE("rates that cannot be are refused at construction") {
     mock::server_options bad;
