@@ -1325,6 +1325,244 @@ class openai_responses : public detail::openai_connection {
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses openai(std::string model);
 };
 
+namespace detail {
+
+// A strict JSON reader for the answers' hot path (a template, so declared here: the compiled
+// mode's users, the tests among them, instantiate it themselves), feeding the same SAX events as
+// json::sax_parse, several times faster than nlohmann's lexer. It accepts only well-formed
+// JSON (RFC 8259, UTF-8 checked); false means "not handled here", and the caller parses again
+// with nlohmann's parser, which then also gives the error message. So it may refuse what it
+// does not care to handle (integers beyond 64 bits), but never accepts what nlohmann rejects.
+template <class Sax>
+class fast_json_reader {
+ public:
+  fast_json_reader(std::string_view text, Sax& sax) : p_(text.data()), end_(text.data() + text.size()), sax_(sax) {}
+  bool parse() {
+    skip_ws();
+    if (!value(0)) return false;
+    skip_ws();
+    return p_ == end_;
+  }
+
+ private:
+  using string_t = typename Sax::string_t;
+  static constexpr int max_depth = 512;
+  const char* p_;
+  const char* end_;
+  Sax& sax_;
+  string_t buf_;
+
+  void skip_ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    return true;
+  }
+  bool value(int depth) {
+    if (p_ >= end_ || depth > max_depth) return false;
+    switch (*p_) {
+      case '{': return container(true, depth + 1);
+      case '[': return container(false, depth + 1);
+      case '"':
+        if (!string()) return false;
+        return sax_.string(buf_);
+      case 't': return literal("true") && sax_.boolean(true);
+      case 'f': return literal("false") && sax_.boolean(false);
+      case 'n': return literal("null") && sax_.null();
+      default: return number();
+    }
+  }
+  // An object (members: key, colon, value) or an array (values), separated by commas.
+  bool container(bool is_object, int depth) {
+    ++p_;
+    const char close = is_object ? '}' : ']';
+    const auto unknown_size = static_cast<std::size_t>(-1);
+    if (!(is_object ? sax_.start_object(unknown_size) : sax_.start_array(unknown_size))) return false;
+    skip_ws();
+    bool first = true;
+    for (;;) {
+      if (first && p_ < end_ && *p_ == close) break;
+      first = false;
+      if (is_object) {
+        if (p_ >= end_ || *p_ != '"' || !string() || !sax_.key(buf_)) return false;
+        skip_ws();
+        if (p_ >= end_ || *p_ != ':') return false;
+        ++p_;
+        skip_ws();
+      }
+      if (!value(depth)) return false;
+      skip_ws();
+      if (p_ >= end_) return false;
+      if (*p_ == close) break;
+      if (*p_ != ',') return false;
+      ++p_;
+      skip_ws();
+    }
+    ++p_;
+    return is_object ? sax_.end_object() : sax_.end_array();
+  }
+  static int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  bool hex4(unsigned& v) {
+    if (end_ - p_ < 4) return false;
+    v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int h = hex(p_[i]);
+      if (h < 0) return false;
+      v = (v << 4) | static_cast<unsigned>(h);
+    }
+    p_ += 4;
+    return true;
+  }
+  void put_utf8(unsigned cp) {
+    if (cp < 0x80) {
+      buf_.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      buf_.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      buf_.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      buf_.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      buf_.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      buf_.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      buf_.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+  // One UTF-8 sequence at p_ (its first byte >= 0x80), checked as RFC 3629 defines it.
+  bool utf8_sequence() {
+    const auto b = [&](std::ptrdiff_t i) { return static_cast<unsigned char>(p_[i]); };
+    const unsigned char c = b(0);
+    std::ptrdiff_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (end_ - p_ < len || b(1) < lo || b(1) > hi) return false;
+    for (std::ptrdiff_t i = 2; i < len; ++i)
+      if (b(i) < 0x80 || b(i) > 0xBF) return false;
+    p_ += len;
+    return true;
+  }
+  // The string at p_ (its opening quote) into buf_.
+  bool string() {
+    ++p_;
+    buf_.clear();
+    for (;;) {
+      const char* run = p_;
+      while (p_ < end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20 &&
+             static_cast<unsigned char>(*p_) < 0x80)
+        ++p_;
+      buf_.append(run, static_cast<std::size_t>(p_ - run));
+      if (p_ >= end_) return false;
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        return true;
+      }
+      if (c < 0x20) return false;  // a raw control character
+      if (c >= 0x80) {
+        const char* start = p_;
+        if (!utf8_sequence()) return false;
+        buf_.append(start, static_cast<std::size_t>(p_ - start));
+        continue;
+      }
+      // A backslash.
+      if (++p_ >= end_) return false;
+      const char e = *p_++;
+      switch (e) {
+        case '"': buf_.push_back('"'); break;
+        case '\\': buf_.push_back('\\'); break;
+        case '/': buf_.push_back('/'); break;
+        case 'b': buf_.push_back('\b'); break;
+        case 'f': buf_.push_back('\f'); break;
+        case 'n': buf_.push_back('\n'); break;
+        case 'r': buf_.push_back('\r'); break;
+        case 't': buf_.push_back('\t'); break;
+        case 'u': {
+          unsigned cp;
+          if (!hex4(cp)) return false;
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // a lone low surrogate
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned low;
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          }
+          put_utf8(cp);
+          break;
+        }
+        default: return false;
+      }
+    }
+  }
+  bool number() {
+    const char* start = p_;
+    const bool negative = p_ < end_ && *p_ == '-';
+    if (negative) ++p_;
+    if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
+    std::uint64_t v = 0;
+    bool overflow = false;
+    if (*p_ == '0') {
+      ++p_;
+    } else {
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
+        const auto d = static_cast<std::uint64_t>(*p_ - '0');
+        if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) overflow = true;
+        v = v * 10 + d;
+        ++p_;
+      }
+    }
+    bool is_float = false;
+    if (p_ < end_ && *p_ == '.') {
+      is_float = true;
+      ++p_;
+      if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      is_float = true;
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    }
+    if (is_float) {
+      buf_.assign(start, static_cast<std::size_t>(p_ - start));
+      const double d = std::strtod(buf_.c_str(), nullptr);
+      if (!std::isfinite(d)) return false;  // nlohmann refuses a number that overflows
+      return sax_.number_float(d, buf_);
+    }
+    if (overflow) return false;  // nlohmann makes it a float: let it
+    if (!negative) return sax_.number_unsigned(v);
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1) return false;
+    return sax_.number_integer(v == static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1
+                                   ? std::numeric_limits<std::int64_t>::min()
+                                   : -static_cast<std::int64_t>(v));
+  }
+};
+
+}  // namespace detail
+
 REQUESTS_ENGINE_NAMESPACE_END
 
 // ---- include/requests_engine/anthropic.hpp -------------------------------------------------
@@ -5198,239 +5436,6 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
 }
 
 namespace detail {
-
-// A strict JSON reader for the answers' hot path, feeding the same SAX events as
-// json::sax_parse, several times faster than nlohmann's lexer. It accepts only well-formed
-// JSON (RFC 8259, UTF-8 checked); false means "not handled here", and the caller parses again
-// with nlohmann's parser, which then also gives the error message. So it may refuse what it
-// does not care to handle (integers beyond 64 bits), but never accepts what nlohmann rejects.
-template <class Sax>
-class fast_json_reader {
- public:
-  fast_json_reader(std::string_view text, Sax& sax) : p_(text.data()), end_(text.data() + text.size()), sax_(sax) {}
-  bool parse() {
-    skip_ws();
-    if (!value(0)) return false;
-    skip_ws();
-    return p_ == end_;
-  }
-
- private:
-  using string_t = typename Sax::string_t;
-  static constexpr int max_depth = 512;
-  const char* p_;
-  const char* end_;
-  Sax& sax_;
-  string_t buf_;
-
-  void skip_ws() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
-  }
-  bool literal(std::string_view word) {
-    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
-    p_ += word.size();
-    return true;
-  }
-  bool value(int depth) {
-    if (p_ >= end_ || depth > max_depth) return false;
-    switch (*p_) {
-      case '{': return container(true, depth + 1);
-      case '[': return container(false, depth + 1);
-      case '"':
-        if (!string()) return false;
-        return sax_.string(buf_);
-      case 't': return literal("true") && sax_.boolean(true);
-      case 'f': return literal("false") && sax_.boolean(false);
-      case 'n': return literal("null") && sax_.null();
-      default: return number();
-    }
-  }
-  // An object (members: key, colon, value) or an array (values), separated by commas.
-  bool container(bool is_object, int depth) {
-    ++p_;
-    const char close = is_object ? '}' : ']';
-    const auto unknown_size = static_cast<std::size_t>(-1);
-    if (!(is_object ? sax_.start_object(unknown_size) : sax_.start_array(unknown_size))) return false;
-    skip_ws();
-    bool first = true;
-    for (;;) {
-      if (first && p_ < end_ && *p_ == close) break;
-      first = false;
-      if (is_object) {
-        if (p_ >= end_ || *p_ != '"' || !string() || !sax_.key(buf_)) return false;
-        skip_ws();
-        if (p_ >= end_ || *p_ != ':') return false;
-        ++p_;
-        skip_ws();
-      }
-      if (!value(depth)) return false;
-      skip_ws();
-      if (p_ >= end_) return false;
-      if (*p_ == close) break;
-      if (*p_ != ',') return false;
-      ++p_;
-      skip_ws();
-    }
-    ++p_;
-    return is_object ? sax_.end_object() : sax_.end_array();
-  }
-  static int hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  }
-  bool hex4(unsigned& v) {
-    if (end_ - p_ < 4) return false;
-    v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const int h = hex(p_[i]);
-      if (h < 0) return false;
-      v = (v << 4) | static_cast<unsigned>(h);
-    }
-    p_ += 4;
-    return true;
-  }
-  void put_utf8(unsigned cp) {
-    if (cp < 0x80) {
-      buf_.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      buf_.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      buf_.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      buf_.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      buf_.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      buf_.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      buf_.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      buf_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-  // One UTF-8 sequence at p_ (its first byte >= 0x80), checked as RFC 3629 defines it.
-  bool utf8_sequence() {
-    const auto b = [&](std::ptrdiff_t i) { return static_cast<unsigned char>(p_[i]); };
-    const unsigned char c = b(0);
-    std::ptrdiff_t len;
-    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;  // no surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (end_ - p_ < len || b(1) < lo || b(1) > hi) return false;
-    for (std::ptrdiff_t i = 2; i < len; ++i)
-      if (b(i) < 0x80 || b(i) > 0xBF) return false;
-    p_ += len;
-    return true;
-  }
-  // The string at p_ (its opening quote) into buf_.
-  bool string() {
-    ++p_;
-    buf_.clear();
-    for (;;) {
-      const char* run = p_;
-      while (p_ < end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20 &&
-             static_cast<unsigned char>(*p_) < 0x80)
-        ++p_;
-      buf_.append(run, static_cast<std::size_t>(p_ - run));
-      if (p_ >= end_) return false;
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '"') {
-        ++p_;
-        return true;
-      }
-      if (c < 0x20) return false;  // a raw control character
-      if (c >= 0x80) {
-        const char* start = p_;
-        if (!utf8_sequence()) return false;
-        buf_.append(start, static_cast<std::size_t>(p_ - start));
-        continue;
-      }
-      // A backslash.
-      if (++p_ >= end_) return false;
-      const char e = *p_++;
-      switch (e) {
-        case '"': buf_.push_back('"'); break;
-        case '\\': buf_.push_back('\\'); break;
-        case '/': buf_.push_back('/'); break;
-        case 'b': buf_.push_back('\b'); break;
-        case 'f': buf_.push_back('\f'); break;
-        case 'n': buf_.push_back('\n'); break;
-        case 'r': buf_.push_back('\r'); break;
-        case 't': buf_.push_back('\t'); break;
-        case 'u': {
-          unsigned cp;
-          if (!hex4(cp)) return false;
-          if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // a lone low surrogate
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            unsigned low;
-            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-            p_ += 2;
-            if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          put_utf8(cp);
-          break;
-        }
-        default: return false;
-      }
-    }
-  }
-  bool number() {
-    const char* start = p_;
-    const bool negative = p_ < end_ && *p_ == '-';
-    if (negative) ++p_;
-    if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
-    std::uint64_t v = 0;
-    bool overflow = false;
-    if (*p_ == '0') {
-      ++p_;
-    } else {
-      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
-        const auto d = static_cast<std::uint64_t>(*p_ - '0');
-        if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) overflow = true;
-        v = v * 10 + d;
-        ++p_;
-      }
-    }
-    bool is_float = false;
-    if (p_ < end_ && *p_ == '.') {
-      is_float = true;
-      ++p_;
-      if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
-      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-    }
-    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
-      is_float = true;
-      ++p_;
-      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-      if (p_ >= end_ || *p_ < '0' || *p_ > '9') return false;
-      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-    }
-    if (is_float) {
-      buf_.assign(start, static_cast<std::size_t>(p_ - start));
-      const double d = std::strtod(buf_.c_str(), nullptr);
-      if (!std::isfinite(d)) return false;  // nlohmann refuses a number that overflows
-      return sax_.number_float(d, buf_);
-    }
-    if (overflow) return false;  // nlohmann makes it a float: let it
-    if (!negative) return sax_.number_unsigned(v);
-    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1) return false;
-    return sax_.number_integer(v == static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1
-                                   ? std::numeric_limits<std::int64_t>::min()
-                                   : -static_cast<std::int64_t>(v));
-  }
-};
 
 // Reads an OpenAI chat completion without building a JSON tree (the hot path of every answer
 // and every cache hit): the fields a completion needs are picked up as the parser meets them.

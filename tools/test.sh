@@ -74,15 +74,18 @@ phase "soak (short)" env REQUESTS_ENGINE_BIN=build/ci/requests-engine bash bench
 if [ "${REQUESTS_ENGINE_SKIP_SANITIZERS:-0}" != 1 ] || [ "${CI:-}" = true ]; then
   # Under ASan+UBSan also the command-line tool (and its mock) with the CLI's hardening cases:
   # hostile lines, a private CA, a full disk, the cache folder deleted (the cli_hardening test).
-  for san in asan:address,undefined:ON tsan:thread:OFF; do
-    IFS=: read -r name flags cli <<<"$san"
+  # The ASan+UBSan build is also the compiled mode's: the library is a static library compiled
+  # once (REQUESTS_ENGINE_COMPILED=ON) and the whole suite is built and run against it.
+  for san in asan:address,undefined:ON:ON tsan:thread:OFF:OFF; do
+    IFS=: read -r name flags cli compiled <<<"$san"
     dir=build/$name
     targets=(requests_engine_tests)
     tests='^unit$'
     if [ "$cli" = ON ]; then targets+=(requests_engine_cli_tests); tests='^(unit|cli_hardening)$'; fi
     phase "$dir configure" cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
       -DREQUESTS_ENGINE_WERROR=ON -DREQUESTS_ENGINE_SANITIZE="$flags" \
-      -DREQUESTS_ENGINE_BUILD_EXAMPLES=OFF -DREQUESTS_ENGINE_BUILD_TOOLS="$cli"
+      -DREQUESTS_ENGINE_BUILD_EXAMPLES=OFF -DREQUESTS_ENGINE_BUILD_TOOLS="$cli" \
+      -DREQUESTS_ENGINE_COMPILED="$compiled"
     phase "$dir build" cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
     phase "$dir ctest" ctest --test-dir "$dir" --output-on-failure -R "$tests"
   done

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Compile time of a program of three translation units, header-only against the compiled mode
+# (REQUESTS_ENGINE_COMPILED everywhere, REQUESTS_ENGINE_IMPLEMENTATION in a fourth file), side by
+# side in one run, without ccache. Each TU uses the engine with another provider, as a tool with
+# several source files would. Measured: the full build (every TU, then the link, one at a time as
+# -j1 would) and the rebuild after one TU changes (that TU and the link: the edit-compile cycle).
+#   bash bench/compile_time.sh [ROUNDS]      (default 3; the best of the rounds is kept)
+# CXX (default g++) and CXXFLAGS (default -O2 -g0) choose the compiler and the optimisation.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+rounds=${1:-3}
+cxx=${CXX:-g++}
+read -r -a opt <<<"${CXXFLAGS:--O2 -g0}"
+read -r -a httplib <<<"$(pkg-config --cflags cpp-httplib 2>/dev/null || echo -DCPPHTTPLIB_OPENSSL_SUPPORT)"
+read -r -a libs <<<"$(pkg-config --libs cpp-httplib 2>/dev/null || echo -lcpp-httplib)"
+flags=(-std=c++17 "${opt[@]}" -I"$PWD" "${httplib[@]}")
+export CCACHE_DISABLE=1
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tu() { # NAME PROVIDER BODY: a translation unit that runs one batch through PROVIDER
+  cat >"$work/$1.cpp" <<EOF
+#include "requests_engine.hpp"
+namespace re = requests_engine;
+int $1(const char* base) {
+  $2
+  re::engine<decltype(provider)> engine(provider, re::options().concurrency(4));
+  auto results = engine.run({re::conversation().system("Be short.").user("Hello from $1")});
+  return results[0] ? 0 : 1;
+}
+EOF
+}
+tu openai_part 're::openai_compatible provider(nullptr, base, "gpt-4o-mini");'
+tu anthropic_part 're::anthropic provider("key", "claude-3-5-haiku-latest", base);'
+cat >"$work/main.cpp" <<'EOF'
+#include "requests_engine.hpp"
+#include <iostream>
+int openai_part(const char* base);
+int anthropic_part(const char* base);
+int main(int argc, char** argv) {
+  const char* base = argc > 1 ? argv[1] : "http://127.0.0.1:9";
+  const auto& costs = requests_engine::price_table::builtin();
+  std::cout << REQUESTS_ENGINE_VERSION << ' ' << costs.size() << '\n';
+  return openai_part(base) + anthropic_part(base);
+}
+EOF
+printf '#define REQUESTS_ENGINE_IMPLEMENTATION\n#include "requests_engine.hpp"\n' >"$work/implementation.cpp"
+
+ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+compile() { # MODE FILE
+  local extra=()
+  [ "$1" = compiled ] && extra=(-DREQUESTS_ENGINE_COMPILED)
+  "$cxx" "${flags[@]}" "${extra[@]}" -c "$work/$2.cpp" -o "$work/$1.$2.o"
+}
+link() { # MODE OBJECTS...
+  local mode=$1; shift
+  local objs=()
+  for o in "$@"; do objs+=("$work/$mode.$o.o"); done
+  "$cxx" "${objs[@]}" -o "$work/$mode.exe" "${libs[@]}" -lssl -lcrypto -pthread
+}
+full() { # MODE: every TU, then the link
+  local units=(main openai_part anthropic_part)
+  [ "$1" = compiled ] && units+=(implementation)
+  for u in "${units[@]}"; do compile "$1" "$u"; done
+  link "$1" "${units[@]}"
+}
+incremental() { # MODE: main.cpp changed
+  local units=(main openai_part anthropic_part)
+  [ "$1" = compiled ] && units+=(implementation)
+  compile "$1" main
+  link "$1" "${units[@]}"
+}
+
+best_full_h= best_full_c= best_inc_h= best_inc_c=
+keep_min() { local v=$2; eval "[ -z \"\$$1\" ] || [ $v -lt \$$1 ] && $1=$v" || true; }
+echo "compile_time.sh: $cxx ${opt[*]}, $rounds rounds, 3 translation units (+1 in the compiled mode)"
+for r in $(seq "$rounds"); do
+  for mode in header_only compiled; do
+    t0=$(ms); full "$mode"; t1=$(ms); incremental "$mode"; t2=$(ms)
+    printf '  round %d %-12s full build %6d ms   one TU changed %6d ms\n' "$r" "$mode" $((t1 - t0)) $((t2 - t1))
+    if [ "$mode" = header_only ]; then keep_min best_full_h $((t1 - t0)); keep_min best_inc_h $((t2 - t1))
+    else keep_min best_full_c $((t1 - t0)); keep_min best_inc_c $((t2 - t1)); fi
+  done
+done
+"$work/header_only.exe" >/dev/null 2>&1 || true  # both programs link and start
+"$work/compiled.exe" >/dev/null 2>&1 || true
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo
+echo "| build (best of $rounds) | header-only | compiled mode | compiled / header-only |"
+echo "| --- | --- | --- | --- |"
+printf '| full build, 3 TUs + link | %.1f s | %.1f s | %s |\n' "$(ratio "$best_full_h" 1000)" "$(ratio "$best_full_c" 1000)" "$(ratio "$best_full_c" "$best_full_h")"
+printf '| one TU changed + link | %.1f s | %.1f s | %s |\n' "$(ratio "$best_inc_h" 1000)" "$(ratio "$best_inc_c" 1000)" "$(ratio "$best_inc_c" "$best_inc_h")"
