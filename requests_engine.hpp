@@ -6537,8 +6537,10 @@ REQUESTS_ENGINE_INLINE result<completion> bedrock_anthropic::parse_response(cons
   if (r.status >= 200 && r.status < 300) return detail::anthropic_parse_response(r);
   error e = detail::error_from_response(r);
   json body = detail::parse_json(r.body);
-  if (!body.is_discarded() && body.is_object() && body.contains("Message") && body["Message"].is_string())
-    e.message = body["Message"].get<std::string>();  // some Bedrock front ends capitalise it
+  // Some Bedrock front ends capitalise it. An empty one keeps the message made from the status.
+  if (!body.is_discarded() && body.is_object() && body.contains("Message") && body["Message"].is_string() &&
+      !body["Message"].get_ref<const std::string&>().empty())
+    e.message = body["Message"].get<std::string>();
   // "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/" -> ThrottlingException
   std::string type = r.header("x-amzn-ErrorType");
   type = type.substr(0, type.find(':'));

@@ -995,6 +995,25 @@ TEST_CASE("bedrock_anthropic: construction, body, cache identity and errors with
   CHECK(error_for(403, "AccessDeniedException") == re::error_code::permission_denied);
   CHECK(error_for(403, "UnrecognizedClientException") == re::error_code::authentication);
   CHECK(error_for(408, "ModelTimeoutException") == re::error_code::timeout);
+
+  // "Message" capitalised is read too; an empty one (a fuzzer's find, with a status line that
+  // gave no status) must not leave the error without a message.
+  for (int status : {0, 400, 500}) {
+    CAPTURE(status);
+    re::http_response r;
+    r.status = status;
+    r.body = R"({"Message":"capitalised"})";
+    auto c = p.parse_response(r);
+    REQUIRE_FALSE(c);
+    CHECK(c.error().message == "capitalised");
+    for (const char* error_body : {R"({"Message":""})", R"({"message":""})", R"({"Message":"","message":""})"}) {
+      CAPTURE(error_body);
+      r.body = error_body;
+      c = p.parse_response(r);
+      REQUIRE_FALSE(c);
+      CHECK_FALSE(c.error().message.empty());
+    }
+  }
 }
 
 TEST_CASE("bedrock_anthropic: credentials and region from the environment") {
