@@ -59,35 +59,38 @@ link() { # MODE OBJECTS...
   for o in "$@"; do objs+=("$work/$mode.$o.o"); done
   "$cxx" "${objs[@]}" -o "$work/$mode.exe" "${libs[@]}" -lssl -lcrypto -pthread
 }
+units() { # MODE: the program's files, and the library's in the compiled mode
+  echo main openai_part anthropic_part
+  [ "$1" != compiled ] || echo implementation
+}
 full() { # MODE: every TU, then the link
-  local units=(main openai_part anthropic_part)
-  [ "$1" = compiled ] && units+=(implementation)
-  for u in "${units[@]}"; do compile "$1" "$u"; done
-  link "$1" "${units[@]}"
+  local u
+  for u in $(units "$1"); do compile "$1" "$u"; done
+  link "$1" $(units "$1")
 }
 incremental() { # MODE: openai_part.cpp (a file that runs the engine) changed
-  local units=(main openai_part anthropic_part)
-  [ "$1" = compiled ] && units+=(implementation)
   compile "$1" openai_part
-  link "$1" "${units[@]}"
+  link "$1" $(units "$1")
 }
 
-best_full_h= best_full_c= best_inc_h= best_inc_c=
-keep_min() { local v=$2; eval "[ -z \"\$$1\" ] || [ $v -lt \$$1 ] && $1=$v" || true; }
+declare -A best # "full header_only" etc.: the fastest round, in ms
+keep_min() { [ -n "${best[$1]:-}" ] && [ "${best[$1]}" -le "$2" ] || best[$1]=$2; }
 echo "compile_time.sh: $cxx ${opt[*]}, $rounds rounds, 3 translation units (+1 in the compiled mode)"
 for r in $(seq "$rounds"); do
   for mode in header_only compiled; do
     t0=$(ms); full "$mode"; t1=$(ms); incremental "$mode"; t2=$(ms)
     printf '  round %d %-12s full build %6d ms   one TU changed %6d ms\n' "$r" "$mode" $((t1 - t0)) $((t2 - t1))
-    if [ "$mode" = header_only ]; then keep_min best_full_h $((t1 - t0)); keep_min best_inc_h $((t2 - t1))
-    else keep_min best_full_c $((t1 - t0)); keep_min best_inc_c $((t2 - t1)); fi
+    keep_min "full $mode" $((t1 - t0))
+    keep_min "incremental $mode" $((t2 - t1))
   done
 done
-"$work/header_only.exe" >/dev/null 2>&1 || true  # both programs link and start
-"$work/compiled.exe" >/dev/null 2>&1 || true
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "| build (best of $rounds) | header-only | compiled mode | compiled / header-only |"
 echo "| --- | --- | --- | --- |"
-printf '| full build, 3 TUs + link | %.1f s | %.1f s | %s |\n' "$(ratio "$best_full_h" 1000)" "$(ratio "$best_full_c" 1000)" "$(ratio "$best_full_c" "$best_full_h")"
-printf '| one engine TU changed + link | %.1f s | %.1f s | %s |\n' "$(ratio "$best_inc_h" 1000)" "$(ratio "$best_inc_c" 1000)" "$(ratio "$best_inc_c" "$best_inc_h")"
+row() { # WHAT LABEL
+  local h=${best[$1 header_only]} c=${best[$1 compiled]}
+  printf '| %s | %.1f s | %.1f s | %s |\n' "$2" "$(ratio "$h" 1000)" "$(ratio "$c" 1000)" "$(ratio "$c" "$h")"
+}
+row full "full build, 3 TUs + link"
+row incremental "one engine TU changed + link"

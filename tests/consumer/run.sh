@@ -69,10 +69,19 @@ run_quickstart() {
   done
 }
 
-built_quickstart() {
-  local exe=$work/build/quickstart
-  [ -x "$exe" ] || exe=$work/build/${config:-.}/quickstart
+# built_program [NAME]: the consumer's executable (default quickstart), wherever the generator put it.
+built_program() {
+  local exe=$work/build/${1:-quickstart}
+  [ -x "$exe" ] || exe=$work/build/${config:-.}/${1:-quickstart}
   echo "$exe"
+}
+
+# clone_head: the commit the clone is at (FetchContent and the Meson wrap fetch it by git), or a
+# skip saying why there is none (on stderr: stdout is the commit; the skip's exit status ends the
+# script through set -e at the caller's assignment).
+clone_head() {
+  command -v git >/dev/null || skip "git is not installed" >&2
+  git -C "$src" rev-parse --verify -q HEAD 2>/dev/null || skip "$src is not a git clone" >&2
 }
 
 # check_subproject_hygiene: the parent's build has none of our own targets, and the parent's
@@ -105,7 +114,7 @@ case "$kind" in
   find_package)
     install_prefix
     configure_and_build "$src/tests/consumer/find_package" -DCMAKE_PREFIX_PATH="$prefix"
-    run_quickstart "$(built_quickstart)"
+    run_quickstart "$(built_program)"
     ;;
 
   vcpkg_usage)
@@ -145,9 +154,7 @@ case "$kind" in
     } >"$work/project/CMakeLists.txt"
     cat "$work/project/CMakeLists.txt"
     configure_and_build "$work/project" -DCMAKE_PREFIX_PATH="$prefix"
-    exe=$work/build/main
-    [ -x "$exe" ] || exe=$work/build/${config:-.}/main
-    run_quickstart "$exe"
+    run_quickstart "$(built_program main)"
     ;;
 
   pkgconfig)
@@ -172,25 +179,23 @@ case "$kind" in
     [ -n "$lib" ] || { echo "consumer $kind: the compiled mode built no static library" >&2; exit 1; }
     echo "the compiled mode's library: $lib"
     check_subproject_hygiene
-    run_quickstart "$(built_quickstart)"
+    run_quickstart "$(built_program)"
     ;;
 
   fetchcontent)
-    command -v git >/dev/null || skip "git is not installed"
-    head=$(git -C "$src" rev-parse --verify -q HEAD 2>/dev/null) || skip "$src is not a git clone"
+    head=$(clone_head)
     if [ -n "$(git -C "$src" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
       echo "note: FetchContent takes the commit $head; the clone's uncommitted changes are not in it"
     fi
     configure_and_build "$src/tests/consumer/fetchcontent" \
       -DREQUESTS_ENGINE_GIT_URL="$src" -DREQUESTS_ENGINE_GIT_TAG="$head"
     check_subproject_hygiene
-    run_quickstart "$(built_quickstart)"
+    run_quickstart "$(built_program)"
     ;;
 
   meson_subproject)
     command -v meson >/dev/null || skip "meson is not installed"
-    command -v git >/dev/null || skip "git is not installed"
-    head=$(git -C "$src" rev-parse --verify -q HEAD 2>/dev/null) || skip "$src is not a git clone"
+    head=$(clone_head)
     mkdir -p "$work/project/subprojects"
     cp "$src/tests/consumer/meson_subproject/meson.build" "$quickstart_src" "$work/project/"
     printf '[wrap-git]\nurl = %s\nrevision = %s\ndepth = 1\n' "$src" "$head" >"$work/project/subprojects/requests_engine.wrap"
