@@ -265,6 +265,8 @@ enum class error_code {
   tls,                 ///< TLS handshake or certificate verification failed
   timeout,             ///< connect, read or write timeout (or HTTP 408)
   bad_request,         ///< HTTP 400, 404, 413, 422 and other 4xx the server rejected as such
+  content_filtered,    ///< the provider's content filter refused the prompt (Azure's 400 content_filter);
+                       ///< an answer it cut short is a success with finish_reason "content_filter"
   authentication,      ///< HTTP 401: the key is wrong or missing
   permission_denied,   ///< HTTP 403
   rate_limited,        ///< HTTP 429 after the last retry
@@ -411,13 +413,27 @@ class conversation {
     messages_.push_back(std::move(m));
     return *this;
   }
+  /// Prompt caching where the provider must be asked (Claude on Anthropic, Bedrock and Vertex
+  /// AI: a `cache_control` breakpoint): the prompt up to what was added last (the system
+  /// prompt when no message was added yet, else the last message) is cached by the provider,
+  /// and a later request with the same prefix reads it at a tenth of the input price. At most
+  /// four per request; a prefix under the model's minimum (1,024 tokens; 2,048 or 4,096 on
+  /// some models) is silently not cached. OpenAI and Gemini cache prefixes on their own: it
+  /// changes nothing there. Not part of the request hash: stored answers still replay.
+  conversation& cache_breakpoint() {
+    cache_breakpoints_.push_back(messages_.size());
+    return *this;
+  }
 
   [[nodiscard]] const std::optional<std::string>& system() const noexcept { return system_; }
   [[nodiscard]] const std::vector<message>& messages() const noexcept { return messages_; }
+  /// Each breakpoint as the number of messages before it (0: the system prompt).
+  [[nodiscard]] const std::vector<std::size_t>& cache_breakpoints() const noexcept { return cache_breakpoints_; }
 
  private:
   std::optional<std::string> system_;
   std::vector<message> messages_;
+  std::vector<std::size_t> cache_breakpoints_;
 };
 
 /// A function the model may call. `parameters` is a JSON Schema object.
@@ -463,6 +479,9 @@ class params {
   /// `reasoning.effort`, chat completions `reasoning_effort`). Providers without it fail the
   /// request before sending.
   params& reasoning_effort(std::string effort) { reasoning_effort_ = std::move(effort); return *this; }
+  /// How long a prompt-cache breakpoint (conversation::cache_breakpoint) keeps its prefix:
+  /// "5m" (the default, writes at 1.25x the input price) or "1h" (writes at 2x).
+  params& prompt_cache_ttl(std::string ttl) { prompt_cache_ttl_ = std::move(ttl); return *this; }
   /// Raw JSON merged into the body last (RFC 7386 merge patch: null removes a field).
   params& extra(json patch) { extra_ = std::move(patch); return *this; }
 
@@ -484,6 +503,7 @@ class params {
   [[nodiscard]] const std::vector<tool>& tools() const noexcept { return tools_; }
   [[nodiscard]] const std::optional<std::string>& tool_choice() const noexcept { return tool_choice_; }
   [[nodiscard]] const std::optional<std::string>& reasoning_effort() const noexcept { return reasoning_effort_; }
+  [[nodiscard]] const std::optional<std::string>& prompt_cache_ttl() const noexcept { return prompt_cache_ttl_; }
 
  private:
   std::optional<std::string> model_;
@@ -499,6 +519,7 @@ class params {
   std::vector<tool> tools_;
   std::optional<std::string> tool_choice_;
   std::optional<std::string> reasoning_effort_;
+  std::optional<std::string> prompt_cache_ttl_;
 };
 
 struct token_usage {
@@ -506,6 +527,7 @@ struct token_usage {
   std::int64_t output_tokens = 0;        ///< generated tokens
   std::int64_t cached_input_tokens = 0;  ///< the part of input_tokens read from the provider's cache
   std::int64_t cache_write_tokens = 0;   ///< the part of input_tokens written to it (Anthropic)
+  std::int64_t cache_write_1h_tokens = 0;  ///< the part of cache_write_tokens kept for an hour (priced at 2x input)
   /// The part of output_tokens the model spent reasoning (billed as output; 0 where the
   /// provider does not report it apart, as Anthropic).
   std::int64_t reasoning_tokens = 0;
@@ -515,6 +537,7 @@ struct token_usage {
     output_tokens += o.output_tokens;
     cached_input_tokens += o.cached_input_tokens;
     cache_write_tokens += o.cache_write_tokens;
+    cache_write_1h_tokens += o.cache_write_1h_tokens;
     reasoning_tokens += o.reasoning_tokens;
     return *this;
   }
@@ -601,6 +624,68 @@ struct http_response {
   header_list headers;
   std::string body;
   [[nodiscard]] std::string header(std::string_view name) const { return find_header(headers, name); }
+};
+
+/// What a header of the user's own is, besides sent (see extra_headers).
+enum class header_use {
+  plain,     ///< sent with every request; not part of the cache identity
+  secret,    ///< sent, and scrubbed from every error and log like a key; never in the cache
+  identity,  ///< sent, and part of the provider's cache identity (answers differ by it)
+};
+
+/// Headers of the user's own, sent with every request a provider makes: an organisation or a
+/// project id, a gateway's key, OpenRouter's attribution headers. Every built-in provider has
+/// them as `headers()`. A header of the same name (case-insensitive) that the provider sets
+/// itself is replaced. They are not part of the cache identity unless set with
+/// header_use::identity, so adding one leaves stored answers replaying.
+class extra_headers {
+ public:
+  /// Sets (or replaces) a header. Throws std::invalid_argument naming the header (never a
+  /// secret's value) when the name is not an HTTP token or the value holds CR, LF or NUL.
+  REQUESTS_ENGINE_INLINE extra_headers& set(std::string name, std::string value, header_use use = header_use::plain);
+  /// Removes a header set here (not one the provider sets itself).
+  REQUESTS_ENGINE_INLINE extra_headers& erase(std::string_view name);
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  /// The value set for `name` (case-insensitive), if any.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<std::string> get(std::string_view name) const;
+
+  /// Puts them into `h`, replacing any of the same name.
+  REQUESTS_ENGINE_INLINE void apply_to(header_list& h) const;
+  /// The values of the secret ones.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> secrets() const;
+  /// Adds "headers": {lower-case name: value} of the identity ones to a provider's cache
+  /// identity; leaves it as it is when there are none (so existing hashes do not change).
+  REQUESTS_ENGINE_INLINE void add_identity(json& identity) const;
+
+ private:
+  struct entry {
+    std::string name;
+    std::string value;
+    header_use use;
+  };
+  std::vector<entry> entries_;
+};
+
+/// The `headers()` of every built-in provider (a custom provider may derive from it too, and
+/// then calls apply_to, secrets and add_identity where it builds those).
+class with_extra_headers {
+ public:
+  [[nodiscard]] extra_headers& headers() noexcept { return headers_; }
+  [[nodiscard]] const extra_headers& headers() const noexcept { return headers_; }
+
+ protected:
+  /// `own` (the provider's keys) and the secret headers' values.
+  [[nodiscard]] std::vector<std::string> secrets_with(std::vector<std::string> own) const {
+    for (auto& s : headers_.secrets()) own.push_back(std::move(s));
+    return own;
+  }
+  /// `identity` with the identity headers added.
+  [[nodiscard]] json identity_with(json identity) const {
+    headers_.add_identity(identity);
+    return identity;
+  }
+  extra_headers headers_;
 };
 
 /// The parts of an absolute URL.
@@ -712,6 +797,8 @@ namespace detail {
 /// Provider-independent error for a non-2xx answer whose body is OpenAI-shaped
 /// ({"error":{"message","type","code"}}) or Anthropic-shaped, or not JSON at all.
 [[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
+/// `text` for an error message: bytes outside printable ASCII as \xNN.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string printable(std::string_view text);
 /// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
 [[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
 /// A request body as sent: its JSON text, or an invalid_request error when a string in it
@@ -1194,20 +1281,69 @@ REQUESTS_ENGINE_NAMESPACE_END
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 
+/// A hosted OpenAI-compatible API with a preset (openai_compatible::NAME, `--provider NAME`):
+/// its documented base URL and the environment variable that holds its key.
+struct openai_host {
+  const char* name;
+  const char* base_url;
+  const char* key_variable;
+};
+/// openrouter, mistral, deepseek, xai, fireworks, groq, together, cerebras.
+[[nodiscard]] REQUESTS_ENGINE_INLINE const std::vector<openai_host>& openai_hosts();
+
+/// Where an Azure OpenAI resource is and how to sign in to it. Azure addresses a deployment
+/// (the name given to a model when deploying it) rather than a model, and has two URL schemes:
+/// the v1 API (`{endpoint}/openai/v1/chat/completions`, the deployment name as the body's
+/// "model", no api-version) and the classic deployment routes
+/// (`{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...`).
+struct azure_openai_settings {
+  /// `https://{resource}.openai.azure.com` (or any host that serves Azure's routes: a gateway,
+  /// the mock); one ending in /openai/v1 is taken as the v1 API's base.
+  std::string endpoint;
+  /// Sent as the `api-key` header.
+  std::string api_key;
+  /// A Microsoft Entra ID token, sent as `Authorization: Bearer`, used when api_key is empty
+  /// (Azure takes one or the other, never both).
+  std::string ad_token;
+  /// Empty: the v1 API. Set ("2024-10-21", the latest GA one): the classic deployment routes,
+  /// with this api-version on every request.
+  std::string api_version;
+
+  /// As the official SDK reads them: AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY (else
+  /// AZURE_OPENAI_AD_TOKEN) and OPENAI_API_VERSION (when set: the classic routes). Throws
+  /// std::invalid_argument naming the variable that is missing.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE azure_openai_settings from_environment();
+  /// The URL of `api` ("chat/completions", "responses", "embeddings", "completions") for
+  /// `deployment`; the classic Responses route is the resource's, not the deployment's.
+  /// Throws std::invalid_argument on a malformed endpoint or deployment name.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::string url(std::string_view api, const std::string& deployment) const;
+};
+
 namespace detail {
 /// `url` as an OpenAI endpoint: a base URL (".../v1") gets `suffix` ("/chat/completions",
 /// "/responses") appended, as the official SDKs do; a URL that already ends in it is kept.
 /// Throws std::invalid_argument on a malformed URL.
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_view suffix);
 
+/// How an OpenAI-shaped API takes its key.
+enum class openai_auth { bearer, api_key_header };
+
 /// What every OpenAI provider (chat, legacy completions, Responses, embeddings) holds and
-/// sends alike: the key, the endpoint, the model, and a POST with `Authorization: Bearer`.
-class openai_connection {
+/// sends alike: the key, the endpoint, the model, and a POST with `Authorization: Bearer`
+/// (Azure: `api-key`).
+class openai_connection : public with_extra_headers {
  public:
+  /// An endpoint taken as it is (Azure's, built by azure_openai_settings::url).
+  REQUESTS_ENGINE_INLINE openai_connection(openai_auth auth, std::string key, std::string endpoint, std::string model);
+  /// Azure's: the settings' key (api-key) or Entra token (bearer), and the deployment's URL.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_connection azure(const azure_openai_settings& where,
+                                                                      std::string_view api, std::string deployment);
   [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
+  /// Made by azure(): Azure OpenAI's routes (the batch client speaks Azure's Batch API then).
+  [[nodiscard]] bool is_azure() const noexcept { return azure_; }
 
  protected:
   /// `url` as openai_endpoint() makes it; `api_key` may be null or empty (no Authorization).
@@ -1216,6 +1352,8 @@ class openai_connection {
   std::string api_key_;
   std::string endpoint_;
   std::string model_;
+  openai_auth auth_ = openai_auth::bearer;
+  bool azure_ = false;
 };
 }  // namespace detail
 
@@ -1265,6 +1403,25 @@ class openai_compatible : public detail::openai_connection {
   /// name); LLAMA_API_KEY if it was started with --api-key.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible llama_cpp(
       std::string model = "default", std::string base_url = "http://127.0.0.1:8080/v1");
+  /// OPENROUTER_API_KEY; https://openrouter.ai/api/v1. `app_url` and `app_title`, when given,
+  /// go out as OpenRouter's attribution headers (HTTP-Referer, X-Title).
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible openrouter(std::string model, std::string app_url = {},
+                                                                           std::string app_title = {});
+  /// MISTRAL_API_KEY; https://api.mistral.ai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible mistral(std::string model);
+  /// DEEPSEEK_API_KEY; https://api.deepseek.com/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible deepseek(std::string model);
+  /// XAI_API_KEY; https://api.x.ai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible xai(std::string model);
+  /// FIREWORKS_API_KEY; https://api.fireworks.ai/inference/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible fireworks(std::string model);
+  /// Azure OpenAI: chat completions of `deployment` (see azure_openai_settings), the key in
+  /// `api-key`. Throws std::invalid_argument naming what is missing.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible azure(
+      std::string deployment, const azure_openai_settings& where = azure_openai_settings::from_environment());
+
+ private:
+  explicit openai_compatible(detail::openai_connection c) : openai_connection(std::move(c)) {}
 };
 
 /// OpenAI's legacy text completions (`POST /v1/completions` with a `prompt`), which vLLM,
@@ -1323,6 +1480,13 @@ class openai_responses : public detail::openai_connection {
   /// OPENAI_API_KEY (std::invalid_argument naming it when unset); OPENAI_BASE_URL when set,
   /// else https://api.openai.com/v1.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses openai(std::string model);
+  /// Azure OpenAI's Responses API for `deployment` (v1: /openai/v1/responses; classic:
+  /// /openai/responses?api-version=..., which needs 2025-04-01-preview or later).
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses azure(
+      std::string deployment, const azure_openai_settings& where = azure_openai_settings::from_environment());
+
+ private:
+  explicit openai_responses(detail::openai_connection c) : openai_connection(std::move(c)) {}
 };
 
 namespace detail {
@@ -1582,7 +1746,7 @@ namespace detail {
 }  // namespace detail
 
 /// Anthropic's Messages API (api.anthropic.com, or any server that speaks it).
-class anthropic {
+class anthropic : public with_extra_headers {
  public:
   /// `base_url` is the host, as in the official SDKs: the client appends /v1/messages
   /// (a URL that already ends in /v1/messages is taken as it is).
@@ -1604,7 +1768,7 @@ class anthropic {
     return detail::anthropic_parse_response(r);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   /// Streaming: "stream": true; message_start, content blocks, message_delta, message_stop.
   [[nodiscard]] http_request make_stream_request(const std::string& body) const {
     return detail::accepting(make_request(detail::with_stream_flag(body, false)));
@@ -1690,7 +1854,7 @@ struct sigv4_output {
 }  // namespace detail
 
 /// Anthropic models on AWS Bedrock (InvokeModel), signed with SigV4 (service "bedrock").
-class bedrock_anthropic {
+class bedrock_anthropic : public with_extra_headers {
  public:
   /// `model_id` as Bedrock names it ("anthropic.claude-3-5-sonnet-20240620-v1:0", an inference
   /// profile id or ARN). `base_url` defaults to https://bedrock-runtime.{region}.amazonaws.com;
@@ -1729,7 +1893,7 @@ class bedrock_anthropic {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const {
-    return {credentials_.secret_access_key, credentials_.session_token};
+    return secrets_with({credentials_.secret_access_key, credentials_.session_token});
   }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
@@ -1861,8 +2025,8 @@ struct vertex_location {
   /// base_url + "/{version}/projects/{project}/locations/{region}"
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::string prefix(std::string_view version) const;
   /// A POST of `body` to `url` with a fresh bearer token.
-  [[nodiscard]] REQUESTS_ENGINE_INLINE result<http_request> request(const std::string& url,
-                                                                    const std::string& body) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<http_request> request(const std::string& url, const std::string& body,
+                                                                    const extra_headers& extra) const;
 };
 /// Checks the parts and fills the defaults (project from the account, base URL from the
 /// region); throws std::invalid_argument naming the bad part and `provider`.
@@ -1882,7 +2046,7 @@ REQUESTS_ENGINE_INLINE void check_path_segment(const std::string& value, std::st
 
 /// Models served on Vertex AI through its OpenAI-compatible endpoint (Llama and other
 /// model-as-a-service models, e.g. "meta/llama-3.3-70b-instruct-maas").
-class vertex_openai {
+class vertex_openai : public with_extra_headers {
  public:
   REQUESTS_ENGINE_INLINE vertex_openai(std::shared_ptr<google_token_source> tokens, std::string region,
                                        std::string model, std::string project = {}, std::string base_url = {});
@@ -1900,10 +2064,10 @@ class vertex_openai {
     return chat_.split_choices(body);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with(where_.tokens->secrets()); }
   /// Streaming as OpenAI chat completions do.
   [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
-    return detail::accepting(where_.request(chat_.endpoint(), detail::with_stream_flag(body, true)));
+    return detail::accepting(where_.request(chat_.endpoint(), detail::with_stream_flag(body, true), headers_));
   }
   [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_chat_stream(); }
 
@@ -1917,7 +2081,7 @@ class vertex_openai {
 };
 
 /// Gemini models on Vertex AI (generateContent).
-class vertex_gemini {
+class vertex_gemini : public with_extra_headers {
  public:
   REQUESTS_ENGINE_INLINE vertex_gemini(std::shared_ptr<google_token_source> tokens, std::string region,
                                        std::string model, std::string project = {}, std::string base_url = {});
@@ -1928,7 +2092,7 @@ class vertex_gemini {
 
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
   [[nodiscard]] result<http_request> make_request(const std::string& body) const {
-    return where_.request(endpoint_, body);
+    return where_.request(endpoint_, body, headers_);
   }
   [[nodiscard]] result<completion> parse_response(const http_response& r) const {
     return detail::gemini_parse_response(r);
@@ -1937,10 +2101,10 @@ class vertex_gemini {
     return detail::gemini_split_candidates(body);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with(where_.tokens->secrets()); }
   /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
   [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
-    return detail::accepting(where_.request(detail::gemini_stream_url(endpoint_), body));
+    return detail::accepting(where_.request(detail::gemini_stream_url(endpoint_), body, headers_));
   }
   [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::gemini_stream(); }
 
@@ -1955,7 +2119,7 @@ class vertex_gemini {
 };
 
 /// Anthropic's Claude models on Vertex AI (rawPredict with the Messages API body).
-class vertex_anthropic {
+class vertex_anthropic : public with_extra_headers {
  public:
   REQUESTS_ENGINE_INLINE vertex_anthropic(std::shared_ptr<google_token_source> tokens, std::string region,
                                           std::string model, std::string project = {}, std::string base_url = {});
@@ -1969,14 +2133,14 @@ class vertex_anthropic {
 
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
   [[nodiscard]] result<http_request> make_request(const std::string& body) const {
-    return where_.request(endpoint_, body);
+    return where_.request(endpoint_, body, headers_);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with(where_.tokens->secrets()); }
   /// Streaming: streamRawPredict with "stream": true, answered with Anthropic's events.
   [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
-    return detail::accepting(where_.request(stream_endpoint_, detail::with_stream_flag(body, false)));
+    return detail::accepting(where_.request(stream_endpoint_, detail::with_stream_flag(body, false), headers_));
   }
   [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(false); }
   [[nodiscard]] bool stream_needed(const std::string& body) const {
@@ -1996,7 +2160,7 @@ class vertex_anthropic {
 };
 
 /// The Gemini API (generativelanguage.googleapis.com) with an API key.
-class gemini {
+class gemini : public with_extra_headers {
  public:
   /// `base_url` is the host, as in Google's SDKs: the client appends
   /// /v1beta/models/{model}:generateContent.
@@ -2018,7 +2182,7 @@ class gemini {
     return detail::gemini_split_candidates(body);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
   [[nodiscard]] http_request make_stream_request(const std::string& body) const {
     http_request r = detail::accepting(make_request(body));
@@ -2119,6 +2283,9 @@ class openai_embeddings : public detail::openai_connection {
   /// OPENAI_API_KEY (throws std::invalid_argument naming it when unset); OPENAI_BASE_URL when
   /// set, else https://api.openai.com/v1.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_embeddings openai(std::string model);
+  /// Azure OpenAI's embeddings of `deployment` (see azure_openai_settings).
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_embeddings azure(
+      std::string deployment, const azure_openai_settings& where = azure_openai_settings::from_environment());
 
   /// The vectors' length (`dimensions`; text-embedding-3 and later); unset: the model's own.
   /// Throws std::invalid_argument below 1.
@@ -2159,13 +2326,14 @@ class openai_embeddings : public detail::openai_connection {
   std::int64_t max_request_tokens_ = 300000;
   // Wide batches, a short wait, a few HTTP requests in flight at once.
   batching_options batching_ = batching_options().max_size(2048).max_wait(std::chrono::milliseconds(50)).concurrent(4);
+  explicit openai_embeddings(detail::openai_connection c) : openai_connection(std::move(c)) {}
 };
 
 /// The Gemini API's embeddings (`models/{model}:batchEmbedContents`, at most 100 inputs per
 /// call), with an API key in the x-goog-api-key header. Fed by the collector only (every input
 /// goes through batchEmbedContents, a batch of one if need be). The API reports no token
 /// counts: each input's usage is estimated (4 bytes a token) for the price.
-class gemini_embeddings {
+class gemini_embeddings : public with_extra_headers {
  public:
   /// `base_url` is the host, as in Google's SDKs.
   REQUESTS_ENGINE_INLINE gemini_embeddings(const char* api_key, std::string model,
@@ -2191,7 +2359,7 @@ class gemini_embeddings {
   /// Reads one input's stored answer: {"embedding":{"values"}} and our token estimate.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
       const std::vector<batch_request>& batch, batch_context& context) const;
   [[nodiscard]] batching_options batching_defaults() const { return batching_; }
@@ -2338,7 +2506,8 @@ inline const std::vector<std::string>& fields_ignored_by_hash() {
 }
 
 /// SHA-256 (hex) of the canonical JSON (keys sorted, no whitespace) of the provider's cache
-/// identity and the body without the fields above.
+/// identity and the body without the fields above and without prompt-cache breakpoints
+/// ("cache_control": they do not change the answer).
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string request_hash(const json& provider_identity, const json& body);
 namespace detail {
 /// The same hash, from `body` already dumped (`body_dump` == body.dump()) and the identity
@@ -3442,6 +3611,8 @@ struct batch_limits {
   std::uint64_t max_bytes = 0;  ///< OpenAI: the input file; Anthropic: the create request's body
   [[nodiscard]] static batch_limits openai() { return {50000, 200ull * 1024 * 1024}; }
   [[nodiscard]] static batch_limits anthropic() { return {100000, 256ull * 1024 * 1024}; }
+  /// Azure OpenAI's global batch: 100,000 requests and 200 MB per input file.
+  [[nodiscard]] static batch_limits azure() { return {100000, 200ull * 1024 * 1024}; }
 };
 
 /// One batch on the provider's side: a contiguous run of the job's requests (less those the
@@ -3536,7 +3707,11 @@ class batch_client {
  public:
   using progress_fn = std::function<void(const batch_job&)>;
 
-  /// OpenAI Batch with /v1/chat/completions lines.
+  /// OpenAI Batch with /v1/chat/completions lines. An Azure OpenAI provider
+  /// (openai_compatible::azure, and the Responses and embeddings ones) speaks Azure's Batch API
+  /// on its resource's /openai/v1/files and /openai/v1/batches (or the classic /openai/files
+  /// and /openai/batches with its api-version), with lines naming /chat/completions and the
+  /// deployment as their model; the deployment must be a Global-Batch one.
   REQUESTS_ENGINE_INLINE batch_client(openai_compatible p, options o = options(), batch_settings s = batch_settings());
   /// OpenAI Batch with /v1/responses lines.
   REQUESTS_ENGINE_INLINE batch_client(openai_responses p, options o = options(), batch_settings s = batch_settings());
@@ -3619,6 +3794,7 @@ class batch_client {
   std::string endpoint_;  // the provider's (chat completions, responses, embeddings or messages)
   std::string base_;      // OpenAI: .../v1; Anthropic: .../v1/messages/batches
   std::string line_url_;  // OpenAI: the path each line names, e.g. /v1/chat/completions
+  std::string query_;     // Azure's classic routes: "?api-version=..." on every call
   bool shared_samples_ = false;  // embeddings: identical inputs share sample 0
   options options_;
   batch_settings settings_;
@@ -3652,6 +3828,7 @@ REQUESTS_ENGINE_INLINE std::string_view to_string(error_code c) noexcept {
     case error_code::tls: return "tls";
     case error_code::timeout: return "timeout";
     case error_code::bad_request: return "bad_request";
+    case error_code::content_filtered: return "content_filtered";
     case error_code::authentication: return "authentication";
     case error_code::permission_denied: return "permission_denied";
     case error_code::rate_limited: return "rate_limited";
@@ -3726,6 +3903,89 @@ REQUESTS_ENGINE_INLINE std::string find_header(const header_list& h, std::string
   return {};
 }
 
+namespace detail {
+inline bool same_header_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+REQUESTS_ENGINE_INLINE std::string printable(std::string_view text) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u >= 0x20 && u < 0x7f) {
+      out.push_back(ch);
+    } else {
+      out += "\\x";
+      out.push_back(hex[u >> 4]);
+      out.push_back(hex[u & 0x0f]);
+    }
+  }
+  return out;
+}
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE extra_headers& extra_headers::set(std::string name, std::string value, header_use use) {
+  // RFC 9110 token characters.
+  static const std::string_view token_punctuation = "!#$%&'*+-.^_`|~";
+  if (name.empty()) throw std::invalid_argument("requests_engine: a header needs a name");
+  for (char ch : name) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(u) && u < 0x80) && token_punctuation.find(ch) == std::string_view::npos)
+      throw std::invalid_argument("requests_engine: header name '" + detail::printable(name) +
+                                  "' is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~ only)");
+  }
+  for (char ch : value)
+    if (ch == '\r' || ch == '\n' || ch == '\0')
+      throw std::invalid_argument("requests_engine: the value of header '" + name +
+                                  "' holds a line break or NUL, which a header cannot carry");
+  erase(name);
+  entries_.push_back(entry{std::move(name), std::move(value), use});
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE extra_headers& extra_headers::erase(std::string_view name) {
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [&](const entry& e) { return detail::same_header_name(e.name, name); }),
+                 entries_.end());
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<std::string> extra_headers::get(std::string_view name) const {
+  for (const auto& e : entries_)
+    if (detail::same_header_name(e.name, name)) return e.value;
+  return std::nullopt;
+}
+
+REQUESTS_ENGINE_INLINE void extra_headers::apply_to(header_list& h) const {
+  for (const auto& e : entries_) {
+    h.erase(std::remove_if(h.begin(), h.end(), [&](const auto& kv) { return detail::same_header_name(kv.first, e.name); }),
+            h.end());
+    h.emplace_back(e.name, e.value);
+  }
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> extra_headers::secrets() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_)
+    if (e.use == header_use::secret) out.push_back(e.value);
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE void extra_headers::add_identity(json& identity) const {
+  json named = json::object();
+  for (const auto& e : entries_) {
+    if (e.use != header_use::identity) continue;
+    std::string lower = e.name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    named[lower] = e.value;
+  }
+  if (!named.empty()) identity["headers"] = std::move(named);
+}
+
 REQUESTS_ENGINE_INLINE url_parts parse_url(const std::string& url) {
   url_parts u;
   auto scheme_end = url.find("://");
@@ -3776,6 +4036,7 @@ REQUESTS_ENGINE_INLINE url_parts parse_url(const std::string& url) {
 
 REQUESTS_ENGINE_INLINE error_code classify_status(int status, std::string_view provider_code) {
   if (provider_code == "insufficient_quota") return error_code::insufficient_quota;
+  if (provider_code == "content_filter" && status >= 400 && status < 500) return error_code::content_filtered;
   switch (status) {
     case 401: return error_code::authentication;
     case 403: return error_code::permission_denied;
@@ -3865,6 +4126,8 @@ REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_afte
   };
   if (auto ms = parse_number(find_header(h, "retry-after-ms")))
     return std::chrono::milliseconds(static_cast<std::int64_t>(*ms));
+  if (auto ms = parse_number(find_header(h, "x-ms-retry-after-ms")))  // Azure's
+    return std::chrono::milliseconds(static_cast<std::int64_t>(*ms));
   std::string v = find_header(h, "retry-after");
   if (v.empty()) return std::nullopt;
   if (auto s = parse_number(v)) return std::chrono::milliseconds(static_cast<std::int64_t>(*s * 1000.0));
@@ -3914,6 +4177,30 @@ REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body) {
   }
 }
 
+// Azure's content filter names what it found in the error's inner error:
+// {"innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"hate":
+// {"filtered": true, "severity": "high"}, ...}}} (spelled innerError / inner_error and
+// content_filter_results too). " (filtered: hate high, violence medium)", or "".
+inline std::string content_filter_categories(const json& err) {
+  for (const char* inner_name : {"innererror", "innerError", "inner_error"}) {
+    auto inner = err.find(inner_name);
+    if (inner == err.end() || !inner->is_object()) continue;
+    for (const char* result_name : {"content_filter_result", "content_filter_results"}) {
+      auto found = inner->find(result_name);
+      if (found == inner->end() || !found->is_object()) continue;
+      std::string list;
+      for (auto it = found->begin(); it != found->end(); ++it) {
+        if (!it->is_object() || !it->value("filtered", false)) continue;
+        if (!list.empty()) list += ", ";
+        list += it.key();
+        if (auto sev = it->find("severity"); sev != it->end() && sev->is_string()) list += " " + sev->get<std::string>();
+      }
+      if (!list.empty()) return " (filtered: " + list + ")";
+    }
+  }
+  return {};
+}
+
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
   error e;
   e.http_status = r.status;
@@ -3928,6 +4215,7 @@ REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
         e.provider_code = (*err)["code"].get<std::string>();
       else if (err->contains("type") && (*err)["type"].is_string())
         e.provider_code = (*err)["type"].get<std::string>();
+      if (e.provider_code == "content_filter") e.message += content_filter_categories(*err);
     } else if (body.contains("error") && body["error"].is_string()) {
       e.message = body["error"].get<std::string>();
     } else if (body.contains("message") && body["message"].is_string()) {
@@ -5335,12 +5623,34 @@ REQUESTS_ENGINE_INLINE openai_connection::openai_connection(const char* api_key,
                                                             std::string_view suffix, std::string model)
     : api_key_(api_key ? api_key : ""), endpoint_(openai_endpoint(std::move(url), suffix)), model_(std::move(model)) {}
 
+REQUESTS_ENGINE_INLINE openai_connection::openai_connection(openai_auth auth, std::string key, std::string endpoint,
+                                                            std::string model)
+    : api_key_(std::move(key)), endpoint_(std::move(endpoint)), model_(std::move(model)), auth_(auth) {
+  (void)parse_url(endpoint_);  // throws std::invalid_argument on a malformed URL
+}
+
+REQUESTS_ENGINE_INLINE openai_connection openai_connection::azure(const azure_openai_settings& where,
+                                                                  std::string_view api, std::string deployment) {
+  std::string url = where.url(api, deployment);
+  openai_connection c = !where.api_key.empty()
+                            ? openai_connection(openai_auth::api_key_header, where.api_key, url, deployment)
+                            : openai_connection(openai_auth::bearer, where.ad_token, url, deployment);
+  c.azure_ = true;
+  return c;
+}
+
 REQUESTS_ENGINE_INLINE http_request openai_connection::make_request(const std::string& body) const {
   http_request r;
   r.url = endpoint_;
   r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  if (!api_key_.empty()) {
+    if (auth_ == openai_auth::api_key_header)
+      r.headers.emplace_back("api-key", api_key_);
+    else
+      r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  }
   r.headers.emplace_back("Accept", "application/json");
+  headers_.apply_to(r.headers);
   return r;
 }
 
@@ -5618,7 +5928,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices
 }
 
 REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
-  return {{"kind", "openai_chat"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "openai_chat"}, {"endpoint", endpoint_}});
 }
 
 namespace detail {
@@ -5639,17 +5949,37 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::openai(std::string m
   return openai_compatible(detail::required_env("OPENAI_API_KEY", "openai"),
                            detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
 }
+REQUESTS_ENGINE_INLINE const std::vector<openai_host>& openai_hosts() {
+  static const std::vector<openai_host> hosts = {
+      {"openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"},
+      {"mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"},
+      {"deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"},
+      {"xai", "https://api.x.ai/v1", "XAI_API_KEY"},
+      {"fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"},
+      {"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
+      {"together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"},
+      {"cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"},
+  };
+  return hosts;
+}
+
+namespace detail {
+// The preset `name` of openai_hosts(), its key required.
+inline openai_compatible hosted(std::string_view name, std::string model) {
+  for (const openai_host& h : openai_hosts())
+    if (name == h.name) return openai_compatible(required_env(h.key_variable, h.name), h.base_url, std::move(model));
+  throw std::logic_error("requests_engine: no OpenAI-compatible host named " + std::string(name));
+}
+}  // namespace detail
+
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::groq(std::string model) {
-  return openai_compatible(detail::required_env("GROQ_API_KEY", "groq"), "https://api.groq.com/openai/v1",
-                           std::move(model));
+  return detail::hosted("groq", std::move(model));
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::together(std::string model) {
-  return openai_compatible(detail::required_env("TOGETHER_API_KEY", "together"), "https://api.together.xyz/v1",
-                           std::move(model));
+  return detail::hosted("together", std::move(model));
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::cerebras(std::string model) {
-  return openai_compatible(detail::required_env("CEREBRAS_API_KEY", "cerebras"), "https://api.cerebras.ai/v1",
-                           std::move(model));
+  return detail::hosted("cerebras", std::move(model));
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::vllm(std::string model, std::string base_url) {
   return openai_compatible(detail::env_or("VLLM_API_KEY", ""), std::move(base_url), std::move(model));
@@ -5659,6 +5989,79 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::ollama(std::string m
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::string model, std::string base_url) {
   return openai_compatible(detail::env_or("LLAMA_API_KEY", ""), std::move(base_url), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::openrouter(std::string model, std::string app_url,
+                                                                      std::string app_title) {
+  openai_compatible p = detail::hosted("openrouter", std::move(model));
+  if (!app_url.empty()) p.headers().set("HTTP-Referer", std::move(app_url));
+  if (!app_title.empty()) p.headers().set("X-Title", std::move(app_title));
+  return p;
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::mistral(std::string model) {
+  return detail::hosted("mistral", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::deepseek(std::string model) {
+  return detail::hosted("deepseek", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::xai(std::string model) {
+  return detail::hosted("xai", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::fireworks(std::string model) {
+  return detail::hosted("fireworks", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::azure(std::string deployment,
+                                                                 const azure_openai_settings& where) {
+  return openai_compatible(detail::openai_connection::azure(where, "chat/completions", std::move(deployment)));
+}
+
+// --- Azure OpenAI ---------------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE azure_openai_settings azure_openai_settings::from_environment() {
+  azure_openai_settings s;
+  s.endpoint = detail::env_or("AZURE_OPENAI_ENDPOINT", "");
+  if (s.endpoint.empty())
+    throw std::invalid_argument("requests_engine: Azure OpenAI: AZURE_OPENAI_ENDPOINT is not set "
+                                "(https://{resource}.openai.azure.com)");
+  s.api_key = detail::env_or("AZURE_OPENAI_API_KEY", "");
+  s.ad_token = detail::env_or("AZURE_OPENAI_AD_TOKEN", "");
+  if (s.api_key.empty() && s.ad_token.empty())
+    throw std::invalid_argument("requests_engine: Azure OpenAI: AZURE_OPENAI_API_KEY is not set "
+                                "(nor AZURE_OPENAI_AD_TOKEN, a Microsoft Entra ID token)");
+  s.api_version = detail::env_or("OPENAI_API_VERSION", "");
+  return s;
+}
+
+REQUESTS_ENGINE_INLINE std::string azure_openai_settings::url(std::string_view api,
+                                                              const std::string& deployment) const {
+  std::string base = endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (base.empty()) throw std::invalid_argument("requests_engine: Azure OpenAI: no endpoint");
+  if (deployment.empty()) throw std::invalid_argument("requests_engine: Azure OpenAI: no deployment name");
+  for (char ch : deployment) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(u) && u < 0x80) && ch != '-' && ch != '_' && ch != '.')
+      throw std::invalid_argument("requests_engine: Azure OpenAI: deployment name '" + detail::printable(deployment) +
+                                  "' may hold letters, digits, '-', '_' and '.' only");
+  }
+  for (char ch : api_version) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(u) && u < 0x80) && ch != '-' && ch != '.')
+      throw std::invalid_argument("requests_engine: Azure OpenAI: api-version '" + detail::printable(api_version) +
+                                  "' is not a version (e.g. 2024-10-21)");
+  }
+  static const std::string v1 = "/openai/v1";
+  const bool base_is_v1 = base.size() >= v1.size() && base.compare(base.size() - v1.size(), v1.size(), v1) == 0;
+  std::string out;
+  if (api_version.empty()) {
+    out = (base_is_v1 ? base : base + v1) + "/" + std::string(api);
+  } else {
+    if (base_is_v1) base.erase(base.size() - v1.size());
+    out = api == "responses" ? base + "/openai/responses"
+                             : base + "/openai/deployments/" + deployment + "/" + std::string(api);
+    out += "?api-version=" + api_version;
+  }
+  (void)parse_url(out);  // throws std::invalid_argument on a malformed endpoint
+  return out;
 }
 
 // --- openai_completions (legacy) -----------------------------------------------------------
@@ -5731,7 +6134,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
 }
 
 REQUESTS_ENGINE_INLINE json openai_completions::cache_identity() const {
-  return {{"kind", "openai_completions"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "openai_completions"}, {"endpoint", endpoint_}});
 }
 
 REQUESTS_ENGINE_INLINE std::vector<std::string> openai_completions::split_choices(const std::string& body) const {
@@ -6026,12 +6429,17 @@ REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const
 }
 
 REQUESTS_ENGINE_INLINE json openai_responses::cache_identity() const {
-  return {{"kind", "openai_responses"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "openai_responses"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 REQUESTS_ENGINE_INLINE openai_responses openai_responses::openai(std::string model) {
   return openai_responses(detail::required_env("OPENAI_API_KEY", "openai", "openai_responses"),
                           detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+}
+
+REQUESTS_ENGINE_INLINE openai_responses openai_responses::azure(std::string deployment,
+                                                               const azure_openai_settings& where) {
+  return openai_responses(detail::openai_connection::azure(where, "responses", std::move(deployment)));
 }
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -6044,6 +6452,41 @@ REQUESTS_ENGINE_NAMESPACE_BEGIN
 
 namespace detail {
 
+// The block (an object) a breakpoint marks in `content` (a string or blocks): a string becomes
+// one text block; otherwise the last block.
+inline json& last_block(json& content) {
+  if (content.is_string()) content = json::array({{{"type", "text"}, {"text", content.get<std::string>()}}});
+  return content.back();
+}
+
+inline std::optional<error> mark_cache_breakpoints(json& body, json& messages,
+                                                                   const std::vector<std::ptrdiff_t>& placed,
+                                                                   const std::vector<std::size_t>& breakpoints,
+                                                                   const std::optional<std::string>& ttl,
+                                                                   std::string_view provider) {
+  if (ttl && *ttl != "5m" && *ttl != "1h")
+    return unsupported(provider, "params::prompt_cache_ttl must be \"5m\" or \"1h\", not \"" + *ttl + "\"");
+  json control = {{"type", "ephemeral"}};
+  if (ttl && *ttl == "1h") control["ttl"] = "1h";
+  std::vector<std::ptrdiff_t> targets;  // -1: the system prompt; else an index in messages
+  for (std::size_t at : breakpoints) {
+    // A breakpoint after message k marks message k-1, or the system prompt it joined.
+    std::ptrdiff_t target = at == 0 ? -1 : placed[at - 1];
+    if (target == -1 && !body.contains("system"))
+      return unsupported(provider, "a cache breakpoint before any content (conversation::cache_breakpoint() with no "
+                                   "system prompt and no message before it)");
+    if (std::find(targets.begin(), targets.end(), target) == targets.end()) targets.push_back(target);
+  }
+  if (targets.size() > 4)
+    return unsupported(provider, "at most 4 cache breakpoints in a request (the API's limit); this one has " +
+                                     std::to_string(targets.size()));
+  for (std::ptrdiff_t target : targets) {
+    json& content = target == -1 ? body["system"] : messages[static_cast<std::size_t>(target)]["content"];
+    last_block(content)["cache_control"] = control;
+  }
+  return std::nullopt;
+}
+
 REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& c, const params& p,
                                                             std::int64_t default_max_tokens,
                                                             std::string_view provider) {
@@ -6051,8 +6494,11 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
   body["max_tokens"] = p.max_tokens().value_or(default_max_tokens);
   if (c.system()) body["system"] = *c.system();
   json messages = json::array();
+  // Where each message went: its index in "messages", or -1 when it joined the system prompt.
+  std::vector<std::ptrdiff_t> placed;
   for (std::size_t i = 0; i < c.messages().size(); ++i) {
     const message& m = c.messages()[i];
+    placed.push_back(m.author == role::system ? -1 : static_cast<std::ptrdiff_t>(messages.size()));
     if (m.author == role::system) {
       // The API has one top-level system prompt; a system message joins it.
       std::string sys = body.value("system", std::string());
@@ -6091,6 +6537,10 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
     messages.push_back(std::move(msg));
   }
   if (messages.empty()) return error{error_code::invalid_request, 0, "the conversation has no messages", {}, 0, {}};
+  if (!c.cache_breakpoints().empty() || p.prompt_cache_ttl()) {
+    if (auto e = mark_cache_breakpoints(body, messages, placed, c.cache_breakpoints(), p.prompt_cache_ttl(), provider))
+      return std::move(*e);
+  }
   body["messages"] = std::move(messages);
   if (p.temperature()) body["temperature"] = *p.temperature();
   if (p.top_p()) body["top_p"] = *p.top_p();
@@ -6174,6 +6624,9 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
     // Anthropic's input_tokens leaves out the tokens read from and written to its cache.
     c.usage.cached_input_tokens = num("cache_read_input_tokens");
     c.usage.cache_write_tokens = num("cache_creation_input_tokens");
+    if (auto creation = u.find("cache_creation"); creation != u.end() && creation->is_object())
+      c.usage.cache_write_1h_tokens = std::min(c.usage.cache_write_tokens,
+                                               detail::json_count(*creation, "ephemeral_1h_input_tokens"));
     c.usage.input_tokens = num("input_tokens") + c.usage.cached_input_tokens + c.usage.cache_write_tokens;
     c.usage.output_tokens = num("output_tokens");
     // Thinking tokens are inside output_tokens; the Messages API does not count them apart,
@@ -6215,15 +6668,21 @@ REQUESTS_ENGINE_INLINE http_request anthropic::make_request(const std::string& b
   r.body = body;
   if (!api_key_.empty()) r.headers.emplace_back("x-api-key", api_key_);
   r.headers.emplace_back("anthropic-version", version_);
-  if (!beta_.empty()) r.headers.emplace_back("anthropic-beta", beta_);
+  // A one-hour cache breakpoint needs its beta feature (the ttl is only in a cache_control).
+  static const std::string one_hour = "extended-cache-ttl-2025-04-11";
+  std::string beta = beta_;
+  if (body.find("\"ttl\":\"1h\"") != std::string::npos && beta.find(one_hour) == std::string::npos)
+    beta += beta.empty() ? one_hour : "," + one_hour;
+  if (!beta.empty()) r.headers.emplace_back("anthropic-beta", beta);
   r.headers.emplace_back("Accept", "application/json");
+  headers_.apply_to(r.headers);
   return r;
 }
 
 REQUESTS_ENGINE_INLINE json anthropic::cache_identity() const {
   json id = {{"kind", "anthropic_messages"}, {"endpoint", endpoint_}, {"version", version_}};
   if (!beta_.empty()) id["beta"] = beta_;
-  return id;
+  return identity_with(std::move(id));
 }
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -6530,6 +6989,7 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std
   r.headers.emplace_back("Accept", accept);
   for (auto& kv : s.added_headers) r.headers.push_back(std::move(kv));
   r.headers.emplace_back("Authorization", std::move(s.authorization));
+  headers_.apply_to(r.headers);  // not signed: SigV4 lets a request carry unsigned headers
   return r;
 }
 
@@ -6570,10 +7030,10 @@ REQUESTS_ENGINE_INLINE result<completion> bedrock_anthropic::parse_response(cons
 }
 
 REQUESTS_ENGINE_INLINE json bedrock_anthropic::cache_identity() const {
-  return {{"kind", "bedrock_anthropic"},
-          {"endpoint", endpoint_},
-          {"model", model_id_},
-          {"anthropic_version", version_}};
+  return identity_with({{"kind", "bedrock_anthropic"},
+                       {"endpoint", endpoint_},
+                       {"model", model_id_},
+                       {"anthropic_version", version_}});
 }
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -7108,7 +7568,8 @@ REQUESTS_ENGINE_INLINE std::string vertex_location::prefix(std::string_view vers
 }
 
 REQUESTS_ENGINE_INLINE result<http_request> vertex_location::request(const std::string& url,
-                                                                      const std::string& body) const {
+                                                                      const std::string& body,
+                                                                      const extra_headers& extra) const {
   result<std::string> t = tokens->token();
   if (!t) return std::move(t.error());
   http_request r;
@@ -7116,6 +7577,7 @@ REQUESTS_ENGINE_INLINE result<http_request> vertex_location::request(const std::
   r.body = body;
   r.headers.emplace_back("Authorization", "Bearer " + *t);
   r.headers.emplace_back("Accept", "application/json");
+  extra.apply_to(r.headers);
   return r;
 }
 
@@ -7130,7 +7592,7 @@ REQUESTS_ENGINE_INLINE vertex_openai::vertex_openai(std::shared_ptr<google_token
       chat_("", where_.prefix("v1beta1") + "/endpoints/openapi/chat/completions", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<http_request> vertex_openai::make_request(const std::string& body) const {
-  return where_.request(chat_.endpoint(), body);
+  return where_.request(chat_.endpoint(), body, headers_);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> vertex_openai::parse_response(const http_response& r) const {
@@ -7139,7 +7601,7 @@ REQUESTS_ENGINE_INLINE result<completion> vertex_openai::parse_response(const ht
 }
 
 REQUESTS_ENGINE_INLINE json vertex_openai::cache_identity() const {
-  return {{"kind", "vertex_openai"}, {"endpoint", chat_.endpoint()}, {"model", chat_.model()}};
+  return identity_with({{"kind", "vertex_openai"}, {"endpoint", chat_.endpoint()}, {"model", chat_.model()}});
 }
 
 // --- vertex_gemini ---
@@ -7159,7 +7621,7 @@ REQUESTS_ENGINE_INLINE result<json> vertex_gemini::make_body(const conversation&
 }
 
 REQUESTS_ENGINE_INLINE json vertex_gemini::cache_identity() const {
-  return {{"kind", "vertex_gemini"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "vertex_gemini"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 // --- vertex_anthropic ---
@@ -7190,7 +7652,7 @@ REQUESTS_ENGINE_INLINE result<completion> vertex_anthropic::parse_response(const
 }
 
 REQUESTS_ENGINE_INLINE json vertex_anthropic::cache_identity() const {
-  return {{"kind", "vertex_anthropic"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "vertex_anthropic"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 // --- gemini ---
@@ -7222,11 +7684,12 @@ REQUESTS_ENGINE_INLINE http_request gemini::make_request(const std::string& body
   r.body = body;
   if (!api_key_.empty()) r.headers.emplace_back("x-goog-api-key", api_key_);
   r.headers.emplace_back("Accept", "application/json");
+  headers_.apply_to(r.headers);
   return r;
 }
 
 REQUESTS_ENGINE_INLINE json gemini::cache_identity() const {
-  return {{"kind", "gemini"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "gemini"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 REQUESTS_ENGINE_NAMESPACE_END
@@ -7492,6 +7955,11 @@ REQUESTS_ENGINE_INLINE openai_embeddings openai_embeddings::openai(std::string m
                            detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
 }
 
+REQUESTS_ENGINE_INLINE openai_embeddings openai_embeddings::azure(std::string deployment,
+                                                                 const azure_openai_settings& where) {
+  return openai_embeddings(detail::openai_connection::azure(where, "embeddings", std::move(deployment)));
+}
+
 REQUESTS_ENGINE_INLINE openai_embeddings& openai_embeddings::dimensions(std::int64_t n) {
   if (n < 1) throw std::invalid_argument("requests_engine: openai_embeddings::dimensions must be at least 1");
   dimensions_ = n;
@@ -7552,7 +8020,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(cons
 }
 
 REQUESTS_ENGINE_INLINE json openai_embeddings::cache_identity() const {
-  return {{"kind", "openai_embeddings"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "openai_embeddings"}, {"endpoint", endpoint_}});
 }
 
 REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_batch(
@@ -7601,7 +8069,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
       }
       if (resp->status < 200 || resp->status >= 300) {
         error e = detail::error_from_response(*resp);
-        if (may_split && e.code == error_code::bad_request) return false;
+        if (may_split && (e.code == error_code::bad_request || e.code == error_code::content_filtered)) return false;
         fail_all(e);
         return true;
       }
@@ -7732,7 +8200,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_embeddings::parse_response(cons
 }
 
 REQUESTS_ENGINE_INLINE json gemini_embeddings::cache_identity() const {
-  return {{"kind", "gemini_embeddings"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "gemini_embeddings"}, {"endpoint", endpoint_}});
 }
 
 REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_batch(
@@ -7767,6 +8235,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
     req.url = endpoint_;
     req.body = json{{"requests", std::move(requests)}}.dump();
     req.headers.emplace_back("x-goog-api-key", api_key_);
+    headers_.apply_to(req.headers);
     ++context.http_requests;
     result<http_response> resp = context.session.send(req, context.cancelled);
     if (!resp) {
@@ -7775,7 +8244,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
     }
     if (resp->status < 200 || resp->status >= 300) {
       error e = detail::google_error_from_response(*resp);
-      if (may_split && e.code == error_code::bad_request) return false;
+      if (may_split && (e.code == error_code::bad_request || e.code == error_code::content_filtered)) return false;
       fail_all(e);
       return true;
     }
@@ -7828,6 +8297,31 @@ REQUESTS_ENGINE_INLINE std::string request_hash(const json& provider_identity, c
 
 namespace detail {
 
+// Prompt-cache breakpoints do not change the answer: every "cache_control" member goes, and a
+// "system" or "content" list of one text block that lost one becomes that text, the form an
+// unmarked prompt has. True when something was removed.
+inline bool strip_cache_control(json& j) {
+  bool changed = false;
+  if (j.is_object()) {
+    changed = j.erase("cache_control") > 0;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!strip_cache_control(*it)) continue;
+      changed = true;
+      if ((it.key() == "system" || it.key() == "content") && it->is_array() && it->size() == 1) {
+        const json& block = it->front();
+        if (block.is_object() && block.size() == 2 && block.contains("text") && block["text"].is_string() &&
+            block.value("type", std::string()) == "text") {
+          json text = block["text"];
+          *it = std::move(text);
+        }
+      }
+    }
+  } else if (j.is_array()) {
+    for (auto& e : j) changed = strip_cache_control(e) || changed;
+  }
+  return changed;
+}
+
 REQUESTS_ENGINE_INLINE std::string request_hash_dumped(const std::string& identity_dump, const json& body,
                                                        const std::string& body_dump) {
   // The canonical text is {"body":BODY,"provider":IDENTITY,"v":1}: nlohmann's object is a
@@ -7835,10 +8329,12 @@ REQUESTS_ENGINE_INLINE std::string request_hash_dumped(const std::string& identi
   bool strip = false;
   if (body.is_object())
     for (const auto& f : fields_ignored_by_hash()) strip = strip || body.contains(f);
+  const bool marked = body_dump.find("\"cache_control\"") != std::string::npos;
   std::string canonical = "{\"body\":";
-  if (strip) {
+  if (strip || marked) {
     json stripped = body;
     for (const auto& f : fields_ignored_by_hash()) stripped.erase(f);
+    if (marked) strip_cache_control(stripped);
     canonical += stripped.dump();
   } else {
     canonical += body_dump;
@@ -8385,6 +8881,7 @@ struct snapshot_bases {
               {"output", u.output_tokens},
               {"cached_input", u.cached_input_tokens},
               {"cache_write", u.cache_write_tokens},
+              {"cache_write_1h", u.cache_write_1h_tokens},
               {"reasoning", u.reasoning_tokens}};
 }
 
@@ -8399,8 +8896,11 @@ REQUESTS_ENGINE_INLINE double model_price::cost(const token_usage& u, bool batch
     write = long_context->cache_write;
   }
   const std::int64_t uncached = std::max<std::int64_t>(0, u.input_tokens - u.cached_input_tokens - u.cache_write_tokens);
+  // Anthropic's one-hour cache writes cost twice the input price (five-minute ones: cache_write).
+  const std::int64_t hour = std::clamp<std::int64_t>(u.cache_write_1h_tokens, 0, u.cache_write_tokens);
   double dollars = (static_cast<double>(uncached) * in + static_cast<double>(u.cached_input_tokens) * cached +
-                    static_cast<double>(u.cache_write_tokens) * write + static_cast<double>(u.output_tokens) * out) /
+                    static_cast<double>(u.cache_write_tokens - hour) * write + static_cast<double>(hour) * 2.0 * in +
+                    static_cast<double>(u.output_tokens) * out) /
                    1e6;
   if (batch) dollars *= 1.0 - batch_discount;
   return dollars;
@@ -10299,9 +10799,17 @@ REQUESTS_ENGINE_INLINE std::string_view to_string(batch_status s) noexcept {
 }
 
 namespace detail {
+// Case and underscores aside: Azure has been seen to write "Completed" or "InProgress".
 inline std::optional<batch_status> batch_status_from(std::string_view s) {
+  auto folded = [](std::string_view in) {
+    std::string out;
+    for (char ch : in)
+      if (ch != '_') out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+    return out;
+  };
+  const std::string wanted = folded(s);
   for (int i = 0; i <= static_cast<int>(batch_status::cancelled); ++i)
-    if (to_string(static_cast<batch_status>(i)) == s) return static_cast<batch_status>(i);
+    if (folded(to_string(static_cast<batch_status>(i))) == wanted) return static_cast<batch_status>(i);
   return std::nullopt;
 }
 inline std::string batch_str(const json& o, const char* key) {
@@ -10451,11 +10959,30 @@ REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
     const std::string_view suffix = std::holds_alternative<openai_compatible>(provider_)  ? "/chat/completions"
                                     : std::holds_alternative<openai_responses>(provider_) ? "/responses"
                                                                                           : "/embeddings";
-    if (endpoint.size() < suffix.size() || endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) != 0)
+    const bool azure = std::visit(
+        [](const auto& p) {
+          if constexpr (std::is_base_of_v<detail::openai_connection, std::decay_t<decltype(p)>>) return p.is_azure();
+          else return false;
+        },
+        provider_);
+    // Azure's classic routes carry ?api-version=, which every batch call then carries too.
+    std::string path = endpoint;
+    if (const auto q = endpoint.find('?'); azure && q != std::string::npos) {
+      path = endpoint.substr(0, q);
+      query_ = endpoint.substr(q);
+    }
+    if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
       throw std::invalid_argument("requests_engine: batch_client: the endpoint " + endpoint + " does not end in " +
                                   std::string(suffix));
-    base_ = endpoint.substr(0, endpoint.size() - suffix.size());
-    line_url_ = parse_url(endpoint).path;
+    base_ = path.substr(0, path.size() - suffix.size());
+    line_url_ = parse_url(path).path;
+    if (azure) {
+      // {endpoint}/openai/v1 (v1), or {endpoint}/openai for the classic deployment routes; the
+      // lines and the batch name the API alone ("/chat/completions"), as Azure documents.
+      if (const auto at = base_.find("/openai/deployments/"); at != std::string::npos) base_ = base_.substr(0, at) + "/openai";
+      line_url_ = std::string(suffix);
+    }
+    if (azure && !settings_.limits()) settings_.limits(batch_limits::azure());
   } else {
     base_ = endpoint + "/batches";
   }
@@ -10509,7 +11036,7 @@ REQUESTS_ENGINE_INLINE result<http_response> batch_client::call(const std::strin
   // The provider's own request gives the auth headers (and anthropic-version / -beta).
   http_request req = std::visit([](const auto& p) { return http_request(p.make_request(std::string())); }, provider_);
   req.method = method;
-  req.url = url;
+  req.url = query_.empty() || url.find('?') != std::string::npos ? url : url + query_;
   req.body = std::move(body);
   req.content_type = std::move(content_type);
   static const std::atomic<bool> never{false};

@@ -61,18 +61,27 @@ struct fixture {
   std::shared_ptr<re::memory_cache> cache = std::make_shared<re::memory_cache>();
   std::string api;
   std::string openai_model = "mock-model", anthropic_model = "claude-mock";  // the mock answers as either
-  re::openai_compatible openai_provider() const { return {batch_key, server->base_url(), openai_model}; }
+  // "openai", "anthropic", or Azure OpenAI's Batch API: "azure-v1" or "azure-classic" (its
+  // api-version routes), the mock's origin as the resource's endpoint, the key in api-key.
+  re::openai_compatible openai_provider() const {
+    if (api.rfind("azure", 0) != 0) return {batch_key, server->base_url(), openai_model};
+    re::azure_openai_settings where;
+    where.endpoint = server->origin();
+    where.api_key = batch_key;
+    if (api == "azure-classic") where.api_version = "2024-10-21";
+    return re::openai_compatible::azure(openai_model, where);
+  }
   re::anthropic anthropic_provider() const { return {batch_key, anthropic_model, server->origin()}; }
   re::batch_client client(re::batch_settings s = fast(), re::options o = quick()) const {
-    re::batch_client c = api == "openai" ? re::batch_client(openai_provider(), o, s)
-                                         : re::batch_client(anthropic_provider(), o, s);
+    re::batch_client c = api != "anthropic" ? re::batch_client(openai_provider(), o, s)
+                                            : re::batch_client(anthropic_provider(), o, s);
     c.cache(cache);
     return c;
   }
   // An online run of the same conversations on an engine sharing the cache.
   std::vector<re::result<re::completion>> online(const std::vector<re::conversation>& batch,
                                                  const std::string& ns = std::string()) const {
-    if (api == "openai") {
+    if (api != "anthropic") {
       re::basic_engine<re::openai_compatible, re::memory_cache> e(openai_provider(), quick().concurrency(2), cache);
       return e.run(batch, re::params(), ns);
     }
@@ -91,8 +100,8 @@ std::string errors_of(const std::vector<re::result<re::completion>>& results) {
 
 }  // namespace
 
-TEST_CASE("batch: the full lifecycle against the mock, for both APIs") {
-  for (const char* api : {"openai", "anthropic"}) {
+TEST_CASE("batch: the full lifecycle against the mock, for both APIs and Azure OpenAI's (v1 and classic routes)") {
+  for (const std::string api : {"openai", "anthropic", "azure-v1", "azure-classic"}) {
     CAPTURE(api);
     fixture f;
     f.api = api;
@@ -103,7 +112,7 @@ TEST_CASE("batch: the full lifecycle against the mock, for both APIs") {
 
     auto job = client.submit(batch, re::params(), "ns1");
     REQUIRE_MESSAGE(job, job.error().describe());
-    CHECK(job->api == api);
+    CHECK(job->api == (api == "anthropic" ? "anthropic" : "openai"));
     CHECK(job->size() == 6);
     REQUIRE(job->parts.size() == 1);
     CHECK_FALSE(job->parts[0].id.empty());
@@ -141,7 +150,7 @@ TEST_CASE("batch: the full lifecycle against the mock, for both APIs") {
       CHECK((*results)[i]->text == "Mock answer to: question " + std::to_string(i));
       CHECK((*results)[i]->usage.input_tokens == 3);
       CHECK((*results)[i]->usage.output_tokens == 7);
-      CHECK((*results)[i]->model == (std::string(api) == "openai" ? "mock-model" : "claude-mock"));
+      CHECK((*results)[i]->model == (api != "anthropic" ? "mock-model" : "claude-mock"));
       CHECK_FALSE((*results)[i]->from_cache);
       CHECK((*results)[i]->request_hash == job->hashes[i]);
     }
@@ -205,7 +214,7 @@ TEST_CASE("batch: answers land in the disk cache; an online rerun makes zero req
 }
 
 TEST_CASE("batch: an expired batch gives the answers it has, and deadline_exceeded for the rest") {
-  for (const char* api : {"openai", "anthropic"}) {
+  for (const std::string api : {"openai", "anthropic", "azure-v1", "azure-classic"}) {
     CAPTURE(api);
     fixture f;
     f.api = api;
@@ -374,24 +383,30 @@ TEST_CASE("batch: wait() with a timeout, a wrong key, and a job file round trip"
   CHECK(refused.error().describe().find(wrong) == std::string::npos);
 }
 
-TEST_CASE("batch: over HTTPS with the test CA, with control calls failing now and then (retried)") {
-  mock::server_options so;
+TEST_CASE("batch: over HTTPS with the test CA, with control calls failing now and then (retried); OpenAI and "
+          "Azure OpenAI (v1 and classic)") {
   const std::string dir = batch_scratch("pki");
   const auto pki = mock::make_test_pki(dir);
-  so.cert_path = pki.server_cert;
-  so.key_path = pki.server_key;
-  so.fail_500 = 0.25;
-  so.fail_reset = 0.1;
-  so.seed = 7;
-  auto server = batch_server(0, false, 0, so);
-  re::openai_compatible p(batch_key, server->base_url(), "mock-model");
-  re::batch_client client(p, quick().max_retries(8).ca_cert_file(pki.ca_cert), fast());
-  auto results = client.run(questions(3));
-  REQUIRE_MESSAGE(results, results.error().describe());
-  CHECK(errors_of(*results).empty());
-  CHECK(server->responses_with_status(500) + server->responses_with_status(0) == 0);  // model routes untouched
-  CHECK(server->batch_calls() > 5);  // upload, create, polls, download, and the retries
-  server->stop();
+  for (const std::string api : {"openai", "azure-v1", "azure-classic"}) {
+    CAPTURE(api);
+    mock::server_options so;
+    so.cert_path = pki.server_cert;
+    so.key_path = pki.server_key;
+    so.fail_500 = 0.25;
+    so.fail_reset = 0.1;
+    so.seed = 7;
+    fixture f;
+    f.api = api;
+    f.server = batch_server(0, false, 0, so);
+    REQUIRE(f.server->origin().rfind("https://", 0) == 0);
+    re::batch_client client(f.openai_provider(), quick().max_retries(8).ca_cert_file(pki.ca_cert), fast());
+    auto results = client.run(questions(3));
+    REQUIRE_MESSAGE(results, results.error().describe());
+    CHECK(errors_of(*results).empty());
+    CHECK(f.server->responses_with_status(500) + f.server->responses_with_status(0) == 0);  // model routes untouched
+    CHECK(f.server->batch_calls() > 5);  // upload, create, polls, download, and the retries
+    f.server->stop();
+  }
   std::filesystem::remove_all(dir);
 }
 
@@ -1412,4 +1427,55 @@ TEST_CASE("batch: /v1/embeddings lines through OpenAI Batch, one input each; an 
   }
   CHECK(again[0]->vector == mock::mock_embedding("gamma", 16));
   CHECK(server->requests_for_path("/v1/embeddings") == 0);
+}
+
+TEST_CASE("batch: Azure OpenAI's classic routes, lines and limits; headers of the user's own on every call; statuses "
+          "in any case") {
+  fixture f;
+  f.api = "azure-classic";
+  mock::server_options so;
+  so.required_headers = {{"X-Gateway-Key", "gw-batch-0123456789abcdef"}};  // a gateway in front
+  f.server = batch_server(0, false, 0, so);
+  {
+    auto refused = f.client().submit(questions(1));  // without the gateway's header
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().provider_code == "gateway_header");
+  }
+  re::openai_compatible provider = f.openai_provider();
+  provider.headers().set("X-Gateway-Key", "gw-batch-0123456789abcdef", re::header_use::secret);
+  re::batch_client client(provider, quick(), fast());
+  client.cache(f.cache);
+  CHECK(client.limits().max_requests == 100000);  // Azure's global batch: 100,000 requests per file
+  auto job = client.submit(questions(3));
+  REQUIRE_MESSAGE(job, job.error().describe());
+  REQUIRE(client.wait(*job));
+  auto results = client.fetch(*job);
+  REQUIRE_MESSAGE(results, results.error().describe());
+  for (const auto& r : *results) CHECK(r);
+  // Every batch call went to the classic routes with the api-version; the lines named the API
+  // alone and the deployment as their model.
+  std::size_t azure_calls = 0;
+  for (const auto& [path, n] : f.server->requests_by_path()) {
+    CAPTURE(path);
+    CHECK(path.find("/v1/batches") == std::string::npos);
+    if (path.rfind("/openai/", 0) == 0) azure_calls += n;
+  }
+  CHECK(azure_calls >= 4);  // file upload, batch create, a poll, the download
+  CHECK(f.server->requests_by_path().count("/openai/files") == 1);
+  CHECK(f.server->requests_by_path().count("/openai/batches") == 1);
+  const auto uploaded = f.server->batch_prompts();
+  REQUIRE(uploaded.size() == 1);
+  CHECK(uploaded[0].size() == 3);
+
+  // Azure has been seen to write its statuses capitalised.
+  for (const auto& [text, status] : std::vector<std::pair<std::string, re::batch_status>>{
+           {"Completed", re::batch_status::completed},
+           {"InProgress", re::batch_status::in_progress},
+           {"in_progress", re::batch_status::in_progress},
+           {"Cancelling", re::batch_status::cancelling}}) {
+    CAPTURE(text);
+    re::json stored = job->to_json();
+    stored["parts"][0]["status"] = text;
+    CHECK(re::batch_job::from_json(stored).parts.at(0).status == status);
+  }
 }

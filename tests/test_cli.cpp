@@ -112,7 +112,8 @@ child spawn_program(const std::string& program, const std::vector<std::string>& 
     const std::string kv = *e;
     const std::string key = kv.substr(0, kv.find('='));
     if (key.rfind("OPENAI_", 0) == 0 || key.rfind("ANTHROPIC_", 0) == 0 || key.rfind("AWS_", 0) == 0 ||
-        key.rfind("GEMINI_", 0) == 0 || key.rfind("GOOGLE_", 0) == 0 || key == "REQUESTS_ENGINE_CACHE_DIR" ||
+        key.rfind("GEMINI_", 0) == 0 || key.rfind("GOOGLE_", 0) == 0 || key.rfind("AZURE_", 0) == 0 ||
+        names_a_secret(key) || key == "REQUESTS_ENGINE_CACHE_DIR" ||
         env.count(key) != 0)  // the test's value replaces the parent's (getenv takes the first)
       continue;
     envs.push_back(kv);
@@ -200,7 +201,7 @@ outcome run_program(const std::string& program, std::vector<std::string> args, c
 // `requests-engine mock --port 0 --port-file F`, ready when the file holds the port.
 class mock {
  public:
-  mock(const fs::path& dir, std::vector<std::string> flags = {}) {
+  mock(const fs::path& dir, std::vector<std::string> flags = {}, const std::map<std::string, std::string>& env = {}) {
     const fs::path port_file = dir / "mock.port";
     // A mock started earlier in the same folder left its port here: waiting for the file to
     // appear must not read that dead port before the new mock writes its own.
@@ -208,7 +209,7 @@ class mock {
     fs::remove(port_file, ignored);
     std::vector<std::string> args = {"mock", "--port", "0", "--port-file", port_file.string()};
     args.insert(args.end(), flags.begin(), flags.end());
-    c_ = spawn(args, dir, "mock");
+    c_ = spawn(args, dir, "mock", env);
     for (int i = 0; i < 300 && port_ == 0; ++i) {
       std::this_thread::sleep_for(50ms);
       const std::string s = slurp(port_file);
@@ -416,7 +417,7 @@ TEST_CASE("run: --batch-size and --api are checked before anything is sent") {
   CHECK(dims.err.find("--dimensions is for embeddings only") != std::string::npos);
   outcome anthropic_responses = with({"--provider", "anthropic", "--api", "responses"});
   CHECK(anthropic_responses.status == 2);
-  CHECK(anthropic_responses.err.find("--api responses is for --provider openai only") != std::string::npos);
+  CHECK(anthropic_responses.err.find("--api responses is for --provider openai (or another OpenAI-compatible one) only") != std::string::npos);
   outcome wait_alone = with({"--api", "completions", "--batch-wait", "10"});
   CHECK(wait_alone.status == 2);
   CHECK(wait_alone.err.find("--batch-wait needs --batch-size") != std::string::npos);
@@ -656,7 +657,7 @@ TEST_CASE("embed: one vector per text, packed into few requests; a rerun embeds 
                          "anthropic", "--no-cache"},
                         dir, "bad", server.env());
   CHECK(bad.status == 2);
-  CHECK(bad.err.find("embeddings: --provider openai or gemini") != std::string::npos);
+  CHECK(bad.err.find("embeddings: --provider openai (or another OpenAI-compatible one) or gemini") != std::string::npos);
   server.stop();
   const long served = served_on(server, "embeddings");  // the first run's, the rerun's one, the Batch file's
   CHECK(served >= summary["http_requests"].get<long>() + 2);
@@ -1795,9 +1796,19 @@ namespace {
 struct batch_provider {
   std::string name, model;
   double input, output;
+  std::string provider;             // --provider
+  std::vector<std::string> extra;   // more submit flags
+  std::map<std::string, std::string> env;
   [[nodiscard]] std::string base(const mock& m) const { return name == "openai" ? m.base_url() : m.origin(); }
+  [[nodiscard]] std::string api() const { return provider == "anthropic" ? "anthropic" : "openai"; }
 };
-const std::vector<batch_provider> batch_providers = {{"openai", "o1", 15, 60}, {"anthropic", "claude-opus-4-1", 15, 75}};
+// Azure OpenAI's Batch API on both URL schemes: the mock checks its key in api-key.
+const std::map<std::string, std::string> azure_batch_env = {{"AZURE_OPENAI_API_KEY", "azure-batch-key-1f2e3d4c5b6a79"}};
+const std::vector<batch_provider> batch_providers = {
+    {"openai", "o1", 15, 60, "openai", {}, {}},
+    {"anthropic", "claude-opus-4-1", 15, 75, "anthropic", {}, {}},
+    {"azure-v1", "o1", 15, 60, "azure", {}, azure_batch_env},
+    {"azure-classic", "o1", 15, 60, "azure", {"--api-version", "2024-10-21"}, azure_batch_env}};
 
 // After mock::stop(): {batches created, lines uploaded in them}.
 std::pair<long, long> batch_counts(const mock& m) {
@@ -1823,7 +1834,7 @@ std::pair<double, double> batch_cost_line(const std::string& out) {
 
 }  // namespace
 
-TEST_CASE("batch: submit, status, wait and fetch in separate processes, for openai and anthropic") {
+TEST_CASE("batch: submit, status, wait and fetch in separate processes, for openai, anthropic and Azure OpenAI") {
   for (const auto& p : batch_providers) {
     CAPTURE(p.name);
     const fs::path dir = scratch("batch_cli_" + p.name);
@@ -1832,7 +1843,12 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
     const fs::path out = dir / "out.jsonl";
     const fs::path state = dir / "out.jsonl.batch.json";
     const std::string cache = (dir / "cache").string();
-    mock server(dir, {"--batch-delay-ms", "300"});
+    std::vector<std::string> mock_flags = {"--batch-delay-ms", "300"};
+    if (!p.env.empty()) mock_flags.insert(mock_flags.end(), {"--api-key-env", "AZURE_OPENAI_API_KEY"});
+    mock server(dir, mock_flags, p.env);
+    const auto run_cli = [&p](const std::vector<std::string>& args, const fs::path& d, const std::string& tag) {
+      return ::run_cli(args, d, tag, p.env);
+    };
     const std::vector<std::string> later = {"-o", out.string(), "--poll-seconds", "0.05"};
     auto batch_cmd = [&](const std::string& action, std::vector<std::string> extra = {}) {
       std::vector<std::string> args = {"batch", action};
@@ -1843,9 +1859,10 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
       a.insert(a.end(), b.begin(), b.end());
       return a;
     };
-    const std::vector<std::string> submit_args = {"batch",        "submit",  in,      "-o",         out.string(),
-                                                  "--provider",   p.name,    "--model", p.model,    "--base-url",
-                                                  p.base(server), "--cache-dir", cache};
+    std::vector<std::string> submit_args = {"batch",        "submit",   in,      "-o",         out.string(),
+                                            "--provider",   p.provider, "--model", p.model,    "--base-url",
+                                            p.base(server), "--cache-dir", cache};
+    submit_args.insert(submit_args.end(), p.extra.begin(), p.extra.end());
 
     // Before any submit: no job file is a usage error.
     outcome none = run_cli(with(batch_cmd("status"), later), dir, "none");
@@ -1860,7 +1877,7 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
     CHECK_FALSE(fs::exists(out));
     const json job = read_json(state);
     CHECK(job["format"] == "requests_engine.batch.v1");
-    CHECK(job["api"] == p.name);
+    CHECK(job["api"] == p.api());
     REQUIRE(job["parts"].size() == 1);
     const std::string batch_id = job["parts"][0]["id"].get<std::string>();
     CHECK_FALSE(batch_id.empty());
@@ -1908,7 +1925,7 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
       CHECK(l["model"] == p.model);
       CHECK(l["usage"]["input_tokens"] == 3);
       // The mock's o1 reasons: 16 reasoning tokens inside its output tokens.
-      const int reasoning = p.name == "openai" ? 16 : 0;
+      const int reasoning = p.api() == "openai" ? 16 : 0;
       CHECK(l["usage"]["output_tokens"] == 7 + reasoning);
       CHECK(l["usage"]["reasoning_tokens"] == reasoning);
       online += (l["usage"]["input_tokens"].get<double>() * p.input + l["usage"]["output_tokens"].get<double>() * p.output) / 1e6;
@@ -1916,7 +1933,7 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
     // 5 answers of 3 + 7 tokens (o1: + 16 reasoning, billed as output): o1 5 x (45 + 1380) / 1e6
     // = $0.007125 online, so $0.0035625 at batch prices; claude-opus-4-1 5 x (45 + 525) / 1e6 =
     // $0.00285, so $0.001425. Printed to 6 decimals.
-    CHECK(online == doctest::Approx(p.name == "openai" ? 0.007125 : 0.00285));
+    CHECK(online == doctest::Approx(p.api() == "openai" ? 0.007125 : 0.00285));
     const auto [spent, as_if] = batch_cost_line(fetched.out);
     CHECK(spent == doctest::Approx(0.5 * online).epsilon(0.001));
     CHECK(as_if == doctest::Approx(0.5 * online).epsilon(0.001));
@@ -1946,6 +1963,15 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
 
     CHECK(server.stop() == 0);  // no online request: everything went through the batch routes
     CHECK(batch_counts(server) == std::pair<long, long>{2, 7});  // 6 lines, then the failed one alone
+    if (p.provider == "azure") {
+      // Azure's routes for the scheme, with the key in api-key (the mock refused anything else).
+      const json saved = read_json(state);
+      const std::string endpoint = saved["endpoint"].get<std::string>();
+      CHECK(endpoint.find(p.extra.empty() ? "/openai/v1/chat/completions"
+                                          : "/openai/deployments/o1/chat/completions?api-version=2024-10-21") !=
+            std::string::npos);
+      CHECK(saved["user"]["azure"]["deployment"] == "o1");
+    }
   }
 }
 
@@ -2012,15 +2038,19 @@ TEST_CASE("batch: SIGKILLed while waiting, a fresh process fetches the stored jo
     const fs::path state = dir / "out.jsonl.batch.json";
     // Long enough that the batch is still running when the kill comes (the first poll follows
     // the submit at once), short enough to keep the test quick.
-    mock server(dir, {"--batch-delay-ms", "2000"});
+    std::vector<std::string> mock_flags = {"--batch-delay-ms", "2000"};
+    if (!p.env.empty()) mock_flags.insert(mock_flags.end(), {"--api-key-env", "AZURE_OPENAI_API_KEY"});
+    mock server(dir, mock_flags, p.env);
     // One process that submits, then (exec: the same pid) waits.
     auto quote = [](const std::string& a) { return "'" + a + "'"; };
+    std::string extra;
+    for (const auto& e : p.extra) extra += " " + quote(e);
     const std::string script = quote(binary) + " batch submit " + quote((dir / "in.jsonl").string()) + " -o " +
-                               quote(out.string()) + " --provider " + p.name + " --model " + p.model +
-                               " --base-url " + quote(p.base(server)) + " --cache-dir " +
+                               quote(out.string()) + " --provider " + p.provider + " --model " + p.model +
+                               " --base-url " + quote(p.base(server)) + extra + " --cache-dir " +
                                quote((dir / "cache").string()) + " && exec " + quote(binary) + " batch wait -o " +
                                quote(out.string()) + " --poll-seconds 0.05";
-    child first = spawn_program("/bin/sh", {"-c", script}, dir, "first");
+    child first = spawn_program("/bin/sh", {"-c", script}, dir, "first", p.env);
     const auto give_up = std::chrono::steady_clock::now() + 20s;
     // The wait's first progress line: the job file is written and the batch is being polled.
     while (slurp(first.err).find(" done, ") == std::string::npos && std::chrono::steady_clock::now() < give_up)
@@ -2035,7 +2065,7 @@ TEST_CASE("batch: SIGKILLed while waiting, a fresh process fetches the stored jo
     const json job = read_json(state);
     REQUIRE(job["parts"].size() == 1);
 
-    outcome fetched = run_cli({"batch", "fetch", "-o", out.string(), "--poll-seconds", "0.05"}, dir, "fetch");
+    outcome fetched = run_cli({"batch", "fetch", "-o", out.string(), "--poll-seconds", "0.05"}, dir, "fetch", p.env);
     REQUIRE_MESSAGE(fetched.status == 0, fetched.err);
     CHECK(fetched.out.find("wrote 8 results") != std::string::npos);
     CHECK(read_json(state)["parts"][0]["status"] == "completed");  // fetch saved the final status
@@ -2052,4 +2082,159 @@ TEST_CASE("batch: SIGKILLed while waiting, a fresh process fetches the stored jo
     CHECK(server.stop() == 0);
     CHECK(batch_counts(server) == std::pair<long, long>{1, static_cast<long>(total)});
   }
+}
+
+TEST_CASE("run --provider azure: v1 and classic routes over HTTP and HTTPS, the key in api-key; a filtered prompt is "
+          "content_filtered; --header and --secret-header reach a gateway that wants them") {
+  const fs::path dir = scratch("azure");
+  write_text(dir / "in.jsonl",
+             R"({"id":"a","prompt":"hello azure"})"
+             "\n"
+             R"({"id":"b","prompt":"bad [[azure:filter-prompt]]"})"
+             "\n"
+             R"({"id":"c","prompt":"cut [[azure:filter-completion]]"})"
+             "\n");
+  const std::map<std::string, std::string> keys = {{"AZURE_OPENAI_API_KEY", "azure-cli-key-0a1b2c3d4e5f6a7b8c9d"},
+                                                   {"GATEWAY_API_KEY", "gw-cli-secret-9f8e7d6c5b4a3f2e1d0c"}};
+  mock server(dir,
+              {"--tls-dir", (dir / "pki").string(), "--api-key-env", "AZURE_OPENAI_API_KEY", "--require-header-env",
+               "X-Gateway-Key: GATEWAY_API_KEY", "--log-requests", (dir / "mock-requests.jsonl").string()},
+              keys);
+  const std::string ca = (dir / "pki" / "ca.pem").string();
+  const std::string base = server.https_base_url();
+  const std::string endpoint = base.substr(0, base.size() - 3);  // the mock's origin: Azure's endpoint
+  for (const std::string version : {"", "2024-10-21"}) {
+    CAPTURE(version);
+    std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                     "--provider", "azure", "--base-url", endpoint, "--model", "gpt4o-deploy",
+                                     "--ca-cert", ca, "--cache-dir", (dir / "cache").string(), "--max-retries", "2",
+                                     "--header", "X-Org: acme", "--secret-header", "X-Gateway-Key: GATEWAY_API_KEY",
+                                     "--namespace", "ns-" + version};
+    if (!version.empty()) args.insert(args.end(), {"--api-version", version});
+    outcome o = run_cli(args, dir, "azure-" + version, keys);
+    CHECK_MESSAGE(o.status == 1, o.err);  // b failed
+    std::map<std::string, json> by_id;
+    for (const json& l : json_lines(dir / "out.jsonl")) by_id[l["id"].get<std::string>()] = l;
+    REQUIRE(by_id.size() == 3);
+    CHECK(by_id["a"]["error"].is_null());
+    CHECK(by_id["a"]["text"] == "Mock answer to: hello azure");
+    CHECK(by_id["b"]["error"]["code"] == "content_filtered");
+    CHECK(by_id["b"]["error"]["attempts"] == 1);  // not retried
+    CHECK(by_id["b"]["error"]["message"].get<std::string>().find("filtered: violence high") != std::string::npos);
+    CHECK(by_id["c"]["error"].is_null());
+    CHECK(by_id["c"]["finish_reason"] == "content_filter");
+  }
+  // Without the gateway's header every request is refused by it.
+  outcome refused = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "refused.jsonl").string(), "--provider",
+                             "azure", "--base-url", endpoint, "--model", "gpt4o-deploy", "--ca-cert", ca, "--no-cache",
+                             "--max-retries", "0"},
+                            dir, "no-gateway-header", keys);
+  CHECK(refused.status == 1);
+  for (const json& l : json_lines(dir / "refused.jsonl")) CHECK(l["error"]["provider_code"] == "gateway_header");
+  // What the mock saw: both schemes' paths, never a key (check_no_secret_written covers the files).
+  const std::string log = slurp(dir / "mock-requests.jsonl");
+  CHECK(log.find("/openai/v1/chat/completions") != std::string::npos);
+  CHECK(log.find("/openai/deployments/gpt4o-deploy/chat/completions") != std::string::npos);
+
+  // Usage errors: no key, a secret header whose variable is unset, a bad header, --api-version elsewhere.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--provider", "azure", "--base-url", endpoint, "--model", "d"}, "AZURE_OPENAI_API_KEY is not set"},
+      {{"--provider", "azure", "--model", "d"}, "AZURE_OPENAI_ENDPOINT"},
+      {{"--model", "m", "--base-url", base, "--header", "no colon"}, "--header 'no colon': expected 'Name: value'"},
+      {{"--model", "m", "--base-url", base, "--header", "Bad Name: v"}, "'Bad Name' is not an HTTP token"},
+      {{"--model", "m", "--base-url", base, "--secret-header", "X-Key: UNSET_VARIABLE_FOR_TEST"},
+       "'UNSET_VARIABLE_FOR_TEST' is not set"},
+      {{"--model", "m", "--base-url", base, "--api-version", "2024-10-21"}, "--api-version is for --provider azure only"},
+      {{"--model", "m", "--base-url", base, "--prompt-cache-ttl", "2h"}, "--prompt-cache-ttl must be 5m or 1h"},
+  };
+  for (const auto& [extra, said] : bad) {
+    CAPTURE(said);
+    std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", (dir / "bad.jsonl").string(),
+                                     "--no-cache", "--ca-cert", ca};
+    args.insert(args.end(), extra.begin(), extra.end());
+    outcome o = run_cli(args, dir, "bad", {});
+    CHECK(o.status == 2);
+    CHECK_MESSAGE(o.err.find(said) != std::string::npos, o.err);
+  }
+}
+
+TEST_CASE("run --provider PRESET: each OpenAI-compatible host's key variable and URL; --base-url reaches the mock") {
+  const fs::path dir = scratch("presets");
+  write_text(dir / "in.jsonl", plain_input(2));
+  mock server(dir);
+  const std::vector<std::pair<std::string, std::string>> presets = {
+      {"openrouter", "OPENROUTER_API_KEY"}, {"mistral", "MISTRAL_API_KEY"},       {"deepseek", "DEEPSEEK_API_KEY"},
+      {"xai", "XAI_API_KEY"},               {"fireworks", "FIREWORKS_API_KEY"},   {"groq", "GROQ_API_KEY"},
+      {"together", "TOGETHER_API_KEY"},     {"cerebras", "CEREBRAS_API_KEY"}};
+  for (const auto& [name, variable] : presets) {
+    CAPTURE(name);
+    // The host's own URL needs its key: exit 2 naming the variable, nothing sent.
+    outcome missing = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--provider",
+                               name, "--model", "m", "--no-cache"},
+                              dir, name + "-missing");
+    CHECK(missing.status == 2);
+    CHECK_MESSAGE(missing.err.find(variable + " is not set") != std::string::npos, missing.err);
+    // Another URL (a gateway, the mock) takes the key if set.
+    outcome ok = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--provider", name,
+                          "--model", "m", "--no-cache", "--base-url", server.base_url()},
+                         dir, name, {{variable, "key-for-" + name + "-0123456789"}});
+    CHECK_MESSAGE(ok.status == 0, ok.err);
+    CHECK(json_lines(dir / "out.jsonl").size() == 2);
+  }
+  outcome unknown = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--provider",
+                             "nope", "--model", "m"},
+                            dir, "unknown");
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("unknown provider 'nope' (openai, azure, anthropic, bedrock, vertex, gemini, openrouter, "
+                         "mistral, deepseek, xai, fireworks") != std::string::npos);
+  CHECK(server.stop() == 16);
+}
+
+TEST_CASE("run --cache-system-prompt: 100 lines sharing a system prompt write it to Claude's prompt cache once and "
+          "read it 99 times; the summary prices that split; a rerun without the flag replays from the cache") {
+  const fs::path dir = scratch("prompt-cache");
+  const std::string shared(6000, 'y');  // 1,500 tokens by the mock's estimate
+  std::string in;
+  for (int i = 0; i < 100; ++i)
+    in += json{{"id", "q" + std::to_string(i)}, {"system", shared}, {"prompt", "question " + std::to_string(i)}}.dump() +
+          "\n";
+  write_text(dir / "in.jsonl", in);
+  mock server(dir);
+  const fs::path summary = dir / "summary.json";
+  std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(),
+                                   "--provider", "anthropic", "--model", "claude-sonnet-4-5", "--base-url",
+                                   server.origin(), "--cache-dir", (dir / "cache").string(), "--concurrency", "1",
+                                   "--max-tokens", "20", "--summary-json", summary.string()};
+  std::vector<std::string> marked = args;
+  marked.push_back("--cache-system-prompt");
+  outcome first = run_cli(marked, dir, "marked");
+  REQUIRE_MESSAGE(first.status == 0, first.err);
+  std::size_t writes = 0, reads = 0;
+  for (const json& l : json_lines(dir / "out.jsonl")) {
+    // The first line sent writes the prefix, every later one reads it.
+    const bool wrote = l["usage"]["cache_write_tokens"] != 0;
+    CHECK(l["usage"]["cache_write_tokens"] == (wrote ? 1500 : 0));
+    CHECK(l["usage"]["cached_input_tokens"] == (wrote ? 0 : 1500));
+    writes += l["usage"]["cache_write_tokens"].get<std::size_t>();
+    reads += l["usage"]["cached_input_tokens"].get<std::size_t>();
+  }
+  CHECK(writes == 1500);
+  CHECK(reads == 99 * 1500);
+  CHECK_MESSAGE(first.err.find("written to the cache 1500") != std::string::npos, first.err);
+  const json s = read_json(summary);
+  const json& t = s["cost"]["tokens"];
+  CHECK(t["cache_write"] == 1500);
+  CHECK(t["cached_input"] == 99 * 1500);
+  // claude-sonnet-4-5: $3 input, $3.75 cache writes, $0.30 cache reads, $15 output per million.
+  const double uncached = t["input"].get<double>() - t["cached_input"].get<double>() - t["cache_write"].get<double>();
+  const double expected = (uncached * 3 + t["cache_write"].get<double>() * 3.75 + t["cached_input"].get<double>() * 0.3 +
+                           t["output"].get<double>() * 15) /
+                          1e6;
+  CHECK(s["cost"]["actual_usd"].get<double>() == doctest::Approx(expected));
+
+  // The marks are not part of the request hash: the same lines unmarked come from the cache.
+  outcome again = run_cli(args, dir, "unmarked");
+  REQUIRE_MESSAGE(again.status == 0, again.err);
+  CHECK(read_json(summary)["from_cache"] == 100);
+  CHECK(server.stop() == 100);
 }

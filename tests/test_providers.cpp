@@ -3519,3 +3519,547 @@ TEST_CASE("streaming end to end: every provider's stream from the mock gives the
                                *server, p);
   }
 }
+
+// --- Headers of the user's own, presets, Azure OpenAI, prompt caching ------------------------
+
+namespace {
+namespace own_headers_tests {
+
+// The variables a test sets are put back as they were.
+struct saved_env {
+  std::vector<std::pair<std::string, std::optional<std::string>>> vars;
+  explicit saved_env(std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      const char* v = std::getenv(n);
+      vars.emplace_back(n, v ? std::optional<std::string>(v) : std::nullopt);
+    }
+  }
+  ~saved_env() {
+    for (const auto& [n, v] : vars) v ? ::setenv(n.c_str(), v->c_str(), 1) : ::unsetenv(n.c_str());
+  }
+};
+
+// Every value of header `name` (case-insensitive) in `h`.
+std::vector<std::string> values_of(const re::header_list& h, const std::string& name) {
+  std::vector<std::string> out;
+  for (const auto& kv : h) {
+    std::string a = kv.first, b = name;
+    std::transform(a.begin(), a.end(), a.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(b.begin(), b.end(), b.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (a == b) out.push_back(kv.second);
+  }
+  return out;
+}
+
+// Sets the same three headers on a provider: one plain, one secret, one that replaces a header
+// the provider sets itself (Accept, which every built-in provider sends).
+template <class P>
+P with_three(P p) {
+  p.headers().set("X-Org", "acme").set("X-Gateway-Key", "gw-secret-0123456789abcdef", re::header_use::secret);
+  p.headers().set("accept", "application/x-test");
+  return p;
+}
+
+// No file under `dir` (a cache folder) holds `secret`.
+void check_no_file_holds(const std::string& dir, const std::string& secret) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) CHECK_MESSAGE(slurp(e.path()).find(secret) == std::string::npos, e.path());
+}
+
+// A stream request's Accept is the stream's media type, whatever was set.
+template <class Request>
+void check_three(const Request& made, const std::string& provider, bool stream = false) {
+  CAPTURE(provider);
+  const re::http_request& r = made;
+  CHECK(values_of(r.headers, "X-Org") == std::vector<std::string>{"acme"});
+  CHECK(values_of(r.headers, "X-Gateway-Key") == std::vector<std::string>{"gw-secret-0123456789abcdef"});
+  CHECK(values_of(r.headers, "Accept").size() == 1);
+  if (!stream) CHECK(values_of(r.headers, "Accept") == std::vector<std::string>{"application/x-test"});
+}
+
+}  // namespace own_headers_tests
+}  // namespace
+
+TEST_CASE("extra_headers: set, replace, erase; bad names and values refused, a secret's value never shown") {
+  re::extra_headers h;
+  CHECK(h.empty());
+  h.set("X-One", "1").set("x-one", "2");  // case-insensitive: replaced
+  CHECK(h.size() == 1);
+  CHECK(h.get("X-ONE") == std::optional<std::string>("2"));
+  h.set("Authorization", "Bearer gateway-token-0123456789", re::header_use::secret);
+  CHECK(h.secrets() == std::vector<std::string>{"Bearer gateway-token-0123456789"});
+  re::header_list list = {{"authorization", "Bearer provider-key"}, {"Accept", "application/json"}};
+  h.apply_to(list);
+  CHECK(own_headers_tests::values_of(list, "Authorization") == std::vector<std::string>{"Bearer gateway-token-0123456789"});
+  CHECK(own_headers_tests::values_of(list, "x-one") == std::vector<std::string>{"2"});
+  CHECK(own_headers_tests::values_of(list, "Accept") == std::vector<std::string>{"application/json"});
+  h.erase("authorization");
+  CHECK(h.size() == 1);
+  CHECK_FALSE(h.get("Authorization"));
+
+  // Identity headers only, lower-cased, and nothing added when there are none.
+  re::json id = {{"kind", "x"}};
+  h.add_identity(id);
+  CHECK(id == re::json{{"kind", "x"}});
+  h.set("OpenAI-Project", "proj_1", re::header_use::identity);
+  h.add_identity(id);
+  CHECK(id == re::json{{"kind", "x"}, {"headers", {{"openai-project", "proj_1"}}}});
+
+  // What a header cannot carry is refused, naming the header; a secret's value never.
+  CHECK_THROWS_WITH_AS(h.set("Bad Name", "v"), doctest::Contains("'Bad Name' is not an HTTP token"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(h.set("", "v"), doctest::Contains("needs a name"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(h.set("X\r\nInjected", "v"), doctest::Contains("X\\x0d\\x0aInjected"), std::invalid_argument);
+  try {
+    h.set("X-Key", "secret-value-0123456789\r\nX-Evil: 1", re::header_use::secret);
+    FAIL("a value with CR LF was taken");
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'X-Key'") != std::string::npos);
+    CHECK(what.find("line break") != std::string::npos);
+    CHECK(what.find("secret-value") == std::string::npos);
+  }
+  CHECK(h.size() == 2);  // X-One and OpenAI-Project: nothing half-set
+}
+
+TEST_CASE("extra headers on every built-in provider: on each request and stream request; secrets and identity") {
+  using namespace own_headers_tests;
+  check_three(with_three(re::openai_compatible("sk-test", "http://127.0.0.1:9/v1", "m")).make_request("{}"), "chat");
+  check_three(with_three(re::openai_compatible("sk-test", "http://127.0.0.1:9/v1", "m")).make_stream_request("{}"),
+              "chat stream", true);
+  check_three(with_three(re::openai_completions("sk-test", "http://127.0.0.1:9/v1", "m")).make_request("{}"),
+              "completions");
+  check_three(with_three(re::openai_responses("sk-test", "http://127.0.0.1:9/v1", "m")).make_request("{}"), "responses");
+  check_three(with_three(re::openai_embeddings("sk-test", "http://127.0.0.1:9/v1", "m")).make_request("{}"),
+              "embeddings");
+  check_three(with_three(re::anthropic("sk-ant-test", "claude-haiku-4-5", "http://127.0.0.1:9")).make_request("{}"),
+              "anthropic");
+  check_three(with_three(re::anthropic("sk-ant-test", "claude-haiku-4-5", "http://127.0.0.1:9")).make_stream_request("{}"),
+              "anthropic stream", true);
+  check_three(with_three(re::gemini("AIza-test", "gemini-2.0-flash", "http://127.0.0.1:9")).make_request("{}"),
+              "gemini");
+  check_three(with_three(re::gemini("AIza-test", "gemini-2.0-flash", "http://127.0.0.1:9")).make_stream_request("{}"),
+              "gemini stream", true);
+  re::aws_credentials creds{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  const auto bedrock = with_three(re::bedrock_anthropic(creds, "us-east-1", "anthropic.claude-3-haiku", "http://127.0.0.1:9"));
+  const re::http_request signed_request = bedrock.make_request_at("{}", "20260101T000000Z");
+  check_three(signed_request, "bedrock");
+  // Sent, not signed: SigV4 lets a request carry headers it did not sign, so a gateway's header
+  // cannot break the signature.
+  const std::string auth = values_of(signed_request.headers, "Authorization").at(0);
+  CHECK(auth.find("SignedHeaders=accept;content-type;host;x-amz-date,") != std::string::npos);
+
+  // Secrets: the provider's own and the secret header; identity: unchanged by the plain and
+  // secret ones, so that adding them leaves stored answers replaying.
+  auto chat = re::openai_compatible("sk-test-0123456789", "http://127.0.0.1:9/v1", "m");
+  const re::json before = chat.cache_identity();
+  chat = with_three(chat);
+  CHECK(chat.secrets() == std::vector<std::string>{"sk-test-0123456789", "gw-secret-0123456789abcdef"});
+  CHECK(chat.cache_identity() == before);
+  chat.headers().set("OpenAI-Project", "proj_1", re::header_use::identity);
+  CHECK(chat.cache_identity()["headers"] == re::json{{"openai-project", "proj_1"}});
+  auto claude = with_three(re::anthropic("sk-ant-test", "claude-haiku-4-5", "http://127.0.0.1:9"));
+  CHECK(claude.secrets().back() == "gw-secret-0123456789abcdef");
+  CHECK_FALSE(claude.cache_identity().contains("headers"));
+}
+
+TEST_CASE("extra headers end to end: a gateway that wants its own header, over HTTP and HTTPS; the secret one never "
+          "reaches an error, a log or the cache") {
+  using own_headers_tests::check_no_file_holds;
+  const std::string gateway_key = "gw-live-7c1e9a2b3d4f5e6a7b8c9d0e";
+  const auto pki = mock::make_test_pki(make_temp_dir("own-headers-pki"));
+  for (const bool tls : {false, true}) {
+    CAPTURE(tls);
+    mock::server_options so;
+    so.required_headers = {{"X-Gateway-Key", gateway_key}};
+    if (tls) {
+      so.cert_path = pki.server_cert;
+      so.key_path = pki.server_key;
+    }
+    mock::server server(so);
+    server.start();
+    const std::string cache_dir = make_temp_dir(tls ? "own-headers-cache-tls" : "own-headers-cache");
+    std::mutex m;
+    std::vector<std::string> logs;
+    auto opts = [&] {
+      return re::options().concurrency(2).max_retries(0).progress_bar(false).ca_cert_file(pki.ca_cert).cache_dir(cache_dir).on_log(
+          [&](std::string_view line) {
+            std::lock_guard<std::mutex> lock(m);
+            logs.emplace_back(line);
+          });
+    };
+    // Without the header the gateway refuses; with it the request goes through.
+    {
+      re::engine<re::openai_compatible> engine(re::openai_compatible("", server.base_url(), "m"), opts());
+      auto r = engine.run({re::conversation().user("no header")});
+      REQUIRE_FALSE(r[0]);
+      CHECK(r[0].error().provider_code == "gateway_header");
+    }
+    re::openai_compatible provider("", server.base_url(), "m");
+    provider.headers().set("X-Gateway-Key", gateway_key, re::header_use::secret).set("X-Org", "acme");
+    re::engine<re::openai_compatible> engine(provider, opts());
+    auto ok = engine.run({re::conversation().user("with header")});
+    REQUIRE(ok[0]);
+    CHECK(ok[0]->text == "Mock answer to: with header");
+    const auto headers = server.received_headers();
+    REQUIRE_FALSE(headers.empty());
+    CHECK(headers.back().find("X-Org")->second == "acme");
+
+    // A server that repeats the header in its error: the message has it redacted.
+    server.set_on_chat([&](const httplib::Request& req, httplib::Response& res) {
+      res.status = 400;
+      res.set_content(R"({"error":{"message":"bad gateway key )" + req.get_header_value("X-Gateway-Key") +
+                          R"(","type":"invalid_request_error","code":"bad_key"}})",
+                      "application/json");
+      return true;
+    });
+    auto refused = engine.run({re::conversation().user("echo it")});
+    REQUIRE_FALSE(refused[0]);
+    CHECK(refused[0].error().message.find(gateway_key) == std::string::npos);
+    CHECK(refused[0].error().message.find("[redacted]") != std::string::npos);
+    server.stop();
+    std::lock_guard<std::mutex> lock(m);
+    for (const auto& line : logs) CHECK(line.find(gateway_key) == std::string::npos);
+    check_no_file_holds(cache_dir, gateway_key);
+  }
+}
+
+TEST_CASE("openai_compatible presets for batch hosts: OpenRouter, Mistral, DeepSeek, xAI, Fireworks") {
+  own_headers_tests::saved_env restore(
+      {"OPENROUTER_API_KEY", "MISTRAL_API_KEY", "DEEPSEEK_API_KEY", "XAI_API_KEY", "FIREWORKS_API_KEY"});
+  struct preset {
+    const char* variable;
+    std::function<re::openai_compatible()> make;
+    const char* endpoint;
+  };
+  const std::vector<preset> presets = {
+      {"OPENROUTER_API_KEY", [] { return re::openai_compatible::openrouter("anthropic/claude-haiku-4.5"); },
+       "https://openrouter.ai/api/v1/chat/completions"},
+      {"MISTRAL_API_KEY", [] { return re::openai_compatible::mistral("mistral-small-latest"); },
+       "https://api.mistral.ai/v1/chat/completions"},
+      {"DEEPSEEK_API_KEY", [] { return re::openai_compatible::deepseek("deepseek-chat"); },
+       "https://api.deepseek.com/v1/chat/completions"},
+      {"XAI_API_KEY", [] { return re::openai_compatible::xai("grok-4"); }, "https://api.x.ai/v1/chat/completions"},
+      {"FIREWORKS_API_KEY", [] { return re::openai_compatible::fireworks("accounts/fireworks/models/llama-v3p1-8b-instruct"); },
+       "https://api.fireworks.ai/inference/v1/chat/completions"},
+  };
+  for (const auto& p : presets) {
+    CAPTURE(p.variable);
+    const std::string key = std::string("key-of-") + p.variable;
+    ::setenv(p.variable, key.c_str(), 1);
+    const re::openai_compatible provider = p.make();
+    CHECK(provider.endpoint() == p.endpoint);
+    const re::http_request r = provider.make_request("{}");
+    CHECK(r.url == p.endpoint);
+    CHECK(own_headers_tests::values_of(r.headers, "Authorization") == std::vector<std::string>{"Bearer " + key});
+    CHECK(provider.secrets() == std::vector<std::string>{key});
+    ::unsetenv(p.variable);
+    CHECK_THROWS_WITH_AS(p.make(), doctest::Contains((std::string(p.variable) + " is not set").c_str()), std::invalid_argument);
+  }
+  // OpenRouter's attribution headers, when given.
+  ::setenv("OPENROUTER_API_KEY", "sk-or-test", 1);
+  const re::http_request r =
+      re::openai_compatible::openrouter("openai/gpt-4o-mini", "https://example.org/app", "My App").make_request("{}");
+  CHECK(own_headers_tests::values_of(r.headers, "HTTP-Referer") == std::vector<std::string>{"https://example.org/app"});
+  CHECK(own_headers_tests::values_of(r.headers, "X-Title") == std::vector<std::string>{"My App"});
+}
+
+TEST_CASE("azure_openai_settings: the environment as the official SDK reads it, and the URLs of both schemes") {
+  own_headers_tests::saved_env restore(
+      {"AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_API_VERSION"});
+  for (const char* v : {"AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_API_VERSION"})
+    ::unsetenv(v);
+  CHECK_THROWS_WITH_AS(re::azure_openai_settings::from_environment(), doctest::Contains("AZURE_OPENAI_ENDPOINT is not set"),
+                       std::invalid_argument);
+  ::setenv("AZURE_OPENAI_ENDPOINT", "https://contoso.openai.azure.com/", 1);
+  CHECK_THROWS_WITH_AS(re::azure_openai_settings::from_environment(), doctest::Contains("AZURE_OPENAI_API_KEY is not set"),
+                       std::invalid_argument);
+  ::setenv("AZURE_OPENAI_API_KEY", "azure-key-0123456789abcdef", 1);
+  re::azure_openai_settings s = re::azure_openai_settings::from_environment();
+  CHECK(s.api_version.empty());
+  CHECK(s.url("chat/completions", "gpt4o-prod") == "https://contoso.openai.azure.com/openai/v1/chat/completions");
+  CHECK(s.url("responses", "gpt4o-prod") == "https://contoso.openai.azure.com/openai/v1/responses");
+  CHECK(s.url("embeddings", "emb") == "https://contoso.openai.azure.com/openai/v1/embeddings");
+  const auto v1 = re::openai_compatible::azure("gpt4o-prod");
+  CHECK(v1.endpoint() == "https://contoso.openai.azure.com/openai/v1/chat/completions");
+  CHECK(v1.model() == "gpt4o-prod");  // the deployment is the body's model
+  const re::http_request r = v1.make_request("{}");
+  CHECK(own_headers_tests::values_of(r.headers, "api-key") == std::vector<std::string>{"azure-key-0123456789abcdef"});
+  CHECK(own_headers_tests::values_of(r.headers, "Authorization").empty());
+  CHECK(r.url.find("azure-key") == std::string::npos);
+
+  ::setenv("OPENAI_API_VERSION", "2024-10-21", 1);
+  s = re::azure_openai_settings::from_environment();
+  CHECK(s.url("chat/completions", "gpt4o-prod") ==
+        "https://contoso.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21");
+  CHECK(s.url("embeddings", "emb") ==
+        "https://contoso.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21");
+  CHECK(s.url("responses", "gpt4o-prod") == "https://contoso.openai.azure.com/openai/responses?api-version=2024-10-21");
+  CHECK(re::openai_embeddings::azure("emb").endpoint() ==
+        "https://contoso.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21");
+  // An endpoint given as the v1 base works for both.
+  s.endpoint = "https://contoso.openai.azure.com/openai/v1";
+  CHECK(s.url("chat/completions", "d") == "https://contoso.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21");
+  s.api_version.clear();
+  CHECK(s.url("chat/completions", "d") == "https://contoso.openai.azure.com/openai/v1/chat/completions");
+
+  // An Entra ID token instead of a key: Authorization: Bearer, no api-key.
+  ::unsetenv("AZURE_OPENAI_API_KEY");
+  ::setenv("AZURE_OPENAI_AD_TOKEN", "eyJ0eXAiOiJKV1QiLCJhbGciOi.entra-token", 1);
+  const re::http_request entra = re::openai_responses::azure("d").make_request("{}");
+  CHECK(own_headers_tests::values_of(entra.headers, "Authorization") ==
+        std::vector<std::string>{"Bearer eyJ0eXAiOiJKV1QiLCJhbGciOi.entra-token"});
+  CHECK(own_headers_tests::values_of(entra.headers, "api-key").empty());
+
+  // What cannot stand in a URL is refused, naming it.
+  CHECK_THROWS_WITH_AS(s.url("chat/completions", "my deployment"), doctest::Contains("deployment name 'my deployment'"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(s.url("chat/completions", ""), doctest::Contains("no deployment name"), std::invalid_argument);
+  s.api_version = "2024-10-21&x=1";
+  CHECK_THROWS_WITH_AS(s.url("chat/completions", "d"), doctest::Contains("api-version '2024-10-21&x=1'"),
+                       std::invalid_argument);
+  s.api_version.clear();
+  s.endpoint = "contoso.openai.azure.com";
+  CHECK_THROWS_AS(s.url("chat/completions", "d"), std::invalid_argument);
+}
+
+TEST_CASE("Azure OpenAI end to end over HTTP and HTTPS, v1 and classic routes: chat, streamed chat, Responses, "
+          "embeddings; the key in api-key, never in a URL, an error, a log or the cache") {
+  const std::string key = "azure-e2e-key-5b6c7d8e9f0a1b2c3d4e";
+  const auto pki = mock::make_test_pki(make_temp_dir("azure-pki"));
+  for (const bool tls : {false, true}) {
+    for (const std::string version : {"", "2024-10-21"}) {
+      CAPTURE(tls);
+      CAPTURE(version);
+      mock::server_options so;
+      so.api_key = key;
+      so.log_requests_path = make_temp_dir("azure-log") + "/requests.jsonl";
+      if (tls) {
+        so.cert_path = pki.server_cert;
+        so.key_path = pki.server_key;
+      }
+      mock::server server(so);
+      server.start();
+      re::azure_openai_settings where;
+      where.endpoint = server.origin();
+      where.api_key = key;
+      where.api_version = version;
+      const std::string cache_dir = make_temp_dir("azure-cache");
+      std::mutex m;
+      std::vector<std::string> logs;
+      const re::options opts =
+          re::options().concurrency(2).max_retries(0).progress_bar(false).ca_cert_file(pki.ca_cert).cache_dir(cache_dir).on_log(
+              [&](std::string_view line) {
+                std::lock_guard<std::mutex> lock(m);
+                logs.emplace_back(line);
+              });
+
+      re::engine<re::openai_compatible> chat(re::openai_compatible::azure("gpt-4o-mini", where), opts);
+      auto answers = chat.run({re::conversation().user("hello azure")}, re::params().max_tokens(50));
+      REQUIRE_MESSAGE(answers[0], answers[0].error().describe());
+      CHECK(answers[0]->text == "Mock answer to: hello azure");
+      CHECK(answers[0]->raw().contains("prompt_filter_results"));  // it went through Azure's route
+      const auto headers = server.received_headers();
+      REQUIRE_FALSE(headers.empty());
+      CHECK(headers.back().find("api-key")->second == key);
+      CHECK(headers.back().find("Authorization") == headers.back().end());
+      // Streamed: Azure's first chunk has no choices, only the prompt's filter results.
+      re::engine<re::openai_compatible, re::no_cache> streaming(re::openai_compatible::azure("gpt-4o-mini", where),
+                                                                re::options(opts).stream(re::stream_mode::always));
+      auto streamed = streaming.run({re::conversation().user("stream it")}, re::params().max_tokens(50));
+      REQUIRE_MESSAGE(streamed[0], streamed[0].error().describe());
+      CHECK(streamed[0]->usage.output_tokens > 0);
+      CHECK(streamed[0]->text == "Mock answer to: stream it");
+
+      re::engine<re::openai_responses> responses(re::openai_responses::azure("gpt-4o-mini", where), opts);
+      auto r = responses.run({re::conversation().user("respond")});
+      REQUIRE_MESSAGE(r[0], r[0].error().describe());
+      CHECK(r[0]->text == "Mock answer to: respond");
+
+      re::engine<re::openai_embeddings> embed(re::openai_embeddings::azure("text-embedding-3-small", where), opts);
+      auto e = embed.run({re::conversation().user("embed me")});
+      REQUIRE_MESSAGE(e[0], e[0].error().describe());
+      CHECK_FALSE(e[0]->embedding_vector.empty());
+
+      // A wrong key: an authentication error that does not show it.
+      re::azure_openai_settings wrong = where;
+      wrong.api_key = "azure-wrong-key-00112233445566778899";
+      re::engine<re::openai_compatible, re::no_cache> bad(re::openai_compatible::azure("gpt-4o-mini", wrong), opts);
+      auto refused = bad.run({re::conversation().user("x")});
+      REQUIRE_FALSE(refused[0]);
+      CHECK(refused[0].error().code == re::error_code::authentication);
+      CHECK(refused[0].error().message.find("azure-wrong-key") == std::string::npos);
+      server.stop();
+
+      // The paths the server saw: the scheme's, never a key.
+      const std::string log_text = slurp(so.log_requests_path);
+      CHECK(log_text.find(version.empty() ? "/openai/v1/chat/completions" : "/openai/deployments/gpt-4o-mini/chat/completions")
+            != std::string::npos);
+      CHECK(log_text.find(key) == std::string::npos);
+      std::lock_guard<std::mutex> lock(m);
+      for (const auto& line : logs) CHECK(line.find(key) == std::string::npos);
+      own_headers_tests::check_no_file_holds(cache_dir, key);
+    }
+  }
+}
+
+TEST_CASE("Azure OpenAI content filter: a filtered prompt is content_filtered, named and not retried; a filtered "
+          "answer ends with finish_reason content_filter; a classic route without api-version is refused") {
+  mock::server_options so;
+  so.api_key = "azure-filter-key-0123456789";
+  mock::server server(so);
+  server.start();
+  re::azure_openai_settings where;
+  where.endpoint = server.origin();
+  where.api_key = so.api_key;
+  re::engine<re::openai_compatible, re::no_cache> engine(
+      re::openai_compatible::azure("gpt-4o-mini", where),
+      re::options().max_retries(3).progress_bar(false).initial_backoff(std::chrono::milliseconds(1)));
+  const std::size_t before = server.requests();
+  auto r = engine.run({re::conversation().user("bad [[azure:filter-prompt]]"),
+                       re::conversation().user("cut [[azure:filter-completion]]")});
+  REQUIRE_FALSE(r[0]);
+  CHECK(r[0].error().code == re::error_code::content_filtered);
+  CHECK(re::to_string(r[0].error().code) == "content_filtered");
+  CHECK(r[0].error().provider_code == "content_filter");
+  CHECK(r[0].error().http_status == 400);
+  CHECK(r[0].error().attempts == 1);
+  CHECK(r[0].error().message.find("(filtered: violence high)") != std::string::npos);
+  REQUIRE(r[1]);
+  CHECK(r[1]->finish_reason == "content_filter");
+  CHECK(r[1]->text.empty());
+  CHECK(server.requests() - before == 2);  // neither was sent twice
+
+  // Streamed, the same answer.
+  re::engine<re::openai_compatible, re::no_cache> streaming(
+      re::openai_compatible::azure("gpt-4o-mini", where), re::options().max_retries(0).progress_bar(false).stream(re::stream_mode::always));
+  auto s = streaming.run({re::conversation().user("cut [[azure:filter-completion]]")});
+  REQUIRE(s[0]);
+  CHECK(s[0]->finish_reason == "content_filter");
+
+  // The classic routes need an api-version; the mock refuses one without, as Azure does.
+  httplib::Client cli(server.origin());
+  auto res = cli.Post("/openai/deployments/gpt-4o-mini/chat/completions", {{"api-key", so.api_key}},
+                      R"({"messages":[{"role":"user","content":"x"}]})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(res->body.find("api-version") != std::string::npos);
+  server.stop();
+}
+
+TEST_CASE("prompt caching: cache_control on the marked system prompt and messages (Anthropic, Bedrock, Vertex "
+          "bodies); at most four; the ttl; the request hash is the unmarked request's") {
+  re::anthropic claude("sk-ant-test", "claude-sonnet-4-5", "http://127.0.0.1:9");
+  const re::conversation plain = re::conversation().system("A long shared prefix").user("Q1").assistant("A1").user("Q2");
+  const re::conversation marked = re::conversation()
+                                      .system("A long shared prefix")
+                                      .cache_breakpoint()
+                                      .user("Q1")
+                                      .assistant("A1")
+                                      .cache_breakpoint()
+                                      .user("Q2");
+  const re::json b = claude.make_body(marked, re::params()).value();
+  CHECK(b["system"] == re::json::parse(
+                           R"([{"type":"text","text":"A long shared prefix","cache_control":{"type":"ephemeral"}}])"));
+  CHECK(b["messages"][0]["content"] == "Q1");
+  CHECK(b["messages"][1]["content"] ==
+        re::json::parse(R"([{"type":"text","text":"A1","cache_control":{"type":"ephemeral"}}])"));
+  CHECK(b["messages"][2]["content"] == "Q2");
+  const re::json unmarked = claude.make_body(plain, re::params()).value();
+  CHECK(re::request_hash(claude.cache_identity(), b) == re::request_hash(claude.cache_identity(), unmarked));
+  // An hour, with the beta feature it needs; the hash still the same.
+  const re::json hour = claude.make_body(marked, re::params().prompt_cache_ttl("1h")).value();
+  CHECK(hour["system"][0]["cache_control"] == re::json{{"type", "ephemeral"}, {"ttl", "1h"}});
+  CHECK(re::request_hash(claude.cache_identity(), hour) == re::request_hash(claude.cache_identity(), unmarked));
+  const re::http_request sent = claude.make_request(hour.dump());
+  CHECK(own_headers_tests::values_of(sent.headers, "anthropic-beta") ==
+        std::vector<std::string>{"extended-cache-ttl-2025-04-11"});
+  CHECK(own_headers_tests::values_of(claude.make_request(b.dump()).headers, "anthropic-beta").empty());
+  // A multi-part message: the last block is marked.
+  re::message parts{re::role::user, {re::content_part::image_url("https://x/y.png"), re::content_part::from_text("Describe")}};
+  const re::json mp = claude.make_body(re::conversation().add(parts).cache_breakpoint(), re::params()).value();
+  CHECK(mp["messages"][0]["content"][1]["cache_control"] == re::json{{"type", "ephemeral"}});
+  CHECK_FALSE(mp["messages"][0]["content"][0].contains("cache_control"));
+  CHECK(re::request_hash(claude.cache_identity(), mp) ==
+        re::request_hash(claude.cache_identity(), claude.make_body(re::conversation().add(parts), re::params()).value()));
+
+  // The same marks on Bedrock and Vertex AI, whose bodies are the Messages API's.
+  re::aws_credentials creds{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  const re::json bedrock =
+      re::bedrock_anthropic(creds, "us-east-1", "anthropic.claude-3-haiku", "http://127.0.0.1:9").make_body(marked, re::params()).value();
+  CHECK(bedrock["system"] == b["system"]);
+  CHECK(bedrock["messages"] == b["messages"]);
+
+  // Errors, before anything is sent: five marks, a mark before any content, a bad ttl.
+  re::conversation five = re::conversation().system("s").cache_breakpoint();
+  for (int i = 0; i < 4; ++i) five.user("u" + std::to_string(i)).cache_breakpoint().assistant("a");
+  five.user("last");
+  auto too_many = claude.make_body(five, re::params());
+  REQUIRE_FALSE(too_many);
+  CHECK(too_many.error().code == re::error_code::invalid_request);
+  CHECK(too_many.error().message.find("at most 4 cache breakpoints") != std::string::npos);
+  auto nothing = claude.make_body(re::conversation().cache_breakpoint().user("x"), re::params());
+  REQUIRE_FALSE(nothing);
+  CHECK(nothing.error().message.find("before any content") != std::string::npos);
+  auto bad_ttl = claude.make_body(marked, re::params().prompt_cache_ttl("2h"));
+  REQUIRE_FALSE(bad_ttl);
+  CHECK(bad_ttl.error().message.find("\"5m\" or \"1h\"") != std::string::npos);
+
+  // OpenAI caches on its own: the marks change nothing in its body.
+  re::openai_compatible gpt("sk-test", "http://127.0.0.1:9/v1", "gpt-4o-mini");
+  CHECK(gpt.make_body(marked, re::params()).value() == gpt.make_body(plain, re::params()).value());
+}
+
+TEST_CASE("prompt caching end to end: 100 requests sharing a marked system prompt write it once and read it 99 "
+          "times, and cost what the price table says for that split") {
+  for (const std::string ttl : {"5m", "1h"}) {
+    CAPTURE(ttl);
+    mock::server server(mock::server_options{});
+    server.start();
+    const std::string shared(6000, 'x');  // 1,500 tokens by the mock's estimate: above the minimum
+    std::vector<re::conversation> convs;
+    for (int i = 0; i < 100; ++i)
+      convs.push_back(re::conversation().system(shared).cache_breakpoint().user("question " + std::to_string(i)));
+    re::engine<re::anthropic, re::no_cache> engine(re::anthropic("", "claude-sonnet-4-5", server.origin()),
+                                                    re::options().concurrency(1).max_retries(0).progress_bar(false));
+    auto results = engine.run(convs, re::params().max_tokens(20).prompt_cache_ttl(ttl));
+    REQUIRE(results.size() == 100);
+    // The first request sent (whichever it is: the engine does not promise input order) writes
+    // the prefix; every later one reads it.
+    const std::int64_t prefix = 1500;
+    std::size_t writers = 0;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      CAPTURE(i);
+      REQUIRE(results[i]);
+      const re::token_usage& u = results[i]->usage;
+      const bool wrote = u.cache_write_tokens > 0;
+      writers += wrote ? 1 : 0;
+      CHECK(u.cache_write_tokens == (wrote ? prefix : 0));
+      CHECK(u.cache_write_1h_tokens == (wrote && ttl == "1h" ? prefix : 0));
+      CHECK(u.cached_input_tokens == (wrote ? 0 : prefix));
+      CHECK(u.input_tokens > prefix);
+    }
+    CHECK(writers == 1);
+    // The price table's claude-sonnet-4-5 row: $3 input, $3.75 five-minute writes (an hour's:
+    // twice the input, $6), $0.30 reads, $15 output, per million tokens.
+    double expected = 0;
+    for (const auto& r : results) {
+      const re::token_usage& u = r->usage;
+      const double uncached = static_cast<double>(u.input_tokens - u.cached_input_tokens - u.cache_write_tokens);
+      expected += (uncached * 3 + static_cast<double>(u.cache_write_tokens) * (ttl == "1h" ? 6 : 3.75) +
+                   static_cast<double>(u.cached_input_tokens) * 0.3 + static_cast<double>(u.output_tokens) * 15) /
+                  1e6;
+    }
+    const re::cost_report spend = engine.spend();
+    CHECK(spend.actual == doctest::Approx(expected).epsilon(1e-9));
+    CHECK(spend.tokens.cache_write_tokens == prefix);
+    CHECK(spend.tokens.cached_input_tokens == 99 * prefix);
+    // Without the marks the same requests pay the whole prompt every time.
+    CHECK(spend.actual < 0.5 * static_cast<double>(spend.tokens.input_tokens) * 3 / 1e6 +
+                             static_cast<double>(spend.tokens.output_tokens) * 15 / 1e6);
+    const auto bodies = server.received_bodies();
+    REQUIRE_FALSE(bodies.empty());
+    CHECK(bodies.back()["system"][0]["cache_control"]["type"] == "ephemeral");
+    server.stop();
+  }
+}

@@ -40,6 +40,8 @@ struct batch_args {
   std::string ca_cert;
   std::optional<std::string> proxy;  // --proxy ("" = none); unset: the environment
   std::optional<std::int64_t> dimensions;
+  std::string api_version;  // azure: the classic routes' api-version
+  std::vector<std::string> headers, secret_headers, cache_key_headers;  // as `run` takes them
 };
 
 namespace detail {
@@ -58,7 +60,9 @@ inline re::batch_settings batch_settings_of(const batch_args& a) {
   re::batch_settings s;
   s.poll_interval(std::chrono::milliseconds(static_cast<std::int64_t>(a.poll_seconds * 1000)));
   if (a.max_requests > 0 || a.max_bytes > 0) {
-    re::batch_limits l = a.provider == "anthropic" ? re::batch_limits::anthropic() : re::batch_limits::openai();
+    re::batch_limits l = a.provider == "anthropic" ? re::batch_limits::anthropic()
+                         : a.provider == "azure"   ? re::batch_limits::azure()
+                                                   : re::batch_limits::openai();
     if (a.max_requests > 0) l.max_requests = a.max_requests;
     if (a.max_bytes > 0) l.max_bytes = a.max_bytes;
     s.limits(l);
@@ -66,26 +70,68 @@ inline re::batch_settings batch_settings_of(const batch_args& a) {
   return s;
 }
 
+// The client, with --header, --secret-header and --cache-key-header on its provider (given
+// again to every batch command: a secret is never stored with the job).
+template <class Provider>
+re::batch_client make_client(Provider p, const batch_args& a, const std::string& cache, const re::batch_settings& s) {
+  run_args headers;
+  headers.headers = a.headers;
+  headers.secret_headers = a.secret_headers;
+  headers.cache_key_headers = a.cache_key_headers;
+  add_user_headers(p.headers(), headers);
+  return re::batch_client(std::move(p), batch_options(a, cache), s);
+}
+
+// Azure OpenAI's resource and sign-in: the endpoint and api-version given (or stored with the
+// job), the key (else an Entra token) from the environment.
+inline re::azure_openai_settings azure_settings(std::string endpoint, std::string api_version) {
+  re::azure_openai_settings where;
+  where.endpoint = std::move(endpoint);
+  if (where.endpoint.empty())
+    throw usage_error("--provider azure needs the resource's endpoint: --base-url or AZURE_OPENAI_ENDPOINT");
+  where.api_key = env_or("AZURE_OPENAI_API_KEY", "");
+  where.ad_token = env_or("AZURE_OPENAI_AD_TOKEN", "");
+  if (where.api_key.empty() && where.ad_token.empty())
+    throw usage_error("AZURE_OPENAI_API_KEY is not set (nor AZURE_OPENAI_AD_TOKEN): --provider azure needs one "
+                      "(keys are read from the environment only, never from the command line)");
+  where.api_version = std::move(api_version);
+  return where;
+}
+
 // The client for a stored job: the provider from its endpoint, the key from the environment.
 inline re::batch_client batch_client_for(const re::batch_job& job, const batch_args& a) {
   const std::string cache = job.user.is_object() ? job.user.value("cache_dir", std::string()) : std::string();
   re::batch_settings s = batch_settings_of(a);
+  if (job.user.is_object() && job.user.contains("azure") && job.user["azure"].is_object()) {
+    const json& az = job.user["azure"];
+    const re::azure_openai_settings where =
+        azure_settings(az.value("endpoint", std::string()), az.value("api_version", std::string()));
+    const std::string deployment = az.value("deployment", std::string());
+    const std::string url = job.user.value("url", std::string());
+    if (url == "/v1/responses")
+      return make_client(re::openai_responses::azure(deployment, where), a, cache, s);
+    if (url == "/v1/embeddings") {
+      auto e = re::openai_embeddings::azure(deployment, where);
+      if (job.user.contains("dimensions")) e.dimensions(job.user["dimensions"].get<std::int64_t>());
+      return make_client(std::move(e), a, cache, s);
+    }
+    return make_client(re::openai_compatible::azure(deployment, where), a, cache, s);
+  }
   if (job.api == "openai") {
     const std::string key = api_key("OPENAI_API_KEY", job.endpoint, "api.openai.com");
     const std::string url = job.user.is_object() ? job.user.value("url", std::string()) : std::string();
     if (url == "/v1/responses")
-      return re::batch_client(re::openai_responses(key, job.endpoint, std::string()), batch_options(a, cache), s);
+      return make_client(re::openai_responses(key, job.endpoint, std::string()), a, cache, s);
     if (url == "/v1/embeddings") {
       // The model and the size are part of the provider's identity, which the job must match.
       re::openai_embeddings e(key, job.endpoint, job.identity.value("model", std::string()));
       if (job.user.contains("dimensions")) e.dimensions(job.user["dimensions"].get<std::int64_t>());
-      return re::batch_client(std::move(e), batch_options(a, cache), s);
+      return make_client(std::move(e), a, cache, s);
     }
-    return re::batch_client(re::openai_compatible(key, job.endpoint, std::string()), batch_options(a, cache), s);
+    return make_client(re::openai_compatible(key, job.endpoint, std::string()), a, cache, s);
   }
-  return re::batch_client(re::anthropic(api_key("ANTHROPIC_API_KEY", job.endpoint, "api.anthropic.com"),
-                                        std::string(), job.endpoint),
-                          batch_options(a, cache), s);
+  return make_client(re::anthropic(api_key("ANTHROPIC_API_KEY", job.endpoint, "api.anthropic.com"),
+                                        std::string(), job.endpoint), a, cache, s);
 }
 
 inline void print_job(const re::batch_job& job, std::ostream& out) {
@@ -99,7 +145,9 @@ inline void print_job(const re::batch_job& job, std::ostream& out) {
 
 inline int batch_submit(const batch_args& a) {
   const std::string& p = a.provider;
-  if (p != "openai" && p != "anthropic") throw usage_error("batch: --provider must be openai or anthropic");
+  if (p != "openai" && p != "anthropic" && p != "azure")
+    throw usage_error("batch: --provider must be openai, azure or anthropic");
+  if (!a.api_version.empty() && p != "azure") throw usage_error("--api-version is for --provider azure only");
   if (a.input.empty()) throw usage_error("batch submit needs the input file");
   const std::string state = batch_state_path(a);
   if (std::ifstream(state))
@@ -116,13 +164,14 @@ inline int batch_submit(const batch_args& a) {
   ra.provider = p;
   ra.dimensions = a.dimensions;
   const std::string api = api_of_url(in.batch_url);  // "" for plain input: chat
-  if ((api == "responses" || api == "embeddings") && p != "openai")
-    throw usage_error("batch: " + in.batch_url + " lines go to --provider openai only");
+  if ((api == "responses" || api == "embeddings") && p == "anthropic")
+    throw usage_error("batch: " + in.batch_url + " lines go to --provider openai or azure only");
   if (a.dimensions && api != "embeddings") throw usage_error("batch: --dimensions is for /v1/embeddings lines only");
   std::int64_t dims = 0;  // embeddings: the vectors' size (0: the model's)
   if (api == "embeddings") dims = embedding_dimensions(in, ra).value_or(0);
-  const std::string model = api == "embeddings" ? single_model(in, ra, true) : a.model;
-  if (api != "embeddings") check_model(in, ra, false);
+  // Azure: every line names the deployment, which --model gives (or every line, the same one).
+  const std::string model = api == "embeddings" || p == "azure" ? single_model(in, ra, true) : a.model;
+  if (api != "embeddings" && p != "azure") check_model(in, ra, false);
 
   std::vector<re::conversation> convs;
   std::vector<re::params> pars;
@@ -143,25 +192,40 @@ inline int batch_submit(const batch_args& a) {
                {"cache_dir", cache},
                {"ids", std::move(ids)}};
   if (dims > 0) user["dimensions"] = dims;
+  std::optional<re::azure_openai_settings> azure;
+  if (p == "azure") {
+    azure = azure_settings(!a.base_url.empty() ? a.base_url : env_or("AZURE_OPENAI_ENDPOINT", ""),
+                           !a.api_version.empty() ? a.api_version : env_or("OPENAI_API_VERSION", ""));
+    user["azure"] = {{"endpoint", azure->endpoint}, {"api_version", azure->api_version}, {"deployment", model}};
+  }
   s.state_file(state).user_data(std::move(user));
   std::optional<re::batch_client> client;
-  if (p == "openai") {
+  if (azure) {
+    if (api == "responses") {
+      client.emplace(make_client(re::openai_responses::azure(model, *azure), a, cache, s));
+    } else if (api == "embeddings") {
+      auto e = re::openai_embeddings::azure(model, *azure);
+      if (dims > 0) e.dimensions(dims);
+      client.emplace(make_client(std::move(e), a, cache, s));
+    } else {
+      client.emplace(make_client(re::openai_compatible::azure(model, *azure), a, cache, s));
+    }
+  } else if (p == "openai") {
     const std::string base = !a.base_url.empty() ? a.base_url : env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
     const std::string key = api_key("OPENAI_API_KEY", base, "api.openai.com");
     if (api == "responses") {
-      client.emplace(re::openai_responses(key, base, a.model), batch_options(a, cache), s);
+      client.emplace(make_client(re::openai_responses(key, base, a.model), a, cache, s));
     } else if (api == "embeddings") {
       re::openai_embeddings e(key, base, model);
       if (dims > 0) e.dimensions(dims);
-      client.emplace(std::move(e), batch_options(a, cache), s);
+      client.emplace(make_client(std::move(e), a, cache, s));
     } else {
-      client.emplace(re::openai_compatible(key, base, a.model), batch_options(a, cache), s);
+      client.emplace(make_client(re::openai_compatible(key, base, a.model), a, cache, s));
     }
   } else {
     if (a.model.empty()) throw usage_error("--provider anthropic needs --model");
     const std::string base = !a.base_url.empty() ? a.base_url : env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
-    client.emplace(re::anthropic(api_key("ANTHROPIC_API_KEY", base, "api.anthropic.com"), a.model, base),
-                   batch_options(a, cache), s);
+    client.emplace(make_client(re::anthropic(api_key("ANTHROPIC_API_KEY", base, "api.anthropic.com"), a.model, base), a, cache, s));
   }
   auto job = client->submit(convs, pars, a.name_space);
   if (!job) {
@@ -279,7 +343,15 @@ inline void add_batch_command(CLI::App& app) {
       ->check(CLI::IsMember({"submit", "status", "wait", "fetch", "cancel"}));
   c->add_option("input", a->input, "Input JSONL file (submit)");
   c->add_option("-o,--output", a->output, "Output JSONL file; the job is kept in OUT.batch.json")->required();
-  c->add_option("--provider", a->provider, "openai or anthropic (submit)")->capture_default_str();
+  c->add_option("--provider", a->provider,
+                "openai, azure (Azure OpenAI's Batch API; --model names a Global-Batch deployment) or anthropic (submit)")
+      ->capture_default_str();
+  c->add_option("--header", a->headers, "'Name: value': a header of your own on every call (as for run; repeatable)");
+  c->add_option("--secret-header", a->secret_headers,
+                "'Name: VARIABLE': a header whose value is read from the environment variable (as for run)");
+  c->add_option("--cache-key-header", a->cache_key_headers, "'Name: value': a header that is part of the cache key");
+  c->add_option("--api-version", a->api_version,
+                "--provider azure: the classic routes with this api-version (default $OPENAI_API_VERSION, else the v1 API)");
   c->add_option("--base-url", a->base_url, "API base URL (submit; default from OPENAI_BASE_URL / ANTHROPIC_BASE_URL)");
   c->add_option("--model", a->model, "Model for lines that name none (submit)");
   c->add_option("--temperature", a->temperature, "Temperature for lines that set none (submit)");

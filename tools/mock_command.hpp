@@ -44,6 +44,7 @@ struct mock_args {
   std::uint64_t seed = 0;
   std::string log_requests;
   bool log_bodies = false;
+  std::vector<std::string> required_header_envs;  // "Name: VARIABLE"
   requests_engine_mock::server::batch_mock_options batch;
 };
 
@@ -103,6 +104,19 @@ inline int run_mock(const mock_args& args) {
     return true;
   };
   if (!args.api_key_env.empty() && !env_key(args.api_key_env, opts.api_key)) return 2;
+  for (const std::string& spec : args.required_header_envs) {
+    const auto colon = spec.find(':');
+    std::string name = spec.substr(0, colon);
+    std::string variable = colon == std::string::npos ? std::string() : spec.substr(colon + 1);
+    variable.erase(0, variable.find_first_not_of(' '));
+    if (name.empty() || variable.empty()) {
+      std::cerr << "requests-engine mock: --require-header-env '" << spec << "': expected 'Name: VARIABLE'\n";
+      return 2;
+    }
+    std::string value;
+    if (!env_key(variable, value)) return 2;
+    opts.required_headers.emplace_back(std::move(name), std::move(value));
+  }
   const std::pair<const std::vector<std::string>*, std::vector<std::string>*> key_lists[] = {
       {&args.extra_key_envs, &opts.extra_api_keys},
       {&args.invalid_key_envs, &opts.invalid_api_keys},
@@ -309,6 +323,9 @@ inline mock_command add_mock_command(CLI::App& app) {
                      "With --log-requests: each line also holds the request body as received (\"body\"), to check "
                      "what a client sends")
       ->needs(mock_cmd->get_option("--log-requests"));
+  mock_cmd->add_option("--require-header-env", mock.required_header_envs,
+                       "'Name: VARIABLE': every model request must carry header Name with the value of the "
+                       "environment variable VARIABLE, as a gateway would (else 401, code gateway_header; repeatable)");
   add_batch_mock_flags(mock_cmd, mock.batch);
 
   return mock_command{mock_cmd, holder};

@@ -71,7 +71,20 @@ struct run_args {
   std::string prices;      ///< JSON price table merged over the built-in one
   std::string summary_json;
   std::string stream = "auto";  ///< auto, always or never (options::stream)
+  std::string api_version;      ///< azure: the classic routes' api-version (empty: $OPENAI_API_VERSION, else v1)
+  std::vector<std::string> headers;            ///< --header 'Name: value'
+  std::vector<std::string> secret_headers;     ///< --secret-header 'Name: VARIABLE' (the value from the environment)
+  std::vector<std::string> cache_key_headers;  ///< --cache-key-header 'Name: value' (part of the cache key)
+  bool cache_system_prompt = false;            ///< --cache-system-prompt (Claude's prompt caching)
+  std::string prompt_cache_ttl;                ///< --prompt-cache-ttl 5m or 1h
 };
+
+/// An OpenAI-compatible host with a preset (re::openai_hosts()), or null.
+inline const re::openai_host* find_openai_preset(const std::string& name) {
+  for (const auto& p : re::openai_hosts())
+    if (name == p.name) return &p;
+  return nullptr;
+}
 
 /// Exit statuses of `run`.
 enum : int { exit_ok = 0, exit_failures = 1, exit_usage = 2, exit_interrupted = 130 };
@@ -113,6 +126,7 @@ class openai_passthrough {
   }
   [[nodiscard]] json cache_identity() const { return inner_.cache_identity(); }
   [[nodiscard]] std::vector<std::string> secrets() const { return inner_.secrets(); }
+  [[nodiscard]] re::extra_headers& headers() { return inner_.headers(); }
   // Only where the inner provider has it (the Responses API has no n).
   template <class I = Inner, class = decltype(std::declval<const I&>().split_choices(std::string()))>
   [[nodiscard]] std::vector<std::string> split_choices(const std::string& body) const {
@@ -240,8 +254,9 @@ inline void print_summary(const run_summary& s, std::ostream& out, const std::st
     out << "; " << s.batches << " batches of " << s.batched << " prompts, mean batch size " << mean.str();
   }
   out << "\n";
-  out << "  tokens       input " << s.tokens.input_tokens << " (cached " << s.tokens.cached_input_tokens
-      << "), output " << s.tokens.output_tokens;
+  out << "  tokens       input " << s.tokens.input_tokens << " (cached " << s.tokens.cached_input_tokens;
+  if (s.tokens.cache_write_tokens > 0) out << ", written to the cache " << s.tokens.cache_write_tokens;
+  out << "), output " << s.tokens.output_tokens;
   if (s.tokens.reasoning_tokens > 0) out << " (reasoning " << s.tokens.reasoning_tokens << ")";
   out << "\n";
   out << "  cost         " << cost_line(s.cost) << "\n";
@@ -274,6 +289,7 @@ inline json usage_json(const re::token_usage& u) {
           {"output_tokens", u.output_tokens},
           {"cached_input_tokens", u.cached_input_tokens},
           {"cache_write_tokens", u.cache_write_tokens},
+          {"cache_write_1h_tokens", u.cache_write_1h_tokens},
           {"reasoning_tokens", u.reasoning_tokens}};
 }
 
@@ -557,6 +573,48 @@ inline void write_summary_file(const std::string& path, const std::string& text)
   }
 }
 
+// "Name: value" as --header and its kin take it.
+inline std::pair<std::string, std::string> split_header(const std::string& option, const std::string& text) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos || colon == 0)
+    throw usage_error(option + " '" + text + "': expected 'Name: value'");
+  std::string name = text.substr(0, colon);
+  std::string value = text.substr(colon + 1);
+  const auto first = value.find_first_not_of(" \t");
+  value = first == std::string::npos ? std::string() : value.substr(first);
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
+  return {name, value};
+}
+
+// The headers of the user's own, on the provider: --header, --secret-header (its value read
+// from the environment variable it names, so that it never stands on a command line) and
+// --cache-key-header.
+inline void add_user_headers(re::extra_headers& h, const run_args& a) {
+  try {
+    for (const auto& text : a.headers) {
+      auto [name, value] = split_header("--header", text);
+      h.set(name, value);
+    }
+    for (const auto& text : a.cache_key_headers) {
+      auto [name, value] = split_header("--cache-key-header", text);
+      h.set(name, value, re::header_use::identity);
+    }
+    for (const auto& text : a.secret_headers) {
+      auto [name, variable] = split_header("--secret-header", text);
+      const char* v = std::getenv(variable.c_str());
+      if (variable.empty() || v == nullptr || *v == '\0')
+        throw usage_error("--secret-header '" + text + "': the environment variable '" + variable +
+                          "' is not set (the header's value is read from it, never from the command line)");
+      h.set(name, v, re::header_use::secret);
+    }
+  } catch (const std::invalid_argument& e) {
+    std::string what = e.what();
+    const std::string prefix = "requests_engine: ";
+    if (what.compare(0, prefix.size(), prefix) == 0) what.erase(0, prefix.size());
+    throw usage_error(what);
+  }
+}
+
 }  // namespace detail
 
 /// Does the run with one provider: hashes and shards the input, sends it, writes the output.
@@ -575,6 +633,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     sum.shard = a.shard;
   }
 
+  detail::add_user_headers(provider.headers(), a);
   // Hashes as the engine computes them (for --shard, and for the output lines of failures).
   const json identity = provider.cache_identity();
   std::vector<input_item*> selected;
@@ -846,8 +905,15 @@ inline re::price_table load_prices(const std::string& path) {
 inline int run_run(const run_args& a) {
   try {
     const std::string& p = a.provider;
-    if (p != "openai" && p != "anthropic" && p != "bedrock" && p != "vertex" && p != "gemini")
-      throw usage_error("unknown provider '" + p + "' (openai, anthropic, bedrock, vertex, gemini)");
+    const re::openai_host* preset = find_openai_preset(p);
+    // Everything that speaks OpenAI's API: OpenAI, the hosts with a preset, Azure OpenAI.
+    const bool openai_like = p == "openai" || p == "azure" || preset != nullptr;
+    if (!openai_like && p != "anthropic" && p != "bedrock" && p != "vertex" && p != "gemini") {
+      std::string names = "openai, azure, anthropic, bedrock, vertex, gemini";
+      for (const auto& pr : re::openai_hosts()) names += std::string(", ") + pr.name;
+      throw usage_error("unknown provider '" + p + "' (" + names + ")");
+    }
+    if (!a.api_version.empty() && p != "azure") throw usage_error("--api-version is for --provider azure only");
     if (a.concurrency == 0) throw usage_error("--concurrency must be at least 1");
     // The API: --api, else the one the OpenAI Batch input's url names (one per file), else chat.
     const std::string url_api = detail::api_of_url(detail::first_batch_url(a.input));
@@ -863,10 +929,10 @@ inline int run_run(const run_args& a) {
       throw usage_error("the input's lines are /v1/" + url_api + " requests: --api " + api + " cannot send them");
     if (api == "embeddings" && url_api.empty() && !a.embed)
       throw usage_error("embeddings of plain input: use requests-engine embed (its lines are {\"id\", \"text\"})");
-    if (api == "embeddings" && p != "openai" && p != "gemini")
-      throw usage_error("embeddings: --provider openai or gemini");
-    if (!a.api.empty() && a.api != "chat" && a.api != "embeddings" && p != "openai")
-      throw usage_error("--api " + a.api + " is for --provider openai only");
+    if (api == "embeddings" && !openai_like && p != "gemini")
+      throw usage_error("embeddings: --provider openai (or another OpenAI-compatible one) or gemini");
+    if (!a.api.empty() && a.api != "chat" && a.api != "embeddings" && !openai_like)
+      throw usage_error("--api " + a.api + " is for --provider openai (or another OpenAI-compatible one) only");
     if (a.dimensions && api != "embeddings") throw usage_error("--dimensions is for embeddings only");
     if (a.batch_size > 0 && api != "completions")
       throw usage_error("--batch-size sends prompt arrays: it needs --api completions");
@@ -883,19 +949,58 @@ inline int run_run(const run_args& a) {
 
     // An OpenAI Batch body goes as it is only to an OpenAI-compatible API; the others get it
     // translated field by field (run_input.hpp), so that nothing is dropped without a word.
-    const bool raw = (p == "openai" && api == "chat") || vertex_api == "openai";
+    const bool raw = (openai_like && api == "chat") || vertex_api == "openai";
     input_options io;
     io.raw_openai_body = raw;
-    io.raw_responses_body = p == "openai" && api == "responses";
+    io.raw_responses_body = openai_like && api == "responses";
     io.embed = api == "embeddings";
     io.temperature = a.temperature;
+    io.cache_system_prompt = a.cache_system_prompt;
+    if (!a.prompt_cache_ttl.empty()) {
+      if (a.prompt_cache_ttl != "5m" && a.prompt_cache_ttl != "1h")
+        throw usage_error("--prompt-cache-ttl must be 5m or 1h, got '" + a.prompt_cache_ttl + "'");
+      io.prompt_cache_ttl = a.prompt_cache_ttl;
+    }
     io.max_tokens = a.max_tokens;
     input_file in = read_input(a.input, io);
 
-    if (p == "openai") {
+    if (p == "azure") {
+      // Azure addresses a deployment: --model names it (the body's "model" on the v1 API).
+      re::azure_openai_settings where;
+      where.endpoint = !a.base_url.empty() ? a.base_url : detail::env_or("AZURE_OPENAI_ENDPOINT", "");
+      if (where.endpoint.empty())
+        throw usage_error("--provider azure needs the resource's endpoint: --base-url or AZURE_OPENAI_ENDPOINT "
+                          "(https://{resource}.openai.azure.com)");
+      where.api_key = detail::env_or("AZURE_OPENAI_API_KEY", "");
+      where.ad_token = detail::env_or("AZURE_OPENAI_AD_TOKEN", "");
+      if (where.api_key.empty() && where.ad_token.empty())
+        throw usage_error("AZURE_OPENAI_API_KEY is not set (nor AZURE_OPENAI_AD_TOKEN, a Microsoft Entra ID token): "
+                          "--provider azure needs one (keys are read from the environment only, never from the "
+                          "command line)");
+      where.api_version = !a.api_version.empty() ? a.api_version : detail::env_or("OPENAI_API_VERSION", "");
+      const std::string deployment = detail::single_model(in, a, true);
+      if (api == "embeddings") {
+        auto e = re::openai_embeddings::azure(deployment, where);
+        if (const std::int64_t d = detail::embedding_dimensions(in, a).value_or(0); d > 0) e.dimensions(d);
+        return run_with(std::move(e), a, in, true, prices);
+      }
+      if (api == "completions")
+        throw usage_error("--provider azure: --api completions is not offered (chat, responses or embeddings)");
+      if (api == "responses")
+        return run_with(openai_passthrough<re::openai_responses>(re::openai_responses::azure(deployment, where)), a,
+                        in, true, prices);
+      return run_with(openai_passthrough<re::openai_compatible>(re::openai_compatible::azure(deployment, where)), a,
+                      in, true, prices);
+    }
+    if (openai_like) {
+      // OpenAI, or a host with a preset: its base URL and key variable; --base-url overrides
+      // the URL (a gateway, the mock), and the key is then optional.
+      const std::string official = preset ? preset->base_url : "https://api.openai.com/v1";
+      const char* key_variable = preset ? preset->key_variable : "OPENAI_API_KEY";
       const std::string base = !a.base_url.empty() ? a.base_url
-                                                   : detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
-      const std::string key = detail::api_key("OPENAI_API_KEY", base, "api.openai.com");
+                               : preset           ? official
+                                                  : detail::env_or("OPENAI_BASE_URL", official);
+      const std::string key = detail::api_key(key_variable, base, re::parse_url(official).host);
       if (api == "embeddings") {
         re::openai_embeddings e(key, base, detail::single_model(in, a, true));
         if (const std::int64_t d = detail::embedding_dimensions(in, a).value_or(0); d > 0) e.dimensions(d);
@@ -1009,6 +1114,25 @@ inline void add_run_options(CLI::App* c, run_args& a) {
   c->add_option("--prices", a.prices,
                 "JSON price table merged over the built-in one (dollars per million tokens; see the README)");
   c->add_option("--summary-json", a.summary_json, "Also write the end-of-run summary to this file as JSON");
+  c->add_option("--header", a.headers,
+                "'Name: value': a header of your own on every request (repeatable; not part of the cache key; "
+                "replaces the provider's header of that name)");
+  c->add_option("--secret-header", a.secret_headers,
+                "'Name: VARIABLE': a header whose value is read from the environment variable VARIABLE and kept "
+                "out of logs, errors and the cache (a gateway's key)");
+  c->add_option("--cache-key-header", a.cache_key_headers,
+                "'Name: value': a header that is also part of the cache key (answers stored under another value "
+                "are not reused)");
+  c->add_flag("--cache-system-prompt", a.cache_system_prompt,
+             "Claude (anthropic, bedrock, vertex): mark every line's system prompt for the provider's prompt cache "
+             "(cache_control), so that requests sharing it pay a tenth of the input price for it once it is cached; "
+             "a message with \"cache_control\": {\"type\": \"ephemeral\"} is marked too. Other providers cache "
+             "on their own");
+  c->add_option("--prompt-cache-ttl", a.prompt_cache_ttl,
+                "How long Claude keeps a marked prefix: 5m (default; writes at 1.25x the input price) or 1h (2x)");
+  c->add_option("--api-version", a.api_version,
+                "--provider azure: the classic deployment routes with this api-version (e.g. 2024-10-21); "
+                "default $OPENAI_API_VERSION, else Azure's v1 API");
   c->add_option("--stream", a.stream,
                 "auto (stream where the provider needs it: Anthropic answers above 21,333 max tokens), always, "
                 "or never; streamed answers are assembled and cached as whole ones, and the summary gives the "
@@ -1071,7 +1195,10 @@ inline run_command add_run_command(CLI::App& app) {
       "  summary (counts, tokens, the cost report, failed ids, wall time, rate) as JSON.\n"
       "Exit status: 0 all answered; 1 some requests failed or lines were skipped (the summary\n"
       "  names the failed ids); 2 bad usage, nothing sent; 130 interrupted.");
-  c->add_option("--provider", a.provider, "openai, anthropic, bedrock, vertex or gemini")->capture_default_str();
+  c->add_option("--provider", a.provider,
+                "openai, azure, anthropic, bedrock, vertex or gemini; or an OpenAI-compatible host with a preset: "
+                "openrouter, mistral, deepseek, xai, fireworks, groq, together, cerebras")
+      ->capture_default_str();
   add_run_options(c, a);
   c->add_option("--region", a.region,
                 "bedrock: AWS region (default $AWS_REGION, then $AWS_DEFAULT_REGION); vertex: location "
@@ -1112,7 +1239,8 @@ inline run_command add_embed_command(CLI::App& app) {
       "  up to 2,048 inputs (OpenAI) or 100 (Gemini); a rerun embeds only the texts not in the cache.\n"
       "Providers: openai (OPENAI_API_KEY, OPENAI_BASE_URL), gemini (GEMINI_API_KEY).\n"
       "Exit status: 0 all embedded; 1 some failed or lines were skipped; 2 bad usage; 130 interrupted.");
-  c->add_option("--provider", a.provider, "openai or gemini")->capture_default_str();
+  c->add_option("--provider", a.provider, "openai, azure, gemini, or an OpenAI-compatible preset (see run --help)")
+      ->capture_default_str();
   add_run_options(c, a);
   return run_command{c, holder};
 }

@@ -49,6 +49,9 @@ struct input_options {
   bool embed = false;
   std::optional<double> temperature;      ///< default when a line sets none
   std::optional<std::int64_t> max_tokens;  ///< default when a line sets none
+  /// --cache-system-prompt: a prompt-cache breakpoint after every line's system prompt.
+  bool cache_system_prompt = false;
+  std::optional<std::string> prompt_cache_ttl;  ///< --prompt-cache-ttl
 };
 
 namespace detail {
@@ -162,8 +165,24 @@ inline bool read_role_and_content(const json& m, const std::string& where, re::m
   return true;
 }
 
+// A prompt-cache breakpoint as LiteLLM and Anthropic write it, on a message or a content part:
+// {"type": "ephemeral"} (its ttl is one per run: --prompt-cache-ttl).
+inline bool cache_control_field(const json& holder, const std::string& where, bool& marked, std::string& why) {
+  if (!holder.is_object() || !holder.contains("cache_control")) return true;
+  const json& cc = holder["cache_control"];
+  if (!cc.is_object() || cc.value("type", std::string()) != "ephemeral" || cc.size() != 1) {
+    why = where + ".cache_control must be {\"type\": \"ephemeral\"} (the ttl is set for the run with "
+                  "--prompt-cache-ttl)";
+    return false;
+  }
+  marked = true;
+  return true;
+}
+
 // OpenAI-shaped messages (role + content as a string or a list of parts) into a conversation.
-inline bool to_conversation(const json& messages, re::conversation& conv, std::string& why) {
+// A message (or one of its parts) with a cache_control, and with `mark_system` every system
+// message, gets a prompt-cache breakpoint after it.
+inline bool to_conversation(const json& messages, re::conversation& conv, std::string& why, bool mark_system = false) {
   if (!messages.is_array() || messages.empty()) {
     why = "'messages' must be a non-empty array";
     return false;
@@ -176,14 +195,21 @@ inline bool to_conversation(const json& messages, re::conversation& conv, std::s
       return false;
     }
     for (const auto& field : m.items()) {
-      if (field.key() != "role" && field.key() != "content") {
+      if (field.key() != "role" && field.key() != "content" && field.key() != "cache_control") {
         why = where + ": field '" + field.key() + "' is not supported by requests-engine run";
         return false;
       }
     }
     re::message msg;
     if (!read_role_and_content(m, where, msg, why, chat_part)) return false;
+    bool marked = mark_system && msg.author == re::role::system;
+    if (!cache_control_field(m, where, marked, why)) return false;
+    if (m.contains("content") && m["content"].is_array())
+      for (std::size_t k = 0; k < m["content"].size(); ++k)
+        if (!cache_control_field(m["content"][k], where + ".content[" + std::to_string(k) + "]", marked, why))
+          return false;
     conv.add(std::move(msg));
+    if (marked) conv.cache_breakpoint();
   }
   return true;
 }
@@ -264,7 +290,8 @@ inline bool common_params(const json& o, re::params& p, std::string& why) {
 // An OpenAI chat-completions body for a provider other than OpenAI: every field must have an
 // equivalent in the engine's model, or the line is refused (silently dropping a field would
 // change the answer without saying so).
-inline bool translate_openai_body(const json& body, re::conversation& conv, re::params& p, std::string& why) {
+inline bool translate_openai_body(const json& body, re::conversation& conv, re::params& p, std::string& why,
+                                  bool mark_system = false) {
   static const std::set<std::string> known = {
       "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "n", "stop",
       "response_format", "tools", "tool_choice", "user", "metadata", "store"};
@@ -274,7 +301,8 @@ inline bool translate_openai_body(const json& body, re::conversation& conv, re::
       return false;
     }
   }
-  if (!to_conversation(body.value("messages", json()), conv, why) || !common_params(body, p, why)) return false;
+  if (!to_conversation(body.value("messages", json()), conv, why, mark_system) || !common_params(body, p, why))
+    return false;
   if (body.contains("response_format")) {
     const json& rf = body["response_format"];
     const std::string type = rf.is_object() ? rf.value("type", std::string()) : std::string();
@@ -553,6 +581,7 @@ inline bool read_plain_line(const json& o, const input_options& opt, input_item&
       return false;
     }
     item.conv.system(o["system"].get<std::string>());
+    if (opt.cache_system_prompt) item.conv.cache_breakpoint();
   }
   if (o.contains("prompt") == o.contains("messages")) {
     why = "a line needs exactly one of 'prompt' and 'messages'";
@@ -564,7 +593,7 @@ inline bool read_plain_line(const json& o, const input_options& opt, input_item&
       return false;
     }
     item.conv.user(o["prompt"].get<std::string>());
-  } else if (!to_conversation(o["messages"], item.conv, why)) {
+  } else if (!to_conversation(o["messages"], item.conv, why, opt.cache_system_prompt)) {
     return false;
   }
   if (!common_params(o, item.par, why)) return false;
@@ -591,6 +620,7 @@ inline bool read_plain_line(const json& o, const input_options& opt, input_item&
   }
   if (!item.par.temperature() && opt.temperature) item.par.temperature(*opt.temperature);
   if (!item.par.max_tokens() && opt.max_tokens) item.par.max_tokens(*opt.max_tokens);
+  if (opt.prompt_cache_ttl) item.par.prompt_cache_ttl(*opt.prompt_cache_ttl);
   return true;
 }
 
@@ -642,10 +672,11 @@ inline bool read_batch_line(const json& o, const input_options& opt, const std::
       item.par.extra(std::move(body));
       return true;
     }
-    if (!translate_openai_body(body, item.conv, item.par, why)) return false;
+    if (!translate_openai_body(body, item.conv, item.par, why, opt.cache_system_prompt)) return false;
   }
   if (!item.par.temperature() && opt.temperature) item.par.temperature(*opt.temperature);
   if (!item.par.max_tokens() && opt.max_tokens) item.par.max_tokens(*opt.max_tokens);
+  if (opt.prompt_cache_ttl) item.par.prompt_cache_ttl(*opt.prompt_cache_ttl);
   return true;
 }
 

@@ -18,7 +18,7 @@ namespace detail {
 }  // namespace detail
 
 /// Anthropic's Messages API (api.anthropic.com, or any server that speaks it).
-class anthropic {
+class anthropic : public with_extra_headers {
  public:
   /// `base_url` is the host, as in the official SDKs: the client appends /v1/messages
   /// (a URL that already ends in /v1/messages is taken as it is).
@@ -40,7 +40,7 @@ class anthropic {
     return detail::anthropic_parse_response(r);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   /// Streaming: "stream": true; message_start, content blocks, message_delta, message_stop.
   [[nodiscard]] http_request make_stream_request(const std::string& body) const {
     return detail::accepting(make_request(detail::with_stream_flag(body, false)));

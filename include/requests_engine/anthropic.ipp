@@ -8,6 +8,41 @@ REQUESTS_ENGINE_NAMESPACE_BEGIN
 
 namespace detail {
 
+// The block (an object) a breakpoint marks in `content` (a string or blocks): a string becomes
+// one text block; otherwise the last block.
+inline json& last_block(json& content) {
+  if (content.is_string()) content = json::array({{{"type", "text"}, {"text", content.get<std::string>()}}});
+  return content.back();
+}
+
+inline std::optional<error> mark_cache_breakpoints(json& body, json& messages,
+                                                                   const std::vector<std::ptrdiff_t>& placed,
+                                                                   const std::vector<std::size_t>& breakpoints,
+                                                                   const std::optional<std::string>& ttl,
+                                                                   std::string_view provider) {
+  if (ttl && *ttl != "5m" && *ttl != "1h")
+    return unsupported(provider, "params::prompt_cache_ttl must be \"5m\" or \"1h\", not \"" + *ttl + "\"");
+  json control = {{"type", "ephemeral"}};
+  if (ttl && *ttl == "1h") control["ttl"] = "1h";
+  std::vector<std::ptrdiff_t> targets;  // -1: the system prompt; else an index in messages
+  for (std::size_t at : breakpoints) {
+    // A breakpoint after message k marks message k-1, or the system prompt it joined.
+    std::ptrdiff_t target = at == 0 ? -1 : placed[at - 1];
+    if (target == -1 && !body.contains("system"))
+      return unsupported(provider, "a cache breakpoint before any content (conversation::cache_breakpoint() with no "
+                                   "system prompt and no message before it)");
+    if (std::find(targets.begin(), targets.end(), target) == targets.end()) targets.push_back(target);
+  }
+  if (targets.size() > 4)
+    return unsupported(provider, "at most 4 cache breakpoints in a request (the API's limit); this one has " +
+                                     std::to_string(targets.size()));
+  for (std::ptrdiff_t target : targets) {
+    json& content = target == -1 ? body["system"] : messages[static_cast<std::size_t>(target)]["content"];
+    last_block(content)["cache_control"] = control;
+  }
+  return std::nullopt;
+}
+
 REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& c, const params& p,
                                                             std::int64_t default_max_tokens,
                                                             std::string_view provider) {
@@ -15,8 +50,11 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
   body["max_tokens"] = p.max_tokens().value_or(default_max_tokens);
   if (c.system()) body["system"] = *c.system();
   json messages = json::array();
+  // Where each message went: its index in "messages", or -1 when it joined the system prompt.
+  std::vector<std::ptrdiff_t> placed;
   for (std::size_t i = 0; i < c.messages().size(); ++i) {
     const message& m = c.messages()[i];
+    placed.push_back(m.author == role::system ? -1 : static_cast<std::ptrdiff_t>(messages.size()));
     if (m.author == role::system) {
       // The API has one top-level system prompt; a system message joins it.
       std::string sys = body.value("system", std::string());
@@ -55,6 +93,10 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
     messages.push_back(std::move(msg));
   }
   if (messages.empty()) return error{error_code::invalid_request, 0, "the conversation has no messages", {}, 0, {}};
+  if (!c.cache_breakpoints().empty() || p.prompt_cache_ttl()) {
+    if (auto e = mark_cache_breakpoints(body, messages, placed, c.cache_breakpoints(), p.prompt_cache_ttl(), provider))
+      return std::move(*e);
+  }
   body["messages"] = std::move(messages);
   if (p.temperature()) body["temperature"] = *p.temperature();
   if (p.top_p()) body["top_p"] = *p.top_p();
@@ -138,6 +180,9 @@ REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_re
     // Anthropic's input_tokens leaves out the tokens read from and written to its cache.
     c.usage.cached_input_tokens = num("cache_read_input_tokens");
     c.usage.cache_write_tokens = num("cache_creation_input_tokens");
+    if (auto creation = u.find("cache_creation"); creation != u.end() && creation->is_object())
+      c.usage.cache_write_1h_tokens = std::min(c.usage.cache_write_tokens,
+                                               detail::json_count(*creation, "ephemeral_1h_input_tokens"));
     c.usage.input_tokens = num("input_tokens") + c.usage.cached_input_tokens + c.usage.cache_write_tokens;
     c.usage.output_tokens = num("output_tokens");
     // Thinking tokens are inside output_tokens; the Messages API does not count them apart,
@@ -179,15 +224,21 @@ REQUESTS_ENGINE_INLINE http_request anthropic::make_request(const std::string& b
   r.body = body;
   if (!api_key_.empty()) r.headers.emplace_back("x-api-key", api_key_);
   r.headers.emplace_back("anthropic-version", version_);
-  if (!beta_.empty()) r.headers.emplace_back("anthropic-beta", beta_);
+  // A one-hour cache breakpoint needs its beta feature (the ttl is only in a cache_control).
+  static const std::string one_hour = "extended-cache-ttl-2025-04-11";
+  std::string beta = beta_;
+  if (body.find("\"ttl\":\"1h\"") != std::string::npos && beta.find(one_hour) == std::string::npos)
+    beta += beta.empty() ? one_hour : "," + one_hour;
+  if (!beta.empty()) r.headers.emplace_back("anthropic-beta", beta);
   r.headers.emplace_back("Accept", "application/json");
+  headers_.apply_to(r.headers);
   return r;
 }
 
 REQUESTS_ENGINE_INLINE json anthropic::cache_identity() const {
   json id = {{"kind", "anthropic_messages"}, {"endpoint", endpoint_}, {"version", version_}};
   if (!beta_.empty()) id["beta"] = beta_;
-  return id;
+  return identity_with(std::move(id));
 }
 
 REQUESTS_ENGINE_NAMESPACE_END

@@ -26,6 +26,8 @@ struct batch_limits {
   std::uint64_t max_bytes = 0;  ///< OpenAI: the input file; Anthropic: the create request's body
   [[nodiscard]] static batch_limits openai() { return {50000, 200ull * 1024 * 1024}; }
   [[nodiscard]] static batch_limits anthropic() { return {100000, 256ull * 1024 * 1024}; }
+  /// Azure OpenAI's global batch: 100,000 requests and 200 MB per input file.
+  [[nodiscard]] static batch_limits azure() { return {100000, 200ull * 1024 * 1024}; }
 };
 
 /// One batch on the provider's side: a contiguous run of the job's requests (less those the
@@ -120,7 +122,11 @@ class batch_client {
  public:
   using progress_fn = std::function<void(const batch_job&)>;
 
-  /// OpenAI Batch with /v1/chat/completions lines.
+  /// OpenAI Batch with /v1/chat/completions lines. An Azure OpenAI provider
+  /// (openai_compatible::azure, and the Responses and embeddings ones) speaks Azure's Batch API
+  /// on its resource's /openai/v1/files and /openai/v1/batches (or the classic /openai/files
+  /// and /openai/batches with its api-version), with lines naming /chat/completions and the
+  /// deployment as their model; the deployment must be a Global-Batch one.
   REQUESTS_ENGINE_INLINE batch_client(openai_compatible p, options o = options(), batch_settings s = batch_settings());
   /// OpenAI Batch with /v1/responses lines.
   REQUESTS_ENGINE_INLINE batch_client(openai_responses p, options o = options(), batch_settings s = batch_settings());
@@ -203,6 +209,7 @@ class batch_client {
   std::string endpoint_;  // the provider's (chat completions, responses, embeddings or messages)
   std::string base_;      // OpenAI: .../v1; Anthropic: .../v1/messages/batches
   std::string line_url_;  // OpenAI: the path each line names, e.g. /v1/chat/completions
+  std::string query_;     // Azure's classic routes: "?api-version=..." on every call
   bool shared_samples_ = false;  // embeddings: identical inputs share sample 0
   options options_;
   batch_settings settings_;

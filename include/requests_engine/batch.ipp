@@ -21,9 +21,17 @@ REQUESTS_ENGINE_INLINE std::string_view to_string(batch_status s) noexcept {
 }
 
 namespace detail {
+// Case and underscores aside: Azure has been seen to write "Completed" or "InProgress".
 inline std::optional<batch_status> batch_status_from(std::string_view s) {
+  auto folded = [](std::string_view in) {
+    std::string out;
+    for (char ch : in)
+      if (ch != '_') out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+    return out;
+  };
+  const std::string wanted = folded(s);
   for (int i = 0; i <= static_cast<int>(batch_status::cancelled); ++i)
-    if (to_string(static_cast<batch_status>(i)) == s) return static_cast<batch_status>(i);
+    if (folded(to_string(static_cast<batch_status>(i))) == wanted) return static_cast<batch_status>(i);
   return std::nullopt;
 }
 inline std::string batch_str(const json& o, const char* key) {
@@ -173,11 +181,30 @@ REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
     const std::string_view suffix = std::holds_alternative<openai_compatible>(provider_)  ? "/chat/completions"
                                     : std::holds_alternative<openai_responses>(provider_) ? "/responses"
                                                                                           : "/embeddings";
-    if (endpoint.size() < suffix.size() || endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) != 0)
+    const bool azure = std::visit(
+        [](const auto& p) {
+          if constexpr (std::is_base_of_v<detail::openai_connection, std::decay_t<decltype(p)>>) return p.is_azure();
+          else return false;
+        },
+        provider_);
+    // Azure's classic routes carry ?api-version=, which every batch call then carries too.
+    std::string path = endpoint;
+    if (const auto q = endpoint.find('?'); azure && q != std::string::npos) {
+      path = endpoint.substr(0, q);
+      query_ = endpoint.substr(q);
+    }
+    if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
       throw std::invalid_argument("requests_engine: batch_client: the endpoint " + endpoint + " does not end in " +
                                   std::string(suffix));
-    base_ = endpoint.substr(0, endpoint.size() - suffix.size());
-    line_url_ = parse_url(endpoint).path;
+    base_ = path.substr(0, path.size() - suffix.size());
+    line_url_ = parse_url(path).path;
+    if (azure) {
+      // {endpoint}/openai/v1 (v1), or {endpoint}/openai for the classic deployment routes; the
+      // lines and the batch name the API alone ("/chat/completions"), as Azure documents.
+      if (const auto at = base_.find("/openai/deployments/"); at != std::string::npos) base_ = base_.substr(0, at) + "/openai";
+      line_url_ = std::string(suffix);
+    }
+    if (azure && !settings_.limits()) settings_.limits(batch_limits::azure());
   } else {
     base_ = endpoint + "/batches";
   }
@@ -231,7 +258,7 @@ REQUESTS_ENGINE_INLINE result<http_response> batch_client::call(const std::strin
   // The provider's own request gives the auth headers (and anthropic-version / -beta).
   http_request req = std::visit([](const auto& p) { return http_request(p.make_request(std::string())); }, provider_);
   req.method = method;
-  req.url = url;
+  req.url = query_.empty() || url.find('?') != std::string::npos ? url : url + query_;
   req.body = std::move(body);
   req.content_type = std::move(content_type);
   static const std::atomic<bool> never{false};

@@ -63,7 +63,7 @@ struct sigv4_output {
 }  // namespace detail
 
 /// Anthropic models on AWS Bedrock (InvokeModel), signed with SigV4 (service "bedrock").
-class bedrock_anthropic {
+class bedrock_anthropic : public with_extra_headers {
  public:
   /// `model_id` as Bedrock names it ("anthropic.claude-3-5-sonnet-20240620-v1:0", an inference
   /// profile id or ARN). `base_url` defaults to https://bedrock-runtime.{region}.amazonaws.com;
@@ -102,7 +102,7 @@ class bedrock_anthropic {
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
   [[nodiscard]] std::vector<std::string> secrets() const {
-    return {credentials_.secret_access_key, credentials_.session_token};
+    return secrets_with({credentials_.secret_access_key, credentials_.session_token});
   }
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }

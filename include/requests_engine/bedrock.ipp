@@ -302,6 +302,7 @@ REQUESTS_ENGINE_INLINE http_request bedrock_anthropic::make_request_at(const std
   r.headers.emplace_back("Accept", accept);
   for (auto& kv : s.added_headers) r.headers.push_back(std::move(kv));
   r.headers.emplace_back("Authorization", std::move(s.authorization));
+  headers_.apply_to(r.headers);  // not signed: SigV4 lets a request carry unsigned headers
   return r;
 }
 
@@ -342,10 +343,10 @@ REQUESTS_ENGINE_INLINE result<completion> bedrock_anthropic::parse_response(cons
 }
 
 REQUESTS_ENGINE_INLINE json bedrock_anthropic::cache_identity() const {
-  return {{"kind", "bedrock_anthropic"},
-          {"endpoint", endpoint_},
-          {"model", model_id_},
-          {"anthropic_version", version_}};
+  return identity_with({{"kind", "bedrock_anthropic"},
+                       {"endpoint", endpoint_},
+                       {"model", model_id_},
+                       {"anthropic_version", version_}});
 }
 
 REQUESTS_ENGINE_NAMESPACE_END

@@ -126,7 +126,8 @@ inline const std::vector<std::string>& fields_ignored_by_hash() {
 }
 
 /// SHA-256 (hex) of the canonical JSON (keys sorted, no whitespace) of the provider's cache
-/// identity and the body without the fields above.
+/// identity and the body without the fields above and without prompt-cache breakpoints
+/// ("cache_control": they do not change the answer).
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string request_hash(const json& provider_identity, const json& body);
 namespace detail {
 /// The same hash, from `body` already dumped (`body_dump` == body.dump()) and the identity

@@ -13,6 +13,31 @@ REQUESTS_ENGINE_INLINE std::string request_hash(const json& provider_identity, c
 
 namespace detail {
 
+// Prompt-cache breakpoints do not change the answer: every "cache_control" member goes, and a
+// "system" or "content" list of one text block that lost one becomes that text, the form an
+// unmarked prompt has. True when something was removed.
+inline bool strip_cache_control(json& j) {
+  bool changed = false;
+  if (j.is_object()) {
+    changed = j.erase("cache_control") > 0;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!strip_cache_control(*it)) continue;
+      changed = true;
+      if ((it.key() == "system" || it.key() == "content") && it->is_array() && it->size() == 1) {
+        const json& block = it->front();
+        if (block.is_object() && block.size() == 2 && block.contains("text") && block["text"].is_string() &&
+            block.value("type", std::string()) == "text") {
+          json text = block["text"];
+          *it = std::move(text);
+        }
+      }
+    }
+  } else if (j.is_array()) {
+    for (auto& e : j) changed = strip_cache_control(e) || changed;
+  }
+  return changed;
+}
+
 REQUESTS_ENGINE_INLINE std::string request_hash_dumped(const std::string& identity_dump, const json& body,
                                                        const std::string& body_dump) {
   // The canonical text is {"body":BODY,"provider":IDENTITY,"v":1}: nlohmann's object is a
@@ -20,10 +45,12 @@ REQUESTS_ENGINE_INLINE std::string request_hash_dumped(const std::string& identi
   bool strip = false;
   if (body.is_object())
     for (const auto& f : fields_ignored_by_hash()) strip = strip || body.contains(f);
+  const bool marked = body_dump.find("\"cache_control\"") != std::string::npos;
   std::string canonical = "{\"body\":";
-  if (strip) {
+  if (strip || marked) {
     json stripped = body;
     for (const auto& f : fields_ignored_by_hash()) stripped.erase(f);
+    if (marked) strip_cache_control(stripped);
     canonical += stripped.dump();
   } else {
     canonical += body_dump;

@@ -144,6 +144,7 @@ struct snapshot_bases {
               {"output", u.output_tokens},
               {"cached_input", u.cached_input_tokens},
               {"cache_write", u.cache_write_tokens},
+              {"cache_write_1h", u.cache_write_1h_tokens},
               {"reasoning", u.reasoning_tokens}};
 }
 
@@ -158,8 +159,11 @@ REQUESTS_ENGINE_INLINE double model_price::cost(const token_usage& u, bool batch
     write = long_context->cache_write;
   }
   const std::int64_t uncached = std::max<std::int64_t>(0, u.input_tokens - u.cached_input_tokens - u.cache_write_tokens);
+  // Anthropic's one-hour cache writes cost twice the input price (five-minute ones: cache_write).
+  const std::int64_t hour = std::clamp<std::int64_t>(u.cache_write_1h_tokens, 0, u.cache_write_tokens);
   double dollars = (static_cast<double>(uncached) * in + static_cast<double>(u.cached_input_tokens) * cached +
-                    static_cast<double>(u.cache_write_tokens) * write + static_cast<double>(u.output_tokens) * out) /
+                    static_cast<double>(u.cache_write_tokens - hour) * write + static_cast<double>(hour) * 2.0 * in +
+                    static_cast<double>(u.output_tokens) * out) /
                    1e6;
   if (batch) dollars *= 1.0 - batch_discount;
   return dollars;

@@ -32,6 +32,9 @@ class openai_embeddings : public detail::openai_connection {
   /// OPENAI_API_KEY (throws std::invalid_argument naming it when unset); OPENAI_BASE_URL when
   /// set, else https://api.openai.com/v1.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_embeddings openai(std::string model);
+  /// Azure OpenAI's embeddings of `deployment` (see azure_openai_settings).
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_embeddings azure(
+      std::string deployment, const azure_openai_settings& where = azure_openai_settings::from_environment());
 
   /// The vectors' length (`dimensions`; text-embedding-3 and later); unset: the model's own.
   /// Throws std::invalid_argument below 1.
@@ -72,13 +75,14 @@ class openai_embeddings : public detail::openai_connection {
   std::int64_t max_request_tokens_ = 300000;
   // Wide batches, a short wait, a few HTTP requests in flight at once.
   batching_options batching_ = batching_options().max_size(2048).max_wait(std::chrono::milliseconds(50)).concurrent(4);
+  explicit openai_embeddings(detail::openai_connection c) : openai_connection(std::move(c)) {}
 };
 
 /// The Gemini API's embeddings (`models/{model}:batchEmbedContents`, at most 100 inputs per
 /// call), with an API key in the x-goog-api-key header. Fed by the collector only (every input
 /// goes through batchEmbedContents, a batch of one if need be). The API reports no token
 /// counts: each input's usage is estimated (4 bytes a token) for the price.
-class gemini_embeddings {
+class gemini_embeddings : public with_extra_headers {
  public:
   /// `base_url` is the host, as in Google's SDKs.
   REQUESTS_ENGINE_INLINE gemini_embeddings(const char* api_key, std::string model,
@@ -104,7 +108,7 @@ class gemini_embeddings {
   /// Reads one input's stored answer: {"embedding":{"values"}} and our token estimate.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<result<std::string>> send_batch(
       const std::vector<batch_request>& batch, batch_context& context) const;
   [[nodiscard]] batching_options batching_defaults() const { return batching_; }

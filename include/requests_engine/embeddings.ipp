@@ -90,6 +90,11 @@ REQUESTS_ENGINE_INLINE openai_embeddings openai_embeddings::openai(std::string m
                            detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
 }
 
+REQUESTS_ENGINE_INLINE openai_embeddings openai_embeddings::azure(std::string deployment,
+                                                                 const azure_openai_settings& where) {
+  return openai_embeddings(detail::openai_connection::azure(where, "embeddings", std::move(deployment)));
+}
+
 REQUESTS_ENGINE_INLINE openai_embeddings& openai_embeddings::dimensions(std::int64_t n) {
   if (n < 1) throw std::invalid_argument("requests_engine: openai_embeddings::dimensions must be at least 1");
   dimensions_ = n;
@@ -150,7 +155,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(cons
 }
 
 REQUESTS_ENGINE_INLINE json openai_embeddings::cache_identity() const {
-  return {{"kind", "openai_embeddings"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "openai_embeddings"}, {"endpoint", endpoint_}});
 }
 
 REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_batch(
@@ -199,7 +204,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> openai_embeddings::send_
       }
       if (resp->status < 200 || resp->status >= 300) {
         error e = detail::error_from_response(*resp);
-        if (may_split && e.code == error_code::bad_request) return false;
+        if (may_split && (e.code == error_code::bad_request || e.code == error_code::content_filtered)) return false;
         fail_all(e);
         return true;
       }
@@ -330,7 +335,7 @@ REQUESTS_ENGINE_INLINE result<completion> gemini_embeddings::parse_response(cons
 }
 
 REQUESTS_ENGINE_INLINE json gemini_embeddings::cache_identity() const {
-  return {{"kind", "gemini_embeddings"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "gemini_embeddings"}, {"endpoint", endpoint_}});
 }
 
 REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_batch(
@@ -365,6 +370,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
     req.url = endpoint_;
     req.body = json{{"requests", std::move(requests)}}.dump();
     req.headers.emplace_back("x-goog-api-key", api_key_);
+    headers_.apply_to(req.headers);
     ++context.http_requests;
     result<http_response> resp = context.session.send(req, context.cancelled);
     if (!resp) {
@@ -373,7 +379,7 @@ REQUESTS_ENGINE_INLINE std::vector<result<std::string>> gemini_embeddings::send_
     }
     if (resp->status < 200 || resp->status >= 300) {
       error e = detail::google_error_from_response(*resp);
-      if (may_split && e.code == error_code::bad_request) return false;
+      if (may_split && (e.code == error_code::bad_request || e.code == error_code::content_filtered)) return false;
       fail_all(e);
       return true;
     }

@@ -13,6 +13,8 @@ enum class error_code {
   tls,                 ///< TLS handshake or certificate verification failed
   timeout,             ///< connect, read or write timeout (or HTTP 408)
   bad_request,         ///< HTTP 400, 404, 413, 422 and other 4xx the server rejected as such
+  content_filtered,    ///< the provider's content filter refused the prompt (Azure's 400 content_filter);
+                       ///< an answer it cut short is a success with finish_reason "content_filter"
   authentication,      ///< HTTP 401: the key is wrong or missing
   permission_denied,   ///< HTTP 403
   rate_limited,        ///< HTTP 429 after the last retry

@@ -13,6 +13,7 @@ REQUESTS_ENGINE_INLINE std::string_view to_string(error_code c) noexcept {
     case error_code::tls: return "tls";
     case error_code::timeout: return "timeout";
     case error_code::bad_request: return "bad_request";
+    case error_code::content_filtered: return "content_filtered";
     case error_code::authentication: return "authentication";
     case error_code::permission_denied: return "permission_denied";
     case error_code::rate_limited: return "rate_limited";

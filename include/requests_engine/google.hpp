@@ -113,8 +113,8 @@ struct vertex_location {
   /// base_url + "/{version}/projects/{project}/locations/{region}"
   [[nodiscard]] REQUESTS_ENGINE_INLINE std::string prefix(std::string_view version) const;
   /// A POST of `body` to `url` with a fresh bearer token.
-  [[nodiscard]] REQUESTS_ENGINE_INLINE result<http_request> request(const std::string& url,
-                                                                    const std::string& body) const;
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<http_request> request(const std::string& url, const std::string& body,
+                                                                    const extra_headers& extra) const;
 };
 /// Checks the parts and fills the defaults (project from the account, base URL from the
 /// region); throws std::invalid_argument naming the bad part and `provider`.
@@ -134,7 +134,7 @@ REQUESTS_ENGINE_INLINE void check_path_segment(const std::string& value, std::st
 
 /// Models served on Vertex AI through its OpenAI-compatible endpoint (Llama and other
 /// model-as-a-service models, e.g. "meta/llama-3.3-70b-instruct-maas").
-class vertex_openai {
+class vertex_openai : public with_extra_headers {
  public:
   REQUESTS_ENGINE_INLINE vertex_openai(std::shared_ptr<google_token_source> tokens, std::string region,
                                        std::string model, std::string project = {}, std::string base_url = {});
@@ -152,10 +152,10 @@ class vertex_openai {
     return chat_.split_choices(body);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with(where_.tokens->secrets()); }
   /// Streaming as OpenAI chat completions do.
   [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
-    return detail::accepting(where_.request(chat_.endpoint(), detail::with_stream_flag(body, true)));
+    return detail::accepting(where_.request(chat_.endpoint(), detail::with_stream_flag(body, true), headers_));
   }
   [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::openai_chat_stream(); }
 
@@ -169,7 +169,7 @@ class vertex_openai {
 };
 
 /// Gemini models on Vertex AI (generateContent).
-class vertex_gemini {
+class vertex_gemini : public with_extra_headers {
  public:
   REQUESTS_ENGINE_INLINE vertex_gemini(std::shared_ptr<google_token_source> tokens, std::string region,
                                        std::string model, std::string project = {}, std::string base_url = {});
@@ -180,7 +180,7 @@ class vertex_gemini {
 
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
   [[nodiscard]] result<http_request> make_request(const std::string& body) const {
-    return where_.request(endpoint_, body);
+    return where_.request(endpoint_, body, headers_);
   }
   [[nodiscard]] result<completion> parse_response(const http_response& r) const {
     return detail::gemini_parse_response(r);
@@ -189,10 +189,10 @@ class vertex_gemini {
     return detail::gemini_split_candidates(body);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with(where_.tokens->secrets()); }
   /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
   [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
-    return detail::accepting(where_.request(detail::gemini_stream_url(endpoint_), body));
+    return detail::accepting(where_.request(detail::gemini_stream_url(endpoint_), body, headers_));
   }
   [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::gemini_stream(); }
 
@@ -207,7 +207,7 @@ class vertex_gemini {
 };
 
 /// Anthropic's Claude models on Vertex AI (rawPredict with the Messages API body).
-class vertex_anthropic {
+class vertex_anthropic : public with_extra_headers {
  public:
   REQUESTS_ENGINE_INLINE vertex_anthropic(std::shared_ptr<google_token_source> tokens, std::string region,
                                           std::string model, std::string project = {}, std::string base_url = {});
@@ -221,14 +221,14 @@ class vertex_anthropic {
 
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<json> make_body(const conversation& c, const params& p) const;
   [[nodiscard]] result<http_request> make_request(const std::string& body) const {
-    return where_.request(endpoint_, body);
+    return where_.request(endpoint_, body, headers_);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<completion> parse_response(const http_response& r) const;
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return where_.tokens->secrets(); }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with(where_.tokens->secrets()); }
   /// Streaming: streamRawPredict with "stream": true, answered with Anthropic's events.
   [[nodiscard]] result<http_request> make_stream_request(const std::string& body) const {
-    return detail::accepting(where_.request(stream_endpoint_, detail::with_stream_flag(body, false)));
+    return detail::accepting(where_.request(stream_endpoint_, detail::with_stream_flag(body, false), headers_));
   }
   [[nodiscard]] std::unique_ptr<stream_decoder> make_stream_decoder() const { return detail::anthropic_stream(false); }
   [[nodiscard]] bool stream_needed(const std::string& body) const {
@@ -248,7 +248,7 @@ class vertex_anthropic {
 };
 
 /// The Gemini API (generativelanguage.googleapis.com) with an API key.
-class gemini {
+class gemini : public with_extra_headers {
  public:
   /// `base_url` is the host, as in Google's SDKs: the client appends
   /// /v1beta/models/{model}:generateContent.
@@ -270,7 +270,7 @@ class gemini {
     return detail::gemini_split_candidates(body);
   }
   [[nodiscard]] REQUESTS_ENGINE_INLINE json cache_identity() const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   /// Streaming: streamGenerateContent?alt=sse, each event a GenerateContentResponse.
   [[nodiscard]] http_request make_stream_request(const std::string& body) const {
     http_request r = detail::accepting(make_request(body));

@@ -531,7 +531,8 @@ REQUESTS_ENGINE_INLINE std::string vertex_location::prefix(std::string_view vers
 }
 
 REQUESTS_ENGINE_INLINE result<http_request> vertex_location::request(const std::string& url,
-                                                                      const std::string& body) const {
+                                                                      const std::string& body,
+                                                                      const extra_headers& extra) const {
   result<std::string> t = tokens->token();
   if (!t) return std::move(t.error());
   http_request r;
@@ -539,6 +540,7 @@ REQUESTS_ENGINE_INLINE result<http_request> vertex_location::request(const std::
   r.body = body;
   r.headers.emplace_back("Authorization", "Bearer " + *t);
   r.headers.emplace_back("Accept", "application/json");
+  extra.apply_to(r.headers);
   return r;
 }
 
@@ -553,7 +555,7 @@ REQUESTS_ENGINE_INLINE vertex_openai::vertex_openai(std::shared_ptr<google_token
       chat_("", where_.prefix("v1beta1") + "/endpoints/openapi/chat/completions", std::move(model)) {}
 
 REQUESTS_ENGINE_INLINE result<http_request> vertex_openai::make_request(const std::string& body) const {
-  return where_.request(chat_.endpoint(), body);
+  return where_.request(chat_.endpoint(), body, headers_);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> vertex_openai::parse_response(const http_response& r) const {
@@ -562,7 +564,7 @@ REQUESTS_ENGINE_INLINE result<completion> vertex_openai::parse_response(const ht
 }
 
 REQUESTS_ENGINE_INLINE json vertex_openai::cache_identity() const {
-  return {{"kind", "vertex_openai"}, {"endpoint", chat_.endpoint()}, {"model", chat_.model()}};
+  return identity_with({{"kind", "vertex_openai"}, {"endpoint", chat_.endpoint()}, {"model", chat_.model()}});
 }
 
 // --- vertex_gemini ---
@@ -582,7 +584,7 @@ REQUESTS_ENGINE_INLINE result<json> vertex_gemini::make_body(const conversation&
 }
 
 REQUESTS_ENGINE_INLINE json vertex_gemini::cache_identity() const {
-  return {{"kind", "vertex_gemini"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "vertex_gemini"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 // --- vertex_anthropic ---
@@ -613,7 +615,7 @@ REQUESTS_ENGINE_INLINE result<completion> vertex_anthropic::parse_response(const
 }
 
 REQUESTS_ENGINE_INLINE json vertex_anthropic::cache_identity() const {
-  return {{"kind", "vertex_anthropic"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "vertex_anthropic"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 // --- gemini ---
@@ -645,11 +647,12 @@ REQUESTS_ENGINE_INLINE http_request gemini::make_request(const std::string& body
   r.body = body;
   if (!api_key_.empty()) r.headers.emplace_back("x-goog-api-key", api_key_);
   r.headers.emplace_back("Accept", "application/json");
+  headers_.apply_to(r.headers);
   return r;
 }
 
 REQUESTS_ENGINE_INLINE json gemini::cache_identity() const {
-  return {{"kind", "gemini"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "gemini"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 REQUESTS_ENGINE_NAMESPACE_END

@@ -71,13 +71,27 @@ class conversation {
     messages_.push_back(std::move(m));
     return *this;
   }
+  /// Prompt caching where the provider must be asked (Claude on Anthropic, Bedrock and Vertex
+  /// AI: a `cache_control` breakpoint): the prompt up to what was added last (the system
+  /// prompt when no message was added yet, else the last message) is cached by the provider,
+  /// and a later request with the same prefix reads it at a tenth of the input price. At most
+  /// four per request; a prefix under the model's minimum (1,024 tokens; 2,048 or 4,096 on
+  /// some models) is silently not cached. OpenAI and Gemini cache prefixes on their own: it
+  /// changes nothing there. Not part of the request hash: stored answers still replay.
+  conversation& cache_breakpoint() {
+    cache_breakpoints_.push_back(messages_.size());
+    return *this;
+  }
 
   [[nodiscard]] const std::optional<std::string>& system() const noexcept { return system_; }
   [[nodiscard]] const std::vector<message>& messages() const noexcept { return messages_; }
+  /// Each breakpoint as the number of messages before it (0: the system prompt).
+  [[nodiscard]] const std::vector<std::size_t>& cache_breakpoints() const noexcept { return cache_breakpoints_; }
 
  private:
   std::optional<std::string> system_;
   std::vector<message> messages_;
+  std::vector<std::size_t> cache_breakpoints_;
 };
 
 /// A function the model may call. `parameters` is a JSON Schema object.
@@ -123,6 +137,9 @@ class params {
   /// `reasoning.effort`, chat completions `reasoning_effort`). Providers without it fail the
   /// request before sending.
   params& reasoning_effort(std::string effort) { reasoning_effort_ = std::move(effort); return *this; }
+  /// How long a prompt-cache breakpoint (conversation::cache_breakpoint) keeps its prefix:
+  /// "5m" (the default, writes at 1.25x the input price) or "1h" (writes at 2x).
+  params& prompt_cache_ttl(std::string ttl) { prompt_cache_ttl_ = std::move(ttl); return *this; }
   /// Raw JSON merged into the body last (RFC 7386 merge patch: null removes a field).
   params& extra(json patch) { extra_ = std::move(patch); return *this; }
 
@@ -144,6 +161,7 @@ class params {
   [[nodiscard]] const std::vector<tool>& tools() const noexcept { return tools_; }
   [[nodiscard]] const std::optional<std::string>& tool_choice() const noexcept { return tool_choice_; }
   [[nodiscard]] const std::optional<std::string>& reasoning_effort() const noexcept { return reasoning_effort_; }
+  [[nodiscard]] const std::optional<std::string>& prompt_cache_ttl() const noexcept { return prompt_cache_ttl_; }
 
  private:
   std::optional<std::string> model_;
@@ -159,6 +177,7 @@ class params {
   std::vector<tool> tools_;
   std::optional<std::string> tool_choice_;
   std::optional<std::string> reasoning_effort_;
+  std::optional<std::string> prompt_cache_ttl_;
 };
 
 struct token_usage {
@@ -166,6 +185,7 @@ struct token_usage {
   std::int64_t output_tokens = 0;        ///< generated tokens
   std::int64_t cached_input_tokens = 0;  ///< the part of input_tokens read from the provider's cache
   std::int64_t cache_write_tokens = 0;   ///< the part of input_tokens written to it (Anthropic)
+  std::int64_t cache_write_1h_tokens = 0;  ///< the part of cache_write_tokens kept for an hour (priced at 2x input)
   /// The part of output_tokens the model spent reasoning (billed as output; 0 where the
   /// provider does not report it apart, as Anthropic).
   std::int64_t reasoning_tokens = 0;
@@ -175,6 +195,7 @@ struct token_usage {
     output_tokens += o.output_tokens;
     cached_input_tokens += o.cached_input_tokens;
     cache_write_tokens += o.cache_write_tokens;
+    cache_write_1h_tokens += o.cache_write_1h_tokens;
     reasoning_tokens += o.reasoning_tokens;
     return *this;
   }

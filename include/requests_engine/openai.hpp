@@ -7,20 +7,69 @@
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 
+/// A hosted OpenAI-compatible API with a preset (openai_compatible::NAME, `--provider NAME`):
+/// its documented base URL and the environment variable that holds its key.
+struct openai_host {
+  const char* name;
+  const char* base_url;
+  const char* key_variable;
+};
+/// openrouter, mistral, deepseek, xai, fireworks, groq, together, cerebras.
+[[nodiscard]] REQUESTS_ENGINE_INLINE const std::vector<openai_host>& openai_hosts();
+
+/// Where an Azure OpenAI resource is and how to sign in to it. Azure addresses a deployment
+/// (the name given to a model when deploying it) rather than a model, and has two URL schemes:
+/// the v1 API (`{endpoint}/openai/v1/chat/completions`, the deployment name as the body's
+/// "model", no api-version) and the classic deployment routes
+/// (`{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...`).
+struct azure_openai_settings {
+  /// `https://{resource}.openai.azure.com` (or any host that serves Azure's routes: a gateway,
+  /// the mock); one ending in /openai/v1 is taken as the v1 API's base.
+  std::string endpoint;
+  /// Sent as the `api-key` header.
+  std::string api_key;
+  /// A Microsoft Entra ID token, sent as `Authorization: Bearer`, used when api_key is empty
+  /// (Azure takes one or the other, never both).
+  std::string ad_token;
+  /// Empty: the v1 API. Set ("2024-10-21", the latest GA one): the classic deployment routes,
+  /// with this api-version on every request.
+  std::string api_version;
+
+  /// As the official SDK reads them: AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY (else
+  /// AZURE_OPENAI_AD_TOKEN) and OPENAI_API_VERSION (when set: the classic routes). Throws
+  /// std::invalid_argument naming the variable that is missing.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE azure_openai_settings from_environment();
+  /// The URL of `api` ("chat/completions", "responses", "embeddings", "completions") for
+  /// `deployment`; the classic Responses route is the resource's, not the deployment's.
+  /// Throws std::invalid_argument on a malformed endpoint or deployment name.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::string url(std::string_view api, const std::string& deployment) const;
+};
+
 namespace detail {
 /// `url` as an OpenAI endpoint: a base URL (".../v1") gets `suffix` ("/chat/completions",
 /// "/responses") appended, as the official SDKs do; a URL that already ends in it is kept.
 /// Throws std::invalid_argument on a malformed URL.
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string openai_endpoint(std::string url, std::string_view suffix);
 
+/// How an OpenAI-shaped API takes its key.
+enum class openai_auth { bearer, api_key_header };
+
 /// What every OpenAI provider (chat, legacy completions, Responses, embeddings) holds and
-/// sends alike: the key, the endpoint, the model, and a POST with `Authorization: Bearer`.
-class openai_connection {
+/// sends alike: the key, the endpoint, the model, and a POST with `Authorization: Bearer`
+/// (Azure: `api-key`).
+class openai_connection : public with_extra_headers {
  public:
+  /// An endpoint taken as it is (Azure's, built by azure_openai_settings::url).
+  REQUESTS_ENGINE_INLINE openai_connection(openai_auth auth, std::string key, std::string endpoint, std::string model);
+  /// Azure's: the settings' key (api-key) or Entra token (bearer), and the deployment's URL.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_connection azure(const azure_openai_settings& where,
+                                                                      std::string_view api, std::string deployment);
   [[nodiscard]] REQUESTS_ENGINE_INLINE http_request make_request(const std::string& body) const;
-  [[nodiscard]] std::vector<std::string> secrets() const { return {api_key_}; }
+  [[nodiscard]] std::vector<std::string> secrets() const { return secrets_with({api_key_}); }
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   [[nodiscard]] const std::string& model() const noexcept { return model_; }
+  /// Made by azure(): Azure OpenAI's routes (the batch client speaks Azure's Batch API then).
+  [[nodiscard]] bool is_azure() const noexcept { return azure_; }
 
  protected:
   /// `url` as openai_endpoint() makes it; `api_key` may be null or empty (no Authorization).
@@ -29,6 +78,8 @@ class openai_connection {
   std::string api_key_;
   std::string endpoint_;
   std::string model_;
+  openai_auth auth_ = openai_auth::bearer;
+  bool azure_ = false;
 };
 }  // namespace detail
 
@@ -78,6 +129,25 @@ class openai_compatible : public detail::openai_connection {
   /// name); LLAMA_API_KEY if it was started with --api-key.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible llama_cpp(
       std::string model = "default", std::string base_url = "http://127.0.0.1:8080/v1");
+  /// OPENROUTER_API_KEY; https://openrouter.ai/api/v1. `app_url` and `app_title`, when given,
+  /// go out as OpenRouter's attribution headers (HTTP-Referer, X-Title).
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible openrouter(std::string model, std::string app_url = {},
+                                                                           std::string app_title = {});
+  /// MISTRAL_API_KEY; https://api.mistral.ai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible mistral(std::string model);
+  /// DEEPSEEK_API_KEY; https://api.deepseek.com/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible deepseek(std::string model);
+  /// XAI_API_KEY; https://api.x.ai/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible xai(std::string model);
+  /// FIREWORKS_API_KEY; https://api.fireworks.ai/inference/v1.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible fireworks(std::string model);
+  /// Azure OpenAI: chat completions of `deployment` (see azure_openai_settings), the key in
+  /// `api-key`. Throws std::invalid_argument naming what is missing.
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_compatible azure(
+      std::string deployment, const azure_openai_settings& where = azure_openai_settings::from_environment());
+
+ private:
+  explicit openai_compatible(detail::openai_connection c) : openai_connection(std::move(c)) {}
 };
 
 /// OpenAI's legacy text completions (`POST /v1/completions` with a `prompt`), which vLLM,
@@ -136,6 +206,13 @@ class openai_responses : public detail::openai_connection {
   /// OPENAI_API_KEY (std::invalid_argument naming it when unset); OPENAI_BASE_URL when set,
   /// else https://api.openai.com/v1.
   [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses openai(std::string model);
+  /// Azure OpenAI's Responses API for `deployment` (v1: /openai/v1/responses; classic:
+  /// /openai/responses?api-version=..., which needs 2025-04-01-preview or later).
+  [[nodiscard]] static REQUESTS_ENGINE_INLINE openai_responses azure(
+      std::string deployment, const azure_openai_settings& where = azure_openai_settings::from_environment());
+
+ private:
+  explicit openai_responses(detail::openai_connection c) : openai_connection(std::move(c)) {}
 };
 
 namespace detail {

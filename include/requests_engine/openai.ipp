@@ -32,12 +32,34 @@ REQUESTS_ENGINE_INLINE openai_connection::openai_connection(const char* api_key,
                                                             std::string_view suffix, std::string model)
     : api_key_(api_key ? api_key : ""), endpoint_(openai_endpoint(std::move(url), suffix)), model_(std::move(model)) {}
 
+REQUESTS_ENGINE_INLINE openai_connection::openai_connection(openai_auth auth, std::string key, std::string endpoint,
+                                                            std::string model)
+    : api_key_(std::move(key)), endpoint_(std::move(endpoint)), model_(std::move(model)), auth_(auth) {
+  (void)parse_url(endpoint_);  // throws std::invalid_argument on a malformed URL
+}
+
+REQUESTS_ENGINE_INLINE openai_connection openai_connection::azure(const azure_openai_settings& where,
+                                                                  std::string_view api, std::string deployment) {
+  std::string url = where.url(api, deployment);
+  openai_connection c = !where.api_key.empty()
+                            ? openai_connection(openai_auth::api_key_header, where.api_key, url, deployment)
+                            : openai_connection(openai_auth::bearer, where.ad_token, url, deployment);
+  c.azure_ = true;
+  return c;
+}
+
 REQUESTS_ENGINE_INLINE http_request openai_connection::make_request(const std::string& body) const {
   http_request r;
   r.url = endpoint_;
   r.body = body;
-  if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  if (!api_key_.empty()) {
+    if (auth_ == openai_auth::api_key_header)
+      r.headers.emplace_back("api-key", api_key_);
+    else
+      r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+  }
   r.headers.emplace_back("Accept", "application/json");
+  headers_.apply_to(r.headers);
   return r;
 }
 
@@ -315,7 +337,7 @@ REQUESTS_ENGINE_INLINE std::vector<std::string> openai_compatible::split_choices
 }
 
 REQUESTS_ENGINE_INLINE json openai_compatible::cache_identity() const {
-  return {{"kind", "openai_chat"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "openai_chat"}, {"endpoint", endpoint_}});
 }
 
 namespace detail {
@@ -336,17 +358,37 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::openai(std::string m
   return openai_compatible(detail::required_env("OPENAI_API_KEY", "openai"),
                            detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
 }
+REQUESTS_ENGINE_INLINE const std::vector<openai_host>& openai_hosts() {
+  static const std::vector<openai_host> hosts = {
+      {"openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"},
+      {"mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"},
+      {"deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"},
+      {"xai", "https://api.x.ai/v1", "XAI_API_KEY"},
+      {"fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"},
+      {"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
+      {"together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"},
+      {"cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"},
+  };
+  return hosts;
+}
+
+namespace detail {
+// The preset `name` of openai_hosts(), its key required.
+inline openai_compatible hosted(std::string_view name, std::string model) {
+  for (const openai_host& h : openai_hosts())
+    if (name == h.name) return openai_compatible(required_env(h.key_variable, h.name), h.base_url, std::move(model));
+  throw std::logic_error("requests_engine: no OpenAI-compatible host named " + std::string(name));
+}
+}  // namespace detail
+
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::groq(std::string model) {
-  return openai_compatible(detail::required_env("GROQ_API_KEY", "groq"), "https://api.groq.com/openai/v1",
-                           std::move(model));
+  return detail::hosted("groq", std::move(model));
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::together(std::string model) {
-  return openai_compatible(detail::required_env("TOGETHER_API_KEY", "together"), "https://api.together.xyz/v1",
-                           std::move(model));
+  return detail::hosted("together", std::move(model));
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::cerebras(std::string model) {
-  return openai_compatible(detail::required_env("CEREBRAS_API_KEY", "cerebras"), "https://api.cerebras.ai/v1",
-                           std::move(model));
+  return detail::hosted("cerebras", std::move(model));
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::vllm(std::string model, std::string base_url) {
   return openai_compatible(detail::env_or("VLLM_API_KEY", ""), std::move(base_url), std::move(model));
@@ -356,6 +398,79 @@ REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::ollama(std::string m
 }
 REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::llama_cpp(std::string model, std::string base_url) {
   return openai_compatible(detail::env_or("LLAMA_API_KEY", ""), std::move(base_url), std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::openrouter(std::string model, std::string app_url,
+                                                                      std::string app_title) {
+  openai_compatible p = detail::hosted("openrouter", std::move(model));
+  if (!app_url.empty()) p.headers().set("HTTP-Referer", std::move(app_url));
+  if (!app_title.empty()) p.headers().set("X-Title", std::move(app_title));
+  return p;
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::mistral(std::string model) {
+  return detail::hosted("mistral", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::deepseek(std::string model) {
+  return detail::hosted("deepseek", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::xai(std::string model) {
+  return detail::hosted("xai", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::fireworks(std::string model) {
+  return detail::hosted("fireworks", std::move(model));
+}
+REQUESTS_ENGINE_INLINE openai_compatible openai_compatible::azure(std::string deployment,
+                                                                 const azure_openai_settings& where) {
+  return openai_compatible(detail::openai_connection::azure(where, "chat/completions", std::move(deployment)));
+}
+
+// --- Azure OpenAI ---------------------------------------------------------------------------
+
+REQUESTS_ENGINE_INLINE azure_openai_settings azure_openai_settings::from_environment() {
+  azure_openai_settings s;
+  s.endpoint = detail::env_or("AZURE_OPENAI_ENDPOINT", "");
+  if (s.endpoint.empty())
+    throw std::invalid_argument("requests_engine: Azure OpenAI: AZURE_OPENAI_ENDPOINT is not set "
+                                "(https://{resource}.openai.azure.com)");
+  s.api_key = detail::env_or("AZURE_OPENAI_API_KEY", "");
+  s.ad_token = detail::env_or("AZURE_OPENAI_AD_TOKEN", "");
+  if (s.api_key.empty() && s.ad_token.empty())
+    throw std::invalid_argument("requests_engine: Azure OpenAI: AZURE_OPENAI_API_KEY is not set "
+                                "(nor AZURE_OPENAI_AD_TOKEN, a Microsoft Entra ID token)");
+  s.api_version = detail::env_or("OPENAI_API_VERSION", "");
+  return s;
+}
+
+REQUESTS_ENGINE_INLINE std::string azure_openai_settings::url(std::string_view api,
+                                                              const std::string& deployment) const {
+  std::string base = endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (base.empty()) throw std::invalid_argument("requests_engine: Azure OpenAI: no endpoint");
+  if (deployment.empty()) throw std::invalid_argument("requests_engine: Azure OpenAI: no deployment name");
+  for (char ch : deployment) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(u) && u < 0x80) && ch != '-' && ch != '_' && ch != '.')
+      throw std::invalid_argument("requests_engine: Azure OpenAI: deployment name '" + detail::printable(deployment) +
+                                  "' may hold letters, digits, '-', '_' and '.' only");
+  }
+  for (char ch : api_version) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(u) && u < 0x80) && ch != '-' && ch != '.')
+      throw std::invalid_argument("requests_engine: Azure OpenAI: api-version '" + detail::printable(api_version) +
+                                  "' is not a version (e.g. 2024-10-21)");
+  }
+  static const std::string v1 = "/openai/v1";
+  const bool base_is_v1 = base.size() >= v1.size() && base.compare(base.size() - v1.size(), v1.size(), v1) == 0;
+  std::string out;
+  if (api_version.empty()) {
+    out = (base_is_v1 ? base : base + v1) + "/" + std::string(api);
+  } else {
+    if (base_is_v1) base.erase(base.size() - v1.size());
+    out = api == "responses" ? base + "/openai/responses"
+                             : base + "/openai/deployments/" + deployment + "/" + std::string(api);
+    out += "?api-version=" + api_version;
+  }
+  (void)parse_url(out);  // throws std::invalid_argument on a malformed endpoint
+  return out;
 }
 
 // --- openai_completions (legacy) -----------------------------------------------------------
@@ -428,7 +543,7 @@ REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(con
 }
 
 REQUESTS_ENGINE_INLINE json openai_completions::cache_identity() const {
-  return {{"kind", "openai_completions"}, {"endpoint", endpoint_}};
+  return identity_with({{"kind", "openai_completions"}, {"endpoint", endpoint_}});
 }
 
 REQUESTS_ENGINE_INLINE std::vector<std::string> openai_completions::split_choices(const std::string& body) const {
@@ -723,12 +838,17 @@ REQUESTS_ENGINE_INLINE result<completion> openai_responses::parse_response(const
 }
 
 REQUESTS_ENGINE_INLINE json openai_responses::cache_identity() const {
-  return {{"kind", "openai_responses"}, {"endpoint", endpoint_}, {"model", model_}};
+  return identity_with({{"kind", "openai_responses"}, {"endpoint", endpoint_}, {"model", model_}});
 }
 
 REQUESTS_ENGINE_INLINE openai_responses openai_responses::openai(std::string model) {
   return openai_responses(detail::required_env("OPENAI_API_KEY", "openai", "openai_responses"),
                           detail::env_or("OPENAI_BASE_URL", "https://api.openai.com/v1"), std::move(model));
+}
+
+REQUESTS_ENGINE_INLINE openai_responses openai_responses::azure(std::string deployment,
+                                                               const azure_openai_settings& where) {
+  return openai_responses(detail::openai_connection::azure(where, "responses", std::move(deployment)));
 }
 
 REQUESTS_ENGINE_NAMESPACE_END

@@ -32,6 +32,68 @@ struct http_response {
   [[nodiscard]] std::string header(std::string_view name) const { return find_header(headers, name); }
 };
 
+/// What a header of the user's own is, besides sent (see extra_headers).
+enum class header_use {
+  plain,     ///< sent with every request; not part of the cache identity
+  secret,    ///< sent, and scrubbed from every error and log like a key; never in the cache
+  identity,  ///< sent, and part of the provider's cache identity (answers differ by it)
+};
+
+/// Headers of the user's own, sent with every request a provider makes: an organisation or a
+/// project id, a gateway's key, OpenRouter's attribution headers. Every built-in provider has
+/// them as `headers()`. A header of the same name (case-insensitive) that the provider sets
+/// itself is replaced. They are not part of the cache identity unless set with
+/// header_use::identity, so adding one leaves stored answers replaying.
+class extra_headers {
+ public:
+  /// Sets (or replaces) a header. Throws std::invalid_argument naming the header (never a
+  /// secret's value) when the name is not an HTTP token or the value holds CR, LF or NUL.
+  REQUESTS_ENGINE_INLINE extra_headers& set(std::string name, std::string value, header_use use = header_use::plain);
+  /// Removes a header set here (not one the provider sets itself).
+  REQUESTS_ENGINE_INLINE extra_headers& erase(std::string_view name);
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  /// The value set for `name` (case-insensitive), if any.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::optional<std::string> get(std::string_view name) const;
+
+  /// Puts them into `h`, replacing any of the same name.
+  REQUESTS_ENGINE_INLINE void apply_to(header_list& h) const;
+  /// The values of the secret ones.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::vector<std::string> secrets() const;
+  /// Adds "headers": {lower-case name: value} of the identity ones to a provider's cache
+  /// identity; leaves it as it is when there are none (so existing hashes do not change).
+  REQUESTS_ENGINE_INLINE void add_identity(json& identity) const;
+
+ private:
+  struct entry {
+    std::string name;
+    std::string value;
+    header_use use;
+  };
+  std::vector<entry> entries_;
+};
+
+/// The `headers()` of every built-in provider (a custom provider may derive from it too, and
+/// then calls apply_to, secrets and add_identity where it builds those).
+class with_extra_headers {
+ public:
+  [[nodiscard]] extra_headers& headers() noexcept { return headers_; }
+  [[nodiscard]] const extra_headers& headers() const noexcept { return headers_; }
+
+ protected:
+  /// `own` (the provider's keys) and the secret headers' values.
+  [[nodiscard]] std::vector<std::string> secrets_with(std::vector<std::string> own) const {
+    for (auto& s : headers_.secrets()) own.push_back(std::move(s));
+    return own;
+  }
+  /// `identity` with the identity headers added.
+  [[nodiscard]] json identity_with(json identity) const {
+    headers_.add_identity(identity);
+    return identity;
+  }
+  extra_headers headers_;
+};
+
 /// The parts of an absolute URL.
 struct url_parts {
   std::string scheme;  ///< "http" or "https"
@@ -141,6 +203,8 @@ namespace detail {
 /// Provider-independent error for a non-2xx answer whose body is OpenAI-shaped
 /// ({"error":{"message","type","code"}}) or Anthropic-shaped, or not JSON at all.
 [[nodiscard]] REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r);
+/// `text` for an error message: bytes outside printable ASCII as \xNN.
+[[nodiscard]] REQUESTS_ENGINE_INLINE std::string printable(std::string_view text);
 /// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
 [[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
 /// A request body as sent: its JSON text, or an invalid_request error when a string in it

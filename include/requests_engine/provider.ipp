@@ -20,6 +20,89 @@ REQUESTS_ENGINE_INLINE std::string find_header(const header_list& h, std::string
   return {};
 }
 
+namespace detail {
+inline bool same_header_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+REQUESTS_ENGINE_INLINE std::string printable(std::string_view text) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u >= 0x20 && u < 0x7f) {
+      out.push_back(ch);
+    } else {
+      out += "\\x";
+      out.push_back(hex[u >> 4]);
+      out.push_back(hex[u & 0x0f]);
+    }
+  }
+  return out;
+}
+}  // namespace detail
+
+REQUESTS_ENGINE_INLINE extra_headers& extra_headers::set(std::string name, std::string value, header_use use) {
+  // RFC 9110 token characters.
+  static const std::string_view token_punctuation = "!#$%&'*+-.^_`|~";
+  if (name.empty()) throw std::invalid_argument("requests_engine: a header needs a name");
+  for (char ch : name) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(u) && u < 0x80) && token_punctuation.find(ch) == std::string_view::npos)
+      throw std::invalid_argument("requests_engine: header name '" + detail::printable(name) +
+                                  "' is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~ only)");
+  }
+  for (char ch : value)
+    if (ch == '\r' || ch == '\n' || ch == '\0')
+      throw std::invalid_argument("requests_engine: the value of header '" + name +
+                                  "' holds a line break or NUL, which a header cannot carry");
+  erase(name);
+  entries_.push_back(entry{std::move(name), std::move(value), use});
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE extra_headers& extra_headers::erase(std::string_view name) {
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [&](const entry& e) { return detail::same_header_name(e.name, name); }),
+                 entries_.end());
+  return *this;
+}
+
+REQUESTS_ENGINE_INLINE std::optional<std::string> extra_headers::get(std::string_view name) const {
+  for (const auto& e : entries_)
+    if (detail::same_header_name(e.name, name)) return e.value;
+  return std::nullopt;
+}
+
+REQUESTS_ENGINE_INLINE void extra_headers::apply_to(header_list& h) const {
+  for (const auto& e : entries_) {
+    h.erase(std::remove_if(h.begin(), h.end(), [&](const auto& kv) { return detail::same_header_name(kv.first, e.name); }),
+            h.end());
+    h.emplace_back(e.name, e.value);
+  }
+}
+
+REQUESTS_ENGINE_INLINE std::vector<std::string> extra_headers::secrets() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_)
+    if (e.use == header_use::secret) out.push_back(e.value);
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE void extra_headers::add_identity(json& identity) const {
+  json named = json::object();
+  for (const auto& e : entries_) {
+    if (e.use != header_use::identity) continue;
+    std::string lower = e.name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    named[lower] = e.value;
+  }
+  if (!named.empty()) identity["headers"] = std::move(named);
+}
+
 REQUESTS_ENGINE_INLINE url_parts parse_url(const std::string& url) {
   url_parts u;
   auto scheme_end = url.find("://");
@@ -70,6 +153,7 @@ REQUESTS_ENGINE_INLINE url_parts parse_url(const std::string& url) {
 
 REQUESTS_ENGINE_INLINE error_code classify_status(int status, std::string_view provider_code) {
   if (provider_code == "insufficient_quota") return error_code::insufficient_quota;
+  if (provider_code == "content_filter" && status >= 400 && status < 500) return error_code::content_filtered;
   switch (status) {
     case 401: return error_code::authentication;
     case 403: return error_code::permission_denied;
@@ -159,6 +243,8 @@ REQUESTS_ENGINE_INLINE std::optional<std::chrono::milliseconds> parse_retry_afte
   };
   if (auto ms = parse_number(find_header(h, "retry-after-ms")))
     return std::chrono::milliseconds(static_cast<std::int64_t>(*ms));
+  if (auto ms = parse_number(find_header(h, "x-ms-retry-after-ms")))  // Azure's
+    return std::chrono::milliseconds(static_cast<std::int64_t>(*ms));
   std::string v = find_header(h, "retry-after");
   if (v.empty()) return std::nullopt;
   if (auto s = parse_number(v)) return std::chrono::milliseconds(static_cast<std::int64_t>(*s * 1000.0));
@@ -208,6 +294,30 @@ REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body) {
   }
 }
 
+// Azure's content filter names what it found in the error's inner error:
+// {"innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"hate":
+// {"filtered": true, "severity": "high"}, ...}}} (spelled innerError / inner_error and
+// content_filter_results too). " (filtered: hate high, violence medium)", or "".
+inline std::string content_filter_categories(const json& err) {
+  for (const char* inner_name : {"innererror", "innerError", "inner_error"}) {
+    auto inner = err.find(inner_name);
+    if (inner == err.end() || !inner->is_object()) continue;
+    for (const char* result_name : {"content_filter_result", "content_filter_results"}) {
+      auto found = inner->find(result_name);
+      if (found == inner->end() || !found->is_object()) continue;
+      std::string list;
+      for (auto it = found->begin(); it != found->end(); ++it) {
+        if (!it->is_object() || !it->value("filtered", false)) continue;
+        if (!list.empty()) list += ", ";
+        list += it.key();
+        if (auto sev = it->find("severity"); sev != it->end() && sev->is_string()) list += " " + sev->get<std::string>();
+      }
+      if (!list.empty()) return " (filtered: " + list + ")";
+    }
+  }
+  return {};
+}
+
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
   error e;
   e.http_status = r.status;
@@ -222,6 +332,7 @@ REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
         e.provider_code = (*err)["code"].get<std::string>();
       else if (err->contains("type") && (*err)["type"].is_string())
         e.provider_code = (*err)["type"].get<std::string>();
+      if (e.provider_code == "content_filter") e.message += content_filter_categories(*err);
     } else if (body.contains("error") && body["error"].is_string()) {
       e.message = body["error"].get<std::string>();
     } else if (body.contains("message") && body["message"].is_string()) {

@@ -93,7 +93,23 @@ class batch_routes {
   void add_batch_routes(httplib::Server& svr) {
     using httplib::Request;
     using httplib::Response;
-    svr.Post("/v1/files", [this](const Request& req, Response& res) {
+    // OpenAI's routes under /v1, and Azure OpenAI's under /openai/v1 (its v1 API) and /openai
+    // (the classic routes, which need ?api-version=): the same handlers.
+    const auto on_openai_prefixes = [&svr](const std::string& method, const std::string& path,
+                                           std::function<void(const Request&, Response&)> handler) {
+      for (const std::string prefix : {"/v1", "/openai/v1", "/openai"}) {
+        const bool classic = prefix == "/openai";
+        auto h = [handler, classic](const Request& req, Response& res) {
+          if (classic && req.get_param_value("api-version").empty()) return detail::set_azure_missing_api_version(res);
+          handler(req, res);
+        };
+        if (method == "GET")
+          svr.Get(prefix + path, h);
+        else
+          svr.Post(prefix + path, h);
+      }
+    };
+    on_openai_prefixes("POST", "/files", [this](const Request& req, Response& res) {
       if (!batch_auth(api::openai, req, res)) return;
       if (!req.has_file("file") || !req.has_file("purpose") || req.get_file_value("purpose").content != "batch") {
         detail::set_openai_error(res, 400, "A multipart form with 'file' and purpose=batch is required.",
@@ -109,7 +125,7 @@ class batch_routes {
                                       {"created_at", unix_now()}, {"filename", file.filename}, {"purpose", "batch"}}
                            .dump());
     });
-    svr.Get(R"(/v1/files/([^/]+)/content)", [this](const Request& req, Response& res) {
+    on_openai_prefixes("GET", R"(/files/([^/]+)/content)", [this](const Request& req, Response& res) {
       if (!batch_auth(api::openai, req, res)) return;
       std::lock_guard<std::mutex> lk(batch_mutex_);
       const auto it = batch_files_.find(req.matches[1].str());
@@ -117,11 +133,12 @@ class batch_routes {
       res.status = 200;
       res.set_content(it->second, "application/octet-stream");
     });
-    svr.Post("/v1/batches", [this](const Request& req, Response& res) {
+    on_openai_prefixes("POST", "/batches", [this](const Request& req, Response& res) {
       if (!batch_auth(api::openai, req, res)) return;
       const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
       const std::string endpoint = body.is_object() && body["endpoint"].is_string() ? body["endpoint"].get<std::string>() : "";
-      if (!body.is_object() || !is_batch_endpoint(endpoint) || body.value("completion_window", "") != "24h" ||
+      if (!body.is_object() || !is_batch_endpoint(canonical_endpoint(endpoint)) ||
+          body.value("completion_window", "") != "24h" ||
           !body.contains("input_file_id")) {
         detail::set_openai_error(res, 400,
                                  "input_file_id, an endpoint (/v1/chat/completions, /v1/responses or /v1/embeddings) and "
@@ -181,8 +198,14 @@ class batch_routes {
       return &it->second;
     };
     for (api which : {api::openai, api::anthropic}) {
-      const std::string prefix = which == api::openai ? "/v1/batches" : "/v1/messages/batches";
-      svr.Get(prefix + "/([^/]+)", [this, which, lookup](const Request& req, Response& res) {
+      const std::string prefix = which == api::openai ? "/batches" : "/v1/messages/batches";
+      const auto route = [&](const std::string& method, const std::string& path,
+                             std::function<void(const Request&, Response&)> handler) {
+        if (which == api::openai) return on_openai_prefixes(method, path, std::move(handler));
+        if (method == "GET") svr.Get(path, std::move(handler));
+        else svr.Post(path, std::move(handler));
+      };
+      route("GET", prefix + "/([^/]+)", [this, which, lookup](const Request& req, Response& res) {
         if (!batch_auth(which, req, res)) return;
         std::lock_guard<std::mutex> lk(batch_mutex_);
         if (mock_batch* b = lookup(which, req, res)) {
@@ -190,7 +213,7 @@ class batch_routes {
           detail::set_json(res, 200, batch_object(*b).dump());
         }
       });
-      svr.Post(prefix + "/([^/]+)/cancel", [this, which, lookup](const Request& req, Response& res) {
+      route("POST", prefix + "/([^/]+)/cancel", [this, which, lookup](const Request& req, Response& res) {
         if (!batch_auth(which, req, res)) return;
         std::lock_guard<std::mutex> lk(batch_mutex_);
         if (mock_batch* b = lookup(which, req, res)) {
@@ -272,7 +295,12 @@ class batch_routes {
 
   bool batch_auth(api which, const httplib::Request& req, httplib::Response& res) {
     batch_calls_.fetch_add(1);
-    const key_verdict v = core_.check_key(core_.presented_key(which, req));
+    core_.count_path(req.path);
+    if (!core_.has_required_headers(req, res)) return false;
+    // Azure OpenAI's batch routes take the key in api-key.
+    const key_verdict v = core_.check_key(which == api::openai && req.has_header("api-key")
+                                              ? std::optional<std::string>(req.get_header_value("api-key"))
+                                              : core_.presented_key(which, req));
     if (v == key_verdict::ok || v == key_verdict::out_of_credit) {
       if (which == api::anthropic && !req.has_header("anthropic-version")) {
         detail::set_anthropic_error(res, 400, "invalid_request_error", "anthropic-version: header is required");
@@ -319,6 +347,11 @@ class batch_routes {
   }
 
   // The endpoints OpenAI's Batch API serves that the mock answers.
+  // Azure's lines and batches name the endpoint without /v1 ("/chat/completions").
+  static std::string canonical_endpoint(const std::string& endpoint) {
+    if (endpoint == "/chat/completions" || endpoint == "/responses" || endpoint == "/embeddings") return "/v1" + endpoint;
+    return endpoint;
+  }
   static bool is_batch_endpoint(const std::string& endpoint) {
     return endpoint == "/v1/chat/completions" || endpoint == "/v1/responses" || endpoint == "/v1/embeddings";
   }
@@ -364,7 +397,7 @@ class batch_routes {
       if (request.value("method", "") != "POST" || request.value("url", "") != b.endpoint)
         error = "Each line must be a POST to " + b.endpoint + ", the batch's endpoint.";
       else
-        answer_openai_line(b.endpoint, request.value("body", nlohmann::json()), out, error, text);
+        answer_openai_line(canonical_endpoint(b.endpoint), request.value("body", nlohmann::json()), out, error, text);
     } else {
       detail::messages_request msg;
       if (detail::parse_messages_request(request, msg, error)) out = detail::messages_body(msg);

@@ -84,6 +84,10 @@ struct server_options {
   // Each log line also holds the request body as received ("body": the parsed JSON, or the
   // text when it is not JSON), so that a test can see what a client put on the wire.
   bool log_request_bodies = false;
+
+  // Headers every model request must carry with exactly these values (a gateway's own key, an
+  // organisation id): one missing or different gets 401 in OpenAI's shape, code "gateway_header".
+  std::vector<std::pair<std::string, std::string>> required_headers;
 };
 
 namespace detail {

@@ -11,6 +11,7 @@
 #include "responses.hpp"
 #include "sockets.hpp"
 #include "streaming.hpp"
+#include "azure.hpp"  // after streaming.hpp: its ojson would shadow the others' own
 
 #include <algorithm>
 #include <array>
@@ -259,12 +260,14 @@ class server_core {
   const server_options& options() const { return opts_; }
 
   // POST /v1/chat/completions, /v1/completions, /v1/responses and /v1/messages.
-  void handle_model_request(api which, const httplib::Request& req, httplib::Response& res) {
+  // `azure`: Azure OpenAI's routes (azure.hpp): the key in api-key, the answers annotated.
+  void handle_model_request(api which, const httplib::Request& req, httplib::Response& res, bool azure = false) {
     requests_.fetch_add(1);
     in_flight_guard guard(*this);
     const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     record(body, req.headers);
-    const std::optional<std::string> key = presented_key(which, req);
+    const std::optional<std::string> key =
+        azure && req.has_header("api-key") ? req.get_header_value("api-key") : presented_key(which, req);
     request_scope scope(*this, req, res, detail::key_fingerprint(key.value_or(std::string())), body);
 
     const bool openai_shaped = which != api::anthropic;
@@ -277,6 +280,7 @@ class server_core {
       }
     }
     res.set_header(id_header, request_id);
+    if (!has_required_headers(req, res)) return;
 
     // Auth, then validation, then the rate-limit and fault machinery, then the answer.
     detail::limit_amounts cost{};
@@ -362,15 +366,22 @@ class server_core {
                                  "invalid_request_error", "model", nullptr);
         return;
       }
+      if (azure && req.body.find(detail::azure_filter_prompt_marker) != std::string::npos)
+        return detail::set_azure_prompt_filtered(res);
       const double in = static_cast<double>(detail::estimate_tokens(chat.prompt_bytes));
       const double out = static_cast<double>(chat.max_tokens.value_or(0));
       cost = {1, in + out, in, out};
       if (!serve_or_refuse(which, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope)) return;
       simulate_latency();
-      const std::string answer = detail::chat_completion_body(chat);
-      if (chat.stream.stream)
-        return send_stream(res, detail::openai_chat_stream(answer, chat.stream.include_usage, opts_.stream_chunk_bytes),
-                           scope);
+      std::string answer = detail::chat_completion_body(chat);
+      if (azure)
+        answer = detail::azure_chat_answer(
+            answer, req.body.find(detail::azure_filter_completion_marker) != std::string::npos);
+      if (chat.stream.stream) {
+        detail::stream_plan plan = detail::openai_chat_stream(answer, chat.stream.include_usage, opts_.stream_chunk_bytes);
+        if (azure) detail::azure_annotate_stream(plan, answer);
+        return send_stream(res, std::move(plan), scope);
+      }
       detail::set_json(res, 200, answer);
       return;
     }
@@ -405,9 +416,42 @@ class server_core {
     cost = {1, in + out, in, out};
     if (!serve_or_refuse(which, req, res, req.path + "\n" + key.value_or(std::string()), cost, scope)) return;
     simulate_latency();
+    apply_prompt_cache(msg);
     const std::string answer = detail::messages_body(msg);
     if (msg.stream) return send_stream(res, detail::anthropic_stream(answer, opts_.stream_chunk_bytes), scope);
     detail::set_json(res, 200, answer);
+  }
+
+  // Anthropic's prompt cache, shared by its three routes (Messages, Bedrock, Vertex AI): the
+  // longest marked prefix still cached is read, the marked prefixes after it are written (each
+  // kept 5 minutes or an hour from its last use). A prefix under the minimum is not cached.
+  static constexpr std::size_t prompt_cache_min_tokens = 1024;
+  void apply_prompt_cache(detail::messages_request& msg) {
+    if (msg.cache_marks.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lk(prompt_cache_mutex_);
+    std::size_t hit_tokens = 0;
+    std::size_t first_after_hit = 0;
+    for (std::size_t i = msg.cache_marks.size(); i-- > 0;) {
+      auto found = prompt_cache_.find(msg.cache_marks[i].key);
+      if (found != prompt_cache_.end() && found->second > now) {
+        hit_tokens = detail::estimate_tokens(msg.cache_marks[i].prefix_bytes);
+        first_after_hit = i + 1;
+        break;
+      }
+    }
+    msg.cache_read_tokens = hit_tokens;
+    std::size_t before = hit_tokens;
+    for (std::size_t i = 0; i < msg.cache_marks.size(); ++i) {
+      const detail::cache_mark& mark = msg.cache_marks[i];
+      const std::size_t tokens = detail::estimate_tokens(mark.prefix_bytes);
+      if (tokens < prompt_cache_min_tokens) continue;
+      prompt_cache_[mark.key] = now + (mark.one_hour ? std::chrono::minutes(60) : std::chrono::minutes(5));
+      if (i < first_after_hit || tokens <= before) continue;
+      msg.cache_write_tokens += tokens - before;
+      if (mark.one_hour) msg.cache_write_1h_tokens += tokens - before;
+      before = tokens;
+    }
   }
 
   // A model route with rules of its own: counted, recorded and offered to the on_chat hook as
@@ -422,6 +466,7 @@ class server_core {
     request_scope scope(*this, req, res, std::string(), body);
     if (const chat_hook hook = current_hook())
       if (hook(req, res)) return;
+    if (!has_required_headers(req, res)) return;
     if constexpr (std::is_invocable_v<Handle&, const nlohmann::json&, request_scope&>)
       handle(body, scope);
     else
@@ -461,6 +506,18 @@ class server_core {
   void count_path(const std::string& path) {
     std::lock_guard<std::mutex> lk(stats_mutex_);
     ++by_path_[path];
+  }
+
+  // server_options::required_headers, checked like a gateway's: false (and a 401) when one is
+  // missing or different (never saying what was expected: it may be a key).
+  bool has_required_headers(const httplib::Request& req, httplib::Response& res) const {
+    for (const auto& [name, value] : opts_.required_headers) {
+      if (req.has_header(name) && detail::constant_time_equal(req.get_header_value(name), value)) continue;
+      detail::set_openai_error(res, 401, "the gateway needs the header " + name + " (missing or wrong)",
+                               "invalid_request_error", nullptr, "gateway_header");
+      return false;
+    }
+    return true;
   }
 
   // OpenAI: "Authorization: Bearer <key>"; Anthropic: "x-api-key". nullopt: no key sent.
@@ -836,6 +893,8 @@ class server_core {
   std::deque<httplib::Headers> headers_;
 
   mutable std::mutex stats_mutex_;
+  std::mutex prompt_cache_mutex_;
+  std::map<std::string, std::chrono::steady_clock::time_point> prompt_cache_;  // key: its expiry
   std::map<std::string, std::size_t> by_path_;
   std::map<std::string, std::size_t> by_key_;
   std::map<int, std::size_t> by_status_;

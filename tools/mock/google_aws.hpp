@@ -441,6 +441,7 @@ class google_aws_routes {
     std::string error;
     if (!detail::parse_messages_request(with_model, msg, error)) return refuse(error);
     core_.simulate_latency();
+    core_.apply_prompt_cache(msg);
     const std::string answer = detail::messages_body(msg);
     const std::size_t piece = core_.options().stream_chunk_bytes;
     if (how == messages_answer::sse) return core_.send_stream(res, detail::anthropic_stream(answer, piece), scope);

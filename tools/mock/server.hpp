@@ -308,6 +308,25 @@ class server {
     svr.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
       core_.handle_model_request(detail::api::anthropic, req, res);
     });
+    // Azure OpenAI (azure.hpp): the v1 API, then the classic routes, which need an api-version.
+    const std::pair<const char*, detail::api> azure_apis[] = {{"chat/completions", detail::api::openai},
+                                                              {"completions", detail::api::openai_completions},
+                                                              {"responses", detail::api::openai_responses},
+                                                              {"embeddings", detail::api::openai_embeddings}};
+    for (const auto& [name, which] : azure_apis) {
+      const detail::api route_api = which;
+      svr.Post(std::string("/openai/v1/") + name, [this, route_api](const httplib::Request& req, httplib::Response& res) {
+        core_.handle_model_request(route_api, req, res, true);
+      });
+      auto classic = [this, route_api](const httplib::Request& req, httplib::Response& res) {
+        if (req.get_param_value("api-version").empty()) return detail::set_azure_missing_api_version(res);
+        core_.handle_model_request(route_api, req, res, true);
+      };
+      if (route_api == detail::api::openai_responses)
+        svr.Post("/openai/responses", classic);
+      else
+        svr.Post(std::string("/openai/deployments/([A-Za-z0-9._-]+)/") + name, classic);
+    }
     svr.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
     google_aws_.add_google_aws_routes(svr);
     batch_.add_batch_routes(svr);
