@@ -801,6 +801,9 @@ namespace detail {
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string printable(std::string_view text);
 /// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
 [[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
+/// `body` with params::extra merged in last (RFC 7386 merge patch), or invalid_request when
+/// extra is set but not a JSON object: how every built-in make_body ends.
+[[nodiscard]] REQUESTS_ENGINE_INLINE result<json> with_extra(json body, const params& p);
 /// A request body as sent: its JSON text, or an invalid_request error when a string in it
 /// (a prompt, a system prompt, a parameter) is not valid UTF-8, which JSON cannot carry.
 [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body);
@@ -4201,6 +4204,14 @@ inline std::string content_filter_categories(const json& err) {
   return {};
 }
 
+REQUESTS_ENGINE_INLINE result<json> with_extra(json body, const params& p) {
+  if (p.extra().is_null()) return body;
+  if (!p.extra().is_object())
+    return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+  body.merge_patch(p.extra());
+  return body;
+}
+
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
   error e;
   e.http_status = r.status;
@@ -5737,12 +5748,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
     else
       body["tool_choice"] = {{"type", "function"}, {"function", {{"name", *tc}}}};
   }
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 namespace detail {
@@ -6094,12 +6100,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversa
   if (!p.stop().empty()) body["stop"] = p.stop();
   if (p.seed()) body["seed"] = *p.seed();
   if (p.n()) body["n"] = *p.n();
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(const http_response& r) const {
@@ -6348,12 +6349,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
       body["tool_choice"] = {{"type", "function"}, {"name", *tc}};
   }
   body["store"] = false;
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 namespace detail {
@@ -6576,12 +6572,7 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
       body["tool_choice"] = {{"type", "tool"}, {"name", *tc}};
   }
   if (!tools.empty()) body["tools"] = std::move(tools);
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_response& r) {
@@ -7404,12 +7395,7 @@ REQUESTS_ENGINE_INLINE result<json> gemini_body(const conversation& c, const par
     }
     body["toolConfig"]["functionCallingConfig"] = std::move(config);
   }
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE error google_error_from_response(const http_response& r) {
@@ -7989,12 +7975,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_embeddings::make_body(const conversat
   if (body["model"].get_ref<const std::string&>().empty())
     return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
   if (dimensions_) body["dimensions"] = *dimensions_;
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(const http_response& r) const {
@@ -10953,13 +10934,14 @@ REQUESTS_ENGINE_INLINE batch_client::batch_client(anthropic p, options o, batch_
 
 REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
   endpoint_ = endpoint;
+  bool azure = false;  // Azure OpenAI's Batch API
   if (api_ == "openai") {
     // The provider made sure its endpoint ends in /chat/completions, /responses or /embeddings:
     // the base (.../v1) is what precedes it.
     const std::string_view suffix = std::holds_alternative<openai_compatible>(provider_)  ? "/chat/completions"
                                     : std::holds_alternative<openai_responses>(provider_) ? "/responses"
                                                                                           : "/embeddings";
-    const bool azure = std::visit(
+    azure = std::visit(
         [](const auto& p) {
           if constexpr (std::is_base_of_v<detail::openai_connection, std::decay_t<decltype(p)>>) return p.is_azure();
           else return false;
@@ -10982,11 +10964,12 @@ REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
       if (const auto at = base_.find("/openai/deployments/"); at != std::string::npos) base_ = base_.substr(0, at) + "/openai";
       line_url_ = std::string(suffix);
     }
-    if (azure && !settings_.limits()) settings_.limits(batch_limits::azure());
   } else {
     base_ = endpoint + "/batches";
   }
-  limits_ = settings_.limits().value_or(api_ == "openai" ? batch_limits::openai() : batch_limits::anthropic());
+  limits_ = settings_.limits().value_or(api_ != "openai" ? batch_limits::anthropic()
+                                        : azure            ? batch_limits::azure()
+                                                           : batch_limits::openai());
   if (limits_.max_requests == 0 || limits_.max_bytes == 0)
     throw std::invalid_argument("requests_engine: batch_limits must allow at least one request and one byte");
   transport_ = std::make_unique<httplib_transport>(options_.transport());

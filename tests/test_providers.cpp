@@ -2191,23 +2191,12 @@ TEST_CASE("openai_completions: the legacy /v1/completions API end to end, over H
 
 TEST_CASE("openai_compatible presets: the hosts' base URLs and key variables") {
   // The variables this test sets are put back as they were.
-  struct saved_env {
-    std::vector<std::pair<std::string, std::optional<std::string>>> vars;
-    saved_env() {
-      for (const char* n : {"GROQ_API_KEY", "TOGETHER_API_KEY", "CEREBRAS_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"}) {
-        const char* v = std::getenv(n);
-        vars.emplace_back(n, v ? std::optional<std::string>(v) : std::nullopt);
-      }
-    }
-    ~saved_env() {
-      for (const auto& [n, v] : vars) v ? ::setenv(n.c_str(), v->c_str(), 1) : ::unsetenv(n.c_str());
-    }
-  } restore;
-  ::setenv("GROQ_API_KEY", "gsk-test", 1);
-  ::setenv("TOGETHER_API_KEY", "tg-test", 1);
-  ::setenv("CEREBRAS_API_KEY", "csk-test", 1);
-  ::setenv("OPENAI_API_KEY", "sk-test", 1);
-  ::setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1", 1);
+  using aws_test::scoped_env;
+  scoped_env groq("GROQ_API_KEY", "gsk-test");
+  scoped_env together("TOGETHER_API_KEY", "tg-test");
+  scoped_env cerebras("CEREBRAS_API_KEY", "csk-test");
+  scoped_env openai("OPENAI_API_KEY", "sk-test");
+  scoped_env base("OPENAI_BASE_URL", "http://127.0.0.1:9/v1");
   CHECK(re::openai_compatible::groq("llama-3.3-70b-versatile").endpoint() ==
         "https://api.groq.com/openai/v1/chat/completions");
   CHECK(re::openai_compatible::together("m").endpoint() == "https://api.together.xyz/v1/chat/completions");
@@ -3525,20 +3514,6 @@ TEST_CASE("streaming end to end: every provider's stream from the mock gives the
 namespace {
 namespace own_headers_tests {
 
-// The variables a test sets are put back as they were.
-struct saved_env {
-  std::vector<std::pair<std::string, std::optional<std::string>>> vars;
-  explicit saved_env(std::initializer_list<const char*> names) {
-    for (const char* n : names) {
-      const char* v = std::getenv(n);
-      vars.emplace_back(n, v ? std::optional<std::string>(v) : std::nullopt);
-    }
-  }
-  ~saved_env() {
-    for (const auto& [n, v] : vars) v ? ::setenv(n.c_str(), v->c_str(), 1) : ::unsetenv(n.c_str());
-  }
-};
-
 // Every value of header `name` (case-insensitive) in `h`.
 std::vector<std::string> values_of(const re::header_list& h, const std::string& name) {
   std::vector<std::string> out;
@@ -3725,8 +3700,10 @@ TEST_CASE("extra headers end to end: a gateway that wants its own header, over H
 }
 
 TEST_CASE("openai_compatible presets for batch hosts: OpenRouter, Mistral, DeepSeek, xAI, Fireworks") {
-  own_headers_tests::saved_env restore(
-      {"OPENROUTER_API_KEY", "MISTRAL_API_KEY", "DEEPSEEK_API_KEY", "XAI_API_KEY", "FIREWORKS_API_KEY"});
+  // Unset here, put back as they were at the end.
+  using aws_test::scoped_env;
+  scoped_env openrouter("OPENROUTER_API_KEY", nullptr), mistral("MISTRAL_API_KEY", nullptr),
+      deepseek("DEEPSEEK_API_KEY", nullptr), xai("XAI_API_KEY", nullptr), fireworks("FIREWORKS_API_KEY", nullptr);
   struct preset {
     const char* variable;
     std::function<re::openai_compatible()> make;
@@ -3765,10 +3742,10 @@ TEST_CASE("openai_compatible presets for batch hosts: OpenRouter, Mistral, DeepS
 }
 
 TEST_CASE("azure_openai_settings: the environment as the official SDK reads it, and the URLs of both schemes") {
-  own_headers_tests::saved_env restore(
-      {"AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_API_VERSION"});
-  for (const char* v : {"AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_API_VERSION"})
-    ::unsetenv(v);
+  // Unset here, put back as they were at the end.
+  using aws_test::scoped_env;
+  scoped_env endpoint("AZURE_OPENAI_ENDPOINT", nullptr), key("AZURE_OPENAI_API_KEY", nullptr),
+      token("AZURE_OPENAI_AD_TOKEN", nullptr), version("OPENAI_API_VERSION", nullptr);
   CHECK_THROWS_WITH_AS(re::azure_openai_settings::from_environment(), doctest::Contains("AZURE_OPENAI_ENDPOINT is not set"),
                        std::invalid_argument);
   ::setenv("AZURE_OPENAI_ENDPOINT", "https://contoso.openai.azure.com/", 1);

@@ -82,30 +82,15 @@ re::batch_client make_client(Provider p, const batch_args& a, const std::string&
   return re::batch_client(std::move(p), batch_options(a, cache), s);
 }
 
-// Azure OpenAI's resource and sign-in: the endpoint and api-version given (or stored with the
-// job), the key (else an Entra token) from the environment.
-inline re::azure_openai_settings azure_settings(std::string endpoint, std::string api_version) {
-  re::azure_openai_settings where;
-  where.endpoint = std::move(endpoint);
-  if (where.endpoint.empty())
-    throw usage_error("--provider azure needs the resource's endpoint: --base-url or AZURE_OPENAI_ENDPOINT");
-  where.api_key = env_or("AZURE_OPENAI_API_KEY", "");
-  where.ad_token = env_or("AZURE_OPENAI_AD_TOKEN", "");
-  if (where.api_key.empty() && where.ad_token.empty())
-    throw usage_error("AZURE_OPENAI_API_KEY is not set (nor AZURE_OPENAI_AD_TOKEN): --provider azure needs one "
-                      "(keys are read from the environment only, never from the command line)");
-  where.api_version = std::move(api_version);
-  return where;
-}
-
 // The client for a stored job: the provider from its endpoint, the key from the environment.
 inline re::batch_client batch_client_for(const re::batch_job& job, const batch_args& a) {
   const std::string cache = job.user.is_object() ? job.user.value("cache_dir", std::string()) : std::string();
   re::batch_settings s = batch_settings_of(a);
   if (job.user.is_object() && job.user.contains("azure") && job.user["azure"].is_object()) {
     const json& az = job.user["azure"];
-    const re::azure_openai_settings where =
-        azure_settings(az.value("endpoint", std::string()), az.value("api_version", std::string()));
+    // The job's own endpoint and api-version (empty: the v1 API, whatever OPENAI_API_VERSION says now).
+    re::azure_openai_settings where = azure_settings(az.value("endpoint", std::string()), std::string());
+    where.api_version = az.value("api_version", std::string());
     const std::string deployment = az.value("deployment", std::string());
     const std::string url = job.user.value("url", std::string());
     if (url == "/v1/responses")
@@ -194,8 +179,7 @@ inline int batch_submit(const batch_args& a) {
   if (dims > 0) user["dimensions"] = dims;
   std::optional<re::azure_openai_settings> azure;
   if (p == "azure") {
-    azure = azure_settings(!a.base_url.empty() ? a.base_url : env_or("AZURE_OPENAI_ENDPOINT", ""),
-                           !a.api_version.empty() ? a.api_version : env_or("OPENAI_API_VERSION", ""));
+    azure = azure_settings(a.base_url, a.api_version);
     user["azure"] = {{"endpoint", azure->endpoint}, {"api_version", azure->api_version}, {"deployment", model}};
   }
   s.state_file(state).user_data(std::move(user));

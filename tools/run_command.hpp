@@ -887,6 +887,25 @@ inline std::optional<std::int64_t> embedding_dimensions(const input_file& in, co
   return d;
 }
 
+// Azure OpenAI's resource and sign-in: the endpoint (else AZURE_OPENAI_ENDPOINT) and the
+// api-version (else OPENAI_API_VERSION; empty: the v1 API) given, the key (else an Entra ID
+// token) from the environment.
+inline re::azure_openai_settings azure_settings(const std::string& endpoint, const std::string& api_version) {
+  re::azure_openai_settings where;
+  where.endpoint = !endpoint.empty() ? endpoint : env_or("AZURE_OPENAI_ENDPOINT", "");
+  if (where.endpoint.empty())
+    throw usage_error("--provider azure needs the resource's endpoint: --base-url or AZURE_OPENAI_ENDPOINT "
+                      "(https://{resource}.openai.azure.com)");
+  where.api_key = env_or("AZURE_OPENAI_API_KEY", "");
+  where.ad_token = env_or("AZURE_OPENAI_AD_TOKEN", "");
+  if (where.api_key.empty() && where.ad_token.empty())
+    throw usage_error("AZURE_OPENAI_API_KEY is not set (nor AZURE_OPENAI_AD_TOKEN, a Microsoft Entra ID token): "
+                      "--provider azure needs one (keys are read from the environment only, never from the "
+                      "command line)");
+  where.api_version = !api_version.empty() ? api_version : env_or("OPENAI_API_VERSION", "");
+  return where;
+}
+
 inline re::price_table load_prices(const std::string& path) {
   if (path.empty()) return re::price_table::builtin();
   try {
@@ -966,18 +985,7 @@ inline int run_run(const run_args& a) {
 
     if (p == "azure") {
       // Azure addresses a deployment: --model names it (the body's "model" on the v1 API).
-      re::azure_openai_settings where;
-      where.endpoint = !a.base_url.empty() ? a.base_url : detail::env_or("AZURE_OPENAI_ENDPOINT", "");
-      if (where.endpoint.empty())
-        throw usage_error("--provider azure needs the resource's endpoint: --base-url or AZURE_OPENAI_ENDPOINT "
-                          "(https://{resource}.openai.azure.com)");
-      where.api_key = detail::env_or("AZURE_OPENAI_API_KEY", "");
-      where.ad_token = detail::env_or("AZURE_OPENAI_AD_TOKEN", "");
-      if (where.api_key.empty() && where.ad_token.empty())
-        throw usage_error("AZURE_OPENAI_API_KEY is not set (nor AZURE_OPENAI_AD_TOKEN, a Microsoft Entra ID token): "
-                          "--provider azure needs one (keys are read from the environment only, never from the "
-                          "command line)");
-      where.api_version = !a.api_version.empty() ? a.api_version : detail::env_or("OPENAI_API_VERSION", "");
+      const re::azure_openai_settings where = detail::azure_settings(a.base_url, a.api_version);
       const std::string deployment = detail::single_model(in, a, true);
       if (api == "embeddings") {
         auto e = re::openai_embeddings::azure(deployment, where);
@@ -1159,11 +1167,11 @@ inline run_command add_run_command(CLI::App& app) {
   c->footer(
       "Input (the format is chosen by the first line):\n"
       "  OpenAI Batch: {\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{...}}\n"
-      "      With --provider openai (or Vertex AI's OpenAI API) the body is sent as it is; other\n"
-      "      providers get it translated, and its \"model\" (an OpenAI model) is not used: --model\n"
-      "      names the model. The url may also be /v1/responses (the Responses API; other\n"
-      "      providers get those bodies translated too) or /v1/embeddings (see `embed`): one\n"
-      "      endpoint per file, and it chooses the API unless --api does.\n"
+      "      With --provider openai (or another OpenAI-compatible one, or Vertex AI's OpenAI API) the\n"
+      "      body is sent as it is; other providers get it translated, and its \"model\" (an OpenAI\n"
+      "      model) is not used: --model names the model. The url may also be /v1/responses (the\n"
+      "      Responses API; other providers get those bodies translated too) or /v1/embeddings (see\n"
+      "      `embed`): one endpoint per file, and it chooses the API unless --api does.\n"
       "  plain:        {\"id\":\"a\",\"prompt\":\"...\"} or {\"id\":\"a\",\"messages\":[...]}, optional \"system\",\n"
       "      \"model\", \"temperature\", \"max_tokens\", \"top_p\", \"stop\", \"seed\", \"n\", \"json_mode\",\n"
       "      \"extra\" (JSON merged into the request body).\n"
@@ -1187,6 +1195,10 @@ inline run_command add_run_command(CLI::App& app) {
       "             the file's project_id), --region (default us-central1), --vertex-api (default:\n"
       "             gemini for --model gemini-*, anthropic for claude-*, otherwise openai)\n"
       "  gemini     GEMINI_API_KEY (or GOOGLE_API_KEY)\n"
+      "  azure      AZURE_OPENAI_ENDPOINT (or --base-url), AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN);\n"
+      "             --model is the deployment; --api-version (or OPENAI_API_VERSION) for the classic routes\n"
+      "  openrouter, mistral, deepseek, xai, fireworks, groq, together, cerebras: NAME_API_KEY\n"
+      "             (OPENROUTER_API_KEY, ...); with --base-url elsewhere, the key is optional\n"
       "  bedrock, gemini and Vertex's gemini and anthropic APIs send one model per run (it is in the URL).\n"
       "Cost: the summary gives the actual spend (answers from the network) and the as-if spend (had\n"
       "  nothing come from the cache), from the built-in price table merged with --prices FILE\n"
@@ -1237,7 +1249,9 @@ inline run_command add_embed_command(CLI::App& app) {
       "Output: {\"id\",\"embedding\":[...],\"model\",\"usage\",\"error\"} per line (OpenAI Batch input gives\n"
       "  OpenAI Batch output, each body an embeddings list). Single texts are packed into requests of\n"
       "  up to 2,048 inputs (OpenAI) or 100 (Gemini); a rerun embeds only the texts not in the cache.\n"
-      "Providers: openai (OPENAI_API_KEY, OPENAI_BASE_URL), gemini (GEMINI_API_KEY).\n"
+      "Providers: openai (OPENAI_API_KEY, OPENAI_BASE_URL), azure (AZURE_OPENAI_ENDPOINT,\n"
+      "  AZURE_OPENAI_API_KEY; --model names the deployment), gemini (GEMINI_API_KEY), or an\n"
+      "  OpenAI-compatible preset (see run --help).\n"
       "Exit status: 0 all embedded; 1 some failed or lines were skipped; 2 bad usage; 130 interrupted.");
   c->add_option("--provider", a.provider, "openai, azure, gemini, or an OpenAI-compatible preset (see run --help)")
       ->capture_default_str();

@@ -132,12 +132,7 @@ REQUESTS_ENGINE_INLINE result<json> anthropic_messages_body(const conversation& 
       body["tool_choice"] = {{"type", "tool"}, {"name", *tc}};
   }
   if (!tools.empty()) body["tools"] = std::move(tools);
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> anthropic_parse_response(const http_response& r) {

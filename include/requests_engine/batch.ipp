@@ -175,13 +175,14 @@ REQUESTS_ENGINE_INLINE batch_client::batch_client(anthropic p, options o, batch_
 
 REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
   endpoint_ = endpoint;
+  bool azure = false;  // Azure OpenAI's Batch API
   if (api_ == "openai") {
     // The provider made sure its endpoint ends in /chat/completions, /responses or /embeddings:
     // the base (.../v1) is what precedes it.
     const std::string_view suffix = std::holds_alternative<openai_compatible>(provider_)  ? "/chat/completions"
                                     : std::holds_alternative<openai_responses>(provider_) ? "/responses"
                                                                                           : "/embeddings";
-    const bool azure = std::visit(
+    azure = std::visit(
         [](const auto& p) {
           if constexpr (std::is_base_of_v<detail::openai_connection, std::decay_t<decltype(p)>>) return p.is_azure();
           else return false;
@@ -204,11 +205,12 @@ REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
       if (const auto at = base_.find("/openai/deployments/"); at != std::string::npos) base_ = base_.substr(0, at) + "/openai";
       line_url_ = std::string(suffix);
     }
-    if (azure && !settings_.limits()) settings_.limits(batch_limits::azure());
   } else {
     base_ = endpoint + "/batches";
   }
-  limits_ = settings_.limits().value_or(api_ == "openai" ? batch_limits::openai() : batch_limits::anthropic());
+  limits_ = settings_.limits().value_or(api_ != "openai" ? batch_limits::anthropic()
+                                        : azure            ? batch_limits::azure()
+                                                           : batch_limits::openai());
   if (limits_.max_requests == 0 || limits_.max_bytes == 0)
     throw std::invalid_argument("requests_engine: batch_limits must allow at least one request and one byte");
   transport_ = std::make_unique<httplib_transport>(options_.transport());

@@ -124,12 +124,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_embeddings::make_body(const conversat
   if (body["model"].get_ref<const std::string&>().empty())
     return error{error_code::invalid_request, 0, "no model: set it on the provider or in params::model", {}, 0, {}};
   if (dimensions_) body["dimensions"] = *dimensions_;
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_embeddings::parse_response(const http_response& r) const {

@@ -367,12 +367,7 @@ REQUESTS_ENGINE_INLINE result<json> gemini_body(const conversation& c, const par
     }
     body["toolConfig"]["functionCallingConfig"] = std::move(config);
   }
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE error google_error_from_response(const http_response& r) {

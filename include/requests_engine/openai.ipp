@@ -146,12 +146,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_compatible::make_body(const conversat
     else
       body["tool_choice"] = {{"type", "function"}, {"function", {{"name", *tc}}}};
   }
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 namespace detail {
@@ -503,12 +498,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_completions::make_body(const conversa
   if (!p.stop().empty()) body["stop"] = p.stop();
   if (p.seed()) body["seed"] = *p.seed();
   if (p.n()) body["n"] = *p.n();
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 REQUESTS_ENGINE_INLINE result<completion> openai_completions::parse_response(const http_response& r) const {
@@ -757,12 +747,7 @@ REQUESTS_ENGINE_INLINE result<json> openai_responses::make_body(const conversati
       body["tool_choice"] = {{"type", "function"}, {"name", *tc}};
   }
   body["store"] = false;
-  if (!p.extra().is_null()) {
-    if (!p.extra().is_object())
-      return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
-    body.merge_patch(p.extra());
-  }
-  return body;
+  return detail::with_extra(std::move(body), p);
 }
 
 namespace detail {

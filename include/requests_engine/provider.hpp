@@ -207,6 +207,9 @@ namespace detail {
 [[nodiscard]] REQUESTS_ENGINE_INLINE std::string printable(std::string_view text);
 /// The invalid_request error a provider gives for what its API cannot express ("PROVIDER: WHAT").
 [[nodiscard]] REQUESTS_ENGINE_INLINE error unsupported(std::string_view provider, const std::string& what);
+/// `body` with params::extra merged in last (RFC 7386 merge patch), or invalid_request when
+/// extra is set but not a JSON object: how every built-in make_body ends.
+[[nodiscard]] REQUESTS_ENGINE_INLINE result<json> with_extra(json body, const params& p);
 /// A request body as sent: its JSON text, or an invalid_request error when a string in it
 /// (a prompt, a system prompt, a parameter) is not valid UTF-8, which JSON cannot carry.
 [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::string> dump_body(const json& body);

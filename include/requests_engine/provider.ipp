@@ -318,6 +318,14 @@ inline std::string content_filter_categories(const json& err) {
   return {};
 }
 
+REQUESTS_ENGINE_INLINE result<json> with_extra(json body, const params& p) {
+  if (p.extra().is_null()) return body;
+  if (!p.extra().is_object())
+    return error{error_code::invalid_request, 0, "params::extra must be a JSON object", {}, 0, {}};
+  body.merge_patch(p.extra());
+  return body;
+}
+
 REQUESTS_ENGINE_INLINE error error_from_response(const http_response& r) {
   error e;
   e.http_status = r.status;
