@@ -2746,8 +2746,25 @@ struct retry_info {
   std::chrono::milliseconds wait{0};  ///< until the next attempt
 };
 
+/// One attempt to send a request, as it ended (options::on_attempt): what a run report draws.
+/// Times are the steady clock's. An answer from the cache, or one shared with an identical
+/// request in flight, makes no attempt.
+struct attempt_info {
+  using time_point = std::chrono::steady_clock::time_point;
+  std::size_t index = 0;  ///< the request's index (input index in run(), ticket in submit())
+  int attempt = 0;        ///< 1 = the first
+  time_point ready{};     ///< when it could have gone but for the rate limits (after any backoff)
+  time_point sent{};      ///< when it went: ready..sent is the wait for rate capacity
+  time_point ended{};     ///< when its answer, or its failure, came
+  int http_status = 0;    ///< 0 when no HTTP answer came
+  std::optional<error_code> error;    ///< empty: this attempt answered
+  bool retried = false;               ///< another attempt follows
+  std::chrono::milliseconds wait{0};  ///< until that next attempt
+};
+
 using result_callback = std::function<void(std::size_t index, const result<completion>&)>;
 using retry_callback = std::function<void(const retry_info&)>;
+using attempt_callback = std::function<void(const attempt_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
 /// A piece of a streamed answer: the request's index (input index in run(), ticket in submit()).
@@ -2791,6 +2808,9 @@ class options {
   options& on_result(result_callback f) { on_result_ = std::move(f); return *this; }
   /// Called before each retry is scheduled (never two callbacks at once).
   options& on_retry(retry_callback f) { on_retry_ = std::move(f); return *this; }
+  /// Called as each attempt ends, before on_retry or on_result for it (never two callbacks at
+  /// once): its times, status and outcome, for a run report.
+  options& on_attempt(attempt_callback f) { on_attempt_ = std::move(f); return *this; }
   /// Called with each piece of a streamed answer as it arrives (text, tool-call arguments,
   /// reasoning), in order, never two callbacks at once. Setting it makes stream_mode::automatic
   /// stream every request of a provider that can. A stream that breaks is retried from the
@@ -2841,6 +2861,7 @@ class options {
   [[nodiscard]] bool deduplicate() const noexcept { return deduplicate_; }
   [[nodiscard]] const result_callback& on_result() const noexcept { return on_result_; }
   [[nodiscard]] const retry_callback& on_retry() const noexcept { return on_retry_; }
+  [[nodiscard]] const attempt_callback& on_attempt() const noexcept { return on_attempt_; }
   [[nodiscard]] const progress_callback& on_progress() const noexcept { return on_progress_; }
   [[nodiscard]] const delta_callback& on_delta() const noexcept { return on_delta_; }
   [[nodiscard]] stream_mode stream() const noexcept { return stream_; }
@@ -2872,6 +2893,7 @@ class options {
   bool deduplicate_ = true;
   result_callback on_result_;
   retry_callback on_retry_;
+  attempt_callback on_attempt_;
   progress_callback on_progress_;
   delta_callback on_delta_;
   stream_mode stream_ = stream_mode::automatic;
@@ -3031,6 +3053,9 @@ struct job {
   std::size_t worker = no_worker;  // the worker sending it (guarded by dispatcher::mutex_)
   static constexpr std::size_t no_worker = static_cast<std::size_t>(-1);
   clock::time_point first_sent{};
+  // This attempt (options::on_attempt): ready to go but for the rate limits, and sent.
+  clock::time_point attempt_ready{};
+  clock::time_point attempt_sent{};
   clock::time_point deadline = clock::time_point::max();
   deliver_fn deliver;
   // Identical requests that arrived while this one was under way: they get its answer.
@@ -3136,6 +3161,9 @@ class dispatcher {
   REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> take_batch(std::size_t id);
   REQUESTS_ENGINE_INLINE void run_batch(std::vector<std::unique_ptr<job>> batch, transport_session& s);
   // After an attempt: delivers a success or a final error, or schedules the retry.
+  // options::on_attempt, as an attempt ends (a no-op for a job that made none).
+  REQUESTS_ENGINE_INLINE void report_attempt(job& j, const result<completion>& outcome, bool retried,
+                                             std::chrono::milliseconds wait);
   REQUESTS_ENGINE_INLINE void conclude(std::unique_ptr<job> j, result<completion>&& outcome, bool retryable,
                                        std::optional<std::chrono::milliseconds> retry_after);
   // Stores a fresh answer (every slot of a multi-sample job); returns the result to deliver.
@@ -10074,6 +10102,8 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_batch(std::vector<std::unique_ptr<jo
       continue;
     }
     ++j->attempts;
+    j->attempt_ready = j->queued_at != clock::time_point{} ? j->queued_at : now;
+    j->attempt_sent = now;
     go.push_back(std::move(j));
   }
   if (go.empty()) return;
@@ -10322,6 +10352,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
                                {}, attempts, {}});
     return;
   }
+  if (j->attempt_ready == clock::time_point{}) j->attempt_ready = now;
   if (!probe_open_.load(std::memory_order_acquire)) {  // options::probe_rate_limits
     std::unique_lock<std::mutex> lock(probe_m_);
     if (probe_state_ == 0) {
@@ -10387,6 +10418,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   }
   j->rate_reserved = false;  // the next attempt reserves again
   ++j->attempts;
+  j->attempt_sent = clock::now();
   key_state& key = *keys_[j->key];
 
   result<completion> outcome = error{};
@@ -10526,6 +10558,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
     bool any_left = false;
     for (const auto& k : keys_) any_left = any_left || k->alive.load();
     if (any_left && !j->cancelled.load()) {
+      report_attempt(*j, outcome, true, std::chrono::milliseconds(0));
       ++j->failovers;
       schedule_retry(std::move(j), clock::now());
       return;
@@ -10551,6 +10584,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<
     retryable = false;
   }
   if (outcome) {
+    report_attempt(*j, outcome, false, std::chrono::milliseconds(0));
     outcome->attempts = j->attempts;
     outcome->request_hash = j->request_hash;
     outcome->latency = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - j->first_sent);
@@ -10565,6 +10599,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<
     auto wait = retry_after ? *retry_after : backoff(j->attempts);
     auto at = clock::now() + wait;
     if (at < j->deadline) {
+      report_attempt(*j, outcome, true, wait);
       ++retries_;
       if (options_.on_retry()) {
         retry_info info{j->index, j->attempts, e.http_status, e.code, redact(e.message, secrets_), wait};
@@ -10576,7 +10611,28 @@ REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<
     e.message = "the deadline would pass before the next retry; last error: " + e.describe();
     e.code = error_code::deadline_exceeded;
   }
+  report_attempt(*j, outcome, false, std::chrono::milliseconds(0));
   finish(std::move(j), std::move(outcome));
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::report_attempt(job& j, const result<completion>& outcome, bool retried,
+                                                      std::chrono::milliseconds wait) {
+  if (j.attempt_sent == clock::time_point{}) return;  // none was made (cancelled before it went)
+  attempt_info a;
+  a.index = j.index;
+  a.attempt = j.attempts;
+  a.ready = j.attempt_ready;
+  a.sent = j.attempt_sent;
+  a.ended = clock::now();
+  j.attempt_ready = j.attempt_sent = clock::time_point{};
+  if (!options_.on_attempt()) return;
+  if (!outcome) {
+    a.http_status = outcome.error().http_status;
+    a.error = outcome.error().code;
+  }
+  a.retried = retried;
+  a.wait = wait;
+  guarded_callback("attempt", [&] { options_.on_attempt()(a); });
 }
 
 REQUESTS_ENGINE_INLINE std::size_t dispatcher::choose_key(const request_cost& c, clock::time_point now,

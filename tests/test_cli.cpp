@@ -15,7 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -274,6 +276,85 @@ std::size_t count_cache_entries(const fs::path& dir) {
   return n;
 }
 
+// The run report: events as the run goes, one HTML page, rendered in a real browser.
+
+// The events of an events file, by type.
+std::vector<json> events_of(const fs::path& p, const std::string& type) {
+  std::vector<json> out;
+  for (const auto& l : lines_of(p)) {
+    const json j = json::parse(l, nullptr, false);
+    if (j.is_object() && j.value("type", "") == type) out.push_back(j);
+  }
+  return out;
+}
+
+// What the page shows in the element with this id.
+std::string shown(const std::string& html, const std::string& id) {
+  std::smatch m;
+  if (!std::regex_search(html, m, std::regex("id=\"" + id + "\"[^>]*>([^<]*)<"))) return "(no element " + id + ")";
+  return m[1].str();
+}
+
+std::string with_commas(std::int64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// The nearest-rank quantile of `v`.
+double nearest_rank(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[rank == 0 ? 0 : rank - 1];
+}
+
+// Debian's chromium, headless: the page's DOM after loading, its console messages (every one
+// is a problem: the page has no script), and a screenshot. Names resolve nowhere, so a
+// resource from elsewhere would fail loudly.
+struct rendered {
+  std::string dom;
+  std::vector<std::string> console;
+};
+const char* const chromium_path = "/usr/bin/chromium";
+bool chromium_or_skip(const std::string& test) {
+  if (access(chromium_path, X_OK) == 0) return true;
+  const std::string reason = "no /usr/bin/chromium (bash tools/install-deps.sh --tests installs it)";
+  if (const char* ci = std::getenv("CI"); ci != nullptr && std::string(ci) == "true") {
+    FAIL("required under CI=true, and not here: " << reason);
+  }
+  std::cout << "  SKIPPED \"" << test << "\": " << reason << std::endl;
+  return false;
+}
+rendered render(const fs::path& page, const fs::path& png, const fs::path& dir, const std::string& tag) {
+  std::vector<std::string> common = {"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                     "--hide-scrollbars", "--user-data-dir=" + (dir / (tag + "-profile")).string(),
+                                     "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0"};
+  std::vector<std::string> dump = common;
+  dump.push_back("--dump-dom");
+  dump.push_back("file://" + page.string());
+  const outcome d = finish(spawn_program(chromium_path, dump, dir, tag + "-dom"));
+  CHECK_MESSAGE(d.status == 0, d.err);
+  rendered r;
+  r.dom = d.out;
+  std::vector<std::string> shot = common;
+  shot.push_back("--window-size=1000,3600");
+  shot.push_back("--screenshot=" + png.string());
+  shot.push_back("file://" + page.string());
+  const outcome s = finish(spawn_program(chromium_path, shot, dir, tag + "-shot"));
+  CHECK_MESSAGE(s.status == 0, s.err);
+  for (const std::string* err : {&d.err, &s.err}) {
+    std::istringstream in(*err);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.find(":CONSOLE") != std::string::npos) r.console.push_back(line);
+  }
+  return r;
+}
+
+
 }  // namespace
 
 TEST_CASE("run: plain format; every line answered; a rerun comes from the cache") {
@@ -343,6 +424,17 @@ TEST_CASE("run --stream always: answers streamed from the mock (with cut streams
   CHECK(summary["time_to_first_token_ms"]["streamed"] == 40);
   CHECK(summary["time_to_first_token_ms"]["median"].get<double>() <= summary["time_to_first_token_ms"]["p90"].get<double>());
   CHECK(first.err.find("first token  median") != std::string::npos);
+  // The events carry each answer's time to first token; the report draws them with the median.
+  std::vector<double> ttft;
+  for (const json& e : events_of(dir / "out.jsonl.events.jsonl", "request")) ttft.push_back(e.value("ttft", -1.0));
+  REQUIRE(ttft.size() == 40);
+  CHECK(*std::min_element(ttft.begin(), ttft.end()) >= 0);
+  CHECK(nearest_rank(ttft, 0.5) == summary["time_to_first_token_ms"]["median"].get<double>());
+  outcome rep = run_cli({"report", (dir / "out.jsonl.events.jsonl").string(), "-o", (dir / "r.html").string()}, dir,
+                        "report");
+  REQUIRE_MESSAGE(rep.status == 0, rep.err);
+  CHECK(shown(slurp(dir / "r.html"), "ttft-p50") ==
+        std::to_string(static_cast<std::int64_t>(summary["time_to_first_token_ms"]["median"].get<double>())));
   // The cached answers replay without the network, streamed or not.
   args[7] = "never";
   outcome second = run_cli(args, dir, "run2", server.env());
@@ -1102,6 +1194,29 @@ TEST_CASE("run: killed with SIGKILL mid-run, the same command again finishes wit
   }
   CHECK(ids.size() == total);
   CHECK(second.err.find("from cache   " + std::to_string(cached)) != std::string::npos);
+
+  // The events keep both runs (the second appended to the first, which has no end); the
+  // report counts each id once, as the run that sent it.
+  const fs::path events = dir / "out.jsonl.events.jsonl";
+  const auto runs = events_of(events, "run");
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0]["resumed"] == false);
+  CHECK(runs[1]["resumed"] == true);
+  std::size_t first_events = 0;
+  for (const auto& l : lines_of(events)) {
+    if (l.find("\"type\":\"run\"") != std::string::npos && first_events > 0) break;
+    first_events += l.find("\"type\":\"request\"") != std::string::npos ? 1 : 0;
+  }
+  CHECK(first_events >= written);
+  CHECK(events_of(events, "request").size() == first_events + total);
+  outcome rep = run_cli({"report", events.string(), "-o", (dir / "report.html").string()}, dir, "report");
+  CHECK_MESSAGE(rep.status == 0, rep.err);
+  const std::string html = slurp(dir / "report.html");
+  CHECK(html.find("data-runs=\"2\"") != std::string::npos);
+  CHECK(shown(html, "h-requests") == with_commas(static_cast<std::int64_t>(total)));
+  CHECK(shown(html, "h-succeeded") == with_commas(static_cast<std::int64_t>(total)));
+  // From the cache: what the first run stored without writing its event.
+  CHECK(shown(html, "h-from-cache") == with_commas(static_cast<std::int64_t>(cached - first_events)));
 
   // The rerun sent exactly what was not stored; the first run can only have lost the answers
   // in flight when it was killed.
@@ -2237,4 +2352,156 @@ TEST_CASE("run --cache-system-prompt: 100 lines sharing a system prompt write it
   REQUIRE_MESSAGE(again.status == 0, again.err);
   CHECK(read_json(summary)["from_cache"] == 100);
   CHECK(server.stop() == 100);
+}
+
+TEST_CASE("report: a run with faults and a rate limit; the events hold every request and no prompt; the page's numbers match the summary, in chromium") {
+  const fs::path dir = scratch("report");
+  constexpr std::size_t total = 400;
+  write_text(dir / "in.jsonl", plain_input(total));
+  write_text(dir / "prices.json", R"({"models": {"test-model": {"input": 1.5, "output": 6}}})");
+  // A fifth of the attempts fail: with one retry, about 4% of the requests fail twice.
+  mock server(dir, {"--fail-429", "0.1", "--fail-500", "0.1", "--fail-429-retry-after-ms", "40", "--latency-ms", "2",
+                    "--latency-jitter-ms", "6", "--seed", "11"});
+  const fs::path out = dir / "out.jsonl", summary = dir / "summary.json", page = dir / "report.html";
+  // --rpm 24000: 400 a second, so the run is paced for about a second.
+  outcome r = run_cli({"run", (dir / "in.jsonl").string(), "-o", out.string(), "--model", "test-model",
+                       "--concurrency", "16", "--rpm", "24000", "--max-retries", "1", "--cache-dir",
+                       (dir / "cache").string(), "--prices", (dir / "prices.json").string(), "--summary-json",
+                       summary.string(), "--report", page.string()},
+                      dir, "run", server.env());
+  CHECK_MESSAGE((r.status == 0 || r.status == 1), r.err);
+  const json s = read_json(summary);
+  MESSAGE("succeeded " << s["succeeded"] << ", failed " << s["failed"] << ", retries " << s["retries"]);
+  REQUIRE(s["failed"].get<int>() > 0);  // one retry only: some requests fail twice
+  REQUIRE(s["retries"].get<int>() > 0);
+
+  // The events: a run line, one line per request, an end line; ids, times and codes only.
+  const fs::path events = dir / "out.jsonl.events.jsonl";
+  const std::string events_text = slurp(events);
+  CHECK(events_text.find("question ") == std::string::npos);  // no prompt
+  CHECK(events_text.find("Mock answer") == std::string::npos);  // no answer
+  REQUIRE(events_of(events, "run").size() == 1);
+  REQUIRE(events_of(events, "end").size() == 1);
+  const auto requests = events_of(events, "request");
+  REQUIRE(requests.size() == total);
+  std::set<std::string> ids;
+  std::size_t retried = 0, attempts_429 = 0, attempts_500 = 0, failed = 0;
+  std::vector<double> latencies;
+  for (const json& e : requests) {
+    ids.insert(e["id"].get<std::string>());
+    CHECK(e["start"].get<std::int64_t>() <= e["end"].get<std::int64_t>());
+    REQUIRE(e.contains("attempts"));
+    for (const json& a : e["attempts"]) {
+      CHECK(a["ready"].get<std::int64_t>() <= a["sent"].get<std::int64_t>());
+      CHECK(a["sent"].get<std::int64_t>() <= a["end"].get<std::int64_t>());
+      retried += a.contains("wait") ? 1 : 0;
+      attempts_429 += a.value("status", 0) == 429 ? 1 : 0;
+      attempts_500 += a.value("status", 0) == 500 ? 1 : 0;
+    }
+    if (e.contains("error")) {
+      ++failed;
+      CHECK(e["attempts"].size() == 2);
+    }
+    latencies.push_back(e["latency"].get<double>());
+  }
+  CHECK(ids.size() == total);
+  CHECK(failed == s["failed"].get<std::size_t>());
+  CHECK(retried == s["retries"].get<std::size_t>());
+  CHECK(attempts_429 > 0);
+  CHECK(attempts_500 > 0);
+  MESSAGE(attempts_429 << " attempts answered 429, " << attempts_500 << " answered 500");
+
+  // The page: whole, standing alone, small.
+  const std::string html = slurp(page);
+  CHECK(html.size() < 2'000'000);
+  CHECK(html.find("</html>") != std::string::npos);
+  for (const char* outside : {"http://", "https://", "<link", "<script", "@import", "url("})
+    CHECK_MESSAGE(html.find(outside) == std::string::npos, "the page reaches outside: " << outside);
+  CHECK(html.find("question ") == std::string::npos);
+
+  if (!chromium_or_skip("report: a run with faults and a rate limit; the events hold every request and no prompt; the page's numbers match the summary, in chromium"))
+    return;
+  // The check of the console catches a page that writes to it.
+  write_text(dir / "noisy.html", "<!DOCTYPE html><html><body><script>console.error('noisy page')</script></body></html>");
+  const rendered noisy = render(dir / "noisy.html", dir / "noisy.png", dir, "noisy");
+  REQUIRE(noisy.console.size() == 2);  // once in each of the two renderings
+  for (const auto& line : noisy.console) CHECK(line.find("noisy page") != std::string::npos);
+
+  const rendered shot = render(page, dir / "report.png", dir, "report");
+  CHECK_MESSAGE(shot.console.empty(), shot.console.front());
+  CHECK(fs::file_size(dir / "report.png") > 20'000);
+  // What the browser shows is what the summary says.
+  const std::string& dom = shot.dom;
+  CHECK(shown(dom, "h-requests") == with_commas(static_cast<std::int64_t>(total)));
+  CHECK(shown(dom, "h-succeeded") == with_commas(s["succeeded"].get<std::int64_t>()));
+  CHECK(shown(dom, "h-failed") == with_commas(s["failed"].get<std::int64_t>()));
+  CHECK(shown(dom, "h-from-cache") == with_commas(s["from_cache"].get<std::int64_t>()));
+  CHECK(shown(dom, "h-retries") == with_commas(s["retries"].get<std::int64_t>()));
+  CHECK(shown(dom, "h-input-tokens") == with_commas(s["tokens"]["input_tokens"].get<std::int64_t>()));
+  CHECK(shown(dom, "h-output-tokens") == with_commas(s["tokens"]["output_tokens"].get<std::int64_t>()));
+  std::ostringstream wall, rate, cost;
+  wall << std::fixed << std::setprecision(2) << s["wall_seconds"].get<double>() << " s";
+  rate << std::fixed << std::setprecision(1) << s["requests_per_second"].get<double>() << "/s";
+  cost << "$" << std::fixed << std::setprecision(s["cost"]["actual_usd"].get<double>() < 0.01 ? 6 : 4)
+       << s["cost"]["actual_usd"].get<double>();
+  CHECK(shown(dom, "h-wall") == wall.str());
+  CHECK(shown(dom, "h-rate") == rate.str());
+  CHECK(shown(dom, "h-cost") == cost.str());
+  CHECK(shown(dom, "h-cost-as-if") == cost.str());  // nothing came from the cache
+  CHECK(shown(dom, "failed-count") == std::to_string(failed));
+  // The p50 latency, from the events themselves.
+  CHECK(shown(dom, "lat-p50") == with_commas(static_cast<std::int64_t>(nearest_rank(latencies, 0.5))));
+  CHECK(shown(dom, "lat-p99") == with_commas(static_cast<std::int64_t>(nearest_rank(latencies, 0.99))));
+  // The configured limit is drawn, and every failed id is listed.
+  CHECK(dom.find("configured limit (--rpm)") != std::string::npos);
+  for (const json& e : requests)
+    if (e.contains("error")) CHECK(dom.find("<td>" + e["id"].get<std::string>() + "</td>") != std::string::npos);
+  CHECK(server.stop() > 0);
+}
+
+TEST_CASE("report: several event files make one report; bad lines are named and skipped; bad options are named") {
+  const fs::path dir = scratch("report-merge");
+  write_text(dir / "in.jsonl", plain_input(60));
+  mock server(dir);
+  for (int k = 1; k <= 2; ++k) {
+    outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / ("out" + std::to_string(k) + ".jsonl")).string(),
+                         "--model", "m", "--shard", std::to_string(k) + "/2", "--cache-dir", (dir / "cache").string()},
+                        dir, "shard" + std::to_string(k), server.env());
+    REQUIRE_MESSAGE(o.status == 0, o.err);
+  }
+  // A line cut short, as a crash leaves it.
+  const std::size_t cut_line = lines_of(dir / "out2.jsonl.events.jsonl").size() + 1;
+  std::ofstream(dir / "out2.jsonl.events.jsonl", std::ios::app) << R"({"type":"request","id":"q)";
+  outcome rep = run_cli({"report", (dir / "out1.jsonl.events.jsonl").string(), (dir / "out2.jsonl.events.jsonl").string(),
+                         "-o", (dir / "r.html").string()},
+                        dir, "report");
+  CHECK_MESSAGE(rep.status == 0, rep.err);
+  CHECK_MESSAGE(rep.err.find("out2.jsonl.events.jsonl:" + std::to_string(cut_line) + ": not an event line") != std::string::npos, rep.err);
+  CHECK(rep.err.find("60 requests (60 succeeded, 0 failed, 0 from the cache) over 2 runs") != std::string::npos);
+  const std::string html = slurp(dir / "r.html");
+  CHECK(shown(html, "h-requests") == "60");
+  CHECK(html.find("data-runs=\"2\"") != std::string::npos);
+
+  // A rerun of a finished run starts its events anew (like its output): all from the cache.
+  outcome again = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out1.jsonl").string(), "--model", "m",
+                           "--shard", "1/2", "--cache-dir", (dir / "cache").string(), "--report",
+                           (dir / "again.html").string()},
+                          dir, "again", server.env());
+  REQUIRE_MESSAGE(again.status == 0, again.err);
+  CHECK(events_of(dir / "out1.jsonl.events.jsonl", "run").size() == 1);
+  const std::string again_html = slurp(dir / "again.html");
+  CHECK(shown(again_html, "h-from-cache") == shown(again_html, "h-requests"));
+
+  CHECK(run_cli({"report", (dir / "missing.jsonl").string(), "-o", (dir / "x.html").string()}, dir, "missing").status == 2);
+  outcome no_events = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "o.jsonl").string(), "--model", "m",
+                               "--no-events", "--report", (dir / "x.html").string()},
+                              dir, "no-events", server.env());
+  CHECK(no_events.status == 2);
+  CHECK(no_events.err.find("--report needs the events") != std::string::npos);
+  outcome bad_dir = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "o.jsonl").string(), "--model", "m",
+                             "--events", (dir / "nowhere" / "e.jsonl").string()},
+                            dir, "bad-dir", server.env());
+  CHECK(bad_dir.status == 2);
+  CHECK(bad_dir.err.find("cannot open the events file") != std::string::npos);
+  server.stop();
 }

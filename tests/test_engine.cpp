@@ -718,6 +718,107 @@ long long ms(std::chrono::duration<Rep, Period> d) {
 
 }  // namespace
 
+TEST_CASE("on_attempt: each attempt's times, status and outcome, before the request's result; rate waits measured; none for the cache") {
+  call_counter calls;  // declared first: the server's threads use it until the server stops
+  auto server = start_server();
+  server->set_on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    const std::string text = last_user_text(req);
+    const int n = calls.next(text);
+    if (text == "429 once" && n == 1) {
+      openai_error(res, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
+      res.set_header("retry-after-ms", "30");
+      return true;
+    }
+    if (text == "503 always") {
+      openai_error(res, 503, "The engine is currently overloaded", "server_error", "");
+      return true;
+    }
+    return false;
+  });
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  const std::string dir = scratch_dir("on-attempt");
+  std::mutex m;
+  std::vector<std::string> order;  // "attempt I" and "result I", as the callbacks came
+  std::vector<re::attempt_info> attempts;
+  auto opts = [&] {
+    return re::options()
+        .concurrency(8)
+        .max_retries(1)
+        .initial_backoff(std::chrono::milliseconds(10))
+        .requests_per_second(20)  // 12 requests: the later ones wait for capacity
+        .cache_dir(dir)
+        .progress_bar(false)
+        .on_attempt([&](const re::attempt_info& a) {
+          std::lock_guard<std::mutex> lock(m);
+          attempts.push_back(a);
+          order.push_back("attempt " + std::to_string(a.index));
+        })
+        .on_result([&](std::size_t i, const re::result<re::completion>&) {
+          std::lock_guard<std::mutex> lock(m);
+          order.push_back("result " + std::to_string(i));
+        });
+  };
+  std::vector<re::conversation> batch{re::conversation().user("429 once"), re::conversation().user("503 always")};
+  for (int i = 0; i < 10; ++i) batch.push_back(re::conversation().user("plain " + std::to_string(i)));
+  {
+    re::engine<re::openai_compatible> engine(provider, opts());
+    auto results = engine.run(batch);
+    REQUIRE(results[0]);
+    REQUIRE(!results[1]);
+  }
+  std::unique_lock<std::mutex> lock(m);
+  REQUIRE(attempts.size() == 14);  // 12 first attempts, one retry of each failing request
+  std::map<std::size_t, std::vector<re::attempt_info>> by_index;
+  for (const auto& a : attempts) by_index[a.index].push_back(a);
+  REQUIRE(by_index.size() == 12);
+  const auto& limited = by_index[0];
+  REQUIRE(limited.size() == 2);
+  CHECK(limited[0].attempt == 1);
+  CHECK(limited[0].http_status == 429);
+  CHECK(limited[0].error == re::error_code::rate_limited);
+  CHECK(limited[0].retried);
+  CHECK(limited[0].wait == std::chrono::milliseconds(30));
+  CHECK(limited[1].attempt == 2);
+  CHECK(!limited[1].error);
+  CHECK(!limited[1].retried);
+  CHECK(limited[1].ready >= limited[0].ended + std::chrono::milliseconds(25));  // after the wait
+  const auto& failing = by_index[1];
+  REQUIRE(failing.size() == 2);
+  CHECK(failing[0].http_status == 503);
+  CHECK(failing[0].retried);
+  CHECK(failing[1].error == re::error_code::server_error);
+  CHECK(!failing[1].retried);  // the last: the result follows
+  std::chrono::steady_clock::duration rate_wait{};
+  for (const auto& a : attempts) {
+    CHECK(a.ready <= a.sent);
+    CHECK(a.sent <= a.ended);
+    rate_wait += a.sent - a.ready;
+  }
+  // 20 a second: the 14 attempts cannot all go at once.
+  MESSAGE("waited for rate capacity: " << ms(rate_wait) << " ms in all");
+  CHECK(ms(rate_wait) > 100);
+  // Every attempt of a request is reported before its result.
+  for (std::size_t i = 0; i < 12; ++i) {
+    const auto result_at = std::find(order.begin(), order.end(), "result " + std::to_string(i));
+    REQUIRE(result_at != order.end());
+    CHECK(std::count(order.begin(), result_at, "attempt " + std::to_string(i)) ==
+          static_cast<std::ptrdiff_t>(by_index[i].size()));
+  }
+  // Answers from the cache make no attempt.
+  attempts.clear();
+  order.clear();
+  lock.unlock();
+  {
+    re::engine<re::openai_compatible> replay(provider, opts());
+    auto again = replay.run({re::conversation().user("plain 3"), re::conversation().user("plain 4")});
+    REQUIRE(again[0]);
+    CHECK(again[0]->from_cache);
+  }
+  lock.lock();
+  CHECK(attempts.empty());
+  CHECK(order.size() == 2);
+}
+
 TEST_CASE("retries: 429 with retry-after, 503 twice, x-should-retry, insufficient_quota") {
   call_counter calls;  // declared first: the server's threads use it until the server stops
   auto server = start_server();

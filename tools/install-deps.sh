@@ -3,7 +3,8 @@
 # --tests those its tests also need: the reference implementations the signing code is checked
 # against (botocore for AWS SigV4, google-auth for Google's service-account JWT, with
 # cryptography, which bookworm's google-auth does not pull in), run by Debian's python3, and
-# clang with its runtime libraries for the fuzz targets (tools/fuzz.sh).
+# clang with its runtime libraries for the fuzz targets (tools/fuzz.sh), and chromium, in which
+# the run report's test renders the report (headless) and reads what it shows.
 # Fast when everything is already there: apt is not touched at all.
 #   bash tools/install-deps.sh [--tests]
 set -euo pipefail
@@ -15,7 +16,7 @@ packages=(
 )
 case "${1:-}" in
   "") ;;
-  --tests) packages+=(python3 python3-botocore python3-google-auth python3-cryptography clang libclang-rt-14-dev) ;;
+  --tests) packages+=(python3 python3-botocore python3-google-auth python3-cryptography clang libclang-rt-14-dev chromium) ;;
   *) echo "usage: bash tools/install-deps.sh [--tests]" >&2; exit 2 ;;
 esac
 

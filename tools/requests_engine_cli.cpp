@@ -4,6 +4,7 @@
 //   run    send a JSONL file of requests, write one answer per line (tools/run_command.hpp)
 //   embed  embed a JSONL file of texts, write one vector per line (tools/run_command.hpp)
 //   cache  stats | verify | prune | export over a cache folder (tools/cache_command.hpp)
+//   report make one HTML page from the events of runs (tools/report.hpp)
 //   mock   run a local OpenAI-compatible mock server (tools/mock_command.hpp, tools/mock_server.hpp)
 #include "batch_command.hpp"
 #include "cache_command.hpp"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   const requests_engine_cli::run_command embed = requests_engine_cli::add_embed_command(app);
   const requests_engine_cli::cache_command cache = requests_engine_cli::add_cache_command(app);
   const requests_engine_cli::mock_command mock = requests_engine_cli::add_mock_command(app);
+  const requests_engine_cli::report_command report = requests_engine_cli::add_report_command(app);
   requests_engine_cli::add_batch_command(app);
 
   try {
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
     if (embed.cmd->parsed()) return embed.run();
     if (cache.cmd->parsed()) return cache.run();
     if (mock.cmd->parsed()) return mock.run();
+    if (report.cmd->parsed()) return report.run();
   } catch (const std::exception& e) {
     std::cerr << "requests-engine: error: " << e.what() << "\n";
     return 1;

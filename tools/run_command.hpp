@@ -2,6 +2,7 @@
 // Included by tools/requests_engine_cli.cpp only.
 #pragma once
 
+#include "report.hpp"
 #include "run_input.hpp"
 
 #include <CLI/CLI.hpp>
@@ -70,6 +71,9 @@ struct run_args {
   std::string vertex_api;  ///< vertex: openai, gemini or anthropic; empty: chosen from the model
   std::string prices;      ///< JSON price table merged over the built-in one
   std::string summary_json;
+  std::string events;       ///< --events: the events file (default OUTPUT.events.jsonl)
+  bool no_events = false;   ///< --no-events
+  std::string report;       ///< --report: the HTML report, written at the end of the run
   std::string stream = "auto";  ///< auto, always or never (options::stream)
   std::string api_version;      ///< azure: the classic routes' api-version (empty: $OPENAI_API_VERSION, else v1)
   std::vector<std::string> headers;            ///< --header 'Name: value'
@@ -269,20 +273,6 @@ inline void print_summary(const run_summary& s, std::ostream& out, const std::st
 }
 
 namespace detail {
-
-inline void write_all(int fd, const std::string& data) {
-  const char* p = data.data();
-  std::size_t left = data.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("cannot write the output file: ") + std::strerror(errno));
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
 
 inline json usage_json(const re::token_usage& u) {
   return {{"input_tokens", u.input_tokens},
@@ -653,6 +643,29 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     ~closer() { ::close(fd); }
   } close_fd{fd};
 
+  // The events of the run, for `requests-engine report` (and --report).
+  events_log events;
+  if (!a.report.empty() && a.no_events) throw usage_error("--report needs the events: drop --no-events");
+  if (!a.no_events) {
+    run_info info;
+    info.command = a.command;
+    info.provider = a.provider;
+    info.model = a.model;
+    info.input = a.input;
+    info.output = a.output;
+    info.concurrency = a.concurrency;
+    info.rpm = a.rpm;
+    info.tpm = a.tpm;
+    info.requests = selected.size();
+    try {
+      events.open(a.events.empty() ? a.output + ".events.jsonl" : a.events, info);
+    } catch (const std::exception& e) {
+      // Asked for (--events, --report): a usage problem. Otherwise the run goes on without.
+      if (!a.events.empty() || !a.report.empty()) throw usage_error(e.what());
+      std::cerr << "requests-engine " << a.command << ": warning: " << e.what() << "; the run goes on without it\n";
+    }
+  }
+
   std::mutex m;  // the engine never runs two callbacks at once; this also orders the reads below
   // Results seen by on_result (every request gets exactly one, cancelled ones too): the main
   // thread waits for all of them instead of holding a future per request, which would keep
@@ -688,6 +701,11 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     std::lock_guard<std::mutex> lock(m);
     ++sum.retries;
   });
+  if (events.active())
+    o.on_attempt([&](const re::attempt_info& info) {
+      std::lock_guard<std::mutex> lock(m);
+      events.attempt(info);
+    });
   o.on_result([&](std::size_t index, const re::result<re::completion>& r) {
     std::lock_guard<std::mutex> lock(m);
     struct counted {  // on every way out, the lock still held
@@ -715,6 +733,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
       ++sum.failed;
       sum.failed_ids.push_back(item.id_text);
     }
+    events.result(index, item.id_text, r, prices);
     std::string line = detail::output_line(item, in.format, in.batch_url, openai_shaped_body, r);
     try {
       if (!a.ordered) {
@@ -757,6 +776,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   // arriving faster than the poll would otherwise hide it until the end.
   {
     std::unique_lock<std::mutex> lock(m);
+    auto next_limits_check = std::chrono::steady_clock::now();
     while (results_seen < submitted) {
       if (output_failed.exchange(false)) {
         lock.unlock();
@@ -765,6 +785,10 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
         continue;
       }
       result_seen.wait_for(lock, std::chrono::milliseconds(100));
+      if (events.active() && std::chrono::steady_clock::now() >= next_limits_check) {
+        events.limits(engine.learned_limits());
+        next_limits_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      }
     }
   }
   signals.on_signal({});
@@ -779,6 +803,29 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
   print_summary(sum, std::cerr, a.command);
+  int report_status = exit_ok;
+  if (events.active()) {
+    events.limits(engine.learned_limits());
+    events.end({{"interrupted", sum.interrupted || !write_error.empty()},
+                {"requests", sum.selected},
+                {"succeeded", sum.succeeded},
+                {"failed", sum.failed},
+                {"from_cache", sum.from_cache},
+                {"deduplicated", sum.deduplicated},
+                {"retries", sum.retries},
+                {"wall_seconds", sum.wall_seconds}});
+  }
+  if (!events.failure().empty())
+    std::cerr << "requests-engine " << a.command << ": warning: the events stopped: " << events.failure() << "\n";
+  if (!a.report.empty()) {
+    try {
+      (void)write_report({events.path()}, a.report);
+      std::cerr << "requests-engine " << a.command << ": report: " << a.report << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
+      report_status = exit_failures;
+    }
+  }
   if (!a.summary_json.empty()) {
     try {
       detail::write_summary_file(a.summary_json, summary_json(sum, a).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
@@ -803,7 +850,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
               << "\n";
     return exit_interrupted;
   }
-  return sum.failed > 0 || sum.skipped_lines > 0 ? exit_failures : exit_ok;
+  return sum.failed > 0 || sum.skipped_lines > 0 ? exit_failures : report_status;
 }
 
 namespace detail {
@@ -1122,6 +1169,12 @@ inline void add_run_options(CLI::App* c, run_args& a) {
   c->add_option("--prices", a.prices,
                 "JSON price table merged over the built-in one (dollars per million tokens; see the README)");
   c->add_option("--summary-json", a.summary_json, "Also write the end-of-run summary to this file as JSON");
+  c->add_option("--events", a.events,
+                "Where the run's events go, one line per request (default OUTPUT.events.jsonl; a resumed run "
+                "appends): ids, times, attempts, tokens, cost, error codes; no prompt, answer or key");
+  c->add_flag("--no-events", a.no_events, "Write no events file (then no --report)");
+  c->add_option("--report", a.report,
+                "Also write the run's HTML report here at the end (or on interruption): see `requests-engine report`");
   c->add_option("--header", a.headers,
                 "'Name: value': a header of your own on every request (repeatable; not part of the cache key; "
                 "replaces the provider's header of that name)");

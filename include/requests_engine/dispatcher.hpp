@@ -29,6 +29,9 @@ struct job {
   std::size_t worker = no_worker;  // the worker sending it (guarded by dispatcher::mutex_)
   static constexpr std::size_t no_worker = static_cast<std::size_t>(-1);
   clock::time_point first_sent{};
+  // This attempt (options::on_attempt): ready to go but for the rate limits, and sent.
+  clock::time_point attempt_ready{};
+  clock::time_point attempt_sent{};
   clock::time_point deadline = clock::time_point::max();
   deliver_fn deliver;
   // Identical requests that arrived while this one was under way: they get its answer.
@@ -134,6 +137,9 @@ class dispatcher {
   REQUESTS_ENGINE_INLINE std::vector<std::unique_ptr<job>> take_batch(std::size_t id);
   REQUESTS_ENGINE_INLINE void run_batch(std::vector<std::unique_ptr<job>> batch, transport_session& s);
   // After an attempt: delivers a success or a final error, or schedules the retry.
+  // options::on_attempt, as an attempt ends (a no-op for a job that made none).
+  REQUESTS_ENGINE_INLINE void report_attempt(job& j, const result<completion>& outcome, bool retried,
+                                             std::chrono::milliseconds wait);
   REQUESTS_ENGINE_INLINE void conclude(std::unique_ptr<job> j, result<completion>&& outcome, bool retryable,
                                        std::optional<std::chrono::milliseconds> retry_after);
   // Stores a fresh answer (every slot of a multi-sample job); returns the result to deliver.

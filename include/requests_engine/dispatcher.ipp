@@ -461,6 +461,8 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_batch(std::vector<std::unique_ptr<jo
       continue;
     }
     ++j->attempts;
+    j->attempt_ready = j->queued_at != clock::time_point{} ? j->queued_at : now;
+    j->attempt_sent = now;
     go.push_back(std::move(j));
   }
   if (go.empty()) return;
@@ -709,6 +711,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
                                {}, attempts, {}});
     return;
   }
+  if (j->attempt_ready == clock::time_point{}) j->attempt_ready = now;
   if (!probe_open_.load(std::memory_order_acquire)) {  // options::probe_rate_limits
     std::unique_lock<std::mutex> lock(probe_m_);
     if (probe_state_ == 0) {
@@ -774,6 +777,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
   }
   j->rate_reserved = false;  // the next attempt reserves again
   ++j->attempts;
+  j->attempt_sent = clock::now();
   key_state& key = *keys_[j->key];
 
   result<completion> outcome = error{};
@@ -913,6 +917,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
     bool any_left = false;
     for (const auto& k : keys_) any_left = any_left || k->alive.load();
     if (any_left && !j->cancelled.load()) {
+      report_attempt(*j, outcome, true, std::chrono::milliseconds(0));
       ++j->failovers;
       schedule_retry(std::move(j), clock::now());
       return;
@@ -938,6 +943,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<
     retryable = false;
   }
   if (outcome) {
+    report_attempt(*j, outcome, false, std::chrono::milliseconds(0));
     outcome->attempts = j->attempts;
     outcome->request_hash = j->request_hash;
     outcome->latency = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - j->first_sent);
@@ -952,6 +958,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<
     auto wait = retry_after ? *retry_after : backoff(j->attempts);
     auto at = clock::now() + wait;
     if (at < j->deadline) {
+      report_attempt(*j, outcome, true, wait);
       ++retries_;
       if (options_.on_retry()) {
         retry_info info{j->index, j->attempts, e.http_status, e.code, redact(e.message, secrets_), wait};
@@ -963,7 +970,28 @@ REQUESTS_ENGINE_INLINE void dispatcher::conclude(std::unique_ptr<job> j, result<
     e.message = "the deadline would pass before the next retry; last error: " + e.describe();
     e.code = error_code::deadline_exceeded;
   }
+  report_attempt(*j, outcome, false, std::chrono::milliseconds(0));
   finish(std::move(j), std::move(outcome));
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::report_attempt(job& j, const result<completion>& outcome, bool retried,
+                                                      std::chrono::milliseconds wait) {
+  if (j.attempt_sent == clock::time_point{}) return;  // none was made (cancelled before it went)
+  attempt_info a;
+  a.index = j.index;
+  a.attempt = j.attempts;
+  a.ready = j.attempt_ready;
+  a.sent = j.attempt_sent;
+  a.ended = clock::now();
+  j.attempt_ready = j.attempt_sent = clock::time_point{};
+  if (!options_.on_attempt()) return;
+  if (!outcome) {
+    a.http_status = outcome.error().http_status;
+    a.error = outcome.error().code;
+  }
+  a.retried = retried;
+  a.wait = wait;
+  guarded_callback("attempt", [&] { options_.on_attempt()(a); });
 }
 
 REQUESTS_ENGINE_INLINE std::size_t dispatcher::choose_key(const request_cost& c, clock::time_point now,

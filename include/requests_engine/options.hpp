@@ -41,8 +41,25 @@ struct retry_info {
   std::chrono::milliseconds wait{0};  ///< until the next attempt
 };
 
+/// One attempt to send a request, as it ended (options::on_attempt): what a run report draws.
+/// Times are the steady clock's. An answer from the cache, or one shared with an identical
+/// request in flight, makes no attempt.
+struct attempt_info {
+  using time_point = std::chrono::steady_clock::time_point;
+  std::size_t index = 0;  ///< the request's index (input index in run(), ticket in submit())
+  int attempt = 0;        ///< 1 = the first
+  time_point ready{};     ///< when it could have gone but for the rate limits (after any backoff)
+  time_point sent{};      ///< when it went: ready..sent is the wait for rate capacity
+  time_point ended{};     ///< when its answer, or its failure, came
+  int http_status = 0;    ///< 0 when no HTTP answer came
+  std::optional<error_code> error;    ///< empty: this attempt answered
+  bool retried = false;               ///< another attempt follows
+  std::chrono::milliseconds wait{0};  ///< until that next attempt
+};
+
 using result_callback = std::function<void(std::size_t index, const result<completion>&)>;
 using retry_callback = std::function<void(const retry_info&)>;
+using attempt_callback = std::function<void(const attempt_info&)>;
 using progress_callback = std::function<void(const progress&)>;
 using log_callback = std::function<void(std::string_view line)>;
 /// A piece of a streamed answer: the request's index (input index in run(), ticket in submit()).
@@ -86,6 +103,9 @@ class options {
   options& on_result(result_callback f) { on_result_ = std::move(f); return *this; }
   /// Called before each retry is scheduled (never two callbacks at once).
   options& on_retry(retry_callback f) { on_retry_ = std::move(f); return *this; }
+  /// Called as each attempt ends, before on_retry or on_result for it (never two callbacks at
+  /// once): its times, status and outcome, for a run report.
+  options& on_attempt(attempt_callback f) { on_attempt_ = std::move(f); return *this; }
   /// Called with each piece of a streamed answer as it arrives (text, tool-call arguments,
   /// reasoning), in order, never two callbacks at once. Setting it makes stream_mode::automatic
   /// stream every request of a provider that can. A stream that breaks is retried from the
@@ -136,6 +156,7 @@ class options {
   [[nodiscard]] bool deduplicate() const noexcept { return deduplicate_; }
   [[nodiscard]] const result_callback& on_result() const noexcept { return on_result_; }
   [[nodiscard]] const retry_callback& on_retry() const noexcept { return on_retry_; }
+  [[nodiscard]] const attempt_callback& on_attempt() const noexcept { return on_attempt_; }
   [[nodiscard]] const progress_callback& on_progress() const noexcept { return on_progress_; }
   [[nodiscard]] const delta_callback& on_delta() const noexcept { return on_delta_; }
   [[nodiscard]] stream_mode stream() const noexcept { return stream_; }
@@ -167,6 +188,7 @@ class options {
   bool deduplicate_ = true;
   result_callback on_result_;
   retry_callback on_retry_;
+  attempt_callback on_attempt_;
   progress_callback on_progress_;
   delta_callback on_delta_;
   stream_mode stream_ = stream_mode::automatic;
