@@ -2492,6 +2492,26 @@ TEST_CASE("report: several event files make one report; bad lines are named and 
   const std::string again_html = slurp(dir / "again.html");
   CHECK(shown(again_html, "h-from-cache") == shown(again_html, "h-requests"));
 
+  // Hostile lines, each named by its line and skipped; the good ones still make the page.
+  write_text(dir / "hostile.jsonl",
+             std::string(R"({"type":"run","t":1700000000000,"concurrency":4})") + "\n" +
+                 R"({"type":"request","id":"ok1","start":1700000000000,"end":1700000000100,"latency":100,"model":"m","input_tokens":3,"output_tokens":4})" + "\n" +
+                 R"({"type":"request","id":"neg","start":-9223372036854775808,"end":9223372036854775807})" + "\n" +
+                 R"({"type":"request","id":"big","start":1700000000000,"end":1700000000100,"input_tokens":1e300})" + "\n" +
+                 R"({"type":"request","id":"str","start":"yesterday"})" + "\n" +
+                 R"({"type":"request","id":"att","start":1700000000000,"end":1700000000100,"attempts":[{"ready":"x"}]})" + "\n" +
+                 R"({"type":"request","id":"cost","start":1700000000000,"end":1700000000100,"cost":-1e308})" + "\n" +
+                 R"({"type":"request"})" + "\n" + R"({"type":"end","wall_seconds":"long","interrupted":"no"})" + "\n" +
+                 R"({"type":"run","concurrency":-5})" + "\n" + R"({"type":7})" + "\n" + "[1,2,3]\n" +
+                 std::string("\x01\xff\xfe garbage\n"));
+  outcome hostile = run_cli({"report", (dir / "hostile.jsonl").string(), "-o", (dir / "h.html").string()}, dir, "hostile");
+  CHECK_MESSAGE(hostile.status == 0, hostile.err);
+  for (int line = 3; line <= 13; ++line)
+    CHECK_MESSAGE(hostile.err.find("hostile.jsonl:" + std::to_string(line) + ": ") != std::string::npos,
+                  "line " << line << " not named: " << hostile.err);
+  CHECK(hostile.err.find("1 requests (1 succeeded") != std::string::npos);
+  CHECK(shown(slurp(dir / "h.html"), "h-input-tokens") == "3");
+
   CHECK(run_cli({"report", (dir / "missing.jsonl").string(), "-o", (dir / "x.html").string()}, dir, "missing").status == 2);
   outcome no_events = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "o.jsonl").string(), "--model", "m",
                                "--no-events", "--report", (dir / "x.html").string()},

@@ -313,38 +313,59 @@ struct report_data {
 
 namespace detail {
 
+// A whole number in [0, most] (times in epoch milliseconds before the year 2300, token counts
+// below 2^40, as the library bounds them): anything else in a hand-edited or damaged file is
+// refused by name rather than overflowing a sum.
+inline std::int64_t bounded(const json& j, const char* key, std::int64_t fallback,
+                            std::int64_t most = std::int64_t{10'000'000'000'000}) {
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (!it->is_number()) throw std::invalid_argument(std::string("'") + key + "' is not a number");
+  const double v = it->get<double>();
+  if (!(v >= 0 && v <= static_cast<double>(most)))
+    throw std::invalid_argument(std::string("'") + key + "' is out of range");
+  return static_cast<std::int64_t>(v);
+}
+
 inline void read_request(const json& j, request_event& e) {
   e.id = j.at("id").is_string() ? j.at("id").get<std::string>() : j.at("id").dump();
-  e.start = j.value("start", std::int64_t{0});
-  e.end = j.value("end", e.start);
-  e.latency = j.value("latency", e.end - e.start);
-  e.rate_wait = j.value("rate_wait", std::int64_t{0});
+  e.start = bounded(j, "start", 0);
+  e.end = bounded(j, "end", e.start);
+  e.latency = bounded(j, "latency", e.end >= e.start ? e.end - e.start : 0);
+  e.rate_wait = bounded(j, "rate_wait", 0);
   if (auto a = j.find("attempts"); a != j.end() && a->is_array()) {
     for (const auto& x : *a) {
       request_event::attempt at;
-      at.ready = x.value("ready", std::int64_t{0});
-      at.sent = x.value("sent", at.ready);
-      at.end = x.value("end", at.sent);
-      at.status = x.value("status", 0);
+      at.ready = bounded(x, "ready", e.start);
+      at.sent = bounded(x, "sent", at.ready);
+      at.end = bounded(x, "end", at.sent);
+      at.status = static_cast<int>(bounded(x, "status", 0, 999));
       at.error = x.value("error", "");
       at.retried = x.contains("wait");
-      at.wait = x.value("wait", std::int64_t{0});
+      at.wait = bounded(x, "wait", 0);
       e.attempts.push_back(std::move(at));
     }
   }
   e.from_cache = j.value("from_cache", false);
   e.deduplicated = j.value("deduplicated", false);
   e.model = j.value("model", "");
-  e.input_tokens = j.value("input_tokens", std::int64_t{0});
-  e.output_tokens = j.value("output_tokens", std::int64_t{0});
-  if (j.contains("cost")) e.cost = j.at("cost").get<double>();
-  if (j.contains("as_if")) e.as_if = j.at("as_if").get<double>();
-  if (j.contains("ttft")) e.ttft = j.at("ttft").get<std::int64_t>();
+  constexpr std::int64_t most_tokens = std::int64_t{1} << 40;
+  e.input_tokens = bounded(j, "input_tokens", 0, most_tokens);
+  e.output_tokens = bounded(j, "output_tokens", 0, most_tokens);
+  auto dollars = [&](const char* key) -> std::optional<double> {
+    if (!j.contains(key)) return std::nullopt;
+    const double v = j.at(key).get<double>();
+    if (!(v >= 0 && v < 1e12)) throw std::invalid_argument(std::string("'") + key + "' is out of range");
+    return v;
+  };
+  e.cost = dollars("cost");
+  e.as_if = dollars("as_if");
+  if (j.contains("ttft")) e.ttft = bounded(j, "ttft", 0);
   if (auto er = j.find("error"); er != j.end() && er->is_object()) {
     e.failed = true;
     e.error_code = er->value("code", "");
     e.error_message = er->value("message", "");
-    e.http_status = er->value("http_status", 0);
+    e.http_status = static_cast<int>(bounded(*er, "http_status", 0, 999));
   }
 }
 
@@ -380,11 +401,18 @@ inline report_data read_events(const std::vector<std::string>& files) {
       }
       try {
         const std::string type = j.at("type").get<std::string>();
+        if (type == "run") {  // the fields the page reads, checked here: a bad one skips the line
+          (void)detail::bounded(j, "concurrency", 0, 1'000'000'000);
+          if (j.value("rpm", 0.0) < 0 || j.value("tpm", 0.0) < 0) throw std::invalid_argument("a negative limit");
+        } else if (type == "end") {
+          (void)j.value("interrupted", false);  // a wrong type throws here rather than in the page
+          if (j.value("wall_seconds", 0.0) < 0) throw std::invalid_argument("'wall_seconds' is negative");
+        }
         if (type == "run" || !run) {
           run_record r;
           r.file = file;
           r.info = type == "run" ? j : json::object();
-          r.start = type == "run" ? j.value("t", std::int64_t{0}) : j.value("start", j.value("t", std::int64_t{0}));
+          r.start = type == "run" ? detail::bounded(j, "t", 0) : detail::bounded(j, "start", detail::bounded(j, "t", 0));
           r.last = r.start;
           d.runs.push_back(std::move(r));
           run = d.runs.size() - 1;
@@ -406,15 +434,17 @@ inline report_data read_events(const std::vector<std::string>& files) {
             if (detail::replaces(e, d.requests[it->second])) d.requests[it->second] = std::move(e);
           }
         } else if (type == "limits") {
-          r.learned.push_back({j.at("t").get<std::int64_t>(), j.value("rpm", 0.0), j.value("tpm", 0.0)});
+          r.learned.push_back({detail::bounded(j, "t", r.last), j.value("rpm", 0.0), j.value("tpm", 0.0)});
         } else if (type == "end") {
+          r.last = std::max(r.last, detail::bounded(j, "t", r.last));
           r.end = j;
-          r.last = std::max(r.last, j.value("t", r.last));
         } else {
           d.problems.push_back(where + "unknown event type '" + type + "'; skipped");
         }
       } catch (const json::exception& e) {
         d.problems.push_back(where + "a field has the wrong type (" + e.what() + "); skipped");
+      } catch (const std::invalid_argument& e) {
+        d.problems.push_back(where + e.what() + "; skipped");
       }
     }
   }
@@ -430,7 +460,8 @@ inline std::string fixed(double v, int digits) {
 }
 
 inline std::string with_commas(std::int64_t v) {
-  std::string digits = std::to_string(v < 0 ? -v : v), out;
+  const std::uint64_t magnitude = v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+  std::string digits = std::to_string(magnitude), out;
   for (std::size_t i = 0; i < digits.size(); ++i) {
     if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
     out += digits[i];
@@ -664,13 +695,30 @@ inline std::string histogram(std::vector<double> values, const std::string& x_la
 
 }  // namespace detail
 
-/// The headline, as the page shows it (and tests read it).
-struct report_headline {
-  std::size_t requests = 0, succeeded = 0, failed = 0, from_cache = 0, deduplicated = 0, retries = 0;
+/// Successful answers counted: the headline's, and each model's.
+struct answer_tally {
+  std::size_t succeeded = 0, from_cache = 0, deduplicated = 0;
   std::int64_t input_tokens = 0, output_tokens = 0;
   double actual = 0, as_if = 0;
-  bool priced = false;  ///< some model had a price
-  std::vector<std::string> unpriced;
+  bool priced = false;  ///< some answer had a price
+  void add(const request_event& e) {
+    ++succeeded;
+    if (e.from_cache) ++from_cache;
+    if (e.deduplicated) ++deduplicated;
+    input_tokens += e.input_tokens;
+    output_tokens += e.output_tokens;
+    if (e.cost) {
+      priced = true;
+      actual += *e.cost;
+      as_if += e.as_if.value_or(*e.cost);
+    }
+  }
+};
+
+/// The headline, as the page shows it.
+struct report_headline : answer_tally {
+  std::size_t requests = 0, failed = 0, retries = 0;
+  std::vector<std::string> unpriced;  ///< models answering without a price
   double wall_seconds = 0;
   [[nodiscard]] double rate() const { return wall_seconds > 0 ? static_cast<double>(succeeded + failed) / wall_seconds : 0; }
 };
@@ -685,18 +733,8 @@ inline report_headline headline_of(const report_data& d) {
       ++h.failed;
       continue;
     }
-    ++h.succeeded;
-    if (e.from_cache) ++h.from_cache;
-    if (e.deduplicated) ++h.deduplicated;
-    h.input_tokens += e.input_tokens;
-    h.output_tokens += e.output_tokens;
-    if (e.cost) {
-      h.priced = true;
-      h.actual += *e.cost;
-      h.as_if += e.as_if.value_or(*e.cost);
-    } else {
-      unpriced[e.model] = true;
-    }
+    h.add(e);
+    if (!e.cost) unpriced[e.model] = true;
   }
   for (const auto& [m, _] : unpriced) h.unpriced.push_back(m);
   for (const auto& r : d.runs)
@@ -870,26 +908,9 @@ inline std::string report_html(const report_data& d, const std::string& title) {
   }
 
   // By model.
-  struct model_row {
-    std::size_t requests = 0, cached = 0;
-    std::int64_t in = 0, out = 0;
-    double actual = 0, as_if = 0;
-    bool priced = false;
-  };
-  std::map<std::string, model_row> models;
-  for (const auto& e : d.requests) {
-    if (e.failed) continue;
-    model_row& m = models[e.model];
-    ++m.requests;
-    m.cached += e.from_cache ? 1 : 0;
-    m.in += e.input_tokens;
-    m.out += e.output_tokens;
-    if (e.cost) {
-      m.priced = true;
-      m.actual += *e.cost;
-      m.as_if += e.as_if.value_or(*e.cost);
-    }
-  }
+  std::map<std::string, answer_tally> models;
+  for (const auto& e : d.requests)
+    if (!e.failed) models[e.model].add(e);
   o << "<h2>Cost and tokens by model</h2>\n";
   double top = 0;
   for (const auto& [_, m] : models) top = std::max(top, m.as_if);
@@ -898,9 +919,9 @@ inline std::string report_html(const report_data& d, const std::string& title) {
        "style=\"width:30%\">actual / as-if</th></tr>\n";
   for (const auto& [name, m] : models) {
     o << "<tr><td>" << html_escape(name.empty() ? "(unnamed model)" : name) << "</td><td class=\"n\">"
-      << with_commas(static_cast<std::int64_t>(m.requests)) << "</td><td class=\"n\">"
-      << with_commas(static_cast<std::int64_t>(m.cached)) << "</td><td class=\"n\">" << with_commas(m.in)
-      << "</td><td class=\"n\">" << with_commas(m.out) << "</td><td class=\"n\">"
+      << with_commas(static_cast<std::int64_t>(m.succeeded)) << "</td><td class=\"n\">"
+      << with_commas(static_cast<std::int64_t>(m.from_cache)) << "</td><td class=\"n\">" << with_commas(m.input_tokens)
+      << "</td><td class=\"n\">" << with_commas(m.output_tokens) << "</td><td class=\"n\">"
       << (m.priced ? money(m.actual) : "unknown") << "</td><td class=\"n\">" << (m.priced ? money(m.as_if) : "unknown")
       << "</td><td>";
     if (m.priced && top > 0)
