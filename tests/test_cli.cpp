@@ -1429,8 +1429,10 @@ TEST_CASE("run: SIGINT mid-run exits 130 with only whole lines; the same command
   write_text(dir / "in.jsonl", plain_input(total));
   const fs::path out = dir / "out.jsonl";
   mock server(dir, {"--latency-ms", "100"});
+  const fs::path page = dir / "report.html";
   const std::vector<std::string> args = {"run", (dir / "in.jsonl").string(), "-o", out.string(), "--model", "m",
-                                         "--concurrency", "8", "--cache-dir", (dir / "cache").string()};
+                                         "--concurrency", "8", "--cache-dir", (dir / "cache").string(),
+                                         "--report", page.string()};
   child first = spawn(args, dir, "run1", server.env());
   const auto give_up = std::chrono::steady_clock::now() + 30s;
   while (lines_of(out).size() < 24 && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(10ms);
@@ -1439,6 +1441,10 @@ TEST_CASE("run: SIGINT mid-run exits 130 with only whole lines; the same command
   const std::string err = slurp(first.err);
   CHECK(err.find("requests-engine run: interrupted") != std::string::npos);
   CHECK(err.find("Run the same command again to finish") != std::string::npos);
+  // The report is written on interruption too, with what was answered.
+  const std::string interrupted_page = slurp(page);
+  CHECK(interrupted_page.find("interrupted") != std::string::npos);
+  CHECK(shown(interrupted_page, "h-requests") == std::to_string(lines_of(out).size()));
 
   const std::string text = slurp(out);
   REQUIRE(!text.empty());
@@ -1468,6 +1474,10 @@ TEST_CASE("run: SIGINT mid-run exits 130 with only whole lines; the same command
   for (const json& l : lines) from_cache += l["from_cache"] == true ? 1 : 0;
   CHECK(from_cache >= n);
   for (const std::string& id : ids) CHECK(all.count(id) == 1);
+  // The run after an interrupted one appends to its events: the report shows both, each id once.
+  const std::string final_page = slurp(page);
+  CHECK(final_page.find("data-runs=\"2\"") != std::string::npos);
+  CHECK(shown(final_page, "h-requests") == std::to_string(total));
   const long served = server.stop();
   CHECK(served >= static_cast<long>(total));
   CHECK(served <= static_cast<long>(total) + 8);
