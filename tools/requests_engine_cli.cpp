@@ -4,7 +4,7 @@
 //   run    send a JSONL file of requests, write one answer per line (tools/run_command.hpp)
 //   embed  embed a JSONL file of texts, write one vector per line (tools/run_command.hpp)
 //   cache  stats | verify | prune | export over a cache folder (tools/cache_command.hpp)
-//   report make one HTML page from the events of runs (tools/report.hpp)
+//   report make one HTML page from the events of runs (tools/report_command.hpp)
 //   mock   run a local OpenAI-compatible mock server (tools/mock_command.hpp, tools/mock_server.hpp)
 #include "batch_command.hpp"
 #include "cache_command.hpp"

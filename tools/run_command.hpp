@@ -2,7 +2,7 @@
 // Included by tools/requests_engine_cli.cpp only.
 #pragma once
 
-#include "report.hpp"
+#include "report_command.hpp"
 #include "run_input.hpp"
 
 #include <CLI/CLI.hpp>
