@@ -2464,8 +2464,16 @@ TEST_CASE("report: a run with faults and a rate limit; the events hold every req
   CHECK(shown(dom, "lat-p99") == with_commas(static_cast<std::int64_t>(nearest_rank(latencies, 0.99))));
   // The configured limit is drawn, and every failed id is listed.
   CHECK(dom.find("configured limit (--rpm)") != std::string::npos);
+  std::set<std::string> failed_ids, listed;
   for (const json& e : requests)
-    if (e.contains("error")) CHECK(dom.find("<td>" + e["id"].get<std::string>() + "</td>") != std::string::npos);
+    if (e.contains("error")) failed_ids.insert(e["id"].get<std::string>());
+  const std::regex ids_cell(R"(<td class="ids">([^<]*)</td>)");
+  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), ids_cell); it != std::sregex_iterator(); ++it) {
+    std::istringstream cell((*it)[1].str());
+    std::string id;
+    while (std::getline(cell, id, ',')) listed.insert(id.substr(id.find_first_not_of(' ')));
+  }
+  CHECK(listed == failed_ids);
   CHECK(server.stop() > 0);
 }
 

@@ -766,7 +766,7 @@ inline std::string report_html(const report_data& d, const std::string& title) {
        "margin-right:4px;vertical-align:middle}\n"
        "table{border-collapse:collapse;width:100%;font-size:13px}td,th{border-bottom:1px solid #eee;padding:3px 6px;"
        "text-align:left;vertical-align:top}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\n"
-       ".bad{color:#b00020}\n</style></head><body>\n";
+       ".bad{color:#b00020}td.ids{font-size:11px;word-break:break-all}\n</style></head><body>\n";
   o << "<h1>" << html_escape(title) << "</h1>\n<p class=\"sub\">";
   std::string runs_text;
   for (std::size_t r = 0; r < d.runs.size(); ++r) {
@@ -956,19 +956,51 @@ inline std::string report_html(const report_data& d, const std::string& title) {
   if (failures.empty()) {
     o << "<p class=\"note\">None.</p>\n";
   } else {
-    const std::size_t cap = 5000;
-    o << "<table id=\"failed\"><tr><th>id</th><th>error</th><th class=\"n\">HTTP</th><th class=\"n\">attempts</th><th>"
-         "message</th></tr>\n";
-    for (std::size_t i = 0; i < failures.size() && i < cap; ++i) {
+    // Every failed id, grouped by its error (code and HTTP status), with one message as an
+    // example: a page of 100,000 requests stays small however many failed. Past ~800 KB of ids
+    // the rest are counted (every one is in the output file, with its error).
+    struct group {
+      std::vector<const request_event*> requests;
+    };
+    std::map<std::pair<std::string, int>, group> groups;
+    for (const request_event* e : failures) groups[{e->error_code, e->http_status}].requests.push_back(e);
+    std::size_t id_bytes = 0, left_out = 0;
+    o << "<table id=\"failed\"><tr><th>error</th><th class=\"n\">HTTP</th><th class=\"n\">requests</th><th>"
+         "message (of the first)</th><th>ids</th></tr>\n";
+    for (const auto& [key, g] : groups) {
+      o << "<tr><td>" << html_escape(key.first) << "</td><td class=\"n\">"
+        << (key.second ? std::to_string(key.second) : std::string()) << "</td><td class=\"n\">"
+        << with_commas(static_cast<std::int64_t>(g.requests.size())) << "</td><td>"
+        << html_escape(g.requests.front()->error_message) << "</td><td class=\"ids\">";
+      std::size_t shown_here = 0;
+      for (const request_event* e : g.requests) {
+        if (id_bytes > 800'000) break;
+        o << (shown_here ? ", " : "") << html_escape(e->id);
+        id_bytes += e->id.size() + 2;
+        ++shown_here;
+      }
+      if (shown_here < g.requests.size()) {
+        o << (shown_here ? ", " : "") << "and " << with_commas(static_cast<std::int64_t>(g.requests.size() - shown_here))
+          << " more";
+        left_out += g.requests.size() - shown_here;
+      }
+      o << "</td></tr>\n";
+    }
+    o << "</table>\n";
+    if (left_out > 0)
+      o << "<p class=\"note\">" << with_commas(static_cast<std::int64_t>(left_out))
+        << " ids left off the page: every one is in the output file with its error, and in the events file.</p>\n";
+    // The first ones in detail.
+    const std::size_t detail_rows = std::min<std::size_t>(100, failures.size());
+    o << "<p class=\"note\">The first " << detail_rows << " in detail:</p>\n<table><tr><th>id</th><th>error</th><th "
+         "class=\"n\">HTTP</th><th class=\"n\">attempts</th><th>message</th></tr>\n";
+    for (std::size_t i = 0; i < detail_rows; ++i) {
       const request_event& e = *failures[i];
       o << "<tr><td>" << html_escape(e.id) << "</td><td>" << html_escape(e.error_code) << "</td><td class=\"n\">"
         << (e.http_status ? std::to_string(e.http_status) : std::string()) << "</td><td class=\"n\">"
         << e.attempts.size() << "</td><td>" << html_escape(e.error_message) << "</td></tr>\n";
     }
     o << "</table>\n";
-    if (failures.size() > cap)
-      o << "<p class=\"note\">And " << with_commas(static_cast<std::int64_t>(failures.size() - cap))
-        << " more: every one is in the output file with its error, and in the events file.</p>\n";
   }
   o << "<p class=\"note\">Made by requests-engine report from " << with_commas(static_cast<std::int64_t>(d.requests.size()))
     << " request events. Times are the runs' own, one after another; the gaps between runs are left out.</p>\n"
