@@ -25,10 +25,11 @@ cmake --build "$build" -j "${REQUESTS_ENGINE_JOBS:-2}" --target quickstart reque
 steps() {
   set -e
   local cli=$1 examples=$2 model=$3 quickstart=$4
-  echo "== requests-engine run examples/questions.jsonl -o questions.out.jsonl --model $model"
-  "$cli" run "$examples/questions.jsonl" -o questions.out.jsonl --model "$model" --ordered
+  echo "== requests-engine run examples/questions.jsonl -o questions.out.jsonl --model $model --report questions.report.html"
+  "$cli" run "$examples/questions.jsonl" -o questions.out.jsonl --model "$model" --ordered --report questions.report.html
   echo "-- first answers:"
   head -n 2 questions.out.jsonl | cut -c1-200
+  echo "-- the run's report, one HTML page with plots: $PWD/questions.report.html"
   echo
   echo "== requests-engine run examples/openai_batch.jsonl -o openai_batch.out.jsonl"
   "$cli" run "$examples/openai_batch.jsonl" -o openai_batch.out.jsonl --ordered

@@ -815,6 +815,9 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
                 {"retries", sum.retries},
                 {"wall_seconds", sum.wall_seconds}});
   }
+  if (events.active() && a.report.empty())
+    std::cerr << "  events       " << events.path() << " (a page with plots: requests-engine report " << events.path()
+              << " -o report.html)\n";
   if (!events.failure().empty())
     std::cerr << "requests-engine " << a.command << ": warning: the events stopped: " << events.failure() << "\n";
   if (!a.report.empty()) {
