@@ -51,6 +51,26 @@ inline void write_all(int fd, const std::string& data) {
   }
 }
 
+// A temporary file renamed into place: a script polling for the file never reads half of it.
+inline void write_file_atomically(const std::string& path, const std::string& what, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + what + " '" + path + "': " + std::strerror(errno));
+  try {
+    write_all(fd, text);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write " + what + " '" + path + "': " + why);
+  }
+}
+
 // A JSON string literal (invalid UTF-8 replaced, never thrown on).
 inline std::string json_text(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -1008,24 +1028,12 @@ inline std::string report_html(const report_data& d, const std::string& title) {
   return o.str();
 }
 
-/// Reads `events` and writes the page to `out` (through a temporary file renamed into place).
+/// Reads `events` and writes the page to `out` (a temporary file renamed into place).
 inline report_data write_report(const std::vector<std::string>& events, const std::string& out) {
   report_data d = read_events(events);
   const std::string title = "requests-engine run report";
   const std::string page = report_html(d, title);
-  const std::string tmp = out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write the report '" + out + "': " + std::strerror(errno));
-    f << page;
-    f.flush();
-    if (!f) throw std::runtime_error("cannot write the report '" + out + "' (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), out.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write the report '" + out + "': " + why);
-  }
+  detail::write_file_atomically(out, "the report", page);
   return d;
 }
 

@@ -543,25 +543,6 @@ inline json summary_json(const run_summary& s, const run_args& a) {
 
 namespace detail {
 
-// A temporary file renamed into place: a script polling for the file never reads half of it.
-inline void write_summary_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write the summary file '" + path + "': " + std::strerror(errno));
-  try {
-    write_all(fd, text);
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write the summary file '" + path + "': " + why);
-  }
-}
 
 // "Name: value" as --header and its kin take it.
 inline std::pair<std::string, std::string> split_header(const std::string& option, const std::string& text) {
@@ -831,7 +812,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   }
   if (!a.summary_json.empty()) {
     try {
-      detail::write_summary_file(a.summary_json, summary_json(sum, a).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+      detail::write_file_atomically(a.summary_json, "the summary file", summary_json(sum, a).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
     } catch (const std::exception& e) {
       std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
       if (write_error.empty()) return exit_failures;
