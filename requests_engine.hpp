@@ -2740,7 +2740,7 @@ struct progress {
 struct retry_info {
   std::size_t index = 0;  ///< the request's index (input index in run(), ticket in submit())
   int attempt = 0;        ///< the attempt that failed (1 = the first)
-  int http_status = 0;    ///< 0 when no HTTP answer came
+  int http_status = 0;    ///< the answer's HTTP status (200 on success); 0 when no HTTP answer came
   error_code code = error_code::internal;
   std::string message;
   std::chrono::milliseconds wait{0};  ///< until the next attempt
@@ -3056,6 +3056,7 @@ struct job {
   // This attempt (options::on_attempt): ready to go but for the rate limits, and sent.
   clock::time_point attempt_ready{};
   clock::time_point attempt_sent{};
+  int attempt_status = 0;  // the HTTP status of this attempt's answer (0: none came)
   clock::time_point deadline = clock::time_point::max();
   deliver_fn deliver;
   // Identical requests that arrived while this one was under way: they get its answer.
@@ -10149,7 +10150,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_batch(std::vector<std::unique_ptr<jo
                                                      " requests of its batch; this one got no answer", {}, 0, {}};
       } else if (answers[i]) {
         http_response r;
-        r.status = 200;
+        r.status = j->attempt_status = 200;
         r.body = std::move(*answers[i]);
         outcome = store_answer(*j, ops_.front()->parse_response(r), r.body);
       } else {
@@ -10507,6 +10508,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         retryable = false;
       }
     } else {
+      j->attempt_status = resp->status;
       outcome = ops_[j->key]->parse_response(*resp);
       if (outcome && key.limiter.active() &&
           key.limiter.correct(j->cost, outcome->usage.input_tokens, outcome->usage.output_tokens) &&
@@ -10624,10 +10626,12 @@ REQUESTS_ENGINE_INLINE void dispatcher::report_attempt(job& j, const result<comp
   a.ready = j.attempt_ready;
   a.sent = j.attempt_sent;
   a.ended = clock::now();
+  a.http_status = j.attempt_status;
   j.attempt_ready = j.attempt_sent = clock::time_point{};
+  j.attempt_status = 0;
   if (!options_.on_attempt()) return;
   if (!outcome) {
-    a.http_status = outcome.error().http_status;
+    if (outcome.error().http_status != 0) a.http_status = outcome.error().http_status;
     a.error = outcome.error().code;
   }
   a.retried = retried;

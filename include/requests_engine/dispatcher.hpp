@@ -32,6 +32,7 @@ struct job {
   // This attempt (options::on_attempt): ready to go but for the rate limits, and sent.
   clock::time_point attempt_ready{};
   clock::time_point attempt_sent{};
+  int attempt_status = 0;  // the HTTP status of this attempt's answer (0: none came)
   clock::time_point deadline = clock::time_point::max();
   deliver_fn deliver;
   // Identical requests that arrived while this one was under way: they get its answer.

@@ -508,7 +508,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_batch(std::vector<std::unique_ptr<jo
                                                      " requests of its batch; this one got no answer", {}, 0, {}};
       } else if (answers[i]) {
         http_response r;
-        r.status = 200;
+        r.status = j->attempt_status = 200;
         r.body = std::move(*answers[i]);
         outcome = store_answer(*j, ops_.front()->parse_response(r), r.body);
       } else {
@@ -866,6 +866,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::run_attempt(std::unique_ptr<job> j, tran
         retryable = false;
       }
     } else {
+      j->attempt_status = resp->status;
       outcome = ops_[j->key]->parse_response(*resp);
       if (outcome && key.limiter.active() &&
           key.limiter.correct(j->cost, outcome->usage.input_tokens, outcome->usage.output_tokens) &&
@@ -983,10 +984,12 @@ REQUESTS_ENGINE_INLINE void dispatcher::report_attempt(job& j, const result<comp
   a.ready = j.attempt_ready;
   a.sent = j.attempt_sent;
   a.ended = clock::now();
+  a.http_status = j.attempt_status;
   j.attempt_ready = j.attempt_sent = clock::time_point{};
+  j.attempt_status = 0;
   if (!options_.on_attempt()) return;
   if (!outcome) {
-    a.http_status = outcome.error().http_status;
+    if (outcome.error().http_status != 0) a.http_status = outcome.error().http_status;
     a.error = outcome.error().code;
   }
   a.retried = retried;

@@ -35,7 +35,7 @@ struct progress {
 struct retry_info {
   std::size_t index = 0;  ///< the request's index (input index in run(), ticket in submit())
   int attempt = 0;        ///< the attempt that failed (1 = the first)
-  int http_status = 0;    ///< 0 when no HTTP answer came
+  int http_status = 0;    ///< the answer's HTTP status (200 on success); 0 when no HTTP answer came
   error_code code = error_code::internal;
   std::string message;
   std::chrono::milliseconds wait{0};  ///< until the next attempt

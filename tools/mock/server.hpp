@@ -101,6 +101,7 @@ class server {
     core_.clear_stopping();
     port_.store(bound);
     listen_done_.store(false);
+    pool_ready_.store(false);
     httplib::Server* raw = svr.get();
     svr_ = std::move(svr);
     thread_ = std::thread([this, raw] {
@@ -116,8 +117,11 @@ class server {
     });
     // listen_after_bind() sets is_running() first thing (the socket is
     // already listening, so connects queue up from here on); Server::stop()
-    // does nothing before that, hence the wait.
-    while (!raw->is_running()) {
+    // does nothing before that, hence the wait. It then builds the worker pool
+    // before it accepts anything: 256 threads take about 2 s under
+    // ThreadSanitizer, long enough for a client's first requests to sit in the
+    // backlog past its read timeout and be sent again. So wait for the pool too.
+    while (!raw->is_running() || !pool_ready_.load()) {
       if (listen_done_.load()) {  // listen_after_bind() returned at once
         thread_.join();
         svr_.reset();
@@ -271,8 +275,11 @@ class server {
     });
     const std::size_t threads = opts_.threads == 0 ? 1 : opts_.threads;
     std::atomic<std::size_t>* counter = &connections_;
-    svr.new_task_queue = [threads, counter]() -> httplib::TaskQueue* {
-      return new detail::counting_task_queue(threads, *counter);
+    std::atomic<bool>* ready = &pool_ready_;
+    svr.new_task_queue = [threads, counter, ready]() -> httplib::TaskQueue* {
+      auto* queue = new detail::counting_task_queue(threads, *counter);
+      ready->store(true);  // every worker exists: the accept loop starts now
+      return queue;
     };
 
     // Ollama's native chat API (no key, no limits, no faults): what examples/custom_provider.cpp talks to.
@@ -365,6 +372,7 @@ class server {
   std::unique_ptr<httplib::Server> svr_;
   std::thread thread_;
   std::atomic<bool> listen_done_{false};
+  std::atomic<bool> pool_ready_{false};  // the worker pool is built (set on the listening thread)
   std::atomic<int> port_{0};
   sockaddr_storage listen_addr_{};
 };
