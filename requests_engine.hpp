@@ -3090,6 +3090,8 @@ class dispatcher {
 
   /// Announces `n` requests (for progress); a new busy period starts if the engine was idle.
   REQUESTS_ENGINE_INLINE void reserve(std::size_t n);
+  /// See engine::expect.
+  REQUESTS_ENGINE_INLINE void expect(std::size_t n);
   /// Queues announced jobs (or attaches them to an identical one under way). Never blocks on
   /// the network.
   REQUESTS_ENGINE_INLINE void push(std::vector<std::unique_ptr<job>> jobs);
@@ -3291,6 +3293,10 @@ class dispatcher {
   // Progress of the current busy period.
   std::atomic<std::size_t> ticket_{0};
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
+  std::atomic<std::size_t> expected_{0};  // engine::expect(): the busy period lasts until that many are done
+  // No request of the period is left, and none more is expected (under mutex_ to act on it).
+  [[nodiscard]] bool idle() const { return done_.load() == total_.load() && done_.load() >= expected_.load(); }
+  REQUESTS_ENGINE_INLINE void start_period_locked();  // under mutex_: the counts start again
   std::atomic<std::size_t> http_requests_{0}, batches_{0}, batched_{0};
   bool batching_ = false;  // a batch provider: collectors instead of workers
   bool deterministic_ = false;  // the provider gives one answer per request: no distinct samples
@@ -3440,6 +3446,12 @@ class basic_engine {
                 [promise](result<completion>&& r) { promise->set_value(to_embedding(std::move(r))); });
     return fut;
   }
+
+  /// Says that `n` requests are coming (submit() sends them as they are read, say): the busy
+  /// period, its counts (current_progress(), spend()) and the progress bar's total hold until
+  /// `n` are done, even if the queue runs dry in between. Call it again with the true count
+  /// once known (fewer came: the period ends when those are done). Safe from any thread.
+  void expect(std::size_t n) { dispatcher_.expect(n); }
 
   /// Stops the work handed over so far: every request not yet answered comes back at once as
   /// a `cancelled` error (connections in flight are shut); run() returns. Later calls run.
@@ -9753,15 +9765,29 @@ REQUESTS_ENGINE_INLINE void dispatcher::log(const std::string& line) {
 
 REQUESTS_ENGINE_INLINE void dispatcher::reserve(std::size_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (done_.load() == total_.load()) {  // idle: a new busy period starts
-    period_start_ = clock::now();
-    total_ = done_ = failed_ = retries_ = period_cache_hits_ = period_deduplicated_ = 0;
-    http_requests_ = batches_ = batched_ = 0;
-    input_tokens_ = output_tokens_ = 0;
-    std::lock_guard<std::mutex> spend_lock(spend_mutex_);
-    spend_ = cost_report{};
-  }
+  if (idle()) start_period_locked();
   total_ += n;
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::start_period_locked() {
+  period_start_ = clock::now();
+  total_ = done_ = failed_ = retries_ = period_cache_hits_ = period_deduplicated_ = 0;
+  expected_ = 0;
+  http_requests_ = batches_ = batched_ = 0;
+  input_tokens_ = output_tokens_ = 0;
+  std::lock_guard<std::mutex> spend_lock(spend_mutex_);
+  spend_ = cost_report{};
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::expect(std::size_t n) {
+  bool ended = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (idle()) start_period_locked();
+    expected_ = n;
+    ended = idle();  // lowered to what is done: the period ends here
+  }
+  if (ended) tick(true);
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::push(std::vector<std::unique_ptr<job>> jobs) {
@@ -9943,7 +9969,7 @@ REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
     std::lock_guard<std::mutex> lock(mutex_);
     start = period_start_;
   }
-  p.total = total_.load();
+  p.total = std::max(total_.load(), expected_.load());
   p.done = done_.load();
   p.failed = failed_.load();
   p.in_flight = in_flight_.load();
@@ -10755,7 +10781,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::deliver_all(std::size_t index, const del
     for (auto& f : followers) guarded_callback("result", [&] { options_.on_result()(f.first, shared); });
     guarded_callback("result", [&] { options_.on_result()(index, r); });
   }
-  tick(done == total_.load());
+  tick(done == total_.load() && done >= expected_.load());
   auto hand_over = [&](const deliver_fn& d, result<completion>&& one) {
     try {
       d(std::move(one));

@@ -718,6 +718,36 @@ long long ms(std::chrono::duration<Rep, Period> d) {
 
 }  // namespace
 
+TEST_CASE("expect(n): a busy period fed in small steps keeps its counts and the bar's total until n are done") {
+  auto server = start_server();
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(4).progress_bar(false));
+  engine.expect(10);
+  CHECK(engine.current_progress().total == 10);
+  // Three steps of 3, each answered before the next goes (as `run` does when the reading is
+  // slower than the answers): without expect() each step would start a new period.
+  for (int step = 0; step < 3; ++step) {
+    std::vector<std::future<re::result<re::completion>>> futures;
+    for (int i = 0; i < 3; ++i)
+      futures.push_back(engine.submit(re::conversation().user("step " + std::to_string(step) + " q " + std::to_string(i))));
+    for (auto& f : futures) REQUIRE(f.get());
+    const re::progress p = engine.current_progress();
+    CHECK(p.done == static_cast<std::size_t>(3 * (step + 1)));
+    CHECK(p.total == 10);
+    CHECK(p.http_requests == static_cast<std::size_t>(3 * (step + 1)));
+  }
+  // Fewer came than expected: the true count ends the period.
+  engine.expect(9);
+  re::progress p = engine.current_progress();
+  CHECK(p.total == 9);
+  CHECK(p.done == 9);
+  // The next request starts a new period.
+  REQUIRE(engine.submit(re::conversation().user("after")).get());
+  p = engine.current_progress();
+  CHECK(p.total == 1);
+  CHECK(p.http_requests == 1);
+}
+
 TEST_CASE("on_attempt: each attempt's times, status and outcome, before the request's result; rate waits measured; none for the cache") {
   call_counter calls;  // declared first: the server's threads use it until the server stops
   auto server = start_server();

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -117,13 +118,13 @@ struct run_info {
   std::size_t concurrency = 0;
   double rpm = 0;  ///< configured limits (0 = none)
   double tpm = 0;
-  std::size_t requests = 0;  ///< requests this run was given
+  std::size_t requests = 0;  ///< requests this run is expected to get (the input is read as the run goes)
 };
 
 /// OUT.events.jsonl, written as the run goes: a "run" line, one "request" line per result (as
 /// it is delivered, with its attempts), "limits" lines when the limits learned from the server
-/// change, and an "end" line. Written with write(2), line by line like the output, so a crash
-/// keeps what was written. A resumed run (the file's last run has no "end" line, or ended
+/// change, and an "end" line. Written with write(2) as the output is (by `run`'s writer thread,
+/// in batches every 20 ms), so a crash keeps what was written. A resumed run (the file's last run has no "end" line, or ended
 /// interrupted) appends; otherwise the file starts anew, as the output does. No prompt, no
 /// answer, no header and no key ever goes into it: ids, times, counts, codes, and error
 /// messages (which the library keeps free of secrets).
@@ -164,6 +165,11 @@ class events_log {
   }
 
   [[nodiscard]] bool active() const noexcept { return fd_ >= 0 && failed_.empty(); }
+  /// The file, for a writer that takes over the writing (see to_sink).
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  /// From now on the lines go to `sink` (a writer thread), not to the file; an empty one gives
+  /// the writing back.
+  void to_sink(std::function<void(std::string&&)> sink) { sink_ = std::move(sink); }
   [[nodiscard]] bool appended() const noexcept { return appended_; }
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
   /// Why writing stopped (a full disk), or empty.
@@ -265,7 +271,11 @@ class events_log {
     std::snprintf(buf, sizeof buf, "%.10g", v);
     return buf;
   }
-  void write(const std::string& s) {
+  void write(std::string s) {
+    if (sink_) {
+      sink_(std::move(s));
+      return;
+    }
     try {
       detail::write_all(fd_, s);
     } catch (const std::exception& e) {
@@ -281,6 +291,7 @@ class events_log {
   std::chrono::system_clock::time_point wall0_;
   std::chrono::steady_clock::time_point steady0_;
   std::unordered_map<std::size_t, pending> pending_;
+  std::function<void(std::string&&)> sink_;
   double learned_rpm_ = 0;
   double learned_tpm_ = 0;
 };

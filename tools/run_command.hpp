@@ -27,12 +27,14 @@
 #include <future>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace requests_engine_cli {
@@ -497,6 +499,136 @@ class signal_watch {
   std::thread thread_;
 };
 
+// The output's and the events' lines, handed over by the engine's callbacks and written by one
+// thread: every 20 ms, or at once when 64 KB wait. A worker never waits for the disk, and a
+// thousand answers a second make fifty writes, not a thousand. A kill loses at most the last
+// 20 ms of lines; their answers are in the cache already, so the same command writes them again
+// without sending them.
+class line_writer {
+ public:
+  static constexpr std::size_t flush_bytes = 64 * 1024;
+  line_writer(int output_fd, int events_fd) : output_fd_(output_fd), events_fd_(events_fd) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~line_writer() { finish(); }
+  line_writer(const line_writer&) = delete;
+  line_writer& operator=(const line_writer&) = delete;
+
+  void output(const std::string& lines) { add(output_, lines); }
+  void event(const std::string& line) { add(events_, line); }
+  /// Writes what waits, and stops. Safe to call twice.
+  void finish() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  /// Set (once) when the output could not be written: the run must stop.
+  [[nodiscard]] bool output_failed() const noexcept { return output_failed_.load(); }
+  /// Why, after finish().
+  [[nodiscard]] const std::string& output_error() const noexcept { return output_error_; }
+  [[nodiscard]] const std::string& events_error() const noexcept { return events_error_; }
+
+ private:
+  void add(std::string& to, const std::string& s) {
+    bool wake = false;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      to += s;
+      wake = to.size() >= flush_bytes;
+    }
+    if (wake) cv_.notify_one();
+  }
+  void loop() {
+    std::string out, events;  // swapped with the shared buffers: both keep their capacity
+    std::unique_lock<std::mutex> lock(m_);
+    for (;;) {
+      cv_.wait_for(lock, std::chrono::milliseconds(20),
+                   [&] { return stop_ || output_.size() >= flush_bytes || events_.size() >= flush_bytes; });
+      out.clear();
+      events.clear();
+      out.swap(output_);
+      events.swap(events_);
+      const bool stopping = stop_;
+      lock.unlock();
+      if (!out.empty() && output_error_.empty()) {
+        try {
+          write_all(output_fd_, out);
+        } catch (const std::exception& e) {
+          output_error_ = e.what();
+          output_failed_ = true;
+        }
+      }
+      if (!events.empty() && events_fd_ >= 0 && events_error_.empty()) {
+        try {
+          write_all(events_fd_, events);
+        } catch (const std::exception& e) {
+          events_error_ = e.what();  // the output matters more than its report: the run goes on
+        }
+      }
+      lock.lock();
+      if (stopping && output_.empty() && events_.empty()) return;
+    }
+  }
+
+  int output_fd_, events_fd_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::string output_, events_;
+  bool stop_ = false;
+  std::atomic<bool> output_failed_{false};
+  std::string output_error_, events_error_;  // written by the thread only (read after finish)
+  std::thread thread_;
+};
+
+// Non-empty lines of a file, counted without parsing them (for the progress bar's total before
+// the file is read): about 1 GB/s.
+inline std::size_t count_lines(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  std::vector<char> buf(1 << 20);
+  std::size_t n = 0;
+  bool blank = true;
+  for (;;) {
+    const ssize_t got = ::read(fd, buf.data(), buf.size());
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    for (ssize_t i = 0; i < got; ++i) {
+      const char c = buf[static_cast<std::size_t>(i)];
+      if (c == '\n') {
+        n += blank ? 0 : 1;
+        blank = true;
+      } else if (c != ' ' && c != '\t' && c != '\r') {
+        blank = false;
+      }
+    }
+  }
+  ::close(fd);
+  return n + (blank ? 0 : 1);
+}
+
+// The input of a run: read as the run goes (input_reader), and once more before it when a check
+// needs every line first (the model of every line, the embeddings' size).
+struct input_source {
+  std::string path;
+  input_options opt;
+};
+
+/// Every line of the input that can be read, to `f`; bad lines are silent here (the run
+/// reports them).
+template <class F>
+void for_each_item(const input_source& in, F&& f) {
+  input_reader reader(in.path, in.opt);
+  input_item item;
+  while (reader.next(item, [](const std::string&) {})) f(static_cast<const input_item&>(item));
+}
+template <class F>
+void for_each_item(const input_file& in, F&& f) {
+  for (const auto& item : in.items) f(item);
+}
+
 }  // namespace detail
 
 /// The summary for scripts (--summary-json): the same counts as the printed one, and the
@@ -588,34 +720,28 @@ inline void add_user_headers(re::extra_headers& h, const run_args& a) {
 
 }  // namespace detail
 
-/// Does the run with one provider: hashes and shards the input, sends it, writes the output.
+/// Does the run with one provider: reads the input as it goes (a window ahead of the workers),
+/// hashes and shards it, sends it, writes the output.
 template <class Provider>
-int run_with(Provider provider, const run_args& a, input_file& in, bool openai_shaped_body,
+int run_with(Provider provider, const run_args& a, const detail::input_source& in, bool openai_shaped_body,
              const re::price_table& prices) {
   const auto started = std::chrono::steady_clock::now();
   run_summary sum;
-  sum.input_lines = in.lines;
-  sum.skipped_lines = in.problems.size();
-  for (const auto& p : in.problems) std::cerr << "requests-engine " << a.command << ": " << a.input << ": " << p << "\n";
+  input_reader reader(in.path, in.opt);
 
   std::pair<std::size_t, std::size_t> shard{1, 1};
   if (!a.shard.empty()) {
     shard = detail::parse_shard(a.shard);
     sum.shard = a.shard;
   }
+  // The lines the run expects, for the progress bar and the events (the input is read as the
+  // run goes): exact once the file is read, an estimate before.
+  const std::size_t expected = (detail::count_lines(in.path) + shard.second - 1) / shard.second;
 
   detail::add_user_headers(provider.headers(), a);
   // Hashes as the engine computes them (for --shard, and for the output lines of failures).
+  const Provider hasher = provider;
   const json identity = provider.cache_identity();
-  std::vector<input_item*> selected;
-  selected.reserve(in.items.size());
-  for (auto& item : in.items) {
-    re::result<json> body = provider.make_body(item.conv, item.par);
-    if (body) item.hash = re::request_hash(identity, *body);
-    const std::string& key = item.hash.empty() ? re::detail::sha256_hex(item.id_text) : item.hash;
-    if (shard.second == 1 || detail::shard_of(key, shard.second) == shard.first - 1) selected.push_back(&item);
-  }
-  sum.selected = selected.size();
 
   const int fd = ::open(a.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw usage_error("cannot open output file '" + a.output + "': " + std::strerror(errno));
@@ -637,7 +763,7 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
     info.concurrency = a.concurrency;
     info.rpm = a.rpm;
     info.tpm = a.tpm;
-    info.requests = selected.size();
+    info.requests = expected;
     try {
       events.open(a.events.empty() ? a.output + ".events.jsonl" : a.events, info);
     } catch (const std::exception& e) {
@@ -646,18 +772,28 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
       std::cerr << "requests-engine " << a.command << ": warning: " << e.what() << "; the run goes on without it\n";
     }
   }
+  // Before any thread starts (the writer's, the engine's): they inherit the blocked signals.
+  detail::signal_watch signals;
+  detail::line_writer writer(fd, events.active() ? events.fd() : -1);
+  if (events.active()) events.to_sink([&writer](std::string&& line) { writer.event(line); });
 
   std::mutex m;  // the engine never runs two callbacks at once; this also orders the reads below
-  // Results seen by on_result (every request gets exactly one, cancelled ones too): the main
-  // thread waits for all of them instead of holding a future per request, which would keep
-  // every answer in memory to the end of the run (about 1 KB a request, found by the soak).
+  // What a request's output line needs, from its submission to its result: the run holds the
+  // requests in flight, never the whole input. Results seen by on_result (every request gets
+  // exactly one, cancelled ones too): the main thread reads ahead while fewer than `window`
+  // are unanswered, and waits for all of them at the end.
+  std::unordered_map<std::size_t, input_item> live;
   std::size_t results_seen = 0;
   std::condition_variable result_seen;
-  std::vector<std::optional<std::string>> pending(a.ordered ? selected.size() : 0);
+  // --ordered: the lines waiting for an earlier one, and the next line to write.
+  std::map<std::size_t, std::string> pending;
   std::size_t next_to_write = 0;
+  const std::size_t batch_size = static_cast<std::size_t>(std::max<std::int64_t>(a.batch_size, 0));
+  const std::size_t window = std::max<std::size_t>({a.concurrency * 4, batch_size * a.concurrency * 2, 1024});
+  // --ordered also stops reading when this many lines wait for an earlier one (a request
+  // retried for minutes holds the run back rather than filling the memory).
+  const std::size_t ordered_window = std::max<std::size_t>(window * 4, 16384);
   std::atomic<bool> interrupted{false};
-  std::string write_error;
-  std::atomic<bool> output_failed{false};
 
   re::options o;
   o.concurrency(a.concurrency).max_retries(a.max_retries);
@@ -697,12 +833,14 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
         cv.notify_all();
       }
     } count_it{results_seen, result_seen};
-    if (index >= selected.size()) return;  // cannot happen: one submitter, tickets count from 0
+    auto found = live.find(index);
+    if (found == live.end()) return;  // cannot happen: one submitter, tickets count from 0
+    const input_item item = std::move(found->second);
+    live.erase(found);
     // After Ctrl-C the unfinished requests come back cancelled: they are not answers, and a
     // rerun sends them.
     // The same after the output failed: the run stopped, and those were never answered.
-    if (!r && r.error().code == re::error_code::cancelled && (interrupted.load() || !write_error.empty())) return;
-    const input_item& item = *selected[index];
+    if (!r && r.error().code == re::error_code::cancelled && (interrupted.load() || writer.output_failed())) return;
     sum.cost.add(r, prices);
     if (r) {
       ++sum.succeeded;
@@ -715,51 +853,43 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
       sum.failed_ids.push_back(item.id_text);
     }
     events.result(index, item.id_text, r, prices);
-    std::string line = detail::output_line(item, in.format, in.batch_url, openai_shaped_body, r);
-    try {
-      if (!a.ordered) {
-        detail::write_all(fd, line);
-        ++sum.written;
-      } else {
-        pending[index] = std::move(line);
-        std::string chunk;
-        while (next_to_write < pending.size() && pending[next_to_write]) {
-          chunk += *pending[next_to_write];
-          pending[next_to_write].reset();
-          ++next_to_write;
-          ++sum.written;
-        }
-        if (!chunk.empty()) detail::write_all(fd, chunk);
-      }
-    } catch (const std::exception& e) {
-      // A full disk or a lost output file: the run stops (the main thread cancels the rest);
-      // what was answered is in the cache, so the same command finishes the job later.
-      if (write_error.empty()) write_error = e.what();
-      output_failed = true;
+    std::string line = detail::output_line(item, reader.format(), reader.batch_url(), openai_shaped_body, r);
+    if (!a.ordered) {
+      writer.output(line);
+      ++sum.written;
+      return;
     }
+    pending.emplace(index, std::move(line));
+    std::string chunk;
+    for (auto it = pending.begin(); it != pending.end() && it->first == next_to_write; it = pending.erase(it)) {
+      chunk += it->second;
+      ++next_to_write;
+      ++sum.written;
+    }
+    if (!chunk.empty()) writer.output(chunk);
   });
 
-  detail::signal_watch signals;
   // Tickets of submit() count from 0 in a new engine, and this thread is the only submitter:
-  // ticket i is selected[i].
+  // ticket i is the i-th request sent, kept in `live` until its result.
   re::engine<Provider> engine(std::move(provider), o);
+  engine.expect(expected);
   signals.on_signal([&] {
     interrupted = true;
     engine.cancel();
   });
+  auto report_problem = [&](const std::string& why) {
+    std::cerr << "requests-engine " << a.command << ": " << a.input << ": " << why << "\n";
+  };
   std::size_t submitted = 0;
-  for (input_item* item : selected) {
-    if (interrupted.load()) break;
-    (void)engine.submit(item->conv, item->par, a.name_space);  // the answer comes to on_result
-    ++submitted;
-  }
-  // A failed output is checked before every wait, not only after a wait timed out: answers
-  // arriving faster than the poll would otherwise hide it until the end.
-  {
-    std::unique_lock<std::mutex> lock(m);
-    auto next_limits_check = std::chrono::steady_clock::now();
-    while (results_seen < submitted) {
-      if (output_failed.exchange(false)) {
+  auto next_limits_check = std::chrono::steady_clock::now();
+  // Waits (the lock held) until `ready`, checking meanwhile for a failed output (checked before
+  // every wait, not only after one timed out: answers arriving faster than the poll would hide
+  // it) and for the limits learned.
+  bool stopped_for_output = false;
+  auto wait_until = [&](std::unique_lock<std::mutex>& lock, auto ready) {
+    while (!ready()) {
+      if (writer.output_failed() && !stopped_for_output) {
+        stopped_for_output = true;  // nothing more is read; what is in flight comes back cancelled
         lock.unlock();
         engine.cancel();
         lock.lock();
@@ -771,8 +901,43 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
         next_limits_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
       }
     }
+  };
+  input_item item;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(m);
+      wait_until(lock, [&] {
+        return interrupted.load() || writer.output_failed() ||
+               (submitted - results_seen < window && (!a.ordered || submitted - next_to_write < ordered_window));
+      });
+    }
+    if (interrupted.load() || writer.output_failed()) break;
+    if (!reader.next(item, report_problem)) break;
+    re::result<json> body = hasher.make_body(item.conv, item.par);
+    if (body) item.hash = re::request_hash(identity, *body);
+    const std::string& key = item.hash.empty() ? re::detail::sha256_hex(item.id_text) : item.hash;
+    if (shard.second != 1 && detail::shard_of(key, shard.second) != shard.first - 1) continue;
+    const re::conversation conv = std::move(item.conv);
+    const re::params par = std::move(item.par);
+    {
+      std::lock_guard<std::mutex> lock(m);
+      live.emplace(submitted, std::move(item));
+    }
+    (void)engine.submit(conv, par, a.name_space);  // the answer comes to on_result
+    ++submitted;
+  }
+  sum.input_lines = reader.lines();
+  sum.skipped_lines = reader.skipped();
+  sum.selected = submitted;
+  engine.expect(submitted);
+  {
+    std::unique_lock<std::mutex> lock(m);
+    wait_until(lock, [&] { return results_seen >= submitted; });
   }
   signals.on_signal({});
+  writer.finish();
+  events.to_sink({});
+  const std::string write_error = writer.output_error();
 
   const re::progress counts = engine.current_progress();
   std::lock_guard<std::mutex> lock(m);
@@ -799,8 +964,10 @@ int run_with(Provider provider, const run_args& a, input_file& in, bool openai_s
   if (events.active() && a.report.empty())
     std::cerr << "  events       " << events.path() << " (a page with plots: requests-engine report " << events.path()
               << " -o report.html)\n";
-  if (!events.failure().empty())
-    std::cerr << "requests-engine " << a.command << ": warning: the events stopped: " << events.failure() << "\n";
+  if (!events.failure().empty() || !writer.events_error().empty())
+    std::cerr << "requests-engine " << a.command << ": warning: the events stopped: "
+              << (events.failure().empty() ? writer.events_error() + " ('" + events.path() + "')" : events.failure())
+              << "\n";
   if (!a.report.empty()) {
     try {
       (void)write_report({events.path()}, a.report);
@@ -855,37 +1022,40 @@ inline std::string api_key(const char* env, const std::string& base_url, const s
 }
 
 // The model must be known for every line before anything is sent.
-inline void check_model(const input_file& in, const run_args& a, bool raw_openai) {
+template <class Source>
+inline void check_model(const Source& in, const run_args& a, bool raw_openai) {
   if (!a.model.empty()) return;
-  for (const auto& item : in.items) {
+  for_each_item(in, [&](const input_item& item) {
     const bool has = item.par.model() || (raw_openai && item.conv.messages().empty() &&
                                           item.par.extra().is_object() && item.par.extra().contains("model"));
     if (!has)
       throw usage_error("no model for id '" + item.id_text + "' (line " + std::to_string(item.line) +
                         "): pass --model, or give one in every line");
-  }
+  });
 }
 
 // The one model of a run whose provider puts the model in the URL (Bedrock, Gemini, Vertex's
 // gemini and anthropic APIs): --model, else the model every line names. A line naming another
 // model cannot go through this provider, so it stops the run before anything is sent.
-inline std::string single_model(const input_file& in, const run_args& a, bool model_in_url) {
+template <class Source>
+inline std::string single_model(const Source& in, const run_args& a, bool model_in_url) {
   std::string model = a.model;
   if (model.empty()) {
-    for (const auto& item : in.items) {
+    for_each_item(in, [&](const input_item& item) {
       if (!item.par.model())
         throw usage_error("--provider " + a.provider + " needs --model (id '" + item.id_text + "', line " +
                           std::to_string(item.line) + ", names no model)");
       if (model.empty()) model = *item.par.model();
-    }
+    });
     if (model.empty()) throw usage_error("--provider " + a.provider + " needs --model");
   }
   if (!model_in_url) return model;
-  for (const auto& item : in.items)
+  for_each_item(in, [&](const input_item& item) {
     if (item.par.model() && *item.par.model() != model)
       throw usage_error("id '" + item.id_text + "' (line " + std::to_string(item.line) + ") asks for model '" +
                         *item.par.model() + "', but --provider " + a.provider + " sends one model per run ('" + model +
                         "'): run the lines of each model separately");
+  });
   return model;
 }
 
@@ -905,16 +1075,17 @@ inline std::string vertex_api_for(const run_args& a) {
 
 // The vectors' size: --dimensions, else the one every line that names one gives (one per run:
 // it is the provider's setting).
-inline std::optional<std::int64_t> embedding_dimensions(const input_file& in, const run_args& a) {
+template <class Source>
+inline std::optional<std::int64_t> embedding_dimensions(const Source& in, const run_args& a) {
   std::optional<std::int64_t> d = a.dimensions;
-  for (const auto& item : in.items) {
-    if (!item.dimensions) continue;
+  for_each_item(in, [&](const input_item& item) {
+    if (!item.dimensions) return;
     if (!d) d = item.dimensions;
     if (*item.dimensions != *d)
       throw usage_error("id '" + item.id_text + "' (line " + std::to_string(item.line) + ") asks for " +
                         std::to_string(*item.dimensions) + " dimensions, but this run sends " + std::to_string(*d) +
                         ": run the lines of each size separately");
-  }
+  });
   return d;
 }
 
@@ -1012,7 +1183,8 @@ inline int run_run(const run_args& a) {
       io.prompt_cache_ttl = a.prompt_cache_ttl;
     }
     io.max_tokens = a.max_tokens;
-    input_file in = read_input(a.input, io);
+    { input_reader opened(a.input, io); }  // an input that cannot be opened is named first
+    const detail::input_source in{a.input, io};
 
     if (p == "azure") {
       // Azure addresses a deployment: --model names it (the body's "model" on the v1 API).

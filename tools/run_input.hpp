@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace requests_engine_cli {
@@ -698,85 +699,160 @@ inline std::string first_batch_url(const std::string& path) {
 
 }  // namespace detail
 
-/// Reads a JSONL file. The format is chosen by the first line that parses: one with
-/// "custom_id" makes it an OpenAI Batch file. Lines that cannot be read are listed in
-/// `problems` with their line number and left out; an unreadable file throws.
-inline input_file read_input(const std::string& path, const input_options& opt) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open input file '" + path + "'");
-  input_file f;
-  std::optional<input_format> format;
-  std::set<std::string> seen;
-  std::string line;
-  std::size_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    ++f.lines;
-    auto problem = [&](const std::string& why) {
-      f.problems.push_back("line " + std::to_string(number) + ": " + why + "; skipped");
-    };
-    std::string why;
+namespace detail {
+
+/// The ids of a file, told apart by 64-bit fingerprints in an open-addressing table: 8 to 16
+/// bytes an id whatever its length, so that a file of ten million lines is read without its ids
+/// in memory (a million ids: 16 MB at most). Two different ids share a fingerprint with a
+/// probability of about n^2 / 2^65 (3 in a million for ten million ids); the second is then
+/// reported as a duplicate, with its line number, like a real one.
+class id_set {
+ public:
+  [[nodiscard]] bool contains(std::string_view id) const {
+    if (slots_.empty()) return false;
+    const std::uint64_t f = fingerprint(id);
+    for (std::size_t i = f & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == f) return true;
+      if (slots_[i] == 0) return false;
+    }
+  }
+  void insert(std::string_view id) {
+    if ((size_ + 1) * 8 > slots_.size() * 7) grow();
+    if (place(slots_, fingerprint(id))) ++size_;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  static std::uint64_t fingerprint(std::string_view id) {
+    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a, then splitmix64's finaliser
+    for (unsigned char c : id) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h == 0 ? 1 : h;  // 0 marks an empty slot
+  }
+  static bool place(std::vector<std::uint64_t>& slots, std::uint64_t f) {
+    for (std::size_t i = f & (slots.size() - 1);; i = (i + 1) & (slots.size() - 1)) {
+      if (slots[i] == f) return false;
+      if (slots[i] == 0) {
+        slots[i] = f;
+        return true;
+      }
+    }
+  }
+  void grow() {
+    std::vector<std::uint64_t> bigger(slots_.empty() ? 1024 : slots_.size() * 2, 0);
+    for (std::uint64_t f : slots_)
+      if (f != 0) (void)place(bigger, f);
+    slots_.swap(bigger);
+  }
+  std::vector<std::uint64_t> slots_;
+  std::size_t size_ = 0;
+};
+
+}  // namespace detail
+
+/// Reads a JSONL file line by line, keeping nothing of the lines it has given (but their ids'
+/// fingerprints, for duplicates): `run` holds only the requests in flight, whatever the file's
+/// size. The format is chosen by the first line that parses: one with "custom_id" makes it an
+/// OpenAI Batch file. A line that cannot be read is reported ("line N: why; skipped") and left out.
+class input_reader {
+ public:
+  /// Throws std::runtime_error when the file cannot be opened.
+  input_reader(const std::string& path, const input_options& opt) : path_(path), opt_(opt), in_(path, std::ios::binary) {
+    if (!in_) throw std::runtime_error("cannot open input file '" + path + "'");
+  }
+
+  /// The next line that could be read, into `item`; false at the end of the file. Each line that
+  /// cannot be read goes to `problem`, and is skipped. Throws when the file cannot be read.
+  template <class OnProblem>
+  bool next(input_item& item, OnProblem&& problem) {
+    std::string line;
+    while (std::getline(in_, line)) {
+      ++number_;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      ++lines_;
+      std::string why;
+      item = input_item{};
+      if (read_line(line, item, why)) return true;
+      ++skipped_;
+      problem("line " + std::to_string(number_) + ": " + why + "; skipped");
+    }
+    if (in_.bad()) throw std::runtime_error("cannot read input file '" + path_ + "'");
+    return false;
+  }
+
+  [[nodiscard]] std::size_t lines() const noexcept { return lines_; }      ///< non-empty lines so far
+  [[nodiscard]] std::size_t skipped() const noexcept { return skipped_; }  ///< of which left out
+  [[nodiscard]] input_format format() const noexcept { return format_.value_or(input_format::plain); }
+  /// OpenAI Batch: the endpoint the lines name (see input_file::batch_url).
+  [[nodiscard]] const std::string& batch_url() const noexcept { return batch_url_; }
+
+ private:
+  bool read_line(const std::string& line, input_item& item, std::string& why) {
     json o = re::detail::parse_json(line, &why);
     if (o.is_discarded() || !o.is_object()) {
-      problem(o.is_discarded() ? why : "not a JSON object");
-      continue;
+      if (!o.is_discarded()) why = "not a JSON object";
+      return false;
     }
     const bool batch_line = o.contains("custom_id");
-    if (!format) format = batch_line ? input_format::openai_batch : input_format::plain;
-    input_item item;
-    item.line = number;
-    if (*format == input_format::openai_batch) {
+    if (!format_) format_ = batch_line ? input_format::openai_batch : input_format::plain;
+    item.line = number_;
+    if (*format_ == input_format::openai_batch) {
       if (!batch_line || !o["custom_id"].is_string() || o["custom_id"].get<std::string>().empty()) {
-        problem("an OpenAI Batch file needs a non-empty string 'custom_id' on every line");
-        continue;
+        why = "an OpenAI Batch file needs a non-empty string 'custom_id' on every line";
+        return false;
       }
       item.id = o["custom_id"];
       item.id_text = o["custom_id"].get<std::string>();
     } else {
       if (batch_line) {
-        problem("'custom_id' in a plain-format file (the first line chose the format)");
-        continue;
+        why = "'custom_id' in a plain-format file (the first line chose the format)";
+        return false;
       }
       const json id = o.value("id", json());
       if (!(id.is_string() && !id.get<std::string>().empty()) && !id.is_number_integer()) {
-        problem("needs an 'id' (a non-empty string or an integer)");
-        continue;
+        why = "needs an 'id' (a non-empty string or an integer)";
+        return false;
       }
       item.id = id;
       item.id_text = id.is_string() ? id.get<std::string>() : id.dump();
     }
-    if (!seen.insert(item.id_text).second) {
-      problem("duplicate id '" + item.id_text + "'");
-      continue;
+    if (seen_.contains(item.id_text)) {
+      why = "duplicate id '" + item.id_text + "'";
+      return false;
     }
     std::string api;
-    why.clear();
-    if (*format == input_format::openai_batch) {
+    if (*format_ == input_format::openai_batch) {
       const json url = o.value("url", json("/v1/chat/completions"));
       api = url.is_string() ? detail::api_of_url(url.get<std::string>()) : std::string();
       if (api.empty()) {
-        problem("id '" + item.id_text + "': 'url' must be /v1/chat/completions, /v1/responses or /v1/embeddings");
-        continue;
+        why = "id '" + item.id_text + "': 'url' must be /v1/chat/completions, /v1/responses or /v1/embeddings";
+        return false;
       }
       const std::string normal = api == "chat" ? "/v1/chat/completions" : "/v1/" + api;
-      if (opt.embed && api != "embeddings") {
-        problem("id '" + item.id_text + "': requests-engine embed takes /v1/embeddings lines, not " + normal);
-        continue;
+      if (opt_.embed && api != "embeddings") {
+        why = "id '" + item.id_text + "': requests-engine embed takes /v1/embeddings lines, not " + normal;
+        return false;
       }
-      if (f.batch_url.empty()) f.batch_url = normal;
-      if (normal != f.batch_url) {
-        problem("id '" + item.id_text + "': 'url' " + normal + " differs from the file's " + f.batch_url +
-                " (one endpoint per file, as in OpenAI's Batch API)");
-        continue;
+      if (batch_url_.empty()) batch_url_ = normal;
+      if (normal != batch_url_) {
+        why = "id '" + item.id_text + "': 'url' " + normal + " differs from the file's " + batch_url_ +
+              " (one endpoint per file, as in OpenAI's Batch API)";
+        return false;
       }
     }
     bool ok = false;
     try {
-      ok = *format == input_format::openai_batch ? detail::read_batch_line(o, opt, api, item, why)
-           : opt.embed                           ? detail::read_embed_line(o, item, why)
-                                                 : detail::read_plain_line(o, opt, item, why);
+      ok = *format_ == input_format::openai_batch ? detail::read_batch_line(o, opt_, api, item, why)
+           : opt_.embed                           ? detail::read_embed_line(o, item, why)
+                                                  : detail::read_plain_line(o, opt_, item, why);
     } catch (const json::exception& e) {
       // A field of a type the readers did not expect, where they do not check it one by one:
       // the line is reported like any other bad line (found by fuzzing).
@@ -787,14 +863,33 @@ inline input_file read_input(const std::string& path, const input_options& opt) 
       ok = false;
     }
     if (!ok) {
-      seen.erase(item.id_text);
-      problem("id '" + item.id_text + "': " + why);
-      continue;
+      why = "id '" + item.id_text + "': " + why;
+      return false;
     }
-    f.items.push_back(std::move(item));
+    seen_.insert(item.id_text);
+    return true;
   }
-  if (in.bad()) throw std::runtime_error("cannot read input file '" + path + "'");
-  f.format = format.value_or(input_format::plain);
+
+  std::string path_;
+  input_options opt_;
+  std::ifstream in_;
+  std::optional<input_format> format_;
+  detail::id_set seen_;
+  std::string batch_url_;
+  std::size_t number_ = 0, lines_ = 0, skipped_ = 0;
+};
+
+/// Reads a whole JSONL file (see input_reader): for the commands that need every line at once
+/// (`batch`); `run` reads as it goes.
+inline input_file read_input(const std::string& path, const input_options& opt) {
+  input_reader reader(path, opt);
+  input_file f;
+  input_item item;
+  while (reader.next(item, [&](std::string why) { f.problems.push_back(std::move(why)); }))
+    f.items.push_back(std::move(item));
+  f.lines = reader.lines();
+  f.format = reader.format();
+  f.batch_url = reader.batch_url();
   return f;
 }
 

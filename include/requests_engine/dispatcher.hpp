@@ -66,6 +66,8 @@ class dispatcher {
 
   /// Announces `n` requests (for progress); a new busy period starts if the engine was idle.
   REQUESTS_ENGINE_INLINE void reserve(std::size_t n);
+  /// See engine::expect.
+  REQUESTS_ENGINE_INLINE void expect(std::size_t n);
   /// Queues announced jobs (or attaches them to an identical one under way). Never blocks on
   /// the network.
   REQUESTS_ENGINE_INLINE void push(std::vector<std::unique_ptr<job>> jobs);
@@ -267,6 +269,10 @@ class dispatcher {
   // Progress of the current busy period.
   std::atomic<std::size_t> ticket_{0};
   std::atomic<std::size_t> total_{0}, done_{0}, failed_{0}, in_flight_{0}, retries_{0};
+  std::atomic<std::size_t> expected_{0};  // engine::expect(): the busy period lasts until that many are done
+  // No request of the period is left, and none more is expected (under mutex_ to act on it).
+  [[nodiscard]] bool idle() const { return done_.load() == total_.load() && done_.load() >= expected_.load(); }
+  REQUESTS_ENGINE_INLINE void start_period_locked();  // under mutex_: the counts start again
   std::atomic<std::size_t> http_requests_{0}, batches_{0}, batched_{0};
   bool batching_ = false;  // a batch provider: collectors instead of workers
   bool deterministic_ = false;  // the provider gives one answer per request: no distinct samples

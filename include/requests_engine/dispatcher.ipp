@@ -111,15 +111,29 @@ REQUESTS_ENGINE_INLINE void dispatcher::log(const std::string& line) {
 
 REQUESTS_ENGINE_INLINE void dispatcher::reserve(std::size_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (done_.load() == total_.load()) {  // idle: a new busy period starts
-    period_start_ = clock::now();
-    total_ = done_ = failed_ = retries_ = period_cache_hits_ = period_deduplicated_ = 0;
-    http_requests_ = batches_ = batched_ = 0;
-    input_tokens_ = output_tokens_ = 0;
-    std::lock_guard<std::mutex> spend_lock(spend_mutex_);
-    spend_ = cost_report{};
-  }
+  if (idle()) start_period_locked();
   total_ += n;
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::start_period_locked() {
+  period_start_ = clock::now();
+  total_ = done_ = failed_ = retries_ = period_cache_hits_ = period_deduplicated_ = 0;
+  expected_ = 0;
+  http_requests_ = batches_ = batched_ = 0;
+  input_tokens_ = output_tokens_ = 0;
+  std::lock_guard<std::mutex> spend_lock(spend_mutex_);
+  spend_ = cost_report{};
+}
+
+REQUESTS_ENGINE_INLINE void dispatcher::expect(std::size_t n) {
+  bool ended = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (idle()) start_period_locked();
+    expected_ = n;
+    ended = idle();  // lowered to what is done: the period ends here
+  }
+  if (ended) tick(true);
 }
 
 REQUESTS_ENGINE_INLINE void dispatcher::push(std::vector<std::unique_ptr<job>> jobs) {
@@ -301,7 +315,7 @@ REQUESTS_ENGINE_INLINE progress dispatcher::snapshot() const {
     std::lock_guard<std::mutex> lock(mutex_);
     start = period_start_;
   }
-  p.total = total_.load();
+  p.total = std::max(total_.load(), expected_.load());
   p.done = done_.load();
   p.failed = failed_.load();
   p.in_flight = in_flight_.load();
@@ -1113,7 +1127,7 @@ REQUESTS_ENGINE_INLINE void dispatcher::deliver_all(std::size_t index, const del
     for (auto& f : followers) guarded_callback("result", [&] { options_.on_result()(f.first, shared); });
     guarded_callback("result", [&] { options_.on_result()(index, r); });
   }
-  tick(done == total_.load());
+  tick(done == total_.load() && done >= expected_.load());
   auto hand_over = [&](const deliver_fn& d, result<completion>&& one) {
     try {
       d(std::move(one));

@@ -117,6 +117,12 @@ class basic_engine {
     return fut;
   }
 
+  /// Says that `n` requests are coming (submit() sends them as they are read, say): the busy
+  /// period, its counts (current_progress(), spend()) and the progress bar's total hold until
+  /// `n` are done, even if the queue runs dry in between. Call it again with the true count
+  /// once known (fewer came: the period ends when those are done). Safe from any thread.
+  void expect(std::size_t n) { dispatcher_.expect(n); }
+
   /// Stops the work handed over so far: every request not yet answered comes back at once as
   /// a `cancelled` error (connections in flight are shut); run() returns. Later calls run.
   void cancel() { dispatcher_.cancel(); }
