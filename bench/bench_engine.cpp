@@ -3,6 +3,10 @@
 //   bench_engine engine URL N CONCURRENCY   requests_engine::engine over N small conversations
 //   bench_engine bare   URL N THREADS       the same cpp-httplib client in a bare loop: the
 //                                           transport's ceiling, with no engine around it
+//   bench_engine bare-nojson URL N THREADS  the bare loop without JSON work: the N bodies are
+//                                           strings built before the clock starts, and an
+//                                           answer is only checked for status 200 and a
+//                                           non-empty body (the floor for requests-engine run)
 //   bench_engine timeline URL N CONCURRENCY the engine mode through a transport that wraps the
 //                                           default one and notes when the first request left
 //                                           and the last answer came: where the wall time goes
@@ -260,9 +264,69 @@ int run_bare(const std::string& url, std::size_t n, std::size_t threads) {
   return fail.load() == 0 ? 0 : 1;
 }
 
+// The bare loop without JSON work: the same bodies (byte for byte what the engine sends for
+// conversation().user(question(i)): nlohmann sorts the keys), built as plain strings before the
+// clock starts; the answers are not parsed.
+int run_bare_nojson(const std::string& url, std::size_t n, std::size_t threads) {
+  const target t = split(url);
+  const httplib::Headers headers = {{"Authorization", std::string("Bearer ") + kKey},
+                                    {"Accept", "application/json"}};
+  std::vector<std::string> bodies;
+  bodies.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    bodies.push_back(std::string(R"({"messages":[{"content":")") + question(i) +
+                     R"(","role":"user"}],"model":")" + kModel + R"("})");
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> ok{0}, fail{0};
+  std::mutex err_mutex;
+  std::string first_error;
+
+  std::vector<std::unique_ptr<httplib::Client>> clients;
+  for (std::size_t k = 0; k < threads; ++k) {
+    auto c = std::make_unique<httplib::Client>(t.origin);
+    c->set_keep_alive(true);
+    c->set_tcp_nodelay(true);
+    c->set_follow_location(false);
+    clients.push_back(std::move(c));
+  }
+
+  auto work = [&](httplib::Client& client) {
+    for (;;) {
+      std::size_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= n) return;
+      auto res = client.Post(t.path, headers, bodies[i], "application/json");
+      std::string why;
+      if (!res)
+        why = "transport error: " + httplib::to_string(res.error());
+      else if (res->status != 200)
+        why = "HTTP " + std::to_string(res->status);
+      else if (res->body.empty())
+        why = "empty body";
+      if (why.empty()) {
+        ok.fetch_add(1, std::memory_order_relaxed);
+      } else if (fail.fetch_add(1, std::memory_order_relaxed) == 0) {
+        std::lock_guard<std::mutex> lock(err_mutex);
+        first_error = why;
+      }
+    }
+  };
+
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  stopwatch w;
+  for (std::size_t k = 0; k < threads; ++k) pool.emplace_back(work, std::ref(*clients[k]));
+  for (auto& th : pool) th.join();
+  w.stop();
+
+  if (fail.load() != 0) std::cerr << "bare-nojson: first failure: " << first_error << '\n';
+  print_result("bare-nojson", n, threads, ok.load(), fail.load(), w);
+  return fail.load() == 0 ? 0 : 1;
+}
+
 int usage() {
   std::cerr << "usage: bench_engine engine   URL N CONCURRENCY\n"
                "       bench_engine bare     URL N THREADS\n"
+               "       bench_engine bare-nojson URL N THREADS\n"
                "       bench_engine timeline URL N CONCURRENCY\n"
                "URL: an OpenAI-style base URL, e.g. http://127.0.0.1:8080/fast/v1\n";
   return 2;
@@ -283,6 +347,7 @@ int main(int argc, char** argv) {
     if (mode == "engine") return run_engine<default_engine>("engine", url, un, uc);
     if (mode == "timeline") return run_engine<timing_engine>("timeline", url, un, uc);
     if (mode == "bare") return run_bare(url, un, uc);
+    if (mode == "bare-nojson") return run_bare_nojson(url, un, uc);
   } catch (const std::exception& e) {
     std::cerr << "bench_engine: " << e.what() << '\n';
     return 1;

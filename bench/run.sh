@@ -13,6 +13,7 @@
 #   BENCH_ROUNDS           rounds of every measurement, best kept (default 3)
 #   BENCH_N_FAST, BENCH_N_SLOW, BENCH_WRK_SECS, BENCH_BARE_THREADS ("4 8 16 32 64"),
 #   BENCH_CONC_FAST (64), BENCH_CONC_SLOW (512), BENCH_SLOW_MS (200)
+#   BENCH_NGINX_CONNECTIONS  nginx's worker_connections, per worker (default 4096; 2 workers)
 #   BENCH_OUT              where the table goes (default bench/results-latest.md)
 #   BENCH_SERVE_ONLY=1     only start nginx, print its URLs and wait (for profiling by hand)
 #   BENCH_WAIT_IDLE=S      wait (S seconds at most in all) for the machine to be idle (< 10% busy)
@@ -34,6 +35,7 @@ bare_threads=${BENCH_BARE_THREADS:-"4 8 16 32 64"}
 conc_fast=${BENCH_CONC_FAST:-64}
 conc_slow=${BENCH_CONC_SLOW:-512}
 slow_ms=${BENCH_SLOW_MS:-200}
+nginx_conns=${BENCH_NGINX_CONNECTIONS:-4096}
 out=${BENCH_OUT:-$root/bench/results-latest.md}
 build=$root/build/bench
 py=/usr/bin/python3  # Debian's, where python3-aiohttp lives (not a pyenv/venv python)
@@ -108,7 +110,7 @@ worker_rlimit_nofile 65536;
 pid $tmp/nginx.pid;
 error_log $tmp/error.log warn;
 events {
-  worker_connections 4096;
+  worker_connections $nginx_conns;
   multi_accept on;
 }
 http {
