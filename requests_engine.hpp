@@ -3077,6 +3077,96 @@ struct job {
   std::size_t batch_pos = 0;  // its place in its collector's worker_slot::batch (guarded by dispatcher::mutex_)
 };
 
+/// A 64-bit fingerprint of a string (FNV-1a, then splitmix64's finaliser); never 0. Two
+/// different strings share one with a chance of about n^2 / 2^65 among n strings (3e-8 at a
+/// million).
+inline std::uint64_t fingerprint64(std::string_view text, std::uint64_t seed = 1469598103934665603ULL) noexcept {
+  std::uint64_t h = seed;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h == 0 ? 1 : h;  // 0 marks an empty slot
+}
+
+/// A set of fingerprints in one flat open-addressed table: 8 bytes a slot, at most 7/8 full
+/// (what a run that sees every request once keeps per request).
+class fingerprint_set {
+ public:
+  [[nodiscard]] bool contains(std::uint64_t f) const noexcept {
+    if (slots_.empty()) return false;
+    for (std::size_t i = f & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == f) return true;
+      if (slots_[i] == 0) return false;
+    }
+  }
+  /// False when it was there already.
+  bool insert(std::uint64_t f) {
+    if ((size_ + 1) * 8 > slots_.size() * 7) grow();
+    if (!place(slots_, f)) return false;
+    ++size_;
+    return true;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  void clear() noexcept {
+    std::vector<std::uint64_t>().swap(slots_);
+    size_ = 0;
+  }
+
+ private:
+  static bool place(std::vector<std::uint64_t>& slots, std::uint64_t f) noexcept {
+    for (std::size_t i = f & (slots.size() - 1);; i = (i + 1) & (slots.size() - 1)) {
+      if (slots[i] == f) return false;
+      if (slots[i] == 0) {
+        slots[i] = f;
+        return true;
+      }
+    }
+  }
+  void grow() {
+    std::vector<std::uint64_t> bigger(slots_.empty() ? 1024 : slots_.size() * 2, 0);
+    for (std::uint64_t f : slots_)
+      if (f != 0) (void)place(bigger, f);
+    slots_.swap(bigger);
+  }
+  std::vector<std::uint64_t> slots_;
+  std::size_t size_ = 0;
+};
+
+/// How many samples of each (namespace, request hash) the engine has handed out: a fingerprint
+/// per request seen once (8 bytes in a flat table, not a string in a map), a count for those
+/// seen more often. Not thread-safe.
+class sample_counter {
+ public:
+  /// The first of `count` consecutive samples for this request, and counts them.
+  std::size_t take(std::string_view name_space, std::string_view hash, std::size_t count) {
+    const std::uint64_t f = fingerprint64(hash, fingerprint64(name_space));
+    if (auto it = more_.find(f); it != more_.end()) {
+      const std::size_t first = it->second;
+      it->second += count;
+      return first;
+    }
+    if (once_.contains(f)) {
+      more_.emplace(f, 1 + count);
+      return 1;
+    }
+    if (count == 1)
+      (void)once_.insert(f);
+    else if (count > 1)
+      more_.emplace(f, count);
+    return 0;
+  }
+
+ private:
+  fingerprint_set once_;
+  std::unordered_map<std::uint64_t, std::size_t> more_;
+};
+
 /// A fixed pool of workers over a timed queue. A job waiting for its retry sits in the queue,
 /// not in a worker, so `concurrency` is always the number of requests really in flight.
 class dispatcher {
@@ -3253,7 +3343,7 @@ class dispatcher {
   bool draw_bar_ = false;
 
   std::mutex samples_mutex_;
-  std::unordered_map<std::string, std::unordered_map<std::string, std::size_t>> samples_;  // ns -> hash -> next
+  sample_counter samples_;
   std::mutex corrupt_mutex_;
   std::set<std::string> reported_corrupt_;
   std::atomic<std::size_t> cache_hits_total_{0}, cache_misses_{0}, cache_writes_{0}, cache_write_errors_{0},
@@ -3418,6 +3508,16 @@ class basic_engine {
     auto fut = promise->get_future();
     submit_with(c, p, name_space, [promise](result<completion>&& r) { promise->set_value(std::move(r)); });
     return fut;
+  }
+
+  /// Sends one request; `done` gets its result, once, with no future made: on a worker thread
+  /// (in this call for a stored answer, or for a request that cannot be built), after the
+  /// on_result callback, and at the same time as other requests' `done`: it must be
+  /// thread-safe, and what it does holds up no other request's callbacks. Nothing of the
+  /// request is kept once `done` returns. An exception from `done` is caught and logged.
+  void submit(const conversation& c, const params& p, const std::string& name_space,
+              std::function<void(result<completion>&&)> done) {
+    submit_with(c, p, name_space, std::move(done));
   }
 
   /// Embeds the texts (with an embedding provider: openai_embeddings, gemini_embeddings); one
@@ -10245,10 +10345,7 @@ REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::lookup(const std::s
 REQUESTS_ENGINE_INLINE std::size_t dispatcher::assign_samples(const std::string& name_space, const std::string& hash,
                                                              std::size_t count) {
   std::lock_guard<std::mutex> lock(samples_mutex_);
-  auto& next = samples_[name_space][hash];
-  const std::size_t first = next;
-  next += count;
-  return first;
+  return samples_.take(name_space, hash, count);
 }
 
 REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const job& j) {

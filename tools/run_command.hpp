@@ -778,12 +778,16 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
   if (events.active()) events.to_sink([&writer](std::string&& line) { writer.event(line); });
 
   std::mutex m;  // the engine never runs two callbacks at once; this also orders the reads below
-  // What a request's output line needs, from its submission to its result: the run holds the
-  // requests in flight, never the whole input. Results seen by on_result (every request gets
-  // exactly one, cancelled ones too): the main thread reads ahead while fewer than `window`
-  // are unanswered, and waits for all of them at the end.
-  std::unordered_map<std::size_t, input_item> live;
+  // The run holds the requests in flight (each result's callback holds its input line's id),
+  // never the whole input: the main thread reads ahead while fewer than `window` are
+  // unanswered, and waits for all of them at the end.
+  // The format and the OpenAI Batch URL, fixed by the first line read (set before the first
+  // request is sent, read by the results).
+  input_format reader_format = input_format::plain;
+  std::string batch_url;
   std::size_t results_seen = 0;
+  // The results_seen the main thread waits for (none: the largest number).
+  std::size_t wake_reader_at = std::numeric_limits<std::size_t>::max();
   std::condition_variable result_seen;
   // --ordered: the lines waiting for an earlier one, and the next line to write.
   std::map<std::size_t, std::string> pending;
@@ -823,24 +827,36 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
       std::lock_guard<std::mutex> lock(m);
       events.attempt(info);
     });
-  o.on_result([&](std::size_t index, const re::result<re::completion>& r) {
+  // Each result comes to this, on the worker that got it (or on this thread, for a stored
+  // answer), at the same time as others: its output line is made outside the lock, which holds
+  // only the counts, the events and --ordered's queue. Every request gets exactly one result,
+  // cancelled ones too.
+  auto on_done = [&](std::size_t index, input_item& item, re::result<re::completion>&& r) {
+    // After Ctrl-C the unfinished requests come back cancelled: they are not answers, and a
+    // rerun sends them. The same after the output failed: the run stopped, and those were
+    // never answered.
+    const bool dropped =
+        !r && r.error().code == re::error_code::cancelled && (interrupted.load() || writer.output_failed());
+    std::string line;
+    if (!dropped) {
+      if (!r && item.hash.empty()) {  // a failure's line names the request's hash too
+        re::result<json> body = hasher.make_body(item.conv, item.par);
+        if (body) item.hash = re::request_hash(identity, *body);
+      }
+      line = detail::output_line(item, reader_format, batch_url, openai_shaped_body, r);
+    }
     std::lock_guard<std::mutex> lock(m);
     struct counted {  // on every way out, the lock still held
       std::size_t& n;
+      std::size_t wake_at;
       std::condition_variable& cv;
       ~counted() {
-        ++n;
-        cv.notify_all();
+        // The reader is woken only once it has something to do: not once per result, which
+        // cost a thread switch per request.
+        if (++n >= wake_at) cv.notify_all();
       }
-    } count_it{results_seen, result_seen};
-    auto found = live.find(index);
-    if (found == live.end()) return;  // cannot happen: one submitter, tickets count from 0
-    const input_item item = std::move(found->second);
-    live.erase(found);
-    // After Ctrl-C the unfinished requests come back cancelled: they are not answers, and a
-    // rerun sends them.
-    // The same after the output failed: the run stopped, and those were never answered.
-    if (!r && r.error().code == re::error_code::cancelled && (interrupted.load() || writer.output_failed())) return;
+    } count_it{results_seen, wake_reader_at, result_seen};
+    if (dropped) return;
     sum.cost.add(r, prices);
     if (r) {
       ++sum.succeeded;
@@ -853,7 +869,6 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
       sum.failed_ids.push_back(item.id_text);
     }
     events.result(index, item.id_text, r, prices);
-    std::string line = detail::output_line(item, reader.format(), reader.batch_url(), openai_shaped_body, r);
     if (!a.ordered) {
       writer.output(line);
       ++sum.written;
@@ -867,10 +882,10 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
       ++sum.written;
     }
     if (!chunk.empty()) writer.output(chunk);
-  });
+  };
 
   // Tickets of submit() count from 0 in a new engine, and this thread is the only submitter:
-  // ticket i is the i-th request sent, kept in `live` until its result.
+  // ticket i is the i-th request sent (the index of its attempts in on_attempt, for the events).
   re::engine<Provider> engine(std::move(provider), o);
   engine.expect(expected);
   signals.on_signal([&] {
@@ -882,12 +897,15 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
   };
   std::size_t submitted = 0;
   auto next_limits_check = std::chrono::steady_clock::now();
-  // Waits (the lock held) until `ready`, checking meanwhile for a failed output (checked before
-  // every wait, not only after one timed out: answers arriving faster than the poll would hide
-  // it) and for the limits learned.
   bool stopped_for_output = false;
-  auto wait_until = [&](std::unique_lock<std::mutex>& lock, auto ready) {
-    while (!ready()) {
+  // Waits (the lock held) until `results_seen` reaches `target`, checking
+  // meanwhile for a failed output (checked before every wait, not only after one timed out:
+  // answers arriving faster than the poll would hide it) and for the limits learned.
+  // `reading`: the reader's wait, which also ends when the run stops (Ctrl-C, the output failed).
+  auto wait_for_results = [&](std::unique_lock<std::mutex>& lock, std::size_t target, bool reading) {
+    wake_reader_at = target;
+    while (results_seen < target) {
+      if (reading && (interrupted.load() || writer.output_failed())) break;
       if (writer.output_failed() && !stopped_for_output) {
         stopped_for_output = true;  // nothing more is read; what is in flight comes back cancelled
         lock.unlock();
@@ -901,30 +919,41 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
         next_limits_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
       }
     }
+    wake_reader_at = std::numeric_limits<std::size_t>::max();
   };
+  // Once the window is full, the reader waits until it is half empty, then refills it at once.
+  const std::size_t refill = std::max<std::size_t>(window / 2, 1);
   input_item item;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(m);
-      wait_until(lock, [&] {
-        return interrupted.load() || writer.output_failed() ||
-               (submitted - results_seen < window && (!a.ordered || submitted - next_to_write < ordered_window));
-      });
+      if (submitted - results_seen >= window) wait_for_results(lock, submitted - window + refill, true);
+      if (a.ordered && submitted - next_to_write >= ordered_window) {
+        // --ordered: the earliest line still unanswered holds the others back.
+        while (submitted - next_to_write >= ordered_window - refill && !interrupted.load() && !writer.output_failed())
+          wait_for_results(lock, results_seen + 1, true);
+      }
     }
     if (interrupted.load() || writer.output_failed()) break;
     if (!reader.next(item, report_problem)) break;
-    re::result<json> body = hasher.make_body(item.conv, item.par);
-    if (body) item.hash = re::request_hash(identity, *body);
-    const std::string& key = item.hash.empty() ? re::detail::sha256_hex(item.id_text) : item.hash;
-    if (shard.second != 1 && detail::shard_of(key, shard.second) != shard.first - 1) continue;
-    const re::conversation conv = std::move(item.conv);
-    const re::params par = std::move(item.par);
-    {
-      std::lock_guard<std::mutex> lock(m);
-      live.emplace(submitted, std::move(item));
+    if (shard.second != 1) {
+      re::result<json> body = hasher.make_body(item.conv, item.par);
+      if (body) item.hash = re::request_hash(identity, *body);
+      const std::string& key = item.hash.empty() ? re::detail::sha256_hex(item.id_text) : item.hash;
+      if (detail::shard_of(key, shard.second) != shard.first - 1) continue;
     }
-    (void)engine.submit(conv, par, a.name_space);  // the answer comes to on_result
-    ++submitted;
+    if (submitted == 0) {
+      reader_format = reader.format();
+      batch_url = reader.batch_url();
+    }
+    const std::size_t ticket = submitted++;
+    // The engine builds its body from the request at once; the result's callback keeps the
+    // line's input for its output line.
+    auto held = std::make_shared<input_item>(std::move(item));
+    engine.submit(held->conv, held->par, a.name_space, [&on_done, ticket, held](re::result<re::completion>&& r) {
+      on_done(ticket, *held, std::move(r));
+    });
+    item = input_item();
   }
   sum.input_lines = reader.lines();
   sum.skipped_lines = reader.skipped();
@@ -932,7 +961,7 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
   engine.expect(submitted);
   {
     std::unique_lock<std::mutex> lock(m);
-    wait_until(lock, [&] { return results_seen >= submitted; });
+    wait_for_results(lock, submitted, false);
   }
   signals.on_signal({});
   writer.finish();

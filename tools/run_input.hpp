@@ -708,51 +708,12 @@ namespace detail {
 /// reported as a duplicate, with its line number, like a real one.
 class id_set {
  public:
-  [[nodiscard]] bool contains(std::string_view id) const {
-    if (slots_.empty()) return false;
-    const std::uint64_t f = fingerprint(id);
-    for (std::size_t i = f & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
-      if (slots_[i] == f) return true;
-      if (slots_[i] == 0) return false;
-    }
-  }
-  void insert(std::string_view id) {
-    if ((size_ + 1) * 8 > slots_.size() * 7) grow();
-    if (place(slots_, fingerprint(id))) ++size_;
-  }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool contains(std::string_view id) const { return set_.contains(re::detail::fingerprint64(id)); }
+  void insert(std::string_view id) { (void)set_.insert(re::detail::fingerprint64(id)); }
+  [[nodiscard]] std::size_t size() const noexcept { return set_.size(); }
 
  private:
-  static std::uint64_t fingerprint(std::string_view id) {
-    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a, then splitmix64's finaliser
-    for (unsigned char c : id) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h == 0 ? 1 : h;  // 0 marks an empty slot
-  }
-  static bool place(std::vector<std::uint64_t>& slots, std::uint64_t f) {
-    for (std::size_t i = f & (slots.size() - 1);; i = (i + 1) & (slots.size() - 1)) {
-      if (slots[i] == f) return false;
-      if (slots[i] == 0) {
-        slots[i] = f;
-        return true;
-      }
-    }
-  }
-  void grow() {
-    std::vector<std::uint64_t> bigger(slots_.empty() ? 1024 : slots_.size() * 2, 0);
-    for (std::uint64_t f : slots_)
-      if (f != 0) (void)place(bigger, f);
-    slots_.swap(bigger);
-  }
-  std::vector<std::uint64_t> slots_;
-  std::size_t size_ = 0;
+  re::detail::fingerprint_set set_;
 };
 
 }  // namespace detail

@@ -591,10 +591,7 @@ REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::lookup(const std::s
 REQUESTS_ENGINE_INLINE std::size_t dispatcher::assign_samples(const std::string& name_space, const std::string& hash,
                                                              std::size_t count) {
   std::lock_guard<std::mutex> lock(samples_mutex_);
-  auto& next = samples_[name_space][hash];
-  const std::size_t first = next;
-  next += count;
-  return first;
+  return samples_.take(name_space, hash, count);
 }
 
 REQUESTS_ENGINE_INLINE std::optional<completion> dispatcher::from_cache(const job& j) {

@@ -90,6 +90,16 @@ class basic_engine {
     return fut;
   }
 
+  /// Sends one request; `done` gets its result, once, with no future made: on a worker thread
+  /// (in this call for a stored answer, or for a request that cannot be built), after the
+  /// on_result callback, and at the same time as other requests' `done`: it must be
+  /// thread-safe, and what it does holds up no other request's callbacks. Nothing of the
+  /// request is kept once `done` returns. An exception from `done` is caught and logged.
+  void submit(const conversation& c, const params& p, const std::string& name_space,
+              std::function<void(result<completion>&&)> done) {
+    submit_with(c, p, name_space, std::move(done));
+  }
+
   /// Embeds the texts (with an embedding provider: openai_embeddings, gemini_embeddings); one
   /// result per text, in input order. Each text is a request of its own (cached on its own,
   /// identical texts sent once), packed with the others into the provider's HTTP requests
