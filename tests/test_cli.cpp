@@ -1295,6 +1295,47 @@ TEST_CASE("run: --temperature and --max-tokens reach the request body; a line's 
   CHECK(by_id.at("own")["finish_reason"] == "stop");
 }
 
+TEST_CASE("run: a wide pool (600 workers) ends the process once all is written: every line, the summary, the "
+          "events' end, and the exit status") {
+  // From 512 workers `run` leaves by _Exit instead of joining each worker: nothing written may
+  // be lost, and the status must still tell failures apart.
+  const fs::path dir = scratch("wide_exit");
+  constexpr int total = 1500;
+  write_text(dir / "in.jsonl", plain_input(total));
+  const fs::path summary = dir / "summary.json";
+  {
+    mock server(dir, {"--threads", "700"});
+    outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                         "--concurrency", "600", "--no-cache", "--summary-json", summary.string()},
+                        dir, "none", server.env());
+    CHECK(o.status == 0);
+    CHECK(server.stop() == total);
+    const auto by_id = by_string_id(dir / "out.jsonl");
+    REQUIRE(by_id.size() == total);
+    for (int i = 0; i < total; i += 97) CHECK(by_id.at("q" + std::to_string(i))["error"].is_null());
+    CHECK(summary_of(summary)["succeeded"] == total);
+    const auto ends = events_of(dir / "out.jsonl.events.jsonl", "end");
+    REQUIRE(ends.size() == 1);
+    CHECK(ends[0]["succeeded"] == total);
+    CHECK(events_of(dir / "out.jsonl.events.jsonl", "request").size() == total);
+    CHECK(o.err.find("succeeded    1500") != std::string::npos);
+  }
+  {
+    mock server(dir, {"--threads", "700", "--fail-500", "0.2", "--seed", "3"});
+    outcome o = run_cli({"run", (dir / "in.jsonl").string(), "-o", (dir / "out.jsonl").string(), "--model", "m",
+                         "--concurrency", "600", "--max-retries", "0", "--no-cache", "--summary-json", summary.string()},
+                        dir, "none", server.env());
+    CHECK(o.status == 1);
+    CHECK(server.stop() == total);
+    const auto out = json_lines(dir / "out.jsonl");
+    REQUIRE(out.size() == total);
+    std::size_t failed = 0;
+    for (const json& l : out) failed += l["error"].is_null() ? 0 : 1;
+    CHECK(failed > 0);
+    CHECK(summary_of(summary)["failed"] == failed);
+  }
+}
+
 TEST_CASE("run: --max-retries 0 reports the mock's injected 500, 429, 503 and resets after 1 attempt; "
           "--max-retries 3 recovers") {
   const fs::path dir = scratch("flags_retries");

@@ -695,6 +695,26 @@ TEST_CASE("submit(c, p, ns, done): each result goes to its callback once, callba
   CHECK(server->requests() == 40);
 }
 
+TEST_CASE("a wide pool (300 workers) hands its stacks back between requests and answers every request right") {
+  // From 256 workers each worker returns the pages of its stack below its loop after every
+  // request (madvise): they come back zeroed. Nothing may notice: 1,200 requests, each its
+  // own answer, some workers sending several.
+  mock::server_options so;
+  so.threads = 320;
+  auto server = start_server(so);
+  re::openai_compatible provider(test_key, server->base_url(), "mock-model");
+  re::engine<re::openai_compatible> engine(provider, re::options().concurrency(300));
+  std::vector<re::conversation> batch;
+  for (int i = 0; i < 1200; ++i) batch.push_back(re::conversation().user("wide " + std::to_string(i)));
+  auto results = engine.run(batch);
+  REQUIRE(results.size() == batch.size());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE(results[i]);
+    CHECK(results[i]->text == "Mock answer to: wide " + std::to_string(i));
+  }
+  CHECK(server->requests() == 1200);
+}
+
 TEST_CASE("two translation units that include the header link and run together") {
   // The other translation unit talks to a server that takes no key.
   mock::server_options so;

@@ -722,6 +722,11 @@ inline void add_user_headers(re::extra_headers& h, const run_args& a) {
 
 /// Does the run with one provider: reads the input as it goes (a window ahead of the workers),
 /// hashes and shards it, sends it, writes the output.
+namespace detail {
+/// From this many workers, `run` ends the process once everything is written (see run_with).
+inline constexpr std::size_t quick_exit_concurrency = 512;
+}  // namespace detail
+
 template <class Provider>
 int run_with(Provider provider, const run_args& a, const detail::input_source& in, bool openai_shaped_body,
              const re::price_table& prices) {
@@ -968,69 +973,82 @@ int run_with(Provider provider, const run_args& a, const detail::input_source& i
   events.to_sink({});
   const std::string write_error = writer.output_error();
 
-  const re::progress counts = engine.current_progress();
-  std::lock_guard<std::mutex> lock(m);
-  sum.http_requests = counts.http_requests;
-  sum.batches = counts.batches;
-  sum.batched = counts.batched;
-  sum.interrupted = interrupted.load();
-  if (!a.no_cache) sum.cache = engine.cache_statistics();
-  sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
-  print_summary(sum, std::cerr, a.command);
-  int report_status = exit_ok;
-  if (events.active()) {
-    events.limits(engine.learned_limits());
-    events.end({{"interrupted", sum.interrupted || !write_error.empty()},
-                {"requests", sum.selected},
-                {"succeeded", sum.succeeded},
-                {"failed", sum.failed},
-                {"from_cache", sum.from_cache},
-                {"deduplicated", sum.deduplicated},
-                {"retries", sum.retries},
-                {"wall_seconds", sum.wall_seconds}});
-  }
-  if (events.active() && a.report.empty())
-    std::cerr << "  events       " << events.path() << " (a page with plots: requests-engine report " << events.path()
-              << " -o report.html)\n";
-  if (!events.failure().empty() || !writer.events_error().empty())
-    std::cerr << "requests-engine " << a.command << ": warning: the events stopped: "
-              << (events.failure().empty() ? writer.events_error() + " ('" + events.path() + "')" : events.failure())
-              << "\n";
-  if (!a.report.empty()) {
-    try {
-      (void)write_report({events.path()}, a.report);
-      std::cerr << "requests-engine " << a.command << ": report: " << a.report << "\n";
-    } catch (const std::exception& e) {
-      std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
-      report_status = exit_failures;
+  // Everything below is the report of a finished run: its status decides how the process ends.
+  const int status = [&]() -> int {
+    const re::progress counts = engine.current_progress();
+    std::lock_guard<std::mutex> lock(m);
+    sum.http_requests = counts.http_requests;
+    sum.batches = counts.batches;
+    sum.batched = counts.batched;
+    sum.interrupted = interrupted.load();
+    if (!a.no_cache) sum.cache = engine.cache_statistics();
+    sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (!a.no_progress && ::isatty(2)) std::cerr << "\n";  // past the progress bar's line
+    print_summary(sum, std::cerr, a.command);
+    int report_status = exit_ok;
+    if (events.active()) {
+      events.limits(engine.learned_limits());
+      events.end({{"interrupted", sum.interrupted || !write_error.empty()},
+                  {"requests", sum.selected},
+                  {"succeeded", sum.succeeded},
+                  {"failed", sum.failed},
+                  {"from_cache", sum.from_cache},
+                  {"deduplicated", sum.deduplicated},
+                  {"retries", sum.retries},
+                  {"wall_seconds", sum.wall_seconds}});
     }
-  }
-  if (!a.summary_json.empty()) {
-    try {
-      detail::write_file_atomically(a.summary_json, "the summary file", summary_json(sum, a).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
-    } catch (const std::exception& e) {
-      std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
-      if (write_error.empty()) return exit_failures;
+    if (events.active() && a.report.empty())
+      std::cerr << "  events       " << events.path() << " (a page with plots: requests-engine report " << events.path()
+                << " -o report.html)\n";
+    if (!events.failure().empty() || !writer.events_error().empty())
+      std::cerr << "requests-engine " << a.command << ": warning: the events stopped: "
+                << (events.failure().empty() ? writer.events_error() + " ('" + events.path() + "')" : events.failure())
+                << "\n";
+    if (!a.report.empty()) {
+      try {
+        (void)write_report({events.path()}, a.report);
+        std::cerr << "requests-engine " << a.command << ": report: " << a.report << "\n";
+      } catch (const std::exception& e) {
+        std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
+        report_status = exit_failures;
+      }
     }
+    if (!a.summary_json.empty()) {
+      try {
+        detail::write_file_atomically(a.summary_json, "the summary file", summary_json(sum, a).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+      } catch (const std::exception& e) {
+        std::cerr << "requests-engine " << a.command << ": error: " << e.what() << "\n";
+        if (write_error.empty()) return exit_failures;
+      }
+    }
+    if (!write_error.empty()) {
+      std::cerr << "requests-engine " << a.command << ": error: " << write_error << " ('" << a.output
+                << "'); the run stopped there"
+                << (a.no_cache ? std::string(".")
+                               : std::string(". The answers received are in the cache: once there is room, the same "
+                                             "command finishes the job without paying for them again."))
+                << "\n";
+      return exit_failures;
+    }
+    if (sum.interrupted) {
+      std::cerr << "requests-engine " << a.command << ": interrupted; " << sum.written << " results are in " << a.output
+                << ". Run the same command again to finish"
+                << (a.no_cache ? " (with --no-cache everything is sent again)." : ": stored answers come from the cache.")
+                << "\n";
+      return exit_interrupted;
+    }
+    return sum.failed > 0 || sum.skipped_lines > 0 ? exit_failures : report_status;
+  }();
+  // A wide run's answers, output, events and summary are all written by now: a process with
+  // thousands of workers ends here rather than waking and joining each (and closing each
+  // connection) one by one, which took longer than a second at 8,192.
+  if (a.concurrency >= detail::quick_exit_concurrency) {
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+    std::_Exit(status);
   }
-  if (!write_error.empty()) {
-    std::cerr << "requests-engine " << a.command << ": error: " << write_error << " ('" << a.output
-              << "'); the run stopped there"
-              << (a.no_cache ? std::string(".")
-                             : std::string(". The answers received are in the cache: once there is room, the same "
-                                           "command finishes the job without paying for them again."))
-              << "\n";
-    return exit_failures;
-  }
-  if (sum.interrupted) {
-    std::cerr << "requests-engine " << a.command << ": interrupted; " << sum.written << " results are in " << a.output
-              << ". Run the same command again to finish"
-              << (a.no_cache ? " (with --no-cache everything is sent again)." : ": stored answers come from the cache.")
-              << "\n";
-    return exit_interrupted;
-  }
-  return sum.failed > 0 || sum.skipped_lines > 0 ? exit_failures : report_status;
+  return status;
 }
 
 namespace detail {

@@ -320,6 +320,7 @@ class dispatcher {
 
   std::mutex samples_mutex_;
   sample_counter samples_;
+  static constexpr std::size_t trim_stacks_from = 256;  // workers (see worker_main)
   std::mutex corrupt_mutex_;
   std::set<std::string> reported_corrupt_;
   std::atomic<std::size_t> cache_hits_total_{0}, cache_misses_{0}, cache_writes_{0}, cache_write_errors_{0},
