@@ -196,86 +196,15 @@ target split(std::string url) {
   return {u.scheme + "://" + u.host + ":" + std::to_string(u.port), u.path};
 }
 
-int run_bare(const std::string& url, std::size_t n, std::size_t threads) {
+// The bare loop: `threads` threads, each with its own keep-alive client (made before the clock
+// starts; the connection itself is opened by the first request, inside the timed region, as in
+// the engine), taking request numbers from one counter. `one(client, path, headers, i)` sends
+// request i and returns why it failed ("" when it did not).
+template <class One>
+int run_loop(const char* mode, const std::string& url, std::size_t n, std::size_t threads, One one) {
   const target t = split(url);
   const httplib::Headers headers = {{"Authorization", std::string("Bearer ") + kKey},
                                     {"Accept", "application/json"}};
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::size_t> ok{0}, fail{0};
-  std::mutex err_mutex;
-  std::string first_error;
-
-  // One keep-alive client per thread, made before the clock starts (the connection itself is
-  // opened by the first request, inside the timed region, as in the engine).
-  std::vector<std::unique_ptr<httplib::Client>> clients;
-  for (std::size_t k = 0; k < threads; ++k) {
-    auto c = std::make_unique<httplib::Client>(t.origin);
-    c->set_keep_alive(true);
-    c->set_tcp_nodelay(true);
-    c->set_follow_location(false);
-    clients.push_back(std::move(c));
-  }
-
-  auto work = [&](httplib::Client& client) {
-    for (;;) {
-      std::size_t i = next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n) return;
-      // The body the engine sends for conversation().user(question(i)), built the same way.
-      json body = json::object();
-      body["model"] = kModel;
-      json messages = json::array();
-      messages.push_back({{"role", "user"}, {"content", question(i)}});
-      body["messages"] = std::move(messages);
-      auto res = client.Post(t.path, headers, body.dump(), "application/json");
-      bool good = false;
-      std::string why;
-      if (!res) {
-        why = "transport error: " + httplib::to_string(res.error());
-      } else if (res->status != 200) {
-        why = "HTTP " + std::to_string(res->status);
-      } else {
-        // Every client has to read the answer: parse it and take the text, as the engine does.
-        json answer = json::parse(res->body, nullptr, false);
-        good = !answer.is_discarded() && answer.contains("choices") &&
-               !answer["choices"].empty() &&
-               answer["choices"][0]["message"]["content"].is_string();
-        if (!good) why = "unexpected body: " + res->body.substr(0, 120);
-      }
-      if (good) {
-        ok.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        if (fail.fetch_add(1, std::memory_order_relaxed) == 0) {
-          std::lock_guard<std::mutex> lock(err_mutex);
-          first_error = why;
-        }
-      }
-    }
-  };
-
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  stopwatch w;
-  for (std::size_t k = 0; k < threads; ++k) pool.emplace_back(work, std::ref(*clients[k]));
-  for (auto& th : pool) th.join();
-  w.stop();
-
-  if (fail.load() != 0) std::cerr << "bare: first failure: " << first_error << '\n';
-  print_result("bare", n, threads, ok.load(), fail.load(), w);
-  return fail.load() == 0 ? 0 : 1;
-}
-
-// The bare loop without JSON work: the same bodies (byte for byte what the engine sends for
-// conversation().user(question(i)): nlohmann sorts the keys), built as plain strings before the
-// clock starts; the answers are not parsed.
-int run_bare_nojson(const std::string& url, std::size_t n, std::size_t threads) {
-  const target t = split(url);
-  const httplib::Headers headers = {{"Authorization", std::string("Bearer ") + kKey},
-                                    {"Accept", "application/json"}};
-  std::vector<std::string> bodies;
-  bodies.reserve(n);
-  for (std::size_t i = 0; i < n; ++i)
-    bodies.push_back(std::string(R"({"messages":[{"content":")") + question(i) +
-                     R"(","role":"user"}],"model":")" + kModel + R"("})");
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> ok{0}, fail{0};
   std::mutex err_mutex;
@@ -294,14 +223,7 @@ int run_bare_nojson(const std::string& url, std::size_t n, std::size_t threads) 
     for (;;) {
       std::size_t i = next.fetch_add(1, std::memory_order_relaxed);
       if (i >= n) return;
-      auto res = client.Post(t.path, headers, bodies[i], "application/json");
-      std::string why;
-      if (!res)
-        why = "transport error: " + httplib::to_string(res.error());
-      else if (res->status != 200)
-        why = "HTTP " + std::to_string(res->status);
-      else if (res->body.empty())
-        why = "empty body";
+      const std::string why = one(client, t.path, headers, i);
       if (why.empty()) {
         ok.fetch_add(1, std::memory_order_relaxed);
       } else if (fail.fetch_add(1, std::memory_order_relaxed) == 0) {
@@ -318,9 +240,51 @@ int run_bare_nojson(const std::string& url, std::size_t n, std::size_t threads) 
   for (auto& th : pool) th.join();
   w.stop();
 
-  if (fail.load() != 0) std::cerr << "bare-nojson: first failure: " << first_error << '\n';
-  print_result("bare-nojson", n, threads, ok.load(), fail.load(), w);
+  if (fail.load() != 0) std::cerr << mode << ": first failure: " << first_error << '\n';
+  print_result(mode, n, threads, ok.load(), fail.load(), w);
   return fail.load() == 0 ? 0 : 1;
+}
+
+// The bare loop with the JSON work every client does: the body built as the engine builds it,
+// the answer parsed and its text taken.
+int run_bare(const std::string& url, std::size_t n, std::size_t threads) {
+  return run_loop("bare", url, n, threads,
+                  [](httplib::Client& client, const std::string& path, const httplib::Headers& headers,
+                     std::size_t i) -> std::string {
+                    // The body the engine sends for conversation().user(question(i)), built the same way.
+                    json body = json::object();
+                    body["model"] = kModel;
+                    json messages = json::array();
+                    messages.push_back({{"role", "user"}, {"content", question(i)}});
+                    body["messages"] = std::move(messages);
+                    auto res = client.Post(path, headers, body.dump(), "application/json");
+                    if (!res) return "transport error: " + httplib::to_string(res.error());
+                    if (res->status != 200) return "HTTP " + std::to_string(res->status);
+                    json answer = json::parse(res->body, nullptr, false);
+                    const bool good = !answer.is_discarded() && answer.contains("choices") &&
+                                      !answer["choices"].empty() &&
+                                      answer["choices"][0]["message"]["content"].is_string();
+                    return good ? std::string() : "unexpected body: " + res->body.substr(0, 120);
+                  });
+}
+
+// The bare loop without JSON work: the same bodies (byte for byte what the engine sends for
+// conversation().user(question(i)): nlohmann sorts the keys), built as plain strings before the
+// clock starts; the answers are not parsed (status 200 and a non-empty body).
+int run_bare_nojson(const std::string& url, std::size_t n, std::size_t threads) {
+  std::vector<std::string> bodies;
+  bodies.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    bodies.push_back(std::string(R"({"messages":[{"content":")") + question(i) +
+                     R"(","role":"user"}],"model":")" + kModel + R"("})");
+  return run_loop("bare-nojson", url, n, threads,
+                  [&bodies](httplib::Client& client, const std::string& path, const httplib::Headers& headers,
+                            std::size_t i) -> std::string {
+                    auto res = client.Post(path, headers, bodies[i], "application/json");
+                    if (!res) return "transport error: " + httplib::to_string(res.error());
+                    if (res->status != 200) return "HTTP " + std::to_string(res->status);
+                    return res->body.empty() ? "empty body" : std::string();
+                  });
 }
 
 int usage() {
