@@ -58,8 +58,8 @@ struct job {
 /// million).
 inline std::uint64_t fingerprint64(std::string_view text, std::uint64_t seed = 1469598103934665603ULL) noexcept {
   std::uint64_t h = seed;
-  for (unsigned char c : text) {
-    h ^= c;
+  for (char c : text) {
+    h ^= static_cast<unsigned char>(c);
     h *= 1099511628211ULL;
   }
   h ^= h >> 30;
