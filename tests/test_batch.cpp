@@ -1479,3 +1479,99 @@ TEST_CASE("batch: Azure OpenAI's classic routes, lines and limits; headers of th
     CHECK(re::batch_job::from_json(stored).parts.at(0).status == status);
   }
 }
+
+TEST_CASE("batch: export_requests and import_results, for a runner of the caller's: cached requests not exported, "
+          "vLLM's and OpenAI's error lines, every bad line named") {
+  fixture f;
+  f.api = "openai";
+  f.server = batch_server(0);
+  const auto batch = questions(6);
+  auto online = f.online({batch[1]});  // question 1 is in the cache already
+  REQUIRE(errors_of(online).empty());
+  const std::size_t before = f.model_requests();
+
+  auto client = f.client();
+  auto exported = client.export_requests(batch);
+  REQUIRE_MESSAGE(exported, exported.error().describe());
+  const re::batch_job& job = exported->job;
+  CHECK(job.offline);
+  CHECK(job.cached == std::vector<std::size_t>{1});
+  REQUIRE(exported->lines.size() == 5);
+  REQUIRE(job.parts.size() == 1);
+  CHECK(job.parts[0].first == 0);
+  CHECK(job.parts[0].count == 6);
+  const re::json first = re::json::parse(exported->lines[0]);
+  CHECK(first["custom_id"] == "request-0");
+  CHECK(first["url"] == "/v1/chat/completions");
+  CHECK(re::json::parse(exported->lines[1])["custom_id"] == "request-2");
+  CHECK(re::batch_job::from_json(job.to_json()).offline);  // kept in the job file
+  // Nothing was sent, and the provider's calls refuse an exported job.
+  CHECK(f.model_requests() == before);
+  CHECK(f.server->batch_prompts().empty());
+  re::batch_job copy = job;
+  auto polled = client.poll(copy);
+  REQUIRE_FALSE(polled);
+  CHECK(polled.error().message.find("import_results") != std::string::npos);
+  CHECK_FALSE(client.fetch(job));
+
+  // The results a runner wrote: request-0 answered, request-2 an OpenAI error object, request-3
+  // vLLM's error line (a 400 response with no body, the message in "error"), request-4 neither,
+  // then a line of an unknown id; request-5 missing.
+  auto answer = [](const std::string& text) {
+    return re::json{{"id", "chatcmpl-1"},
+                {"object", "chat.completion"},
+                {"model", "mock-model"},
+                {"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", "stop"}}}},
+                {"usage", {{"prompt_tokens", 3}, {"completion_tokens", 2}, {"total_tokens", 5}}}};
+  };
+  std::string text;
+  text += re::json{{"custom_id", "request-0"}, {"response", {{"status_code", 200}, {"body", answer("zero")}}}, {"error", nullptr}}.dump() + "\n";
+  text += re::json{{"custom_id", "request-2"}, {"response", nullptr}, {"error", {{"code", "batch_expired"}, {"message", "too late"}}}}.dump() + "\n";
+  text += "\n";  // blank lines are not lines
+  text += re::json{{"custom_id", "request-3"}, {"response", {{"status_code", 400}, {"request_id", "vllm-batch-1"}, {"body", nullptr}}}, {"error", "prompt too long"}}.dump() + "\n";
+  text += re::json{{"custom_id", "request-4"}, {"response", nullptr}, {"error", nullptr}}.dump() + "\n";
+  text += re::json{{"custom_id", "other-7"}, {"response", {{"status_code", 200}, {"body", answer("x")}}}}.dump() + "\n";
+  auto in = client.import_results(job, text);
+  REQUIRE_MESSAGE(in, in.error().describe());
+  CHECK(in->lines == 5);
+  CHECK(in->answered == 3);
+  REQUIRE(in->problems.size() == 2);
+  CHECK(in->problems[0].line == 5);
+  CHECK(in->problems[0].message == "neither a response with a body nor an error");
+  CHECK(in->problems[1].line == 6);
+  CHECK(in->problems[1].message == "custom_id \"other-7\" is not a request of this job");
+  REQUIRE(in->results.size() == 6);
+  REQUIRE(in->results[0]);
+  REQUIRE(*in->results[0]);
+  CHECK((*in->results[0])->text == "zero");
+  CHECK((*in->results[0])->request_hash == job.hashes[0]);
+  REQUIRE(in->results[1]);  // from the cache
+  REQUIRE(*in->results[1]);
+  CHECK((*in->results[1])->from_cache);
+  CHECK((*in->results[1])->text == "Mock answer to: question 1");
+  REQUIRE(in->results[2]);
+  REQUIRE_FALSE(*in->results[2]);
+  CHECK(in->results[2]->error().code == re::error_code::deadline_exceeded);
+  REQUIRE(in->results[3]);
+  REQUIRE_FALSE(*in->results[3]);
+  CHECK(in->results[3]->error().code == re::error_code::bad_request);
+  CHECK(in->results[3]->error().http_status == 400);
+  CHECK(in->results[3]->error().message.find("prompt too long") != std::string::npos);
+  CHECK_FALSE(in->results[4]);
+  CHECK_FALSE(in->results[5]);
+  // The answer is in the cache under the online request's key: an engine run sends nothing for it.
+  CHECK(f.cache->load({job.hashes[0], 0}).has_value());
+  auto again = f.online({batch[0]});
+  REQUIRE(errors_of(again).empty());
+  CHECK(again[0]->from_cache);
+  CHECK(again[0]->text == "zero");
+
+  // A submitted job is not imported; Anthropic exports nothing.
+  auto submitted = client.submit({batch[5]});
+  REQUIRE(submitted);
+  CHECK_FALSE(client.import_results(*submitted, text));
+  f.api = "anthropic";
+  auto refused = f.client().export_requests(batch);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("OpenAI Batch") != std::string::npos);
+}

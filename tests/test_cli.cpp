@@ -2584,3 +2584,204 @@ TEST_CASE("report: several event files make one report; bad lines are named and 
   CHECK(bad_dir.err.find("cannot open the events file") != std::string::npos);
   server.stop();
 }
+
+// ---- offline runners: batch export / import, --provider command ----
+
+namespace {
+// Is the process `pid` still there (and not a zombie)?
+bool process_alive(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';
+}
+}  // namespace
+
+TEST_CASE("batch export / import: a runner's results file with a stray id, a repeated id and a truncated last line; "
+          "the good lines land in the cache and a run sends only the rest") {
+  const fs::path dir = scratch("batch_export_import");
+  write_text(dir / "in.jsonl", plain_input(6));
+  const std::string in = (dir / "in.jsonl").string(), out = (dir / "out.jsonl").string();
+  const std::string cache = (dir / "cache").string();
+  mock server(dir);
+  // No key is needed to export: nothing is sent.
+  outcome exported = run_cli({"batch", "export", in, "-o", out, "--model", "m", "--base-url", server.base_url(),
+                              "--cache-dir", cache},
+                             dir, "export");
+  REQUIRE_MESSAGE(exported.status == 0, exported.err);
+  const fs::path requests = dir / "out.jsonl.requests.jsonl";
+  CHECK(exported.out.find("wrote 6 requests to " + requests.string()) != std::string::npos);
+  const auto lines = json_lines(requests);
+  REQUIRE(lines.size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) {
+    CHECK(lines[i]["custom_id"] == "request-" + std::to_string(i));
+    CHECK(lines[i]["method"] == "POST");
+    CHECK(lines[i]["url"] == "/v1/chat/completions");
+    CHECK(lines[i]["body"]["model"] == "m");
+    CHECK(lines[i]["body"]["messages"][0]["content"] == "question " + std::to_string(i));
+  }
+  const json job = read_json(dir / "out.jsonl.batch.json");
+  CHECK(job["offline"] == true);
+  // fetch and status refuse an exported job, naming import.
+  outcome wrong = run_cli({"batch", "fetch", "-o", out}, dir, "wrong");
+  CHECK(wrong.status == 2);
+  CHECK(wrong.err.find("batch import") != std::string::npos);
+
+  // A runner (the mock's stand-in for vLLM's run-batch, a real process) answers them all.
+  const fs::path results = dir / "results.jsonl";
+  outcome ran = run_cli({"mock", "run-batch", "-i", requests.string(), "-o", results.string()}, dir, "runner");
+  REQUIRE_MESSAGE(ran.status == 0, ran.err);
+  std::vector<std::string> res = lines_of(results);
+  REQUIRE(res.size() == 6);
+  // Damage it: line 6 an id the job does not have, line 7 request-1 again (another text), and
+  // the last line (request-5) cut in half with no newline.
+  json stray = json::parse(res[0]);
+  stray["custom_id"] = "request-99";
+  json again = json::parse(res[1]);
+  again["response"]["body"]["choices"][0]["message"]["content"] = "a second answer";
+  std::string damaged;
+  for (std::size_t i = 0; i < 5; ++i) damaged += res[i] + "\n";
+  damaged += stray.dump() + "\n" + again.dump() + "\n" + res[5].substr(0, res[5].size() / 2);
+  write_text(results, damaged);
+
+  outcome imported = run_cli({"batch", "import", results.string(), "-o", out}, dir, "import");
+  CHECK_MESSAGE(imported.status == 1, imported.err);  // lines left out and a request unanswered
+  const std::string where = "requests-engine batch: " + results.string() + ": line ";
+  CHECK(imported.err.find(where + "6: custom_id \"request-99\" is not a request of this job") != std::string::npos);
+  CHECK(imported.err.find(where + "7: custom_id \"request-1\" again (first on line 2): this line is left out") !=
+        std::string::npos);
+  CHECK(imported.err.find(where + "8: not a JSON object: the file ends inside this line (cut short?)") !=
+        std::string::npos);
+  CHECK(imported.out.find("8 lines, 5 requests answered, 3 lines left out, 1 requests with no line") !=
+        std::string::npos);
+  const auto got = json_lines(out);
+  REQUIRE(got.size() == 6);
+  for (std::size_t i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    CHECK(got[i]["id"] == "q" + std::to_string(i));
+    CHECK(got[i]["error"].is_null());
+    CHECK(got[i]["text"] == "Mock answer to: question " + std::to_string(i));  // request-1: the first line's
+    CHECK(got[i]["request_hash"] == job["hashes"][i]);
+  }
+  CHECK(got[5]["id"] == "q5");
+  CHECK(got[5]["error"]["message"].get<std::string>().find("has no line for this request") != std::string::npos);
+
+  // The imported answers are the online ones: a run against the same server sends only q5.
+  outcome online = run_cli({"run", in, "-o", (dir / "run.jsonl").string(), "--model", "m", "--base-url",
+                            server.base_url(), "--cache-dir", cache},
+                           dir, "run");
+  CHECK_MESSAGE(online.status == 0, online.err);
+  const auto run_lines = by_string_id(dir / "run.jsonl");
+  REQUIRE(run_lines.size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) CHECK(run_lines.at("q" + std::to_string(i))["from_cache"] == (i < 5));
+  CHECK(server.stop() == 1);
+
+  // Anthropic has no offline runner; an import without a job is named.
+  outcome anthropic = run_cli({"batch", "export", in, "-o", (dir / "a.jsonl").string(), "--provider", "anthropic",
+                               "--model", "claude-opus-4-1"},
+                              dir, "anthropic");
+  CHECK(anthropic.status == 2);
+  CHECK(anthropic.err.find("--provider openai, azure or command") != std::string::npos);
+  outcome nojob = run_cli({"batch", "import", results.string(), "-o", (dir / "none.jsonl").string()}, dir, "nojob");
+  CHECK(nojob.status == 2);
+  CHECK(nojob.err.find("cannot read the batch job file") != std::string::npos);
+}
+
+TEST_CASE("batch --provider command: a runner in its own process; a crash leaves the rest failed with its stderr; "
+          "a rerun sends only those; SIGKILL while waiting; cancel") {
+  const fs::path dir = scratch("batch_command");
+  write_text(dir / "in.jsonl", plain_input(5) + R"({"id":"bad","prompt":"question 5 [fail]"})" "\n");
+  const std::string in = (dir / "in.jsonl").string(), out = (dir / "out.jsonl").string();
+  const std::string cache = (dir / "cache").string();
+  const std::string runner = binary + " mock run-batch -i {input} -o {output} --line-delay-ms 150";
+  auto submit = [&](const std::string& command, const std::string& tag, const std::string& output) {
+    return run_cli({"batch", "submit", in, "-o", output, "--provider", "command", "--runner", command, "--model", "m",
+                    "--cache-dir", cache},
+                   dir, tag);
+  };
+  const std::vector<std::string> poll = {"--poll-seconds", "0.05"};
+  auto cmd = [&](const std::string& action, const std::string& output) {
+    std::vector<std::string> a = {"batch", action, "-o", output};
+    a.insert(a.end(), poll.begin(), poll.end());
+    return a;
+  };
+
+  // Usage: the runner must name both files.
+  outcome no_output = submit("cat {input}", "no-output", out);
+  CHECK(no_output.status == 2);
+  CHECK(no_output.err.find("--runner must name {input}") != std::string::npos);
+
+  // 1. The runner crashes after 3 lines with exit status 3.
+  outcome first = submit(runner + " --stop-after 3 --exit-code 3", "submit1", out);
+  REQUIRE_MESSAGE(first.status == 0, first.err);
+  const json job = read_json(dir / "out.jsonl.batch.json");
+  const long pid = job["user"]["runner"]["pid"].get<long>();
+  CHECK(pid > 0);
+  CHECK(job["parts"][0]["status"] == "in_progress");
+  CHECK(lines_of(dir / "out.jsonl.runner" / "requests.jsonl").size() == 6);
+  outcome status = run_cli(cmd("status", out), dir, "status1");
+  CHECK(status.status == 0);
+  CHECK(status.out.find("in_progress") != std::string::npos);  // 3 lines at 150 ms: still running
+  outcome fetched = run_cli(cmd("fetch", out), dir, "fetch1");
+  CHECK_MESSAGE(fetched.status == 1, fetched.err);
+  CHECK(fetched.err.find("/6 done") != std::string::npos);  // progress while it ran
+  auto got = json_lines(out);
+  REQUIRE(got.size() == 6);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(got[i]["text"] == "Mock answer to: question " + std::to_string(i));
+  for (std::size_t i = 3; i < 6; ++i) {
+    CAPTURE(i);
+    const std::string message = got[i]["error"]["message"].get<std::string>();
+    CHECK(got[i]["error"]["code"] == "server_error");
+    CHECK(message.find("the runner exited with status 3") != std::string::npos);
+    CHECK(message.find("CUDA out of memory (simulated)") != std::string::npos);  // its stderr's tail
+  }
+  CHECK_FALSE(process_alive(pid));
+
+  // 2. A rerun to the same output (the job was fetched) gives the runner only the 3 missing
+  // requests; the [fail] line comes back as the runner's error line.
+  outcome second = submit(runner, "submit2", out);
+  REQUIRE_MESSAGE(second.status == 0, second.err);
+  CHECK(second.out.find("3 from the cache (not sent)") != std::string::npos);
+  const auto sent = json_lines(dir / "out.jsonl.runner" / "requests.jsonl");
+  REQUIRE(sent.size() == 3);
+  CHECK(sent[0]["custom_id"] == "request-3");
+  CHECK(sent[2]["custom_id"] == "request-5");
+  // SIGKILL the waiting process; a new one picks the runner up by its pid and fetches.
+  child waiting = spawn(cmd("wait", out), dir, "wait2");
+  std::this_thread::sleep_for(150ms);
+  kill(waiting.pid, SIGKILL);
+  CHECK(wait_for(waiting) == 128 + SIGKILL);
+  outcome fetched2 = run_cli(cmd("fetch", out), dir, "fetch2");
+  CHECK_MESSAGE(fetched2.status == 1, fetched2.err);  // the [fail] line
+  got = json_lines(out);
+  REQUIRE(got.size() == 6);
+  for (std::size_t i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    CHECK(got[i]["error"].is_null());
+    CHECK(got[i]["from_cache"] == (i < 3));
+    CHECK(got[i]["text"] == "Mock answer to: question " + std::to_string(i));
+  }
+  CHECK(got[5]["id"] == "bad");
+  CHECK(got[5]["error"]["http_status"] == 400);
+  CHECK(got[5]["error"]["message"].get<std::string>().find("failed this line on purpose") != std::string::npos);
+
+  // 3. Cancel: the runner's process group is stopped; unanswered requests come back cancelled.
+  const std::string out3 = (dir / "slow.jsonl").string();
+  write_text(dir / "in.jsonl", plain_input(4, 100));
+  outcome third = submit(binary + " mock run-batch -i {input} -o {output} --line-delay-ms 5000", "submit3", out3);
+  REQUIRE_MESSAGE(third.status == 0, third.err);
+  const long pid3 = read_json(out3 + ".batch.json")["user"]["runner"]["pid"].get<long>();
+  CHECK(process_alive(pid3));
+  outcome cancelled = run_cli(cmd("cancel", out3), dir, "cancel3");
+  CHECK_MESSAGE(cancelled.status == 0, cancelled.err);
+  CHECK(cancelled.out.find("cancelled") != std::string::npos);
+  for (int i = 0; i < 100 && process_alive(pid3); ++i) std::this_thread::sleep_for(20ms);
+  CHECK_FALSE(process_alive(pid3));
+  outcome fetched3 = run_cli(cmd("fetch", out3), dir, "fetch3");
+  CHECK(fetched3.status == 1);
+  got = json_lines(out3);
+  REQUIRE(got.size() == 4);
+  std::size_t cancelled_lines = 0;
+  for (const auto& l : got) cancelled_lines += !l["error"].is_null() && l["error"]["code"] == "cancelled";
+  CHECK(cancelled_lines >= 3);  // the runner may have written its first line before the cancel
+}

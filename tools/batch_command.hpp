@@ -8,14 +8,23 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace requests_engine_cli {
@@ -42,6 +51,8 @@ struct batch_args {
   std::optional<std::int64_t> dimensions;
   std::string api_version;  // azure: the classic routes' api-version
   std::vector<std::string> headers, secret_headers, cache_key_headers;  // as `run` takes them
+  std::string runner;         // --provider command: the command, with {input} and {output}
+  std::string requests_file;  // export: where the requests go (default OUT.requests.jsonl)
 };
 
 namespace detail {
@@ -103,7 +114,8 @@ inline re::batch_client batch_client_for(const re::batch_job& job, const batch_a
     return make_client(re::openai_compatible::azure(deployment, where), a, cache, s);
   }
   if (job.api == "openai") {
-    const std::string key = api_key("OPENAI_API_KEY", job.endpoint, "api.openai.com");
+    // An offline job's answers come from a file: no key is needed, none is sent anywhere.
+    const std::string key = job.offline ? std::string() : api_key("OPENAI_API_KEY", job.endpoint, "api.openai.com");
     const std::string url = job.user.is_object() ? job.user.value("url", std::string()) : std::string();
     if (url == "/v1/responses")
       return make_client(re::openai_responses(key, job.endpoint, std::string()), a, cache, s);
@@ -119,34 +131,40 @@ inline re::batch_client batch_client_for(const re::batch_job& job, const batch_a
                                         std::string(), job.endpoint), a, cache, s);
 }
 
-inline void print_job(const re::batch_job& job, std::ostream& out) {
-  out << "requests-engine batch: " << re::to_string(job.status()) << ", " << job.size() << " requests in "
-      << job.parts.size() << " batch(es): " << job.succeeded() << " succeeded, " << job.failed() << " failed, "
-      << job.cached.size() << " from the cache (not sent)\n";
-  for (const auto& p : job.parts)
-    out << "  " << p.id << "  " << re::to_string(p.status) << "  requests " << p.first << ".."
-        << p.first + p.count - 1 << (p.message.empty() ? "" : "  (" + p.message + ")") << "\n";
-}
 
-inline int batch_submit(const batch_args& a) {
+// The input read and turned into conversations, and the client that sends (or exports) them.
+struct batch_input {
+  input_file in;
+  std::vector<re::conversation> convs;
+  std::vector<re::params> pars;
+  std::optional<re::batch_client> client;
+};
+
+// The default base URL of --provider command: vLLM's OpenAI-compatible server, whose online
+// answers the runner's then match in the cache (give --base-url for another).
+constexpr const char* runner_base_url = "http://localhost:8000/v1";
+
+// Reads the input and makes the client; `offline`: nothing will be sent (export, command), so
+// no key is needed. The job file goes to `state`.
+inline batch_input read_batch_input(const batch_args& a, const std::string& state, bool offline) {
   const std::string& p = a.provider;
-  if (p != "openai" && p != "anthropic" && p != "azure")
-    throw usage_error("batch: --provider must be openai, azure or anthropic");
+  if (p != "openai" && p != "anthropic" && p != "azure" && p != "command")
+    throw usage_error("batch: --provider must be openai, azure, anthropic or command");
   if (!a.api_version.empty() && p != "azure") throw usage_error("--api-version is for --provider azure only");
-  if (a.input.empty()) throw usage_error("batch submit needs the input file");
-  const std::string state = batch_state_path(a);
-  if (std::ifstream(state))
-    throw usage_error(state + " exists: a job was submitted for this output already (fetch or cancel it, "
-                              "then remove the file, or choose another output)");
+  if (a.input.empty()) throw usage_error("batch " + a.action + " needs the input file");
+  if (offline && p == "anthropic")
+    throw usage_error("batch " + a.action + " writes OpenAI Batch input files: --provider openai, azure or command");
+  batch_input b;
   input_options io;
   io.temperature = a.temperature;
   io.max_tokens = a.max_tokens;
-  input_file in = read_input(a.input, io);
+  b.in = read_input(a.input, io);
+  const input_file& in = b.in;
   for (const auto& pr : in.problems) std::cerr << "requests-engine batch: " << a.input << ": " << pr << "\n";
   if (in.items.empty()) throw usage_error("batch: no request to submit in " + a.input);
   run_args ra;
   ra.model = a.model;
-  ra.provider = p;
+  ra.provider = p == "command" ? "openai" : p;
   ra.dimensions = a.dimensions;
   const std::string api = api_of_url(in.batch_url);  // "" for plain input: chat
   if ((api == "responses" || api == "embeddings") && p == "anthropic")
@@ -158,12 +176,10 @@ inline int batch_submit(const batch_args& a) {
   const std::string model = api == "embeddings" || p == "azure" ? single_model(in, ra, true) : a.model;
   if (api != "embeddings" && p != "azure") check_model(in, ra, false);
 
-  std::vector<re::conversation> convs;
-  std::vector<re::params> pars;
   json ids = json::array();
   for (const auto& item : in.items) {
-    convs.push_back(item.conv);
-    pars.push_back(item.par);
+    b.convs.push_back(item.conv);
+    b.pars.push_back(item.par);
     ids.push_back(item.id);
   }
   // Absolute: status, wait and fetch may run from another folder.
@@ -183,50 +199,253 @@ inline int batch_submit(const batch_args& a) {
     user["azure"] = {{"endpoint", azure->endpoint}, {"api_version", azure->api_version}, {"deployment", model}};
   }
   s.state_file(state).user_data(std::move(user));
-  std::optional<re::batch_client> client;
   if (azure) {
     if (api == "responses") {
-      client.emplace(make_client(re::openai_responses::azure(model, *azure), a, cache, s));
+      b.client.emplace(make_client(re::openai_responses::azure(model, *azure), a, cache, s));
     } else if (api == "embeddings") {
       auto e = re::openai_embeddings::azure(model, *azure);
       if (dims > 0) e.dimensions(dims);
-      client.emplace(make_client(std::move(e), a, cache, s));
+      b.client.emplace(make_client(std::move(e), a, cache, s));
     } else {
-      client.emplace(make_client(re::openai_compatible::azure(model, *azure), a, cache, s));
+      b.client.emplace(make_client(re::openai_compatible::azure(model, *azure), a, cache, s));
     }
-  } else if (p == "openai") {
-    const std::string base = !a.base_url.empty() ? a.base_url : env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
-    const std::string key = api_key("OPENAI_API_KEY", base, "api.openai.com");
+  } else if (p == "openai" || p == "command") {
+    const std::string base = !a.base_url.empty() ? a.base_url
+                             : p == "command"    ? std::string(runner_base_url)
+                                                 : env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
+    const std::string key = offline ? std::string() : api_key("OPENAI_API_KEY", base, "api.openai.com");
     if (api == "responses") {
-      client.emplace(make_client(re::openai_responses(key, base, a.model), a, cache, s));
+      b.client.emplace(make_client(re::openai_responses(key, base, a.model), a, cache, s));
     } else if (api == "embeddings") {
       re::openai_embeddings e(key, base, model);
       if (dims > 0) e.dimensions(dims);
-      client.emplace(make_client(std::move(e), a, cache, s));
+      b.client.emplace(make_client(std::move(e), a, cache, s));
     } else {
-      client.emplace(make_client(re::openai_compatible(key, base, a.model), a, cache, s));
+      b.client.emplace(make_client(re::openai_compatible(key, base, a.model), a, cache, s));
     }
   } else {
     if (a.model.empty()) throw usage_error("--provider anthropic needs --model");
     const std::string base = !a.base_url.empty() ? a.base_url : env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
-    client.emplace(make_client(re::anthropic(api_key("ANTHROPIC_API_KEY", base, "api.anthropic.com"), a.model, base), a, cache, s));
+    b.client.emplace(make_client(re::anthropic(api_key("ANTHROPIC_API_KEY", base, "api.anthropic.com"), a.model, base), a, cache, s));
   }
-  auto job = client->submit(convs, pars, a.name_space);
-  if (!job) {
-    std::cerr << "requests-engine batch: submit failed: " << job.error().describe() << "\n";
-    return exit_failures;
-  }
-  print_job(*job, std::cout);
-  std::cout << "requests-engine batch: job saved in " << state << "\n";
-  return in.problems.empty() ? exit_ok : exit_failures;
+  return b;
 }
 
-inline int batch_fetch(re::batch_client& client, const re::batch_job& job, const batch_args& a) {
-  auto results = client.fetch(job);
-  if (!results) {
-    std::cerr << "requests-engine batch: fetch failed: " << results.error().describe() << "\n";
+// A job file already there: refused unless its answers were fetched (a fetched job can be
+// replaced: the rerun sends only what the cache lacks, the failures).
+inline void check_no_pending_job(const std::string& state) {
+  if (!std::ifstream(state)) return;
+  bool fetched = false;
+  try {
+    const re::batch_job old = re::batch_job::load(state);
+    fetched = old.user.is_object() && old.user.value("fetched", false);
+  } catch (const std::exception&) {
+  }
+  if (!fetched)
+    throw usage_error(state + " exists: a job was submitted for this output already and not fetched (fetch or cancel "
+                              "it, then remove the file, or choose another output)");
+}
+
+// ---- offline runners: --provider command, export and import ----
+
+// 'text' for /bin/sh: single quotes, with any ' inside closed, escaped and reopened.
+inline std::string shell_quoted(const std::string& text) {
+  std::string out = "'";
+  for (char ch : text) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// Field 22 of /proc/PID/stat (the start time in clock ticks): a pid and this identify one process
+// even after the pid is reused. Empty if the process is gone.
+inline std::string process_start_time(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return {};
+  std::istringstream fields(text.substr(close + 2));
+  std::string f;
+  for (int i = 3; i <= 22 && fields >> f; ++i) {
+    if (i == 3 && f == "Z") return {};  // a zombie has finished
+  }
+  return f;
+}
+
+inline std::string file_tail(const std::string& path, std::size_t bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = size > static_cast<std::streamoff>(bytes) ? size - static_cast<std::streamoff>(bytes) : 0;
+  in.seekg(from);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (from > 0)
+    if (const auto nl = text.find('\n'); nl != std::string::npos && nl + 1 < text.size()) text = "..." + text.substr(nl + 1);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+inline void write_lines(const std::string& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (const auto& l : lines) out << l << '\n';
+  if (!out.flush()) throw std::runtime_error("cannot write " + path);
+}
+
+// The runner's files, in OUT.runner/.
+struct runner_files {
+  std::string dir, input, output, out_log, err_log, exit_status;
+  explicit runner_files(const json& r)
+      : dir(r.value("dir", std::string())),
+        input(dir + "/requests.jsonl"),
+        output(dir + "/results.jsonl"),
+        out_log(dir + "/stdout.log"),
+        err_log(dir + "/stderr.log"),
+        exit_status(dir + "/exit-status") {}
+};
+
+// Starts `command` (its {input} and {output} replaced by the quoted paths) in a session of its
+// own, detached: it outlives this process, and a later status, wait or cancel finds it by its
+// pid and start time. The shell around it writes the command's exit status to a file when it
+// ends, since only the parent could wait for it.
+inline json start_runner(const std::string& command, const runner_files& f) {
+  std::string cmd = command;
+  for (const auto& [name, path] : {std::pair<std::string, std::string>{"{input}", f.input}, {"{output}", f.output}}) {
+    for (std::size_t at; (at = cmd.find(name)) != std::string::npos;) cmd.replace(at, name.size(), shell_quoted(path));
+  }
+  for (const std::string* p : {&f.output, &f.out_log, &f.err_log, &f.exit_status}) std::filesystem::remove(*p);
+  const std::string wrapper =
+      "/bin/sh -c \"$1\" </dev/null >>\"$2\" 2>>\"$3\"; echo $? >\"$4.tmp\" && mv -f \"$4.tmp\" \"$4\"";
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error(std::string("cannot start the runner: fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::setsid();
+    // Nothing of this process's: a pipe on our stdout (| tee) must not stay open while it runs.
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      for (int fd = 0; fd <= 2; ++fd) ::dup2(null_fd, fd);
+      if (null_fd > 2) ::close(null_fd);
+    }
+    ::execl("/bin/sh", "sh", "-c", wrapper.c_str(), "requests-engine-runner", cmd.c_str(), f.out_log.c_str(),
+            f.err_log.c_str(), f.exit_status.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // The start time is read once the child exists; a child that ended already has an exit status.
+  return {{"pid", static_cast<long>(pid)}, {"start_time", process_start_time(pid)}, {"command", cmd}};
+}
+
+// The runner's state into the job's one part: in_progress while it runs, completed on exit 0,
+// failed otherwise (or when it vanished without an exit status).
+inline void poll_runner(re::batch_job& job) {
+  if (job.parts.empty()) return;
+  re::batch_part& part = job.parts.front();
+  if (re::is_final(part.status)) return;
+  const json r = job.user.value("runner", json::object());
+  const runner_files f(r);
+  part.succeeded = count_lines(f.output);  // lines written so far (answers and error lines)
+  std::ifstream st(f.exit_status);
+  int code = -1;
+  if (st >> code) {
+    part.status = code == 0 ? re::batch_status::completed : re::batch_status::failed;
+    if (code != 0) part.message = "the runner exited with status " + std::to_string(code);
+    return;
+  }
+  const long pid = r.value("pid", 0L);
+  const std::string started = r.value("start_time", std::string());
+  if (pid > 0 && !started.empty() && process_start_time(pid) == started) {
+    part.status = re::batch_status::in_progress;
+    return;
+  }
+  if (std::ifstream(f.exit_status) >> code) return poll_runner(job);  // it ended between the two reads
+  part.status = re::batch_status::failed;
+  part.message = "the runner ended without an exit status (killed, or the machine restarted)";
+}
+
+inline void cancel_runner(re::batch_job& job) {
+  poll_runner(job);
+  if (job.parts.empty() || re::is_final(job.parts.front().status)) return;
+  const json r = job.user.value("runner", json::object());
+  const long pid = r.value("pid", 0L);
+  if (pid > 0 && process_start_time(pid) == r.value("start_time", std::string()))
+    ::kill(-static_cast<pid_t>(pid), SIGTERM);  // its session's group: the shell and the command
+  job.parts.front().status = re::batch_status::cancelled;
+  job.parts.front().message = "cancelled";
+}
+
+inline void print_job(const re::batch_job& job, std::ostream& out) {
+  out << "requests-engine batch: " << re::to_string(job.status()) << ", " << job.size() << " requests in "
+      << job.parts.size() << " batch(es): " << job.succeeded() << " succeeded, " << job.failed() << " failed, "
+      << job.cached.size() << " from the cache (not sent)\n";
+  for (const auto& p : job.parts)
+    out << "  " << p.id << "  " << re::to_string(p.status) << "  requests " << p.first << ".."
+        << p.first + p.count - 1 << (p.message.empty() ? "" : "  (" + p.message + ")") << "\n";
+}
+
+inline int batch_submit(const batch_args& a) {
+  const std::string state = batch_state_path(a);
+  check_no_pending_job(state);
+  const bool command = a.provider == "command";
+  if (command && a.runner.empty())
+    throw usage_error("--provider command needs --runner 'COMMAND {input} {output}'");
+  if (!command && !a.runner.empty()) throw usage_error("--runner is for --provider command only");
+  if (command && (a.runner.find("{input}") == std::string::npos || a.runner.find("{output}") == std::string::npos))
+    throw usage_error("--runner must name {input} (the requests file it reads) and {output} (the results file it "
+                      "writes): " + a.runner);
+  batch_input b = read_batch_input(a, state, command);
+  if (!command) {
+    auto job = b.client->submit(b.convs, b.pars, a.name_space);
+    if (!job) {
+      std::cerr << "requests-engine batch: submit failed: " << job.error().describe() << "\n";
+      return exit_failures;
+    }
+    print_job(*job, std::cout);
+    std::cout << "requests-engine batch: job saved in " << state << "\n";
+    return b.in.problems.empty() ? exit_ok : exit_failures;
+  }
+  auto exported = b.client->export_requests(b.convs, b.pars, a.name_space);
+  if (!exported) {
+    std::cerr << "requests-engine batch: submit failed: " << exported.error().describe() << "\n";
     return exit_failures;
   }
+  re::batch_job& job = exported->job;
+  const std::string dir = std::filesystem::absolute(a.output + ".runner").string();
+  std::filesystem::create_directories(dir);
+  job.user["runner"] = {{"dir", dir}, {"template", a.runner}};
+  const runner_files f(job.user["runner"]);
+  write_lines(f.input, exported->lines);
+  if (!job.parts.empty()) {
+    job.parts.front().id = "command";
+    const json started = start_runner(a.runner, f);
+    for (const auto& [k, v] : started.items()) job.user["runner"][k] = v;
+    job.parts.front().status = re::batch_status::in_progress;
+  }
+  job.save(state);
+  print_job(job, std::cout);
+  std::cout << "requests-engine batch: " << exported->lines.size() << " requests in " << f.input << " given to: "
+            << job.user["runner"].value("command", std::string("(nothing to run)")) << "\n"
+            << "requests-engine batch: job saved in " << state << "\n";
+  return b.in.problems.empty() ? exit_ok : exit_failures;
+}
+
+inline int batch_export(const batch_args& a) {
+  const std::string state = batch_state_path(a);
+  check_no_pending_job(state);
+  batch_input b = read_batch_input(a, state, true);
+  auto exported = b.client->export_requests(b.convs, b.pars, a.name_space);
+  if (!exported) {
+    std::cerr << "requests-engine batch: export failed: " << exported.error().describe() << "\n";
+    return exit_failures;
+  }
+  const std::string path = a.requests_file.empty() ? a.output + ".requests.jsonl" : a.requests_file;
+  write_lines(path, exported->lines);
+  std::cout << "requests-engine batch: wrote " << exported->lines.size() << " requests to " << path << " ("
+            << exported->job.cached.size() << " answered by the cache, not written); job saved in " << state
+            << "\nrequests-engine batch: run them (OpenAI Batch, vLLM run-batch, ...), then: requests-engine batch "
+               "import RESULTS.jsonl -o "
+            << a.output << "\n";
+  return b.in.problems.empty() ? exit_ok : exit_failures;
+}
+
+// Writes OUT in the output format of `run`, in input order; marks the job fetched.
+inline int write_results(const re::batch_job& job, const std::vector<re::result<re::completion>>& results,
+                         const batch_args& a) {
   const json user = job.user.is_object() ? job.user : json::object();
   const json ids = user.value("ids", json::array());
   const input_format format = user.value("format", "plain") == "openai_batch" ? input_format::openai_batch
@@ -235,21 +454,93 @@ inline int batch_fetch(re::batch_client& client, const re::batch_job& job, const
   std::size_t failed = 0;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    for (std::size_t i = 0; i < results->size(); ++i) {
+    for (std::size_t i = 0; i < results.size(); ++i) {
       input_item item;
       item.id = i < ids.size() ? ids[i] : json(i);
       item.id_text = item.id.is_string() ? item.id.get<std::string>() : item.id.dump();
       item.hash = job.hashes[i];
-      failed += (*results)[i] ? 0 : 1;
-      out << output_line(item, format, user.value("url", std::string()), job.api == "openai", (*results)[i]);
+      failed += results[i] ? 0 : 1;
+      out << output_line(item, format, user.value("url", std::string()), job.api == "openai", results[i]);
     }
     if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
   }
   std::filesystem::rename(tmp, a.output);
-  std::cout << "requests-engine batch: wrote " << results->size() << " results to " << a.output << " (" << failed
+  re::batch_job fetched = job;
+  fetched.user["fetched"] = true;
+  fetched.save(batch_state_path(a));
+  std::cout << "requests-engine batch: wrote " << results.size() << " results to " << a.output << " (" << failed
             << " failed)\n";
-  std::cout << re::make_cost_report(*results, re::price_table::builtin(), /*batch=*/true) << "\n";
+  std::cout << re::make_cost_report(results, re::price_table::builtin(), /*batch=*/true) << "\n";
   return failed == 0 ? exit_ok : exit_failures;
+}
+
+inline int batch_fetch(re::batch_client& client, const re::batch_job& job, const batch_args& a) {
+  auto results = client.fetch(job);
+  if (!results) {
+    std::cerr << "requests-engine batch: fetch failed: " << results.error().describe() << "\n";
+    return exit_failures;
+  }
+  return write_results(job, *results, a);
+}
+
+// An offline job's results file into the cache and OUT; a request with no line in it fails with
+// `missing` (why: the runner's exit and stderr, or the file's name).
+inline int import_into(re::batch_client& client, const re::batch_job& job, const std::string& results_path,
+                       const re::error& missing, const batch_args& a) {
+  std::string text;
+  if (std::ifstream in{results_path, std::ios::binary}) {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } else if (job.parts.empty() || job.parts.front().id != "command") {
+    throw usage_error("cannot read the results file " + results_path);
+  }
+  auto imported = client.import_results(job, text);
+  if (!imported) {
+    std::cerr << "requests-engine batch: import failed: " << imported.error().describe() << "\n";
+    return exit_failures;
+  }
+  for (const auto& pr : imported->problems)
+    std::cerr << "requests-engine batch: " << results_path << ": line " << pr.line << ": " << pr.message << "\n";
+  std::vector<re::result<re::completion>> results;
+  results.reserve(job.size());
+  std::size_t absent = 0;
+  for (auto& r : imported->results) {
+    if (r) {
+      results.push_back(std::move(*r));
+    } else {
+      ++absent;
+      results.push_back(missing);
+    }
+  }
+  std::cout << "requests-engine batch: " << results_path << ": " << imported->lines << " lines, "
+            << imported->answered << " requests answered, " << imported->problems.size() << " lines left out, "
+            << absent << " requests with no line\n";
+  const int rc = write_results(job, results, a);
+  return imported->problems.empty() ? rc : exit_failures;
+}
+
+inline int batch_import(const batch_args& a) {
+  if (a.input.empty()) throw usage_error("batch import needs the results file (an OpenAI Batch output file)");
+  const std::string state = batch_state_path(a);
+  re::batch_job job = re::batch_job::load(state);
+  if (!job.offline) throw usage_error(state + " is a job submitted to the provider: use batch fetch, not import");
+  re::batch_client client = batch_client_for(job, a);
+  return import_into(client, job, a.input, re::error{re::error_code::invalid_response, 0,
+                                                     "batch: " + a.input + " has no line for this request", {}, 0, {}},
+                     a);
+}
+
+// fetch for --provider command: the runner's results, and for each request it did not answer
+// the runner's exit status and the tail of its stderr.
+inline int runner_fetch(re::batch_client& client, const re::batch_job& job, const batch_args& a) {
+  const runner_files f(job.user.value("runner", json::object()));
+  std::string why = job.parts.empty() ? std::string() : job.parts.front().message;
+  const std::string tail = file_tail(f.err_log, 600);
+  re::error missing{job.status() == re::batch_status::cancelled ? re::error_code::cancelled : re::error_code::server_error,
+                    0,
+                    "batch: the runner wrote no line for this request" + (why.empty() ? std::string() : " (" + why + ")") +
+                        (tail.empty() ? std::string() : "; its stderr ends: " + tail),
+                    "runner_incomplete", 0, {}};
+  return import_into(client, job, f.output, missing, a);
 }
 
 }  // namespace detail
@@ -257,12 +548,19 @@ inline int batch_fetch(re::batch_client& client, const re::batch_job& job, const
 inline int run_batch(const batch_args& a) {
   try {
     if (a.action == "submit") return detail::batch_submit(a);
+    if (a.action == "export") return detail::batch_export(a);
+    if (a.action == "import") return detail::batch_import(a);
     const std::string state = detail::batch_state_path(a);
     re::batch_job job = re::batch_job::load(state);
+    const bool runner = job.offline && job.user.is_object() && job.user.contains("runner");
+    if (job.offline && !runner)
+      throw usage_error(state + " was exported for a runner of your own: bring its results in with batch import "
+                                "RESULTS.jsonl -o " + a.output);
     re::batch_client client = detail::batch_client_for(job, a);
     if (a.action == "cancel") {
-      auto st = client.cancel(job);
-      if (!st) {
+      if (runner) {
+        detail::cancel_runner(job);
+      } else if (auto st = client.cancel(job); !st) {
         std::cerr << "requests-engine batch: cancel failed: " << st.error().describe() << "\n";
         return exit_failures;
       }
@@ -272,10 +570,32 @@ inline int run_batch(const batch_args& a) {
                   << j.succeeded() + j.failed() + j.cached.size() << "/" << j.size() << " done, " << j.failed()
                   << " failed\n";
       };
-      auto st = a.action == "status" ? client.poll(job)
-                                     : client.wait(job, progress,
-                                                   std::chrono::milliseconds(
-                                                       static_cast<std::int64_t>(a.timeout_seconds * 1000)));
+      const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(a.timeout_seconds * 1000));
+      re::result<re::batch_status> st = re::batch_status::validating;
+      if (runner) {
+        // The runner's progress is its results file growing; its end, the exit status file.
+        const auto start = std::chrono::steady_clock::now();
+        const auto pause = std::chrono::milliseconds(static_cast<std::int64_t>(a.poll_seconds * 1000));
+        std::pair<re::batch_status, std::size_t> shown{re::batch_status::validating, std::size_t(-1)};
+        for (;;) {
+          detail::poll_runner(job);
+          job.save(state);
+          st = job.status();
+          if (a.action == "status") break;
+          // A line when something changed (polls of a local file are cheap and frequent).
+          if (std::make_pair(*st, job.succeeded()) != shown) progress(job);
+          shown = {*st, job.succeeded()};
+          if (re::is_final(*st)) break;
+          if (timeout.count() > 0 && std::chrono::steady_clock::now() - start >= timeout) {
+            st = re::error{re::error_code::deadline_exceeded, 0, "the runner is still running when the wait timed out",
+                           {}, 0, {}};
+            break;
+          }
+          std::this_thread::sleep_for(pause);
+        }
+      } else {
+        st = a.action == "status" ? client.poll(job) : client.wait(job, progress, timeout);
+      }
       if (!st) {
         std::cerr << "requests-engine batch: " << a.action << " failed: " << st.error().describe() << "\n";
         return exit_failures;
@@ -287,7 +607,7 @@ inline int run_batch(const batch_args& a) {
           return exit_failures;
         }
         job.save(state);  // the final status, as wait leaves it
-        return detail::batch_fetch(client, job, a);
+        return runner ? detail::runner_fetch(client, job, a) : detail::batch_fetch(client, job, a);
       }
     }
     job.save(state);
@@ -319,16 +639,29 @@ inline void add_batch_command(CLI::App& app) {
       "                              and store the answers in the cache: a later `run` of the same\n"
       "                              input costs nothing\n"
       "  batch cancel -o OUT         cancel the unfinished batches\n"
+      "  batch export INPUT -o OUT   write the requests the cache does not answer as an OpenAI Batch input\n"
+      "                              file (OUT.requests.jsonl, or --requests FILE), custom_id request-N,\n"
+      "                              for a runner of your own\n"
+      "  batch import RESULTS -o OUT read that runner's OpenAI Batch output file into the cache and\n"
+      "                              write OUT; lines it cannot use are named with their line number\n"
+      "  --provider command --runner 'vllm run-batch -i {input} -o {output} --model M'\n"
+      "                              submit runs the command (detached) on the exported requests;\n"
+      "                              status/wait follow its results file and its exit status; fetch\n"
+      "                              imports what it wrote, the rest failing with its stderr's tail.\n"
+      "                              Answers are cached as --base-url's server (default\n"
+      "                              http://localhost:8000/v1) would give them online\n"
       "Everything after submit reads OUT.batch.json (batch ids, request hashes, input ids; no key),\n"
-      "so it works after a restart. Keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY.\n"
+      "so it works after a restart; once fetched, a submit to the same OUT replaces it (sending only\n"
+      "what the cache lacks). Keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY.\n"
       "Exit status: 0 done; 1 failed requests or a provider error; 2 bad usage.");
-  c->add_option("action", a->action, "submit, status, wait, fetch or cancel")
+  c->add_option("action", a->action, "submit, status, wait, fetch, cancel, export or import")
       ->required()
-      ->check(CLI::IsMember({"submit", "status", "wait", "fetch", "cancel"}));
-  c->add_option("input", a->input, "Input JSONL file (submit)");
+      ->check(CLI::IsMember({"submit", "status", "wait", "fetch", "cancel", "export", "import"}));
+  c->add_option("input", a->input, "Input JSONL file (submit, export); the results file (import)");
   c->add_option("-o,--output", a->output, "Output JSONL file; the job is kept in OUT.batch.json")->required();
   c->add_option("--provider", a->provider,
-                "openai, azure (Azure OpenAI's Batch API; --model names a Global-Batch deployment) or anthropic (submit)")
+                "openai, azure (Azure OpenAI's Batch API; --model names a Global-Batch deployment), anthropic, or "
+                "command (an offline runner: --runner) (submit, export)")
       ->capture_default_str();
   c->add_option("--header", a->headers, "'Name: value': a header of your own on every call (as for run; repeatable)");
   c->add_option("--secret-header", a->secret_headers,
@@ -360,6 +693,10 @@ inline void add_batch_command(CLI::App& app) {
   c->add_option("--proxy", a->proxy,
                 "Send every API call through this proxy, http://[user:password@]host[:port]; \"\" for none "
                 "(default: $HTTPS_PROXY / $HTTP_PROXY, less $NO_PROXY)");
+  c->add_option("--runner", a->runner,
+                "--provider command: the command that reads {input} (OpenAI Batch lines) and writes {output} "
+                "(OpenAI Batch output lines), run by /bin/sh, e.g. 'vllm run-batch -i {input} -o {output} --model M'");
+  c->add_option("--requests", a->requests_file, "export: where the requests go (default OUT.requests.jsonl)");
   c->add_option("--dimensions", a->dimensions, "/v1/embeddings lines: the vectors' size (submit)")
       ->check(CLI::PositiveNumber);
   c->callback([a] {

@@ -19,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace requests_engine_cli {
@@ -207,11 +208,88 @@ inline void add_batch_mock_flags(CLI::App* cmd, requests_engine_mock::server::ba
 }
 // ---- end of the batch flags ----
 
+// ---- `mock run-batch -i IN -o OUT`: an offline runner that behaves like vLLM's run-batch ----
+struct run_batch_args {
+  std::string input, output;
+  double fail_rate = 0;        // fraction of lines answered with an error line (besides "[fail]")
+  std::size_t stop_after = 0;  // write this many lines, then exit with --exit-code (0 = all)
+  int exit_code = 1;
+  int line_delay_ms = 0;  // after each output line
+  std::uint64_t seed = 0;
+};
+
+// Reads OpenAI Batch input lines, writes one output line per input as vLLM's run-batch does:
+// {"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error": null}, or for a
+// failed line a 400 response without a body and the message in "error". Lines go out as they are
+// answered (flushed), so a reader sees the file grow. With --stop-after N it writes N lines, says
+// why on stderr and exits with --exit-code, as a runner that crashed would.
+inline int run_mock_batch(const run_batch_args& a) {
+  namespace mock = requests_engine_mock;
+  std::ifstream in(a.input, std::ios::binary);
+  if (!in) {
+    std::cerr << "mock run-batch: cannot read " << a.input << "\n";
+    return 2;
+  }
+  std::ofstream out(a.output, std::ios::binary | std::ios::trunc);
+  if (!out) {
+    std::cerr << "mock run-batch: cannot write " << a.output << "\n";
+    return 2;
+  }
+  std::string line;
+  std::size_t number = 0, written = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (a.stop_after > 0 && written == a.stop_after) {
+      std::cerr << "mock run-batch: stopping after " << written << " lines on purpose (--stop-after); "
+                << "RuntimeError: CUDA out of memory (simulated)\n";
+      return a.exit_code;
+    }
+    const nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
+    if (!request.is_object() || !request.contains("custom_id")) {
+      // vLLM stops on a line it cannot validate.
+      std::cerr << "mock run-batch: " << a.input << ":" << number << ": not a batch request line\n";
+      return 1;
+    }
+    std::string body, error, text;
+    const std::string url = request.value("url", "");
+    if (request.value("method", "") != "POST")
+      error = "Only POST is supported";
+    else if (!mock::detail::batch_routes::is_batch_endpoint(url))
+      error = "URL " + url + " was used. Supported endpoints: /v1/chat/completions, /v1/responses, /v1/embeddings";
+    else
+      mock::detail::batch_routes::answer_openai_line(url, request.value("body", nlohmann::json()), body, error, text);
+    const bool drawn = a.fail_rate > 0 && mock::detail::seeded_uniform(a.seed ^ 0x7ba7cULL, number) < a.fail_rate;
+    if (error.empty() && (drawn || text.find("[fail]") != std::string::npos))
+      error = "The mock runner failed this line on purpose.";
+    nlohmann::json response = {{"status_code", error.empty() ? 200 : 400},
+                               {"request_id", "vllm-batch-" + mock::detail::random_hex(16)},
+                               {"body", error.empty() ? nlohmann::json::parse(body) : nlohmann::json()}};
+    out << nlohmann::json{{"id", "vllm-" + mock::detail::random_hex(16)},
+                          {"custom_id", request["custom_id"]},
+                          {"response", std::move(response)},
+                          {"error", error.empty() ? nlohmann::json() : nlohmann::json(error)}}
+               .dump()
+        << '\n';
+    out.flush();
+    ++written;
+    if (a.line_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.line_delay_ms));
+  }
+  if (!out) {
+    std::cerr << "mock run-batch: cannot write " << a.output << "\n";
+    return 1;
+  }
+  std::cerr << "mock run-batch: " << written << " lines written to " << a.output << "\n";
+  return 0;
+}
+
 /// Adds `mock` to the app; the returned flag says whether it was chosen, the function runs it.
 struct mock_command {
   CLI::App* cmd = nullptr;
   std::shared_ptr<mock_args> args;
-  int run() const { return run_mock(*args); }
+  CLI::App* run_batch_cmd = nullptr;
+  std::shared_ptr<run_batch_args> batch_args;
+  int run() const { return run_batch_cmd->parsed() ? run_mock_batch(*batch_args) : run_mock(*args); }
 };
 
 inline mock_command add_mock_command(CLI::App& app) {
@@ -328,7 +406,26 @@ inline mock_command add_mock_command(CLI::App& app) {
                        "environment variable VARIABLE, as a gateway would (else 401, code gateway_header; repeatable)");
   add_batch_mock_flags(mock_cmd, mock.batch);
 
-  return mock_command{mock_cmd, holder};
+  auto rb = std::make_shared<run_batch_args>();
+  CLI::App* rb_cmd = mock_cmd->add_subcommand(
+      "run-batch",
+      "Behave like vLLM's run-batch: read an OpenAI Batch input file, write one output line per input (mock "
+      "answers), then exit; a stand-in for offline runners (batch --provider command)");
+  rb_cmd->add_option("-i,--input-file", rb->input, "OpenAI Batch input JSONL")->required();
+  rb_cmd->add_option("-o,--output-file", rb->output, "Where the output lines go")->required();
+  rb_cmd->add_option("--fail-rate", rb->fail_rate, "Fraction of lines answered with an error line (also every "
+                                                   "line whose last user message holds \"[fail]\")")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  rb_cmd->add_option("--stop-after", rb->stop_after, "Write this many lines, then exit with --exit-code (0 = all)")
+      ->capture_default_str();
+  rb_cmd->add_option("--exit-code", rb->exit_code, "Exit status after --stop-after")->capture_default_str();
+  rb_cmd->add_option("--line-delay-ms", rb->line_delay_ms, "Pause after each output line")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
+  rb_cmd->add_option("--seed", rb->seed, "Seed of --fail-rate's draws")->capture_default_str();
+
+  return mock_command{mock_cmd, holder, rb_cmd, rb};
 }
 
 }  // namespace requests_engine_cli

@@ -56,6 +56,10 @@ struct batch_job {
   /// uploaded, fetch() reads them from the cache (from_cache, costing nothing).
   std::vector<std::size_t> cached;
   json user;  ///< the caller's data saved with the job (batch_settings::user_data), e.g. its input ids
+  /// Made by batch_client::export_requests for a runner of the caller's (vLLM's run-batch, a
+  /// script, another batch service): its answers come back through import_results, never
+  /// through poll / cancel / fetch, which refuse it.
+  bool offline = false;
 
   [[nodiscard]] std::size_t size() const noexcept { return hashes.size(); }
   /// The job's status: the least advanced unfinished part; when all are final, completed
@@ -69,6 +73,28 @@ struct batch_job {
   /// Written to a temporary file and renamed into place; throws std::runtime_error.
   REQUESTS_ENGINE_INLINE void save(const std::string& path) const;
   [[nodiscard]] static REQUESTS_ENGINE_INLINE batch_job load(const std::string& path);
+};
+
+/// A job written for an offline runner: OpenAI Batch input lines for the requests the cache
+/// does not answer, each with custom_id "request-<index in the job>".
+struct batch_export {
+  batch_job job;                   ///< offline; one part ("offline") over the exported requests
+  std::vector<std::string> lines;  ///< without their newline; empty if the cache answered everything
+};
+
+/// A line of a results file that import_results left out, and why (line numbers from 1).
+struct batch_import_problem {
+  std::size_t line = 0;
+  std::string message;
+};
+
+/// What import_results read: per request of the job (input order), its result, or nothing when
+/// the file has no line for it (the caller decides what that means: the runner stopped early).
+struct batch_import {
+  std::vector<std::optional<result<completion>>> results;
+  std::vector<batch_import_problem> problems;
+  std::size_t lines = 0;     ///< non-empty lines read
+  std::size_t answered = 0;  ///< requests the file answered (successes and error lines)
 };
 
 /// Settings of the batch client beside the engine options (which give the transport, TLS,
@@ -174,6 +200,23 @@ class batch_client {
   /// deadline_exceeded) and cancelled requests. Successes are stored in the cache; the
   /// requests the cache answered at submit are read from it again (invalid_request if gone).
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> fetch(const batch_job& job);
+  /// For an offline runner (vLLM's run-batch, SGLang, a script, a batch service the library
+  /// does not speak): the job, as submit() would make it, and the OpenAI Batch input lines of
+  /// the requests the cache does not answer (all in one part: no provider limit applies). Lines
+  /// name the provider's path (e.g. /v1/chat/completions) and carry custom_id "request-<index>".
+  /// OpenAI-shaped providers only (Anthropic's batch lines have no offline runner).
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_export> export_requests(const std::vector<conversation>& batch,
+                                                                           const params& p = params(),
+                                                                           const std::string& name_space = std::string());
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_export> export_requests(const std::vector<conversation>& batch,
+                                                                           const std::vector<params>& per_request,
+                                                                           const std::string& name_space = std::string());
+  /// Reads an OpenAI Batch output file (OpenAI's, vLLM's run-batch, any runner writing that
+  /// shape) for an exported job: each line mapped back by its custom_id, its answer parsed as
+  /// online and stored in the cache. A line that is not JSON (a truncated last line), whose
+  /// custom_id is not a request of the job, or that repeats one, is left out and named in
+  /// problems; every other line is imported. Requests the cache answered at export come from it.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_import> import_results(const batch_job& job, std::string_view text);
   /// submit + wait + fetch.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> run(
       const std::vector<conversation>& batch, const params& p = params(), const std::string& name_space = std::string(),
@@ -185,8 +228,21 @@ class batch_client {
  private:
   friend struct detail::batch_client_access;
   REQUESTS_ENGINE_INLINE void init(const std::string& endpoint);
+  struct prepared {
+    batch_job job;
+    std::vector<std::string> lines;
+    std::vector<std::size_t> sent;  // per line: its request's index in the job
+  };
+  REQUESTS_ENGINE_INLINE result<prepared> prepare(const std::vector<conversation>& batch, const params* one,
+                                                  const std::vector<params>* many, const std::string& name_space,
+                                                  bool check_size);
   REQUESTS_ENGINE_INLINE result<batch_job> submit_with(const std::vector<conversation>& batch, const params* one,
                                                        const std::vector<params>* many, const std::string& name_space);
+  REQUESTS_ENGINE_INLINE result<batch_export> export_with(const std::vector<conversation>& batch, const params* one,
+                                                          const std::vector<params>* many,
+                                                          const std::string& name_space);
+  REQUESTS_ENGINE_INLINE void share_repeats(const batch_job& job,
+                                            std::vector<std::optional<result<completion>>>& out) const;
   REQUESTS_ENGINE_INLINE result<http_response> call(const std::string& method, const std::string& url,
                                                     std::string body, std::string content_type, bool download);
   REQUESTS_ENGINE_INLINE result<json> call_json(const std::string& method, const std::string& url,
@@ -195,13 +251,17 @@ class batch_client {
   REQUESTS_ENGINE_INLINE result<batch_part> create_part(const std::vector<std::string>& lines, std::size_t lo,
                                                         std::size_t hi);
   REQUESTS_ENGINE_INLINE void update_part(batch_part& part, const json& obj) const;
-  REQUESTS_ENGINE_INLINE void map_lines(const std::string& text, const batch_job& job, const batch_part& part,
-                                        std::vector<std::optional<result<completion>>>& out);
+  // Maps the results lines of requests [lo, hi) into out; returns how many it mapped. With
+  // problems, each line left out is named there (line numbers from 1).
+  REQUESTS_ENGINE_INLINE std::size_t map_lines(std::string_view text, const batch_job& job, std::size_t lo,
+                                               std::size_t hi, std::vector<std::optional<result<completion>>>& out,
+                                               std::vector<batch_import_problem>* problems = nullptr,
+                                               std::size_t* lines_read = nullptr);
   REQUESTS_ENGINE_INLINE result<completion> parse(int status, const std::string& body) const;
   REQUESTS_ENGINE_INLINE void store(const batch_job& job, std::size_t index, const std::string& body);
   REQUESTS_ENGINE_INLINE std::optional<completion> from_cache(const batch_job& job, std::size_t index) const;
   REQUESTS_ENGINE_INLINE error scrub(error e) const;
-  REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job) const;
+  REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job, bool offline = false) const;
   REQUESTS_ENGINE_INLINE void log(const std::string& line) const;
 
   std::variant<openai_compatible, openai_responses, openai_embeddings, anthropic> provider_;

@@ -80,9 +80,11 @@ REQUESTS_ENGINE_INLINE json batch_job::to_json() const {
                   {"succeeded", p.succeeded}, {"failed", p.failed}, {"input_file_id", p.input_file_id},
                   {"output_file_id", p.output_file_id}, {"error_file_id", p.error_file_id},
                   {"results_url", p.results_url}, {"message", p.message}});
-  return {{"format", detail::batch_format}, {"api", api}, {"endpoint", endpoint}, {"identity", identity},
-          {"namespace", name_space}, {"hashes", hashes}, {"samples", samples}, {"parts", std::move(ps)},
-          {"cached", cached}, {"user", user}};
+  json j = {{"format", detail::batch_format}, {"api", api}, {"endpoint", endpoint}, {"identity", identity},
+            {"namespace", name_space}, {"hashes", hashes}, {"samples", samples}, {"parts", std::move(ps)},
+            {"cached", cached}, {"user", user}};
+  if (offline) j["offline"] = true;
+  return j;
 }
 
 REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
@@ -101,6 +103,7 @@ REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
     b.samples = j.at("samples").get<std::vector<std::size_t>>();
     b.user = j.value("user", json());
     b.cached = j.value("cached", std::vector<std::size_t>());  // absent in files written before it existed
+    b.offline = j.value("offline", false);
     for (const json& p : j.at("parts")) {
       batch_part part;
       part.id = p.at("id").get<std::string>();
@@ -243,7 +246,14 @@ REQUESTS_ENGINE_INLINE error batch_client::scrub(error e) const {
   return e;
 }
 
-REQUESTS_ENGINE_INLINE std::optional<error> batch_client::check_job(const batch_job& job) const {
+REQUESTS_ENGINE_INLINE std::optional<error> batch_client::check_job(const batch_job& job, bool offline) const {
+  if (job.offline != offline)
+    return error{error_code::invalid_request, 0,
+                 job.offline ? "this batch job was exported for an offline runner: its answers come back through "
+                               "import_results, not from the provider"
+                             : "this batch job was submitted to the provider: poll and fetch it (import_results is "
+                               "for exported jobs)",
+                 {}, 0, {}};
   const json identity = std::visit([](const auto& p) { return p.cache_identity(); }, provider_);
   if (job.api != api_ || job.endpoint != endpoint_ || job.identity != identity)
     return error{error_code::invalid_request, 0,
@@ -387,19 +397,22 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit(const std::vector<
 REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit(const std::vector<conversation>& batch,
                                                               const std::vector<params>& per_request,
                                                               const std::string& name_space) {
-  if (per_request.size() != batch.size())
-    return error{error_code::invalid_request, 0,
-                 "batch: " + std::to_string(batch.size()) + " conversations but " +
-                     std::to_string(per_request.size()) + " params",
-                 {}, 0, {}};
   return submit_with(batch, nullptr, &per_request, name_space);
 }
 
-REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::vector<conversation>& batch,
-                                                                   const params* one, const std::vector<params>* many,
-                                                                   const std::string& name_space) {
+REQUESTS_ENGINE_INLINE result<batch_client::prepared> batch_client::prepare(const std::vector<conversation>& batch,
+                                                                         const params* one,
+                                                                         const std::vector<params>* many,
+                                                                         const std::string& name_space,
+                                                                         bool check_size) {
   if (batch.empty()) return error{error_code::invalid_request, 0, "batch: no requests to submit", {}, 0, {}};
-  batch_job job;
+  if (many && many->size() != batch.size())
+    return error{error_code::invalid_request, 0,
+                 "batch: " + std::to_string(batch.size()) + " conversations but " + std::to_string(many->size()) +
+                     " params",
+                 {}, 0, {}};
+  prepared out;
+  batch_job& job = out.job;
   job.api = api_;
   job.endpoint = endpoint_;
   job.identity = std::visit([](const auto& pr) { return pr.cache_identity(); }, provider_);
@@ -408,8 +421,8 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
   const std::string identity_dump = job.identity.dump();
   const std::string url_field = json(line_url_).dump();
   std::unordered_map<std::string, std::size_t> seen;
-  std::vector<std::string> lines;
-  std::vector<std::size_t> sent;  // per line: its request's index in the job
+  std::vector<std::string>& lines = out.lines;
+  std::vector<std::size_t>& sent = out.sent;
   lines.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const params& p = one ? *one : (*many)[i];
@@ -453,12 +466,23 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
     const std::string id = "\"custom_id\":\"" + std::string(detail::batch_id_prefix) + std::to_string(i) + "\"";
     lines.push_back(api_ == "openai" ? "{" + id + ",\"method\":\"POST\",\"url\":" + url_field + ",\"body\":" + dump + "}"
                                      : "{" + id + ",\"params\":" + dump + "}");
-    if (lines.back().size() + 1 > limits_.max_bytes)
+    if (check_size && lines.back().size() + 1 > limits_.max_bytes)
       return error{error_code::invalid_request, 0,
                    "batch: request " + std::to_string(i) + " alone (" + std::to_string(lines.back().size()) +
                        " bytes) is larger than the batch size limit (" + std::to_string(limits_.max_bytes) + ")",
                    {}, 0, {}};
   }
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::vector<conversation>& batch,
+                                                                   const params* one, const std::vector<params>* many,
+                                                                   const std::string& name_space) {
+  auto ready = prepare(batch, one, many, name_space, /*check_size=*/true);
+  if (!ready) return ready.error();
+  batch_job& job = ready->job;
+  const std::vector<std::string>& lines = ready->lines;
+  const std::vector<std::size_t>& sent = ready->sent;
   auto flush = [&](std::size_t lo, std::size_t hi) -> std::optional<error> {
     auto part = create_part(lines, lo, hi);
     if (!part) {
@@ -493,7 +517,59 @@ REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit_with(const std::ve
     bytes += size;
   }
   if (auto e = flush(first, lines.size())) return *e;
-  return job;
+  return std::move(job);
+}
+
+REQUESTS_ENGINE_INLINE result<batch_export> batch_client::export_requests(const std::vector<conversation>& batch,
+                                                                         const params& p,
+                                                                         const std::string& name_space) {
+  return export_with(batch, &p, nullptr, name_space);
+}
+
+REQUESTS_ENGINE_INLINE result<batch_export> batch_client::export_requests(const std::vector<conversation>& batch,
+                                                                         const std::vector<params>& per_request,
+                                                                         const std::string& name_space) {
+  return export_with(batch, nullptr, &per_request, name_space);
+}
+
+REQUESTS_ENGINE_INLINE result<batch_export> batch_client::export_with(const std::vector<conversation>& batch,
+                                                                     const params* one,
+                                                                     const std::vector<params>* many,
+                                                                     const std::string& name_space) {
+  if (api_ != "openai")
+    return error{error_code::invalid_request, 0,
+                 "batch: export writes OpenAI Batch input files: use an OpenAI-compatible provider (Anthropic's "
+                 "batch lines have no offline runner)",
+                 {}, 0, {}};
+  auto ready = prepare(batch, one, many, name_space, /*check_size=*/false);
+  if (!ready) return ready.error();
+  batch_export out;
+  out.job = std::move(ready->job);
+  out.job.offline = true;
+  if (!ready->sent.empty()) {
+    batch_part part;
+    part.id = "offline";
+    part.first = ready->sent.front();
+    part.count = ready->sent.back() + 1 - part.first;
+    out.job.parts.push_back(std::move(part));
+  }
+  out.lines = std::move(ready->lines);
+  if (!settings_.state_file().empty()) out.job.save(settings_.state_file());
+  return out;
+}
+
+REQUESTS_ENGINE_INLINE result<batch_import> batch_client::import_results(const batch_job& job, std::string_view text) {
+  if (auto e = check_job(job, /*offline=*/true)) return *e;
+  batch_import in;
+  in.results.resize(job.size());
+  in.answered = map_lines(text, job, 0, job.size(), in.results, &in.problems, &in.lines);
+  for (std::size_t i : job.cached)
+    if (!in.results[i])
+      if (auto hit = from_cache(job, i)) in.results[i] = std::move(*hit);
+  share_repeats(job, in.results);
+  for (std::size_t i = 0; i < in.results.size(); ++i)
+    if (in.results[i] && *in.results[i]) (*in.results[i])->request_hash = job.hashes[i];
+  return in;
 }
 
 REQUESTS_ENGINE_INLINE result<batch_status> batch_client::poll(batch_job& job) {
@@ -601,39 +677,76 @@ REQUESTS_ENGINE_INLINE std::optional<completion> batch_client::from_cache(const 
   return std::nullopt;
 }
 
-REQUESTS_ENGINE_INLINE void batch_client::map_lines(const std::string& text, const batch_job& job,
-                                                    const batch_part& part,
-                                                    std::vector<std::optional<result<completion>>>& out) {
-  std::size_t pos = 0;
+REQUESTS_ENGINE_INLINE std::size_t batch_client::map_lines(std::string_view text, const batch_job& job,
+                                                           std::size_t lo, std::size_t hi,
+                                                           std::vector<std::optional<result<completion>>>& out,
+                                                           std::vector<batch_import_problem>* problems,
+                                                           std::size_t* lines_read) {
+  std::size_t pos = 0, number = 0, mapped = 0;
+  std::unordered_map<std::size_t, std::size_t> first_line;  // request index -> the line that answered it
+  auto problem = [&](std::string message) {
+    if (problems) problems->push_back({number, std::move(message)});
+  };
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    const json line = detail::parse_json(std::string_view(text).substr(pos, nl - pos));
+    if (nl == std::string_view::npos) nl = text.size();
+    const std::string_view raw = text.substr(pos, nl - pos);
     pos = nl + 1;
-    if (!line.is_object()) continue;
-    const std::string id = detail::batch_str(line, "custom_id");
-    if (id.compare(0, detail::batch_id_prefix.size(), detail::batch_id_prefix) != 0) continue;
-    std::size_t index = 0;
-    const char* digits = id.c_str() + detail::batch_id_prefix.size();
-    char* end = nullptr;
-    index = static_cast<std::size_t>(std::strtoull(digits, &end, 10));
-    if (end == digits || *end != '\0' || index < part.first || index >= part.first + part.count || out[index])
+    ++number;
+    if (raw.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    if (lines_read) ++*lines_read;
+    const json line = detail::parse_json(raw);
+    if (!line.is_object()) {
+      problem(nl == text.size() && text.back() != '\n' ? "not a JSON object: the file ends inside this line (cut short?)"
+                                                         : "not a JSON object");
       continue;
+    }
+    const std::string id = detail::batch_str(line, "custom_id");
+    if (id.empty()) {
+      problem("no custom_id");
+      continue;
+    }
+    std::size_t index = 0;
+    const char* digits = id.c_str() + std::min(id.size(), detail::batch_id_prefix.size());
+    char* end = nullptr;
+    const bool ours = id.compare(0, detail::batch_id_prefix.size(), detail::batch_id_prefix) == 0 &&
+                      std::isdigit(static_cast<unsigned char>(*digits));
+    if (ours) index = static_cast<std::size_t>(std::strtoull(digits, &end, 10));
+    if (!ours || *end != '\0' || index < lo || index >= hi) {
+      problem("custom_id \"" + detail::redact(id, secrets_) + "\" is not a request of this job");
+      continue;
+    }
+    if (out[index]) {
+      const auto seen = first_line.find(index);
+      problem("custom_id \"" + id + "\" again" +
+              (seen != first_line.end() ? " (first on line " + std::to_string(seen->second) + ")" : std::string()) +
+              ": this line is left out");
+      continue;
+    }
     if (api_ == "openai") {
       const json resp = line.value("response", json());
       const json err = line.value("error", json());
-      if (resp.is_object() && resp.contains("body")) {
-        const std::int64_t code = resp.contains("status_code") ? detail::json_count(resp, "status_code") : 200;
-        const int status = code >= 100 && code <= 599 ? static_cast<int>(code) : 500;  // not a status: a failure
+      const std::int64_t code = resp.is_object() && resp.contains("status_code") ? detail::json_count(resp, "status_code")
+                                                                                 : 200;
+      const int status = code >= 100 && code <= 599 ? static_cast<int>(code) : 500;  // not a status: a failure
+      if (resp.is_object() && resp.contains("body") && !resp["body"].is_null()) {
         const std::string body = resp["body"].is_string() ? resp["body"].get<std::string>() : resp["body"].dump();
         out[index] = parse(status, body);
         if (*out[index]) store(job, index, body);
-      } else if (err.is_object()) {
-        const std::string code = detail::batch_str(err, "code");
-        out[index] = scrub(error{code == "batch_expired"     ? error_code::deadline_exceeded
-                                 : code == "batch_cancelled" ? error_code::cancelled
-                                                             : error_code::bad_request,
-                                 0, "batch: " + detail::batch_str(err, "message"), code, 1, {}});
+      } else if (err.is_object() || err.is_string()) {
+        // OpenAI's error object, or vLLM's run-batch: a message string and a 400 response without a body.
+        const std::string ecode = err.is_object() ? detail::batch_str(err, "code") : std::string();
+        const std::string message = err.is_object() ? detail::batch_str(err, "message") : err.get<std::string>();
+        if (ecode == "batch_expired" || ecode == "batch_cancelled" || status < 400)
+          out[index] = scrub(error{ecode == "batch_expired"     ? error_code::deadline_exceeded
+                                   : ecode == "batch_cancelled" ? error_code::cancelled
+                                                                : error_code::bad_request,
+                                   0, "batch: " + message, ecode, 1, {}});
+        else
+          out[index] = parse(status, json{{"error", {{"message", "batch: " + message}, {"code", ecode}}}}.dump());
+      } else {
+        problem("neither a response with a body nor an error");
+        continue;
       }
     } else {
       const json res = line.value("result", json::object());
@@ -658,8 +771,27 @@ REQUESTS_ENGINE_INLINE void batch_client::map_lines(const std::string& text, con
       } else if (type == "expired") {
         out[index] = error{error_code::deadline_exceeded, 0, "batch: the batch expired before the request ran", type,
                            1, {}};
+      } else {
+        problem("a result of unknown type \"" + type + "\"");
+        continue;
       }
     }
+    first_line.emplace(index, number);
+    ++mapped;
+  }
+  return mapped;
+}
+
+REQUESTS_ENGINE_INLINE void batch_client::share_repeats(const batch_job& job,
+                                                        std::vector<std::optional<result<completion>>>& out) const {
+  if (!shared_samples_) return;
+  // An input repeated in the job was sent once (submit): the repeat gets the first one's answer.
+  std::unordered_map<std::string, std::size_t> first;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto [it, fresh] = first.emplace(job.hashes[i], i);
+    if (fresh || out[i] || !out[it->second]) continue;
+    out[i] = *out[it->second];
+    if (*out[i]) (*out[i])->deduplicated = true;
   }
 }
 
@@ -701,19 +833,10 @@ REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> batch_client::fet
         failure = r.error();
         continue;
       }
-      map_lines(r->body, job, part, out);
+      map_lines(r->body, job, part.first, part.first + part.count, out);
     }
   }
-  if (shared_samples_) {
-    // An input repeated in the job was sent once (submit): the repeat gets the first one's answer.
-    std::unordered_map<std::string, std::size_t> first;
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      const auto [it, fresh] = first.emplace(job.hashes[i], i);
-      if (fresh || out[i] || !out[it->second]) continue;
-      out[i] = *out[it->second];
-      if (*out[i]) (*out[i])->deduplicated = true;
-    }
-  }
+  share_repeats(job, out);
   for (std::size_t k = 0; k < job.parts.size(); ++k) {
     const batch_part& part = job.parts[k];
     const std::optional<error>& failure = failures[k];

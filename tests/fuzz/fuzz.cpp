@@ -69,9 +69,13 @@
 REQUESTS_ENGINE_NAMESPACE_BEGIN
 namespace detail {
 struct batch_client_access {
+  // With the problems of each line left out collected, as import_results() does.
   static void map_lines(batch_client& c, const std::string& text, const batch_job& job, const batch_part& part,
                         std::vector<std::optional<result<completion>>>& out) {
-    c.map_lines(text, job, part, out);
+    std::vector<batch_import_problem> problems;
+    std::size_t lines = 0;
+    const std::size_t mapped = c.map_lines(text, job, part.first, part.first + part.count, out, &problems, &lines);
+    if (mapped + problems.size() != lines) std::abort();  // every line read is either mapped or named
   }
 };
 }  // namespace detail

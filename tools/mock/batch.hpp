@@ -346,6 +346,7 @@ class batch_routes {
       detail::set_anthropic_error(res, 404, "not_found_error", "No such " + what);
   }
 
+ public:  // also for `requests-engine mock run-batch` (tools/mock_command.hpp)
   // The endpoints OpenAI's Batch API serves that the mock answers.
   // Azure's lines and batches name the endpoint without /v1 ("/chat/completions").
   static std::string canonical_endpoint(const std::string& endpoint) {
@@ -384,6 +385,7 @@ class batch_routes {
       text = chat.last_user_text;
     }
   }
+ private:
 
   // One line's answer: {status, body}. Under batch_mutex_.
   std::pair<int, nlohmann::json> answer_line(const mock_batch& b, const nlohmann::json& request) {
