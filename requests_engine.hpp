@@ -3736,7 +3736,7 @@ REQUESTS_ENGINE_NAMESPACE_END
 
 // ---- include/requests_engine/batch.hpp -----------------------------------------------------
 // batch.hpp: the providers' batch APIs (OpenAI Batch for chat completions, responses and
-// embeddings; Anthropic Message Batches): split,
+// embeddings; Anthropic Message Batches; Gemini API Batch Mode): split,
 // submit, poll, wait, cancel, resume from a saved job, fetch into the cache.
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
@@ -3759,6 +3759,8 @@ struct batch_limits {
   [[nodiscard]] static batch_limits anthropic() { return {100000, 256ull * 1024 * 1024}; }
   /// Azure OpenAI's global batch: 100,000 requests and 200 MB per input file.
   [[nodiscard]] static batch_limits azure() { return {100000, 200ull * 1024 * 1024}; }
+  /// Gemini API Batch Mode: an input file of at most 2 GB; no documented request limit.
+  [[nodiscard]] static batch_limits gemini() { return {std::numeric_limits<std::size_t>::max(), 2000000000ull}; }
 };
 
 /// One batch on the provider's side: a contiguous run of the job's requests (less those the
@@ -3769,14 +3771,14 @@ struct batch_part {
   std::size_t count = 0;  ///< the run's length in the job, cached requests inside it included
   batch_status status = batch_status::validating;
   std::size_t succeeded = 0, failed = 0;  ///< requests finished so far, as the provider counts them
-  std::string input_file_id, output_file_id, error_file_id, results_url;
+  std::string input_file_id, output_file_id, error_file_id, results_url;  ///< Gemini: files/..., its results file
   std::string message;  ///< why the provider failed the whole batch, if it did
 };
 
 /// A submitted job: everything needed to poll and fetch it later, from another process
 /// (save() / load()). Holds no secret: the provider (and its key) is given again on resume.
 struct batch_job {
-  std::string api;         ///< "openai" or "anthropic"
+  std::string api;         ///< "openai", "anthropic" or "gemini"
   std::string endpoint;    ///< the provider's endpoint (checked on resume)
   json identity;           ///< the provider's cache identity
   std::string name_space;  ///< the cache namespace of the answers
@@ -3843,6 +3845,10 @@ class batch_settings {
   /// When set, the job is saved here after every batch created and every poll: a crash between
   /// two parts of a split job loses no batch id.
   batch_settings& state_file(std::string path) { state_file_ = std::move(path); return *this; }
+  /// Gemini: a batch whose requests total at most this many bytes is sent inline in the create
+  /// call (default 20 MB, the documented limit); a larger one as a JSONL file through the Files
+  /// API's resumable upload.
+  batch_settings& inline_bytes(std::uint64_t n) { inline_bytes_ = n; return *this; }
   /// Cap on one downloaded result file (default 4 GiB).
   batch_settings& max_download_bytes(std::size_t n) { max_download_bytes_ = n; return *this; }
   /// Saved with the job as batch_job::user (never sent to the provider).
@@ -3854,6 +3860,7 @@ class batch_settings {
   [[nodiscard]] const json& metadata() const noexcept { return metadata_; }
   [[nodiscard]] const std::string& state_file() const noexcept { return state_file_; }
   [[nodiscard]] std::size_t max_download_bytes() const noexcept { return max_download_bytes_; }
+  [[nodiscard]] std::uint64_t inline_bytes() const noexcept { return inline_bytes_; }
   [[nodiscard]] const json& user_data() const noexcept { return user_data_; }
 
  private:
@@ -3863,6 +3870,7 @@ class batch_settings {
   json metadata_;
   std::string state_file_;
   std::size_t max_download_bytes_ = std::size_t(4) << 30;
+  std::uint64_t inline_bytes_ = 20000000;
   json user_data_;
 };
 
@@ -3892,6 +3900,11 @@ class batch_client {
   /// inputs in a job are sent once and share its answer (marked deduplicated), as online.
   REQUESTS_ENGINE_INLINE batch_client(openai_embeddings p, options o = options(), batch_settings s = batch_settings());
   REQUESTS_ENGINE_INLINE batch_client(anthropic p, options o = options(), batch_settings s = batch_settings());
+  /// Gemini API Batch Mode (models/{model}:batchGenerateContent, the key in x-goog-api-key):
+  /// each request is the online provider's GenerateContentRequest with its key; inline while
+  /// the batch is at most batch_settings::inline_bytes, else an uploaded JSONL file. States
+  /// BATCH_STATE_* (and the JOB_STATE_* spellings); results inline or from the responses file.
+  REQUESTS_ENGINE_INLINE batch_client(gemini p, options o = options(), batch_settings s = batch_settings());
 
   /// Stores the answers in this cache instead of the disk cache of options::cache_dir (share
   /// it with an engine: basic_engine(provider, options, cache)).
@@ -3948,6 +3961,10 @@ class batch_client {
   /// custom_id is not a request of the job, or that repeats one, is left out and named in
   /// problems; every other line is imported. Requests the cache answered at export come from it.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_import> import_results(const batch_job& job, std::string_view text);
+  /// Gemini: deletes what a final job left on the provider's side, once its answers are fetched:
+  /// the uploaded input files, the responses files and the batches. Returns how many were
+  /// deleted (one already gone counts as deleted). Other APIs: invalid_request.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::size_t> remove(const batch_job& job);
   /// submit + wait + fetch.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> run(
       const std::vector<conversation>& batch, const params& p = params(), const std::string& name_space = std::string(),
@@ -3975,12 +3992,18 @@ class batch_client {
   REQUESTS_ENGINE_INLINE void share_repeats(const batch_job& job,
                                             std::vector<std::optional<result<completion>>>& out) const;
   REQUESTS_ENGINE_INLINE result<http_response> call(const std::string& method, const std::string& url,
-                                                    std::string body, std::string content_type, bool download);
+                                                    std::string body, std::string content_type, bool download,
+                                                    const header_list& extra = {});
   REQUESTS_ENGINE_INLINE result<json> call_json(const std::string& method, const std::string& url,
                                                 const std::string& body = std::string(),
                                                 const std::string& content_type = "application/json");
   REQUESTS_ENGINE_INLINE result<batch_part> create_part(const std::vector<std::string>& lines, std::size_t lo,
                                                         std::size_t hi);
+  REQUESTS_ENGINE_INLINE result<json> create_gemini_part(const std::vector<std::string>& lines, std::size_t lo,
+                                                         std::size_t hi, batch_part& part);
+  // Gemini: a finished batch's results as JSONL lines {key, response | error}.
+  REQUESTS_ENGINE_INLINE result<std::string> gemini_results(const batch_job& job, const batch_part& part);
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::string batch_url(const batch_part& part, std::string_view action) const;
   REQUESTS_ENGINE_INLINE void update_part(batch_part& part, const json& obj) const;
   // Maps the results lines of requests [lo, hi) into out; returns how many it mapped. With
   // problems, each line left out is named there (line numbers from 1).
@@ -3995,12 +4018,14 @@ class batch_client {
   REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job, bool offline = false) const;
   REQUESTS_ENGINE_INLINE void log(const std::string& line) const;
 
-  std::variant<openai_compatible, openai_responses, openai_embeddings, anthropic> provider_;
+  std::variant<openai_compatible, openai_responses, openai_embeddings, anthropic, gemini> provider_;
   std::string api_;
   std::string endpoint_;  // the provider's (chat completions, responses, embeddings or messages)
   std::string base_;      // OpenAI: .../v1; Anthropic: .../v1/messages/batches
   std::string line_url_;  // OpenAI: the path each line names, e.g. /v1/chat/completions
   std::string query_;     // Azure's classic routes: "?api-version=..." on every call
+  std::string host_;      // Gemini: scheme://host, for the upload and download routes
+  std::string create_url_;  // Gemini: .../models/{model}:batchGenerateContent
   bool shared_samples_ = false;  // embeddings: identical inputs share sample 0
   options options_;
   batch_settings settings_;
@@ -11067,6 +11092,19 @@ REQUESTS_ENGINE_INLINE std::string_view to_string(batch_status s) noexcept {
 namespace detail {
 // Case and underscores aside: Azure has been seen to write "Completed" or "InProgress".
 inline std::optional<batch_status> batch_status_from(std::string_view s) {
+  // Gemini's BATCH_STATE_* and Vertex AI's JOB_STATE_* (the Google SDKs' names for both).
+  for (std::string_view prefix : {std::string_view("BATCH_STATE_"), std::string_view("JOB_STATE_")}) {
+    if (s.substr(0, prefix.size()) != prefix) continue;
+    const std::string_view rest = s.substr(prefix.size());
+    if (rest == "PENDING" || rest == "QUEUED") return batch_status::validating;
+    if (rest == "RUNNING" || rest == "UPDATING" || rest == "PAUSED") return batch_status::in_progress;
+    if (rest == "SUCCEEDED" || rest == "PARTIALLY_SUCCEEDED") return batch_status::completed;
+    if (rest == "FAILED") return batch_status::failed;
+    if (rest == "CANCELLING") return batch_status::cancelling;
+    if (rest == "CANCELLED") return batch_status::cancelled;
+    if (rest == "EXPIRED") return batch_status::expired;
+    return std::nullopt;
+  }
   auto folded = [](std::string_view in) {
     std::string out;
     for (char ch : in)
@@ -11087,6 +11125,17 @@ inline std::size_t batch_count(const json& o, const char* key) {
   return it != o.end() && it->is_number_unsigned() ? it->get<std::size_t>() : 0;
 }
 constexpr const char* batch_format = "requests_engine.batch.v1";
+// The HTTP status of a google.rpc.Code name (google/rpc/code.proto's mapping).
+inline int http_status_of_google(std::string_view status) {
+  static const std::pair<std::string_view, int> table[] = {
+      {"INVALID_ARGUMENT", 400}, {"FAILED_PRECONDITION", 400}, {"OUT_OF_RANGE", 400}, {"UNAUTHENTICATED", 401},
+      {"PERMISSION_DENIED", 403}, {"NOT_FOUND", 404},          {"ABORTED", 409},      {"ALREADY_EXISTS", 409},
+      {"RESOURCE_EXHAUSTED", 429}, {"CANCELLED", 499},         {"UNIMPLEMENTED", 501}, {"UNAVAILABLE", 503},
+      {"DEADLINE_EXCEEDED", 504}};
+  for (const auto& [name, code] : table)
+    if (name == status) return code;
+  return 500;
+}
 constexpr std::string_view batch_id_prefix = "request-";
 }  // namespace detail
 
@@ -11172,7 +11221,7 @@ REQUESTS_ENGINE_INLINE batch_job batch_job::from_json(const json& j) {
   if (b.samples.size() != b.hashes.size()) throw bad("\"samples\" and \"hashes\" differ in length");
   for (std::size_t c : b.cached)
     if (c >= b.hashes.size()) throw bad("cached request " + std::to_string(c) + " is outside the job");
-  if (b.api != "openai" && b.api != "anthropic") throw bad("unknown api \"" + b.api + "\"");
+  if (b.api != "openai" && b.api != "anthropic" && b.api != "gemini") throw bad("unknown api \"" + b.api + "\"");
   return b;
 }
 
@@ -11220,6 +11269,11 @@ REQUESTS_ENGINE_INLINE batch_client::batch_client(anthropic p, options o, batch_
   init(std::get<anthropic>(provider_).endpoint());
 }
 
+REQUESTS_ENGINE_INLINE batch_client::batch_client(gemini p, options o, batch_settings s)
+    : provider_(std::move(p)), api_("gemini"), options_(std::move(o)), settings_(std::move(s)) {
+  init(std::get<gemini>(provider_).endpoint());
+}
+
 REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
   endpoint_ = endpoint;
   bool azure = false;  // Azure OpenAI's Batch API
@@ -11252,10 +11306,23 @@ REQUESTS_ENGINE_INLINE void batch_client::init(const std::string& endpoint) {
       if (const auto at = base_.find("/openai/deployments/"); at != std::string::npos) base_ = base_.substr(0, at) + "/openai";
       line_url_ = std::string(suffix);
     }
+  } else if (api_ == "gemini") {
+    // {host}/v1beta/models/{model}:generateContent: batches live at {host}/v1beta/batches/{id},
+    // uploads at {host}/upload/v1beta/files, downloads at {host}/download/v1beta/files/{id}.
+    const auto at = endpoint.rfind("/v1beta/models/");
+    const std::string_view method = ":generateContent";
+    if (at == std::string::npos || endpoint.size() < method.size() ||
+        endpoint.compare(endpoint.size() - method.size(), method.size(), method) != 0)
+      throw std::invalid_argument("requests_engine: batch_client: the endpoint " + endpoint +
+                                  " is not a Gemini API generateContent URL");
+    host_ = endpoint.substr(0, at);
+    base_ = host_ + "/v1beta";
+    create_url_ = endpoint.substr(0, endpoint.size() - method.size()) + ":batchGenerateContent";
   } else {
     base_ = endpoint + "/batches";
   }
-  limits_ = settings_.limits().value_or(api_ != "openai" ? batch_limits::anthropic()
+  limits_ = settings_.limits().value_or(api_ == "gemini"  ? batch_limits::gemini()
+                                        : api_ != "openai" ? batch_limits::anthropic()
                                         : azure            ? batch_limits::azure()
                                                            : batch_limits::openai());
   if (limits_.max_requests == 0 || limits_.max_bytes == 0)
@@ -11310,9 +11377,10 @@ REQUESTS_ENGINE_INLINE std::optional<error> batch_client::check_job(const batch_
 
 REQUESTS_ENGINE_INLINE result<http_response> batch_client::call(const std::string& method, const std::string& url,
                                                                 std::string body, std::string content_type,
-                                                                bool download) {
+                                                                bool download, const header_list& extra) {
   // The provider's own request gives the auth headers (and anthropic-version / -beta).
   http_request req = std::visit([](const auto& p) { return http_request(p.make_request(std::string())); }, provider_);
+  req.headers.insert(req.headers.end(), extra.begin(), extra.end());
   req.method = method;
   req.url = query_.empty() || url.find('?') != std::string::npos ? url : url + query_;
   req.body = std::move(body);
@@ -11363,6 +11431,36 @@ REQUESTS_ENGINE_INLINE result<json> batch_client::call_json(const std::string& m
 REQUESTS_ENGINE_INLINE void batch_client::update_part(batch_part& part, const json& o) const {
   if (!detail::batch_str(o, "id").empty()) part.id = detail::batch_str(o, "id");
   const json counts = o.value("request_counts", json::object());
+  if (api_ == "gemini") {
+    // An Operation: its name is the batch's (batches/{id}); the batch is its metadata; when done,
+    // the output is in response (and in metadata.output).
+    const json md = o.contains("metadata") && o["metadata"].is_object() ? o["metadata"] : o;
+    if (!detail::batch_str(o, "name").empty()) part.id = detail::batch_str(o, "name");
+    const json stats = md.value("batchStats", json::object());
+    auto count = [&stats](const char* key) -> std::size_t {  // int64 counts come as strings
+      const auto it = stats.is_object() ? stats.find(key) : stats.end();
+      if (it == stats.end()) return 0;
+      if (it->is_number_unsigned()) return it->get<std::size_t>();
+      return it->is_string() ? static_cast<std::size_t>(std::strtoull(it->get<std::string>().c_str(), nullptr, 10)) : 0;
+    };
+    part.succeeded = count("successfulRequestCount");
+    part.failed = count("failedRequestCount");
+    std::string file;
+    for (const char* where : {"output", "response"}) {
+      const json holder = (std::string(where) == "output" ? md : o).value(where, json::object());
+      if (file.empty() && holder.is_object()) file = detail::batch_str(holder, "responsesFile");
+    }
+    part.output_file_id = file;
+    if (auto st = detail::batch_status_from(detail::batch_str(md, "state"))) {
+      part.status = *st;
+      // A file batch can say SUCCEEDED a moment before its responses file is named.
+      if (*st == batch_status::completed && !part.input_file_id.empty() && file.empty())
+        part.status = batch_status::finalizing;
+    }
+    const json err = o.value("error", json());
+    if (err.is_object()) part.message = detail::batch_str(err, "message");
+    return;
+  }
   if (api_ == "openai") {
     if (auto st = detail::batch_status_from(detail::batch_str(o, "status"))) part.status = *st;
     part.succeeded = detail::batch_count(counts, "completed");
@@ -11396,7 +11494,9 @@ REQUESTS_ENGINE_INLINE result<batch_part> batch_client::create_part(const std::v
                                                                     std::size_t lo, std::size_t hi) {
   batch_part part;
   result<json> created = json();
-  if (api_ == "openai") {
+  if (api_ == "gemini") {
+    created = create_gemini_part(lines, lo, hi, part);
+  } else if (api_ == "openai") {
     std::string boundary = "requests-engine-";
     for (int i = 0; i < 4; ++i) boundary += std::to_string(rng_());
     std::string form = "--" + boundary +
@@ -11431,6 +11531,97 @@ REQUESTS_ENGINE_INLINE result<batch_part> batch_client::create_part(const std::v
   update_part(part, *created);
   if (part.id.empty()) return error{error_code::invalid_response, 200, "the created batch has no id", {}, 1, {}};
   return part;
+}
+
+REQUESTS_ENGINE_INLINE result<json> batch_client::create_gemini_part(const std::vector<std::string>& lines,
+                                                                   std::size_t lo, std::size_t hi, batch_part& part) {
+  std::uint64_t total = 0;
+  for (std::size_t i = lo; i < hi; ++i) total += lines[i].size() + 1;
+  std::string config;
+  if (total <= settings_.inline_bytes()) {
+    // Inline: each line {"key":K,"request":R} becomes {"metadata":{"key":K},"request":R}.
+    config = "{\"requests\":{\"requests\":[";
+    for (std::size_t i = lo; i < hi; ++i) {
+      const std::string& l = lines[i];
+      const std::size_t comma = l.find(',');
+      if (i != lo) config += ',';
+      config += "{\"metadata\":{" + l.substr(1, comma - 1) + "}," + l.substr(comma + 1);
+    }
+    config += "]}}";
+  } else {
+    // A JSONL file through the Files API's resumable upload: start, then upload and finalize.
+    std::string file;
+    file.reserve(static_cast<std::size_t>(total));
+    for (std::size_t i = lo; i < hi; ++i) {
+      file += lines[i];
+      file += '\n';
+    }
+    const header_list start = {{"X-Goog-Upload-Protocol", "resumable"},
+                               {"X-Goog-Upload-Command", "start"},
+                               {"X-Goog-Upload-Header-Content-Length", std::to_string(file.size())},
+                               {"X-Goog-Upload-Header-Content-Type", "application/jsonl"}};
+    auto started = call("POST", host_ + "/upload/v1beta/files",
+                        json{{"file", {{"display_name", "requests-engine batch input"}}}}.dump(), "application/json",
+                        false, start);
+    if (!started) return started.error();
+    std::string upload = started->header("x-goog-upload-url");
+    const std::size_t scheme = upload.find("://");
+    const std::size_t path = scheme == std::string::npos ? std::string::npos : upload.find('/', scheme + 3);
+    if (path == std::string::npos)
+      return error{error_code::invalid_response, started->status,
+                   "POST /upload/v1beta/files: the answer has no X-Goog-Upload-URL", {}, 1, {}};
+    // The key goes with the upload: to the API's own origin only (as Google's SDKs do).
+    upload = host_ + upload.substr(path);
+    auto up = call("POST", upload, std::move(file), "application/jsonl", false,
+                   {{"X-Goog-Upload-Command", "upload, finalize"}, {"X-Goog-Upload-Offset", "0"}});
+    if (!up) return up.error();
+    const json uploaded = detail::parse_json(up->body);
+    const json f = uploaded.is_object() ? uploaded.value("file", json::object()) : json::object();
+    part.input_file_id = f.is_object() ? detail::batch_str(f, "name") : std::string();
+    if (part.input_file_id.empty())
+      return error{error_code::invalid_response, up->status, "the file upload's answer names no file", {}, 1, {}};
+    config = "{\"file_name\":" + json(part.input_file_id).dump() + "}";
+  }
+  return call_json("POST", create_url_,
+                   "{\"batch\":{\"display_name\":\"requests-engine\",\"input_config\":" + config + "}}");
+}
+
+REQUESTS_ENGINE_INLINE result<std::string> batch_client::gemini_results(const batch_job& job, const batch_part& part) {
+  if (!part.output_file_id.empty()) {
+    auto r = call("GET", host_ + "/download/v1beta/" + part.output_file_id + ":download?alt=media", std::string(),
+                  "application/json", true);
+    if (!r) return r.error();
+    return std::move(r->body);
+  }
+  auto o = call_json("GET", batch_url(part, ""));
+  if (!o) return o.error();
+  const json md = o->contains("metadata") && (*o)["metadata"].is_object() ? (*o)["metadata"] : json::object();
+  json items;
+  const json& op = *o;
+  for (const json* holder : {&op, &md}) {
+    const json box = holder->value(holder == &md ? "output" : "response", json::object());
+    const json inner = box.is_object() ? box.value("inlinedResponses", json::object()) : json::object();
+    if (items.is_null() && inner.is_object() && inner.contains("inlinedResponses") && inner["inlinedResponses"].is_array())
+      items = inner["inlinedResponses"];
+  }
+  // The part's requests that were sent, in order: an answer without its key is matched by its
+  // position (responses come in the order of the requests).
+  std::vector<std::size_t> sent;
+  for (std::size_t i = part.first; i < part.first + part.count; ++i)
+    if (!std::binary_search(job.cached.begin(), job.cached.end(), i)) sent.push_back(i);
+  std::string text;
+  for (std::size_t k = 0; items.is_array() && k < items.size(); ++k) {
+    const json& item = items[k];
+    if (!item.is_object()) continue;
+    const json meta = item.value("metadata", json::object());
+    std::string key = meta.is_object() ? detail::batch_str(meta, "key") : std::string();
+    if (key.empty() && k < sent.size()) key = std::string(detail::batch_id_prefix) + std::to_string(sent[k]);
+    json line = {{"key", key}};
+    for (const char* field : {"response", "error"})
+      if (item.contains(field)) line[field] = item[field];
+    text += line.dump() + "\n";
+  }
+  return text;
 }
 
 REQUESTS_ENGINE_INLINE result<batch_job> batch_client::submit(const std::vector<conversation>& batch,
@@ -11507,9 +11698,10 @@ REQUESTS_ENGINE_INLINE result<batch_client::prepared> batch_client::prepare(cons
     }
     if (repeat) continue;
     sent.push_back(i);
-    const std::string id = "\"custom_id\":\"" + std::string(detail::batch_id_prefix) + std::to_string(i) + "\"";
-    lines.push_back(api_ == "openai" ? "{" + id + ",\"method\":\"POST\",\"url\":" + url_field + ",\"body\":" + dump + "}"
-                                     : "{" + id + ",\"params\":" + dump + "}");
+    const std::string key = "\"" + std::string(detail::batch_id_prefix) + std::to_string(i) + "\"";
+    lines.push_back(api_ == "openai"   ? "{\"custom_id\":" + key + ",\"method\":\"POST\",\"url\":" + url_field + ",\"body\":" + dump + "}"
+                    : api_ == "gemini" ? "{\"key\":" + key + ",\"request\":" + dump + "}"
+                                       : "{\"custom_id\":" + key + ",\"params\":" + dump + "}");
     if (check_size && lines.back().size() + 1 > limits_.max_bytes)
       return error{error_code::invalid_request, 0,
                    "batch: request " + std::to_string(i) + " alone (" + std::to_string(lines.back().size()) +
@@ -11616,11 +11808,36 @@ REQUESTS_ENGINE_INLINE result<batch_import> batch_client::import_results(const b
   return in;
 }
 
+REQUESTS_ENGINE_INLINE std::string batch_client::batch_url(const batch_part& part, std::string_view action) const {
+  if (api_ == "gemini") return base_ + "/" + part.id + (action.empty() ? "" : ":" + std::string(action));  // batches/{id}
+  return base_ + (api_ == "openai" ? "/batches/" : "/") + part.id + (action.empty() ? "" : "/" + std::string(action));
+}
+
+REQUESTS_ENGINE_INLINE result<std::size_t> batch_client::remove(const batch_job& job) {
+  if (auto e = check_job(job)) return *e;
+  if (api_ != "gemini")
+    return error{error_code::invalid_request, 0, "batch: remove() deletes Gemini batches and files only", {}, 0, {}};
+  if (!is_final(job.status()))
+    return error{error_code::invalid_request, 0,
+                 "batch: the job is still " + std::string(to_string(job.status())) + ": cancel it or wait() first", {},
+                 0, {}};
+  std::size_t removed = 0;
+  for (const auto& part : job.parts) {
+    for (const std::string* name : {&part.input_file_id, &part.output_file_id, &part.id}) {
+      if (name->empty()) continue;
+      auto r = call("DELETE", base_ + "/" + *name, std::string(), "application/json", false);
+      if (!r && r.error().http_status != 404) return r.error();
+      ++removed;
+    }
+  }
+  return removed;
+}
+
 REQUESTS_ENGINE_INLINE result<batch_status> batch_client::poll(batch_job& job) {
   if (auto e = check_job(job)) return *e;
   for (auto& part : job.parts) {
     if (is_final(part.status)) continue;
-    auto o = call_json("GET", base_ + (api_ == "openai" ? "/batches/" : "/") + part.id);
+    auto o = call_json("GET", batch_url(part, ""));
     if (!o) return o.error();
     update_part(part, *o);
   }
@@ -11660,7 +11877,9 @@ REQUESTS_ENGINE_INLINE result<batch_status> batch_client::cancel(batch_job& job)
   if (auto e = check_job(job)) return *e;
   for (auto& part : job.parts) {
     if (is_final(part.status)) continue;
-    auto o = call_json("POST", base_ + (api_ == "openai" ? "/batches/" : "/") + part.id + "/cancel");
+    auto o = call_json("POST", batch_url(part, "cancel"), api_ == "gemini" ? "{}" : std::string());
+    if (!o) return o.error();
+    if (api_ == "gemini") o = call_json("GET", batch_url(part, ""));  // cancel answers {}: ask where it stands
     if (!o) return o.error();
     update_part(part, *o);
   }
@@ -11745,9 +11964,10 @@ REQUESTS_ENGINE_INLINE std::size_t batch_client::map_lines(std::string_view text
                                                          : "not a JSON object");
       continue;
     }
-    const std::string id = detail::batch_str(line, "custom_id");
+    const char* const id_field = api_ == "gemini" ? "key" : "custom_id";
+    const std::string id = detail::batch_str(line, id_field);
     if (id.empty()) {
-      problem("no custom_id");
+      problem(std::string("no ") + id_field);
       continue;
     }
     std::size_t index = 0;
@@ -11757,17 +11977,34 @@ REQUESTS_ENGINE_INLINE std::size_t batch_client::map_lines(std::string_view text
                       std::isdigit(static_cast<unsigned char>(*digits));
     if (ours) index = static_cast<std::size_t>(std::strtoull(digits, &end, 10));
     if (!ours || *end != '\0' || index < lo || index >= hi) {
-      problem("custom_id \"" + detail::redact(id, secrets_) + "\" is not a request of this job");
+      problem(std::string(id_field) + " \"" + detail::redact(id, secrets_) + "\" is not a request of this job");
       continue;
     }
     if (out[index]) {
       const auto seen = first_line.find(index);
-      problem("custom_id \"" + id + "\" again" +
+      problem(std::string(id_field) + " \"" + id + "\" again" +
               (seen != first_line.end() ? " (first on line " + std::to_string(seen->second) + ")" : std::string()) +
               ": this line is left out");
       continue;
     }
-    if (api_ == "openai") {
+    if (api_ == "gemini") {
+      const json resp = line.value("response", json());
+      const json err = line.value("error", json());
+      if (resp.is_object()) {
+        const std::string body = resp.dump();
+        out[index] = parse(200, body);
+        if (*out[index]) store(job, index, body);
+      } else if (err.is_object()) {
+        // A google.rpc.Status: its code an HTTP status in batch results, else a gRPC code.
+        const std::int64_t code = detail::json_count(err, "code");
+        out[index] = parse(code >= 100 && code <= 599 ? static_cast<int>(code)
+                                                      : detail::http_status_of_google(detail::batch_str(err, "status")),
+                           json{{"error", err}}.dump());
+      } else {
+        problem("neither a response nor an error");
+        continue;
+      }
+    } else if (api_ == "openai") {
       const json resp = line.value("response", json());
       const json err = line.value("error", json());
       const std::int64_t code = resp.is_object() && resp.contains("status_code") ? detail::json_count(resp, "status_code")
@@ -11857,6 +12094,13 @@ REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> batch_client::fet
   for (std::size_t k = 0; k < job.parts.size(); ++k) {
     const batch_part& part = job.parts[k];
     std::optional<error>& failure = failures[k];
+    if (api_ == "gemini") {
+      if (part.status == batch_status::failed || part.status == batch_status::cancelled) continue;
+      auto text = gemini_results(job, part);
+      if (!text) failure = text.error();
+      else map_lines(*text, job, part.first, part.first + part.count, out);
+      continue;
+    }
     std::vector<std::string> urls;
     if (api_ == "openai") {
       for (const std::string* f : {&part.output_file_id, &part.error_file_id})

@@ -1575,3 +1575,101 @@ TEST_CASE("batch: export_requests and import_results, for a runner of the caller
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message.find("OpenAI Batch") != std::string::npos);
 }
+
+TEST_CASE("batch: Gemini Batch Mode against the mock: inline and through the Files API's resumable upload; a failed "
+          "line; a rerun all from the cache; an expired batch; cancel") {
+  auto server = batch_server(30);
+  auto cache = std::make_shared<re::memory_cache>();
+  const re::gemini provider(batch_key, "gemini-2.5-flash", server->origin());
+  auto client_with = [&](re::batch_settings s) {
+    re::batch_client c(provider, quick(), s);
+    c.cache(cache);
+    return c;
+  };
+  auto batch = questions(4);
+  batch.push_back(re::conversation().system("Be brief.").user("question 4 [fail]"));
+
+  for (const bool as_file : {false, true}) {
+    CAPTURE(as_file);
+    cache = std::make_shared<re::memory_cache>();
+    // A file when the batch is over the inline limit (20 MB by default; 10 bytes here).
+    auto client = client_with(as_file ? fast().inline_bytes(10) : fast());
+    CHECK(client.api() == "gemini");
+    auto job = client.submit(batch, re::params().max_tokens(50));
+    REQUIRE_MESSAGE(job, job.error().describe());
+    REQUIRE(job->parts.size() == 1);
+    CHECK(job->parts[0].id.rfind("batches/", 0) == 0);
+    CHECK(job->parts[0].input_file_id.rfind(as_file ? "files/" : "", 0) == 0);
+    CHECK(job->parts[0].input_file_id.empty() == !as_file);
+    CHECK(re::batch_job::from_json(job->to_json()).api == "gemini");
+    auto st = client.wait(*job);
+    REQUIRE_MESSAGE(st, st.error().describe());
+    CHECK(*st == re::batch_status::completed);
+    CHECK(job->succeeded() == 4);
+    CHECK(job->failed() == 1);
+    CHECK(job->parts[0].output_file_id.empty() == !as_file);
+    auto results = client.fetch(*job);
+    REQUIRE_MESSAGE(results, results.error().describe());
+    REQUIRE(results->size() == 5);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      REQUIRE_MESSAGE((*results)[i], errors_of(*results));
+      CHECK((*results)[i]->text == "Mock answer to: question " + std::to_string(i));
+      CHECK((*results)[i]->usage.output_tokens > 0);
+      CHECK((*results)[i]->request_hash == job->hashes[i]);
+    }
+    REQUIRE_FALSE((*results)[4]);
+    CHECK((*results)[4].error().http_status == 400);
+    CHECK((*results)[4].error().code == re::error_code::bad_request);
+    CHECK((*results)[4].error().message.find("on purpose") != std::string::npos);
+    // The answers are the online ones: an engine with the same provider sends nothing for them.
+    const std::size_t before = server->requests();
+    re::basic_engine<re::gemini, re::memory_cache> engine(provider, quick().concurrency(2), cache);
+    auto online = engine.run({batch[0], batch[1], batch[2], batch[3]}, re::params().max_tokens(50));
+    REQUIRE(errors_of(online).empty());
+    for (const auto& r : online) CHECK(r->from_cache);
+    CHECK(server->requests() == before);
+    // A rerun of the job: only the failed request goes to a new batch.
+    auto again = client.submit(batch, re::params().max_tokens(50));
+    REQUIRE(again);
+    CHECK(again->cached == std::vector<std::size_t>{0, 1, 2, 3});
+    CHECK(server->batch_prompts().back() == std::vector<std::string>{"question 4 [fail]"});
+    // Deleted on request once fetched: the batch, and in file mode the input and responses files.
+    auto removed = client.remove(*job);
+    REQUIRE_MESSAGE(removed, removed.error().describe());
+    CHECK(*removed == (as_file ? 3u : 1u));
+    CHECK_FALSE(client.remove(*again));  // still running: refused
+  }
+
+  // Expired: the first half answered, deadline_exceeded for the rest.
+  auto expiring = batch_server(0, /*expire=*/true);
+  re::batch_client e(re::gemini(batch_key, "gemini-2.5-flash", expiring->origin()), quick(), fast());
+  auto ejob = e.submit(questions(4));
+  REQUIRE(ejob);
+  REQUIRE(e.wait(*ejob));
+  CHECK(ejob->status() == re::batch_status::expired);
+  auto eres = e.fetch(*ejob);
+  REQUIRE(eres);
+  CHECK((*eres)[0]);
+  CHECK((*eres)[1]);
+  REQUIRE_FALSE((*eres)[3]);
+  CHECK((*eres)[3].error().code == re::error_code::deadline_exceeded);
+
+  // Cancel: the batch ends cancelled, every request too.
+  auto slow = batch_server(5000);
+  re::batch_client c(re::gemini(batch_key, "gemini-2.5-flash", slow->origin()), quick(), fast());
+  auto cjob = c.submit(questions(3));
+  REQUIRE(cjob);
+  auto cst = c.cancel(*cjob);
+  REQUIRE_MESSAGE(cst, cst.error().describe());
+  CHECK(*cst == re::batch_status::cancelled);
+  auto cres = c.fetch(*cjob);
+  REQUIRE(cres);
+  for (const auto& r : *cres) CHECK((!r && r.error().code == re::error_code::cancelled));
+
+  // A wrong key is named by the API's answer.
+  re::batch_client wrong(re::gemini("not-the-key", "gemini-2.5-flash", slow->origin()), quick(), fast());
+  auto refused = wrong.submit(questions(1));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("API key not valid") != std::string::npos);
+}

@@ -1966,7 +1966,9 @@ struct batch_provider {
   std::vector<std::string> extra;   // more submit flags
   std::map<std::string, std::string> env;
   [[nodiscard]] std::string base(const mock& m) const { return name == "openai" ? m.base_url() : m.origin(); }
-  [[nodiscard]] std::string api() const { return provider == "anthropic" ? "anthropic" : "openai"; }
+  [[nodiscard]] std::string api() const {
+    return provider == "anthropic" || provider == "gemini" ? provider : "openai";
+  }
 };
 // Azure OpenAI's Batch API on both URL schemes: the mock checks its key in api-key.
 const std::map<std::string, std::string> azure_batch_env = {{"AZURE_OPENAI_API_KEY", "azure-batch-key-1f2e3d4c5b6a79"}};
@@ -1974,7 +1976,11 @@ const std::vector<batch_provider> batch_providers = {
     {"openai", "o1", 15, 60, "openai", {}, {}},
     {"anthropic", "claude-opus-4-1", 15, 75, "anthropic", {}, {}},
     {"azure-v1", "o1", 15, 60, "azure", {}, azure_batch_env},
-    {"azure-classic", "o1", 15, 60, "azure", {"--api-version", "2024-10-21"}, azure_batch_env}};
+    {"azure-classic", "o1", 15, 60, "azure", {"--api-version", "2024-10-21"}, azure_batch_env},
+    // Gemini API Batch Mode, the key in x-goog-api-key. A submit of several requests is over the
+    // inline limit of 200 bytes and goes through the Files API's resumable upload; one goes inline.
+    {"gemini", "gemini-2.5-flash", 0.3, 2.5, "gemini", {"--inline-bytes", "200"},
+     {{"GEMINI_API_KEY", "gemini-batch-key-5e4d3c2b1a0f9e8d"}}}};
 
 // After mock::stop(): {batches created, lines uploaded in them}.
 std::pair<long, long> batch_counts(const mock& m) {
@@ -2010,7 +2016,7 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
     const fs::path state = dir / "out.jsonl.batch.json";
     const std::string cache = (dir / "cache").string();
     std::vector<std::string> mock_flags = {"--batch-delay-ms", "300"};
-    if (!p.env.empty()) mock_flags.insert(mock_flags.end(), {"--api-key-env", "AZURE_OPENAI_API_KEY"});
+    if (!p.env.empty()) mock_flags.insert(mock_flags.end(), {"--api-key-env", p.env.begin()->first});
     mock server(dir, mock_flags, p.env);
     const auto run_cli = [&p](const std::vector<std::string>& args, const fs::path& d, const std::string& tag) {
       return ::run_cli(args, d, tag, p.env);
@@ -2099,7 +2105,8 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
     // 5 answers of 3 + 7 tokens (o1: + 16 reasoning, billed as output): o1 5 x (45 + 1380) / 1e6
     // = $0.007125 online, so $0.0035625 at batch prices; claude-opus-4-1 5 x (45 + 525) / 1e6 =
     // $0.00285, so $0.001425. Printed to 6 decimals.
-    CHECK(online == doctest::Approx(p.api() == "openai" ? 0.007125 : 0.00285));
+    // gemini-2.5-flash: 5 x (3 x 0.3 + 7 x 2.5) / 1e6 = $0.000092, so $0.000046.
+    CHECK(online == doctest::Approx(p.api() == "openai" ? 0.007125 : p.api() == "gemini" ? 0.000092 : 0.00285));
     const auto [spent, as_if] = batch_cost_line(fetched.out);
     CHECK(spent == doctest::Approx(0.5 * online).epsilon(0.001));
     CHECK(as_if == doctest::Approx(0.5 * online).epsilon(0.001));
@@ -2127,6 +2134,12 @@ TEST_CASE("batch: submit, status, wait and fetch in separate processes, for open
     CHECK(spent2 == 0.0);
     CHECK(as_if2 == doctest::Approx(0.5 * online).epsilon(0.001));
 
+    if (p.provider == "gemini") {
+      // The fetched job's input file, responses file and batch are deleted on request.
+      outcome removed = run_cli(with(batch_cmd("delete"), later), dir, "delete");
+      CHECK_MESSAGE(removed.status == 0, removed.err);
+      CHECK(removed.out.find("deleted 3 batches and files") != std::string::npos);
+    }
     CHECK(server.stop() == 0);  // no online request: everything went through the batch routes
     CHECK(batch_counts(server) == std::pair<long, long>{2, 7});  // 6 lines, then the failed one alone
     if (p.provider == "azure") {
@@ -2205,7 +2218,7 @@ TEST_CASE("batch: SIGKILLed while waiting, a fresh process fetches the stored jo
     // Long enough that the batch is still running when the kill comes (the first poll follows
     // the submit at once), short enough to keep the test quick.
     std::vector<std::string> mock_flags = {"--batch-delay-ms", "2000"};
-    if (!p.env.empty()) mock_flags.insert(mock_flags.end(), {"--api-key-env", "AZURE_OPENAI_API_KEY"});
+    if (!p.env.empty()) mock_flags.insert(mock_flags.end(), {"--api-key-env", p.env.begin()->first});
     mock server(dir, mock_flags, p.env);
     // One process that submits, then (exec: the same pid) waits.
     auto quote = [](const std::string& a) { return "'" + a + "'"; };

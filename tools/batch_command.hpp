@@ -53,6 +53,7 @@ struct batch_args {
   std::vector<std::string> headers, secret_headers, cache_key_headers;  // as `run` takes them
   std::string runner;         // --provider command: the command, with {input} and {output}
   std::string requests_file;  // export: where the requests go (default OUT.requests.jsonl)
+  std::uint64_t inline_bytes = 0;  // gemini: the most bytes sent inline (0: the default, 20 MB)
 };
 
 namespace detail {
@@ -70,8 +71,10 @@ inline re::options batch_options(const batch_args& a, const std::string& cache_d
 inline re::batch_settings batch_settings_of(const batch_args& a) {
   re::batch_settings s;
   s.poll_interval(std::chrono::milliseconds(static_cast<std::int64_t>(a.poll_seconds * 1000)));
+  if (a.inline_bytes > 0) s.inline_bytes(a.inline_bytes);
   if (a.max_requests > 0 || a.max_bytes > 0) {
     re::batch_limits l = a.provider == "anthropic" ? re::batch_limits::anthropic()
+                         : a.provider == "gemini"  ? re::batch_limits::gemini()
                          : a.provider == "azure"   ? re::batch_limits::azure()
                                                    : re::batch_limits::openai();
     if (a.max_requests > 0) l.max_requests = a.max_requests;
@@ -113,6 +116,11 @@ inline re::batch_client batch_client_for(const re::batch_job& job, const batch_a
     }
     return make_client(re::openai_compatible::azure(deployment, where), a, cache, s);
   }
+  if (job.api == "gemini") {
+    // The host is what precedes /v1beta/models/{model}:generateContent; the model is in the identity.
+    const std::string host = job.endpoint.substr(0, job.endpoint.rfind("/v1beta/models/"));
+    return make_client(re::gemini(gemini_api_key(), job.identity.value("model", std::string()), host), a, cache, s);
+  }
   if (job.api == "openai") {
     // An offline job's answers come from a file: no key is needed, none is sent anywhere.
     const std::string key = job.offline ? std::string() : api_key("OPENAI_API_KEY", job.endpoint, "api.openai.com");
@@ -148,11 +156,11 @@ constexpr const char* runner_base_url = "http://localhost:8000/v1";
 // no key is needed. The job file goes to `state`.
 inline batch_input read_batch_input(const batch_args& a, const std::string& state, bool offline) {
   const std::string& p = a.provider;
-  if (p != "openai" && p != "anthropic" && p != "azure" && p != "command")
-    throw usage_error("batch: --provider must be openai, azure, anthropic or command");
+  if (p != "openai" && p != "anthropic" && p != "azure" && p != "command" && p != "gemini")
+    throw usage_error("batch: --provider must be openai, azure, anthropic, gemini or command");
   if (!a.api_version.empty() && p != "azure") throw usage_error("--api-version is for --provider azure only");
   if (a.input.empty()) throw usage_error("batch " + a.action + " needs the input file");
-  if (offline && p == "anthropic")
+  if (offline && (p == "anthropic" || p == "gemini"))
     throw usage_error("batch " + a.action + " writes OpenAI Batch input files: --provider openai, azure or command");
   batch_input b;
   input_options io;
@@ -167,14 +175,16 @@ inline batch_input read_batch_input(const batch_args& a, const std::string& stat
   ra.provider = p == "command" ? "openai" : p;
   ra.dimensions = a.dimensions;
   const std::string api = api_of_url(in.batch_url);  // "" for plain input: chat
-  if ((api == "responses" || api == "embeddings") && p == "anthropic")
+  if ((api == "responses" || api == "embeddings") && (p == "anthropic" || p == "gemini"))
     throw usage_error("batch: " + in.batch_url + " lines go to --provider openai or azure only");
   if (a.dimensions && api != "embeddings") throw usage_error("batch: --dimensions is for /v1/embeddings lines only");
   std::int64_t dims = 0;  // embeddings: the vectors' size (0: the model's)
   if (api == "embeddings") dims = embedding_dimensions(in, ra).value_or(0);
   // Azure: every line names the deployment, which --model gives (or every line, the same one).
-  const std::string model = api == "embeddings" || p == "azure" ? single_model(in, ra, true) : a.model;
-  if (api != "embeddings" && p != "azure") check_model(in, ra, false);
+  // Gemini: the model is in the URL, one per batch.
+  const std::string model =
+      api == "embeddings" || p == "azure" || p == "gemini" ? single_model(in, ra, true) : a.model;
+  if (api != "embeddings" && p != "azure" && p != "gemini") check_model(in, ra, false);
 
   json ids = json::array();
   for (const auto& item : in.items) {
@@ -223,6 +233,9 @@ inline batch_input read_batch_input(const batch_args& a, const std::string& stat
     } else {
       b.client.emplace(make_client(re::openai_compatible(key, base, a.model), a, cache, s));
     }
+  } else if (p == "gemini") {
+    const std::string base = !a.base_url.empty() ? a.base_url : "https://generativelanguage.googleapis.com";
+    b.client.emplace(make_client(re::gemini(gemini_api_key(), model, base), a, cache, s));
   } else {
     if (a.model.empty()) throw usage_error("--provider anthropic needs --model");
     const std::string base = !a.base_url.empty() ? a.base_url : env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
@@ -557,6 +570,17 @@ inline int run_batch(const batch_args& a) {
       throw usage_error(state + " was exported for a runner of your own: bring its results in with batch import "
                                 "RESULTS.jsonl -o " + a.output);
     re::batch_client client = detail::batch_client_for(job, a);
+    if (a.action == "delete") {
+      if (!job.user.is_object() || !job.user.value("fetched", false))
+        throw usage_error("batch delete: fetch the job first (deleting a batch deletes its answers)");
+      auto removed = client.remove(job);
+      if (!removed) {
+        std::cerr << "requests-engine batch: delete failed: " << removed.error().describe() << "\n";
+        return exit_failures;
+      }
+      std::cout << "requests-engine batch: deleted " << *removed << " batches and files on the provider's side\n";
+      return exit_ok;
+    }
     if (a.action == "cancel") {
       if (runner) {
         detail::cancel_runner(job);
@@ -625,7 +649,8 @@ inline int run_batch(const batch_args& a) {
 /// Adds `batch` to the app; it runs from its own callback (a non-zero status ends the program).
 inline void add_batch_command(CLI::App& app) {
   auto a = std::make_shared<batch_args>();
-  CLI::App* c = app.add_subcommand("batch", "Provider batch APIs (OpenAI Batch, Anthropic Message Batches): half "
+  CLI::App* c = app.add_subcommand("batch", "Provider batch APIs (OpenAI Batch, Anthropic Message Batches, Gemini "
+                                            "Batch Mode) and offline runners: half "
                                             "price, answers within 24 hours");
   c->footer(
       "  batch submit INPUT -o OUT   read INPUT (the formats of `run`; OpenAI Batch lines may name\n"
@@ -639,6 +664,7 @@ inline void add_batch_command(CLI::App& app) {
       "                              and store the answers in the cache: a later `run` of the same\n"
       "                              input costs nothing\n"
       "  batch cancel -o OUT         cancel the unfinished batches\n"
+      "  batch delete -o OUT         Gemini: delete a fetched job's batches and files on the provider\n"
       "  batch export INPUT -o OUT   write the requests the cache does not answer as an OpenAI Batch input\n"
       "                              file (OUT.requests.jsonl, or --requests FILE), custom_id request-N,\n"
       "                              for a runner of your own\n"
@@ -652,16 +678,17 @@ inline void add_batch_command(CLI::App& app) {
       "                              http://localhost:8000/v1) would give them online\n"
       "Everything after submit reads OUT.batch.json (batch ids, request hashes, input ids; no key),\n"
       "so it works after a restart; once fetched, a submit to the same OUT replaces it (sending only\n"
-      "what the cache lacks). Keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY.\n"
+      "what the cache lacks). Keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY /\n"
+      "GEMINI_API_KEY.\n"
       "Exit status: 0 done; 1 failed requests or a provider error; 2 bad usage.");
-  c->add_option("action", a->action, "submit, status, wait, fetch, cancel, export or import")
+  c->add_option("action", a->action, "submit, status, wait, fetch, cancel, delete, export or import")
       ->required()
-      ->check(CLI::IsMember({"submit", "status", "wait", "fetch", "cancel", "export", "import"}));
+      ->check(CLI::IsMember({"submit", "status", "wait", "fetch", "cancel", "export", "import", "delete"}));
   c->add_option("input", a->input, "Input JSONL file (submit, export); the results file (import)");
   c->add_option("-o,--output", a->output, "Output JSONL file; the job is kept in OUT.batch.json")->required();
   c->add_option("--provider", a->provider,
-                "openai, azure (Azure OpenAI's Batch API; --model names a Global-Batch deployment), anthropic, or "
-                "command (an offline runner: --runner) (submit, export)")
+                "openai, azure (Azure OpenAI's Batch API; --model names a Global-Batch deployment), anthropic, "
+                "gemini (the Gemini API's Batch Mode), or command (an offline runner: --runner) (submit, export)")
       ->capture_default_str();
   c->add_option("--header", a->headers, "'Name: value': a header of your own on every call (as for run; repeatable)");
   c->add_option("--secret-header", a->secret_headers,
@@ -696,6 +723,10 @@ inline void add_batch_command(CLI::App& app) {
   c->add_option("--runner", a->runner,
                 "--provider command: the command that reads {input} (OpenAI Batch lines) and writes {output} "
                 "(OpenAI Batch output lines), run by /bin/sh, e.g. 'vllm run-batch -i {input} -o {output} --model M'");
+  c->add_option("--inline-bytes", a->inline_bytes,
+                "--provider gemini: batches of at most this many bytes go inline, larger ones as an uploaded file "
+                "(default 20 MB, the API's limit)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--requests", a->requests_file, "export: where the requests go (default OUT.requests.jsonl)");
   c->add_option("--dimensions", a->dimensions, "/v1/embeddings lines: the vectors' size (submit)")
       ->check(CLI::PositiveNumber);

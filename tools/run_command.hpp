@@ -1068,6 +1068,15 @@ inline std::string api_key(const char* env, const std::string& base_url, const s
   return key;
 }
 
+// The Gemini API's key, read as Google's SDKs read it: GEMINI_API_KEY first, then GOOGLE_API_KEY.
+inline std::string gemini_api_key() {
+  std::string key = env_or("GEMINI_API_KEY", env_or("GOOGLE_API_KEY", ""));
+  if (key.empty())
+    throw usage_error("GEMINI_API_KEY is not set (nor GOOGLE_API_KEY): --provider gemini needs an API key "
+                      "(keys are read from the environment only, never from the command line)");
+  return key;
+}
+
 // The model must be known for every line before anything is sent.
 template <class Source>
 inline void check_model(const Source& in, const run_args& a, bool raw_openai) {
@@ -1280,11 +1289,7 @@ inline int run_run(const run_args& a) {
       return run_with(re::anthropic(key, a.model, base), a, in, false, prices);
     }
     if (p == "gemini") {
-      // Read as Google's SDKs read them: GEMINI_API_KEY first.
-      std::string key = detail::env_or("GEMINI_API_KEY", detail::env_or("GOOGLE_API_KEY", ""));
-      if (key.empty())
-        throw usage_error("GEMINI_API_KEY is not set (nor GOOGLE_API_KEY): --provider gemini needs an API key "
-                          "(keys are read from the environment only, never from the command line)");
+      const std::string key = detail::gemini_api_key();
       const std::string model = detail::single_model(in, a, true);
       const std::string base = a.base_url.empty() ? "https://generativelanguage.googleapis.com" : a.base_url;
       if (api == "embeddings") {

@@ -1,11 +1,12 @@
 // batch.hpp: the providers' batch APIs (OpenAI Batch for chat completions, responses and
-// embeddings; Anthropic Message Batches): split,
+// embeddings; Anthropic Message Batches; Gemini API Batch Mode): split,
 // submit, poll, wait, cancel, resume from a saved job, fetch into the cache.
 #pragma once
 
 #include "engine.hpp"
 #include "anthropic.hpp"
 #include "embeddings.hpp"
+#include "google.hpp"
 #include "openai.hpp"
 
 REQUESTS_ENGINE_NAMESPACE_BEGIN
@@ -28,6 +29,8 @@ struct batch_limits {
   [[nodiscard]] static batch_limits anthropic() { return {100000, 256ull * 1024 * 1024}; }
   /// Azure OpenAI's global batch: 100,000 requests and 200 MB per input file.
   [[nodiscard]] static batch_limits azure() { return {100000, 200ull * 1024 * 1024}; }
+  /// Gemini API Batch Mode: an input file of at most 2 GB; no documented request limit.
+  [[nodiscard]] static batch_limits gemini() { return {std::numeric_limits<std::size_t>::max(), 2000000000ull}; }
 };
 
 /// One batch on the provider's side: a contiguous run of the job's requests (less those the
@@ -38,14 +41,14 @@ struct batch_part {
   std::size_t count = 0;  ///< the run's length in the job, cached requests inside it included
   batch_status status = batch_status::validating;
   std::size_t succeeded = 0, failed = 0;  ///< requests finished so far, as the provider counts them
-  std::string input_file_id, output_file_id, error_file_id, results_url;
+  std::string input_file_id, output_file_id, error_file_id, results_url;  ///< Gemini: files/..., its results file
   std::string message;  ///< why the provider failed the whole batch, if it did
 };
 
 /// A submitted job: everything needed to poll and fetch it later, from another process
 /// (save() / load()). Holds no secret: the provider (and its key) is given again on resume.
 struct batch_job {
-  std::string api;         ///< "openai" or "anthropic"
+  std::string api;         ///< "openai", "anthropic" or "gemini"
   std::string endpoint;    ///< the provider's endpoint (checked on resume)
   json identity;           ///< the provider's cache identity
   std::string name_space;  ///< the cache namespace of the answers
@@ -112,6 +115,10 @@ class batch_settings {
   /// When set, the job is saved here after every batch created and every poll: a crash between
   /// two parts of a split job loses no batch id.
   batch_settings& state_file(std::string path) { state_file_ = std::move(path); return *this; }
+  /// Gemini: a batch whose requests total at most this many bytes is sent inline in the create
+  /// call (default 20 MB, the documented limit); a larger one as a JSONL file through the Files
+  /// API's resumable upload.
+  batch_settings& inline_bytes(std::uint64_t n) { inline_bytes_ = n; return *this; }
   /// Cap on one downloaded result file (default 4 GiB).
   batch_settings& max_download_bytes(std::size_t n) { max_download_bytes_ = n; return *this; }
   /// Saved with the job as batch_job::user (never sent to the provider).
@@ -123,6 +130,7 @@ class batch_settings {
   [[nodiscard]] const json& metadata() const noexcept { return metadata_; }
   [[nodiscard]] const std::string& state_file() const noexcept { return state_file_; }
   [[nodiscard]] std::size_t max_download_bytes() const noexcept { return max_download_bytes_; }
+  [[nodiscard]] std::uint64_t inline_bytes() const noexcept { return inline_bytes_; }
   [[nodiscard]] const json& user_data() const noexcept { return user_data_; }
 
  private:
@@ -132,6 +140,7 @@ class batch_settings {
   json metadata_;
   std::string state_file_;
   std::size_t max_download_bytes_ = std::size_t(4) << 30;
+  std::uint64_t inline_bytes_ = 20000000;
   json user_data_;
 };
 
@@ -161,6 +170,11 @@ class batch_client {
   /// inputs in a job are sent once and share its answer (marked deduplicated), as online.
   REQUESTS_ENGINE_INLINE batch_client(openai_embeddings p, options o = options(), batch_settings s = batch_settings());
   REQUESTS_ENGINE_INLINE batch_client(anthropic p, options o = options(), batch_settings s = batch_settings());
+  /// Gemini API Batch Mode (models/{model}:batchGenerateContent, the key in x-goog-api-key):
+  /// each request is the online provider's GenerateContentRequest with its key; inline while
+  /// the batch is at most batch_settings::inline_bytes, else an uploaded JSONL file. States
+  /// BATCH_STATE_* (and the JOB_STATE_* spellings); results inline or from the responses file.
+  REQUESTS_ENGINE_INLINE batch_client(gemini p, options o = options(), batch_settings s = batch_settings());
 
   /// Stores the answers in this cache instead of the disk cache of options::cache_dir (share
   /// it with an engine: basic_engine(provider, options, cache)).
@@ -217,6 +231,10 @@ class batch_client {
   /// custom_id is not a request of the job, or that repeats one, is left out and named in
   /// problems; every other line is imported. Requests the cache answered at export come from it.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<batch_import> import_results(const batch_job& job, std::string_view text);
+  /// Gemini: deletes what a final job left on the provider's side, once its answers are fetched:
+  /// the uploaded input files, the responses files and the batches. Returns how many were
+  /// deleted (one already gone counts as deleted). Other APIs: invalid_request.
+  [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::size_t> remove(const batch_job& job);
   /// submit + wait + fetch.
   [[nodiscard]] REQUESTS_ENGINE_INLINE result<std::vector<result<completion>>> run(
       const std::vector<conversation>& batch, const params& p = params(), const std::string& name_space = std::string(),
@@ -244,12 +262,18 @@ class batch_client {
   REQUESTS_ENGINE_INLINE void share_repeats(const batch_job& job,
                                             std::vector<std::optional<result<completion>>>& out) const;
   REQUESTS_ENGINE_INLINE result<http_response> call(const std::string& method, const std::string& url,
-                                                    std::string body, std::string content_type, bool download);
+                                                    std::string body, std::string content_type, bool download,
+                                                    const header_list& extra = {});
   REQUESTS_ENGINE_INLINE result<json> call_json(const std::string& method, const std::string& url,
                                                 const std::string& body = std::string(),
                                                 const std::string& content_type = "application/json");
   REQUESTS_ENGINE_INLINE result<batch_part> create_part(const std::vector<std::string>& lines, std::size_t lo,
                                                         std::size_t hi);
+  REQUESTS_ENGINE_INLINE result<json> create_gemini_part(const std::vector<std::string>& lines, std::size_t lo,
+                                                         std::size_t hi, batch_part& part);
+  // Gemini: a finished batch's results as JSONL lines {key, response | error}.
+  REQUESTS_ENGINE_INLINE result<std::string> gemini_results(const batch_job& job, const batch_part& part);
+  [[nodiscard]] REQUESTS_ENGINE_INLINE std::string batch_url(const batch_part& part, std::string_view action) const;
   REQUESTS_ENGINE_INLINE void update_part(batch_part& part, const json& obj) const;
   // Maps the results lines of requests [lo, hi) into out; returns how many it mapped. With
   // problems, each line left out is named there (line numbers from 1).
@@ -264,12 +288,14 @@ class batch_client {
   REQUESTS_ENGINE_INLINE std::optional<error> check_job(const batch_job& job, bool offline = false) const;
   REQUESTS_ENGINE_INLINE void log(const std::string& line) const;
 
-  std::variant<openai_compatible, openai_responses, openai_embeddings, anthropic> provider_;
+  std::variant<openai_compatible, openai_responses, openai_embeddings, anthropic, gemini> provider_;
   std::string api_;
   std::string endpoint_;  // the provider's (chat completions, responses, embeddings or messages)
   std::string base_;      // OpenAI: .../v1; Anthropic: .../v1/messages/batches
   std::string line_url_;  // OpenAI: the path each line names, e.g. /v1/chat/completions
   std::string query_;     // Azure's classic routes: "?api-version=..." on every call
+  std::string host_;      // Gemini: scheme://host, for the upload and download routes
+  std::string create_url_;  // Gemini: .../models/{model}:batchGenerateContent
   bool shared_samples_ = false;  // embeddings: identical inputs share sample 0
   options options_;
   batch_settings settings_;

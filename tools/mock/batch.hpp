@@ -6,6 +6,7 @@
 #include "common.hpp"
 #include "core.hpp"
 #include "embeddings.hpp"
+#include "google_aws.hpp"
 #include "openai.hpp"
 #include "responses.hpp"
 #include "sockets.hpp"
@@ -79,9 +80,14 @@ class batch_routes {
     std::vector<std::pair<std::uint64_t, std::vector<std::string>>> v;
     for (const auto& kv : batches_) {
       std::vector<std::string> texts;
-      for (const auto& l : kv.second.lines)
-        texts.push_back(detail::last_user_text(kv.second.which == api::openai ? l.second.value("body", nlohmann::json())
-                                                                             : l.second));
+      for (const auto& l : kv.second.lines) {
+        std::string error, text;
+        if (kv.second.gemini) (void)detail::gemini_answer_body(l.second, kv.second.model, error, text);
+        else
+          text = detail::last_user_text(kv.second.which == api::openai ? l.second.value("body", nlohmann::json())
+                                                                        : l.second);
+        texts.push_back(std::move(text));
+      }
       v.emplace_back(kv.second.seq, std::move(texts));
     }
     std::sort(v.begin(), v.end());
@@ -259,6 +265,7 @@ class batch_routes {
       auto& stored = batches_[id] = std::move(b);
       detail::set_json(res, 200, batch_object(stored).dump());
     });
+    add_gemini_routes(svr);
     svr.Get(R"(/v1/messages/batches/([^/]+)/results)", [this, lookup](const Request& req, Response& res) {
       if (!batch_auth(api::anthropic, req, res)) return;
       std::lock_guard<std::mutex> lk(batch_mutex_);
@@ -280,7 +287,13 @@ class batch_routes {
     nlohmann::json metadata, errors;
     std::chrono::steady_clock::time_point created;
     std::int64_t created_at = 0;
-    std::vector<std::pair<std::string, nlohmann::json>> lines;  // custom_id, request (OpenAI line / Anthropic params)
+    std::vector<std::pair<std::string, nlohmann::json>> lines;  // custom_id, request (OpenAI line / Anthropic params
+                                                                // / Gemini GenerateContentRequest)
+    // Gemini API Batch Mode: its model, whether its input was a file, its display name, and
+    // (once done) its inline responses.
+    bool gemini = false, gemini_file = false, deleted = false;  // deleted: 404 from then on, still counted
+    std::string model, display_name;
+    nlohmann::json input_config, inlined;
     std::size_t succeeded = 0, failed = 0, expired = 0, canceled = 0;
     bool cancel_requested = false, done = false;
     std::int64_t cancelled_at = 0, ended_at = 0;
@@ -480,6 +493,262 @@ class batch_routes {
     }
   }
 
+  // ---- Gemini API Batch Mode (v1beta), and the Files API it reads its input file from ----
+  // POST /v1beta/models/{m}:batchGenerateContent, GET /v1beta/batches/{id}, POST .../{id}:cancel,
+  // DELETE .../{id}; POST /upload/v1beta/files (resumable: start, then upload, finalize),
+  // GET /v1beta/files/{id}, GET /download/v1beta/files/{id}:download and /v1beta/files/{id}:download,
+  // DELETE /v1beta/files/{id}. Batches are Operations whose metadata is the batch (states
+  // BATCH_STATE_*, counts as strings); results inline or in files/batch-{id}.
+  bool gemini_auth(const httplib::Request& req, httplib::Response& res) {
+    batch_calls_.fetch_add(1);
+    core_.count_path(req.path);
+    if (!core_.has_required_headers(req, res)) return false;
+    return detail::gemini_key_ok(core_, req, res);
+  }
+
+  static nlohmann::json gemini_field(const nlohmann::json& o, const char* snake, const char* camel) {
+    if (!o.is_object()) return nullptr;
+    if (o.contains(snake)) return o[snake];
+    return o.contains(camel) ? o[camel] : nlohmann::json(nullptr);
+  }
+
+  void add_gemini_routes(httplib::Server& svr) {
+    using httplib::Request;
+    using httplib::Response;
+    svr.Post(R"(/v1beta/models/([^/:]+):batchGenerateContent)", [this](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      const nlohmann::json batch = body.is_object() ? body.value("batch", nlohmann::json()) : nlohmann::json();
+      const nlohmann::json config = gemini_field(batch, "input_config", "inputConfig");
+      const nlohmann::json file = gemini_field(config, "file_name", "fileName");
+      const nlohmann::json requests = gemini_field(gemini_field(config, "requests", "requests"), "requests", "requests");
+      if (!file.is_string() && !requests.is_array())
+        return detail::set_google_error(res, 400, "INVALID_ARGUMENT",
+                                        "* BatchGenerateContentRequest.batch.input_config: file_name or requests is required");
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      mock_batch b;
+      b.gemini = true;
+      b.seq = batch_seq_++;
+      b.id = detail::random_hex(20);
+      b.model = req.matches[1].str();
+      b.display_name = gemini_field(batch, "display_name", "displayName").is_string()
+                           ? gemini_field(batch, "display_name", "displayName").get<std::string>()
+                           : std::string();
+      b.input_config = config;
+      b.status = "BATCH_STATE_PENDING";
+      b.created = std::chrono::steady_clock::now();
+      b.created_at = unix_now();
+      auto add = [&b](const nlohmann::json& key, const nlohmann::json& request) {
+        b.lines.emplace_back(key.is_string() ? key.get<std::string>() : std::string(), request);
+      };
+      if (file.is_string()) {
+        b.gemini_file = true;
+        const auto f = batch_files_.find(file.get<std::string>());
+        if (f == batch_files_.end()) return detail::set_google_error(res, 404, "NOT_FOUND", "File " + file.get<std::string>() + " not found.");
+        const std::string& content = f->second;
+        for (std::size_t pos = 0; pos < content.size();) {
+          std::size_t nl = content.find('\n', pos);
+          if (nl == std::string::npos) nl = content.size();
+          const nlohmann::json line = nlohmann::json::parse(content.substr(pos, nl - pos), nullptr, false);
+          pos = nl + 1;
+          if (line.is_object()) add(line.value("key", nlohmann::json()), line.value("request", nlohmann::json()));
+        }
+      } else {
+        for (const auto& r : requests) {
+          const nlohmann::json meta = r.is_object() ? r.value("metadata", nlohmann::json::object()) : nlohmann::json();
+          add(meta.is_object() ? meta.value("key", nlohmann::json()) : nlohmann::json(),
+              r.is_object() ? r.value("request", nlohmann::json()) : nlohmann::json());
+        }
+      }
+      if (batch_opts_.max_requests > 0 && b.lines.size() > batch_opts_.max_requests) {
+        b.done = true;
+        b.status = "BATCH_STATE_FAILED";
+        b.errors = {{"code", 3}, {"message", "The batch has " + std::to_string(b.lines.size()) +
+                                                 " requests; the limit is " + std::to_string(batch_opts_.max_requests) + "."},
+                    {"status", "INVALID_ARGUMENT"}};
+      }
+      const std::string id = b.id;
+      auto& stored = batches_[id] = std::move(b);
+      detail::set_json(res, 200, gemini_operation(stored).dump());
+    });
+    auto lookup = [this](const Request& req, Response& res) -> mock_batch* {
+      auto it = batches_.find(req.matches[1].str());
+      if (it == batches_.end() || !it->second.gemini || it->second.deleted) {
+        detail::set_google_error(res, 404, "NOT_FOUND", "Batch batches/" + req.matches[1].str() + " not found.");
+        return nullptr;
+      }
+      return &it->second;
+    };
+    svr.Get(R"(/v1beta/batches/([^/:]+))", [this, lookup](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      if (mock_batch* b = lookup(req, res)) {
+        advance_gemini(*b);
+        detail::set_json(res, 200, gemini_operation(*b).dump());
+      }
+    });
+    svr.Post(R"(/v1beta/batches/([^/:]+):cancel)", [this, lookup](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      if (mock_batch* b = lookup(req, res)) {
+        advance_gemini(*b);
+        if (!b->done) {
+          b->done = true;
+          b->status = "BATCH_STATE_CANCELLED";
+          b->ended_at = unix_now();
+        }
+        detail::set_json(res, 200, "{}");
+      }
+    });
+    svr.Delete(R"(/v1beta/batches/([^/:]+))", [this, lookup](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      if (mock_batch* b = lookup(req, res)) {
+        b->deleted = true;
+        detail::set_json(res, 200, "{}");
+      }
+    });
+    svr.Post("/upload/v1beta/files", [this](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      const std::string command = req.get_header_value("X-Goog-Upload-Command");
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      if (command == "start") {
+        if (req.get_header_value("X-Goog-Upload-Protocol") != "resumable")
+          return detail::set_google_error(res, 400, "INVALID_ARGUMENT", "X-Goog-Upload-Protocol: resumable is required");
+        const std::string id = detail::random_hex(16);
+        uploads_[id] = {req.get_header_value("X-Goog-Upload-Header-Content-Length"), std::string()};
+        res.set_header("X-Goog-Upload-URL", origin_() + "/upload/v1beta/files?upload_id=" + id + "&upload_protocol=resumable");
+        res.set_header("X-Goog-Upload-Status", "active");
+        res.status = 200;
+        return;
+      }
+      const auto up = uploads_.find(req.get_param_value("upload_id"));
+      if (command.find("upload") == std::string::npos || up == uploads_.end())
+        return detail::set_google_error(res, 400, "INVALID_ARGUMENT", "An upload_id and X-Goog-Upload-Command are required");
+      if (req.get_header_value("X-Goog-Upload-Offset") != std::to_string(up->second.second.size()))
+        return detail::set_google_error(res, 400, "INVALID_ARGUMENT", "X-Goog-Upload-Offset does not match the bytes received");
+      up->second.second += req.body;
+      if (command.find("finalize") == std::string::npos) {
+        res.set_header("X-Goog-Upload-Status", "active");
+        res.status = 200;
+        return;
+      }
+      if (up->second.first != std::to_string(up->second.second.size()))
+        return detail::set_google_error(res, 400, "INVALID_ARGUMENT",
+                                        "The upload's size differs from X-Goog-Upload-Header-Content-Length");
+      const std::string name = "files/" + detail::random_hex(12);
+      batch_files_[name] = std::move(up->second.second);
+      uploads_.erase(up);
+      res.set_header("X-Goog-Upload-Status", "final");
+      detail::set_json(res, 200, nlohmann::json{{"file", gemini_file_object(name)}}.dump());
+    });
+    auto download = [this](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      const auto it = batch_files_.find("files/" + req.matches[1].str());
+      if (it == batch_files_.end()) return detail::set_google_error(res, 404, "NOT_FOUND", "File not found.");
+      res.status = 200;
+      res.set_content(it->second, "application/octet-stream");
+    };
+    svr.Get(R"(/download/v1beta/files/([^/:]+):download)", download);
+    svr.Get(R"(/v1beta/files/([^/:]+):download)", download);
+    svr.Get(R"(/v1beta/files/([^/:]+))", [this](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      const std::string name = "files/" + req.matches[1].str();
+      if (batch_files_.count(name) == 0) return detail::set_google_error(res, 404, "NOT_FOUND", "File not found.");
+      detail::set_json(res, 200, gemini_file_object(name).dump());
+    });
+    svr.Delete(R"(/v1beta/files/([^/:]+))", [this](const Request& req, Response& res) {
+      if (!gemini_auth(req, res)) return;
+      std::lock_guard<std::mutex> lk(batch_mutex_);
+      if (batch_files_.erase("files/" + req.matches[1].str()) == 0)
+        return detail::set_google_error(res, 404, "NOT_FOUND", "File not found.");
+      detail::set_json(res, 200, "{}");
+    });
+  }
+
+  nlohmann::json gemini_file_object(const std::string& name) const {
+    const std::string& content = batch_files_.at(name);
+    return {{"name", name}, {"mimeType", "application/jsonl"}, {"sizeBytes", std::to_string(content.size())},
+            {"sha256Hash", detail::sha256_hex(content)}, {"uri", origin_() + "/v1beta/" + name}, {"state", "ACTIVE"},
+            {"source", name.rfind("files/batch-", 0) == 0 ? "GENERATED" : "UPLOADED"}};
+  }
+
+  // Moves a Gemini batch along: pending for the first third of delay_ms, running, then done:
+  // every line answered (a line with [fail], or drawn by fail_rate, an error), or with
+  // `expire` only the first half, the batch EXPIRED. Under batch_mutex_.
+  void advance_gemini(mock_batch& b) {
+    if (b.done) return;
+    const auto elapsed = std::chrono::steady_clock::now() - b.created;
+    const auto delay = std::chrono::milliseconds(std::max(0, batch_opts_.delay_ms));
+    if (elapsed < delay) {
+      b.status = elapsed < delay / 3 ? "BATCH_STATE_PENDING" : "BATCH_STATE_RUNNING";
+      return;
+    }
+    const std::size_t answered = batch_opts_.expire ? b.lines.size() / 2 : b.lines.size();
+    std::string file;
+    b.inlined = nlohmann::json::array();
+    for (std::size_t i = 0; i < answered; ++i) {
+      const bool fail_drawn = batch_opts_.fail_rate > 0 &&
+                              detail::seeded_uniform(core_.options().seed ^ 0xba7cULL, batch_line_seq_++) < batch_opts_.fail_rate;
+      std::string error, text;
+      const std::string answer = detail::gemini_answer_body(b.lines[i].second, b.model, error, text);
+      if (error.empty() && (fail_drawn || text.find("[fail]") != std::string::npos))
+        error = "The mock server failed this batch line on purpose.";
+      nlohmann::json line = {{"key", b.lines[i].first}};
+      if (error.empty()) {
+        line["response"] = nlohmann::json::parse(answer);
+        ++b.succeeded;
+      } else {
+        line["error"] = {{"code", 400}, {"message", error}, {"status", "INVALID_ARGUMENT"}};
+        ++b.failed;
+      }
+      file += line.dump() + "\n";
+      nlohmann::json item = {{"metadata", {{"key", b.lines[i].first}}}};
+      for (const char* f : {"response", "error"})
+        if (line.contains(f)) item[f] = line[f];
+      b.inlined.push_back(std::move(item));
+    }
+    b.expired = b.lines.size() - answered;
+    if (b.gemini_file) {
+      b.output_file_id = "files/batch-" + b.id;
+      batch_files_[b.output_file_id] = std::move(file);
+    }
+    b.done = true;
+    b.ended_at = unix_now();
+    b.status = batch_opts_.expire ? "BATCH_STATE_EXPIRED" : "BATCH_STATE_SUCCEEDED";
+  }
+
+  nlohmann::json gemini_operation(const mock_batch& b) const {
+    const std::string name = "batches/" + b.id;
+    nlohmann::json stats = {{"requestCount", std::to_string(b.lines.size())}};
+    const std::size_t pending = b.done ? 0 : b.lines.size();
+    for (const auto& [key, n] : {std::pair<const char*, std::size_t>{"successfulRequestCount", b.succeeded},
+                                 {"failedRequestCount", b.failed}, {"pendingRequestCount", pending}})
+      if (n > 0) stats[key] = std::to_string(n);  // zero counts are left out, as the API does
+    nlohmann::json md = {{"@type", "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"},
+                         {"model", "models/" + b.model}, {"displayName", b.display_name},
+                         {"inputConfig", b.input_config}, {"createTime", iso(b.created_at)},
+                         {"updateTime", iso(b.ended_at ? b.ended_at : b.created_at)}, {"batchStats", stats},
+                         {"state", b.status}, {"name", name}};
+    nlohmann::json op = {{"name", name}, {"metadata", md}};
+    if (!b.done) return op;
+    op["done"] = true;
+    if (b.ended_at) op["metadata"]["endTime"] = iso(b.ended_at);
+    if (!b.errors.is_null()) {
+      op["error"] = b.errors;
+      return op;
+    }
+    if (b.status == "BATCH_STATE_CANCELLED") return op;
+    nlohmann::json output = b.gemini_file ? nlohmann::json{{"responsesFile", b.output_file_id}}
+                                          : nlohmann::json{{"inlinedResponses", {{"inlinedResponses", b.inlined}}}};
+    op["metadata"]["output"] = output;
+    output["@type"] = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput";
+    op["response"] = std::move(output);
+    return op;
+  }
+
   nlohmann::json batch_object(const mock_batch& b) const {
     auto opt = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
     auto at = [](std::int64_t t) { return t == 0 ? nlohmann::json(nullptr) : nlohmann::json(t); };
@@ -510,6 +779,7 @@ class batch_routes {
   std::map<std::string, std::string> batch_files_;
   std::map<std::string, mock_batch> batches_;
   std::uint64_t batch_seq_ = 0, batch_line_seq_ = 0;
+  std::map<std::string, std::pair<std::string, std::string>> uploads_;  // Gemini uploads: id -> {declared size, bytes}
   std::atomic<std::size_t> batch_calls_{0};
 };
 

@@ -59,6 +59,98 @@ namespace detail {
 // latency and the stream faults, but not the rate limits or injected request faults.
 //
 // Owned by the server; holds the access tokens /token has issued.
+inline void set_google_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  const nlohmann::json err = {{"error", {{"code", status}, {"message", message}, {"status", code}}}};
+  detail::set_json(res, status, err.dump());
+}
+
+// The Gemini API's key: x-goog-api-key (or ?key=), the server's key if it has one.
+inline bool gemini_key_ok(const server_core& core, const httplib::Request& req, httplib::Response& res) {
+  std::optional<std::string> key;
+  if (req.has_header("x-goog-api-key")) key = req.get_header_value("x-goog-api-key");
+  else if (req.has_param("key")) key = req.get_param_value("key");
+  if (!key || key->empty()) {
+    set_google_error(res, 403, "PERMISSION_DENIED",
+                     "Method doesn't allow unregistered callers (callers without established identity). "
+                     "Please use API Key or other form of API consumer identity to call this API.");
+    return false;
+  }
+  if (!core.options().api_key.empty() && !detail::constant_time_equal(*key, core.options().api_key)) {
+    nlohmann::json err = {{"error",
+                           {{"code", 400},
+                            {"message", "API key not valid. Please pass a valid API key."},
+                            {"status", "INVALID_ARGUMENT"},
+                            {"details", {{{"@type", "type.googleapis.com/google.rpc.ErrorInfo"},
+                                          {"reason", "API_KEY_INVALID"},
+                                          {"domain", "googleapis.com"}}}}}}};
+    detail::set_json(res, 400, err.dump());
+    return false;
+  }
+  return true;
+}
+
+// A generateContent answer to `body` (the mock's text and token rules), or "" with the
+// INVALID_ARGUMENT message in `error`; `last_user_out` gets the last user text. Also used for
+// the lines of a Gemini batch (tools/mock/batch.hpp).
+inline std::string gemini_answer_body(const nlohmann::json& body, const std::string& model, std::string& error,
+                                      std::string& last_user_out) {
+  const auto contents = body.find("contents");
+  if (contents == body.end() || !contents->is_array() || contents->empty()) {
+    error = "* GenerateContentRequest.contents: contents is not specified";
+    return {};
+  }
+  auto parts_text = [](const nlohmann::json& c) {
+    std::string text;
+    const auto parts = c.is_object() ? c.find("parts") : c.end();
+    if (!c.is_object() || parts == c.end() || !parts->is_array()) return text;
+    for (const auto& p : *parts)
+      if (p.is_object() && p.contains("text") && p["text"].is_string())
+        text += (text.empty() ? "" : "\n") + p["text"].get<std::string>();
+    return text;
+  };
+  std::size_t prompt_bytes = 0;
+  std::string last_user;
+  for (const auto& c : *contents) {
+    if (!c.is_object() || !c.contains("parts") || !c["parts"].is_array()) {
+      error = "* GenerateContentRequest.contents: parts is required";
+      return {};
+    }
+    const std::string text = parts_text(c);
+    prompt_bytes += text.size();
+    if (c.value("role", std::string("user")) == "user") last_user = text;
+  }
+  if (body.contains("systemInstruction")) prompt_bytes += parts_text(body["systemInstruction"]).size();
+  const nlohmann::json gen = body.value("generationConfig", nlohmann::json::object());
+  std::int64_t max_tokens = 8192, count = 1;
+  if (gen.is_object() && gen.contains("maxOutputTokens") && gen["maxOutputTokens"].is_number_integer())
+    max_tokens = gen["maxOutputTokens"].get<std::int64_t>();
+  if (gen.is_object() && gen.contains("candidateCount") && gen["candidateCount"].is_number_integer())
+    count = std::max<std::int64_t>(1, gen["candidateCount"].get<std::int64_t>());
+  nlohmann::json candidates = nlohmann::json::array();
+  std::size_t out_tokens = 0;
+  for (std::int64_t i = 0; i < count; ++i) {
+    std::string text = "Mock answer to: " + last_user + (i > 0 ? " (sample " + std::to_string(i) + ")" : "");
+    std::string finish = "STOP";
+    if (max_tokens > 0 && static_cast<std::size_t>(max_tokens) < detail::estimate_tokens(text.size())) {
+      text = detail::utf8_prefix(text, static_cast<std::size_t>(max_tokens) * 4U);
+      finish = "MAX_TOKENS";
+    }
+    out_tokens += detail::estimate_tokens(text.size());
+    candidates.push_back(
+        {{"content", {{"parts", {{{"text", text}}}}, {"role", "model"}}}, {"finishReason", finish}, {"index", i}});
+  }
+  const std::size_t in_tokens = detail::estimate_tokens(prompt_bytes);
+  last_user_out = last_user;
+  return nlohmann::json{{"candidates", std::move(candidates)},
+                        {"usageMetadata",
+                         {{"promptTokenCount", in_tokens},
+                          {"candidatesTokenCount", out_tokens},
+                          {"totalTokenCount", in_tokens + out_tokens}}},
+                        {"modelVersion", model},
+                        {"responseId", detail::random_hex(16)}}
+      .dump();
+}
+
 class google_aws_routes {
  public:
   explicit google_aws_routes(server_core& core) : core_(core) {}
@@ -226,32 +318,11 @@ class google_aws_routes {
   // The Gemini API's key: x-goog-api-key (or ?key=); 403 without one, 400 API_KEY_INVALID for
   // a wrong one (when the server has a key). False when it has answered.
   bool gemini_key_ok(const httplib::Request& req, httplib::Response& res) const {
-    std::optional<std::string> key;
-    if (req.has_header("x-goog-api-key")) key = req.get_header_value("x-goog-api-key");
-    else if (req.has_param("key")) key = req.get_param_value("key");
-    if (!key || key->empty()) {
-      set_google_error(res, 403, "PERMISSION_DENIED",
-                       "Method doesn't allow unregistered callers (callers without established identity). "
-                       "Please use API Key or other form of API consumer identity to call this API.");
-      return false;
-    }
-    if (!core_.options().api_key.empty() && !detail::constant_time_equal(*key, core_.options().api_key)) {
-      nlohmann::json err = {{"error",
-                             {{"code", 400},
-                              {"message", "API key not valid. Please pass a valid API key."},
-                              {"status", "INVALID_ARGUMENT"},
-                              {"details", {{{"@type", "type.googleapis.com/google.rpc.ErrorInfo"},
-                                            {"reason", "API_KEY_INVALID"},
-                                            {"domain", "googleapis.com"}}}}}}};
-      detail::set_json(res, 400, err.dump());
-      return false;
-    }
-    return true;
+    return detail::gemini_key_ok(core_, req, res);
   }
 
   static void set_google_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
-    const nlohmann::json err = {{"error", {{"code", status}, {"message", message}, {"status", code}}}};
-    detail::set_json(res, status, err.dump());
+    detail::set_google_error(res, status, code, message);
   }
 
   static void set_bedrock_error(httplib::Response& res, int status, const std::string& type, const std::string& message) {
@@ -366,62 +437,10 @@ class google_aws_routes {
   template <class Scope>
   void answer_generate_content(const nlohmann::json& body, const std::string& model, httplib::Response& res,
                                Scope& scope, gemini_answer how) {
-    const auto contents = body.find("contents");
-    if (contents == body.end() || !contents->is_array() || contents->empty()) {
-      set_google_error(res, 400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified");
-      return;
-    }
-    auto parts_text = [](const nlohmann::json& c) {
-      std::string text;
-      const auto parts = c.is_object() ? c.find("parts") : c.end();
-      if (!c.is_object() || parts == c.end() || !parts->is_array()) return text;
-      for (const auto& p : *parts)
-        if (p.is_object() && p.contains("text") && p["text"].is_string())
-          text += (text.empty() ? "" : "\n") + p["text"].get<std::string>();
-      return text;
-    };
-    std::size_t prompt_bytes = 0;
-    std::string last_user;
-    for (const auto& c : *contents) {
-      if (!c.is_object() || !c.contains("parts") || !c["parts"].is_array()) {
-        set_google_error(res, 400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: parts is required");
-        return;
-      }
-      const std::string text = parts_text(c);
-      prompt_bytes += text.size();
-      if (c.value("role", std::string("user")) == "user") last_user = text;
-    }
-    if (body.contains("systemInstruction")) prompt_bytes += parts_text(body["systemInstruction"]).size();
-    const nlohmann::json gen = body.value("generationConfig", nlohmann::json::object());
-    std::int64_t max_tokens = 8192, count = 1;
-    if (gen.is_object() && gen.contains("maxOutputTokens") && gen["maxOutputTokens"].is_number_integer())
-      max_tokens = gen["maxOutputTokens"].get<std::int64_t>();
-    if (gen.is_object() && gen.contains("candidateCount") && gen["candidateCount"].is_number_integer())
-      count = std::max<std::int64_t>(1, gen["candidateCount"].get<std::int64_t>());
-    nlohmann::json candidates = nlohmann::json::array();
-    std::size_t out_tokens = 0;
-    for (std::int64_t i = 0; i < count; ++i) {
-      std::string text = "Mock answer to: " + last_user + (i > 0 ? " (sample " + std::to_string(i) + ")" : "");
-      std::string finish = "STOP";
-      if (max_tokens > 0 && static_cast<std::size_t>(max_tokens) < detail::estimate_tokens(text.size())) {
-        text = detail::utf8_prefix(text, static_cast<std::size_t>(max_tokens) * 4U);
-        finish = "MAX_TOKENS";
-      }
-      out_tokens += detail::estimate_tokens(text.size());
-      candidates.push_back({{"content", {{"parts", {{{"text", text}}}}, {"role", "model"}}},
-                            {"finishReason", finish},
-                            {"index", i}});
-    }
-    const std::size_t in_tokens = detail::estimate_tokens(prompt_bytes);
+    std::string error, last_user;
+    const std::string answer = detail::gemini_answer_body(body, model, error, last_user);
+    if (answer.empty()) return set_google_error(res, 400, "INVALID_ARGUMENT", error);
     core_.simulate_latency();
-    const std::string answer = nlohmann::json{{"candidates", std::move(candidates)},
-                                              {"usageMetadata",
-                                               {{"promptTokenCount", in_tokens},
-                                                {"candidatesTokenCount", out_tokens},
-                                                {"totalTokenCount", in_tokens + out_tokens}}},
-                                              {"modelVersion", model},
-                                              {"responseId", detail::random_hex(16)}}
-                                   .dump();
     if (how != gemini_answer::whole)
       return core_.send_stream(
           res, detail::gemini_stream(answer, core_.options().stream_chunk_bytes, how == gemini_answer::sse), scope);
