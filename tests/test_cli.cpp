@@ -2749,6 +2749,9 @@ TEST_CASE("batch --provider command: a runner in its own process; a crash leaves
     CHECK(message.find("CUDA out of memory (simulated)") != std::string::npos);  // its stderr's tail
   }
   CHECK_FALSE(process_alive(pid));
+  outcome after = run_cli(cmd("status", out), dir, "status1b");
+  CHECK(after.out.find("failed") != std::string::npos);
+  CHECK(after.out.find("the runner exited with status 3: mock run-batch: stopping after 3 lines") != std::string::npos);
 
   // 2. A rerun to the same output (the job was fetched) gives the runner only the 3 missing
   // requests; the [fail] line comes back as the runner's error line.

@@ -357,7 +357,12 @@ inline void poll_runner(re::batch_job& job) {
   int code = -1;
   if (st >> code) {
     part.status = code == 0 ? re::batch_status::completed : re::batch_status::failed;
-    if (code != 0) part.message = "the runner exited with status " + std::to_string(code);
+    if (code != 0) {
+      // Its stderr's last line says why, in the job's status (each unanswered request gets more).
+      std::string tail = file_tail(f.err_log, 300);
+      if (const auto nl = tail.rfind('\n'); nl != std::string::npos) tail = tail.substr(nl + 1);
+      part.message = "the runner exited with status " + std::to_string(code) + (tail.empty() ? "" : ": " + tail);
+    }
     return;
   }
   const long pid = r.value("pid", 0L);
